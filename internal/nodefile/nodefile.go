@@ -1,0 +1,75 @@
+// Package nodefile keeps a node's small local identity file in its data
+// directory: the node ID, the incarnation counter (one more per process
+// start) and the last time the node knew itself alive.
+package nodefile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// Name is the file name inside the data directory.
+const Name = "node.json"
+
+// File is the persisted content.
+type File struct {
+	NodeID      string `json:"node_id"`
+	Incarnation uint64 `json:"incarnation"`
+	// LastAliveUnixNano is refreshed while the node runs and at a clean stop.
+	LastAliveUnixNano int64 `json:"last_alive_unix_nano"`
+}
+
+// ErrWrongNode means the data directory belongs to another node ID.
+var ErrWrongNode = errors.New("data directory belongs to another node")
+
+// Begin reads dir's node file (creating it for a new node), checks that it
+// belongs to nodeID, increments the incarnation and writes it back. It
+// returns the new content and the previous last-alive time.
+func Begin(dir, nodeID string) (File, error) {
+	path := filepath.Join(dir, Name)
+	var f File
+	data, err := os.ReadFile(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		f.NodeID = nodeID
+	case err != nil:
+		return File{}, fmt.Errorf("read %s: %w", path, err)
+	default:
+		if err := json.Unmarshal(data, &f); err != nil {
+			return File{}, fmt.Errorf("%s is corrupt: %w", path, err)
+		}
+		if f.NodeID != nodeID {
+			return File{}, fmt.Errorf("%w: %s was written by node %q, this is %q", ErrWrongNode, path, f.NodeID, nodeID)
+		}
+	}
+	f.Incarnation++
+	return f, Write(dir, f)
+}
+
+// Write replaces the node file atomically (write to a temporary file, fsync, rename).
+func Write(dir string, f File) error {
+	data, err := json.MarshalIndent(f, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, Name+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), filepath.Join(dir, Name))
+}
