@@ -20,6 +20,10 @@ type File struct {
 	Incarnation uint64 `json:"incarnation"`
 	// LastAliveUnixNano is refreshed while the node runs and at a clean stop.
 	LastAliveUnixNano int64 `json:"last_alive_unix_nano"`
+	// The seq of the last event delivered to subscribers, so a restart does
+	// not deliver the replayed history again.
+	LastDeliveredIndex uint64 `json:"last_delivered_index"`
+	LastDeliveredSub   uint32 `json:"last_delivered_sub"`
 }
 
 // ErrWrongNode means the data directory belongs to another node ID.

@@ -1,0 +1,430 @@
+package raftfsm
+
+import (
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// Limits enforced on committed state.
+const (
+	MaxPartitions        = 65536
+	MaxReplicationFactor = 16
+	MaxVotersLimit       = 15
+	MaxNodeIDLength      = 128
+	MaxServices          = 64
+	MaxCustomDataKey     = 1024
+	MaxCustomDataValue   = 1 << 20
+	// maxDeparted bounds the departed list kept for rejoin detection.
+	maxDeparted = 1024
+)
+
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+
+// ValidateNodeID checks the node ID syntax: 1 to 128 characters of letters,
+// digits, '.', '_' and '-', starting with a letter or digit.
+func ValidateNodeID(id string) error {
+	if id == "" {
+		return errorf(ErrInvalidMember, "node ID is empty")
+	}
+	if len(id) > MaxNodeIDLength {
+		return errorf(ErrInvalidMember, "node ID is longer than %d characters", MaxNodeIDLength)
+	}
+	if !nodeIDPattern.MatchString(id) {
+		return errorf(ErrInvalidMember, "node ID %q may contain only letters, digits, '.', '_' and '-', and must start with a letter or digit", id)
+	}
+	return nil
+}
+
+// ValidateAddress checks a dialable host:port.
+func ValidateAddress(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errorf(ErrInvalidMember, "address %q is not host:port: %v", addr, err)
+	}
+	if host == "" {
+		return errorf(ErrInvalidMember, "address %q has no host", addr)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+		return errorf(ErrInvalidMember, "address %q has an invalid port", addr)
+	}
+	return nil
+}
+
+// ValidateConfig checks a cluster configuration.
+func ValidateConfig(c *messages.ClusterConfig) error {
+	switch {
+	case c == nil:
+		return errorf(ErrInvalidConfig, "missing")
+	case c.GetPartitionCount() < 1 || c.GetPartitionCount() > MaxPartitions:
+		return errorf(ErrInvalidConfig, "partition count %d is outside [1, %d]", c.GetPartitionCount(), MaxPartitions)
+	case c.GetReplicationFactor() < 1 || c.GetReplicationFactor() > MaxReplicationFactor:
+		return errorf(ErrInvalidConfig, "replication factor %d is outside [1, %d]", c.GetReplicationFactor(), MaxReplicationFactor)
+	case c.GetMaxVoters() < 1 || c.GetMaxVoters() > MaxVotersLimit:
+		return errorf(ErrInvalidConfig, "max voters %d is outside [1, %d]", c.GetMaxVoters(), MaxVotersLimit)
+	case c.GetKeyHash() != messages.KeyHash_KEY_HASH_MD5 && c.GetKeyHash() != messages.KeyHash_KEY_HASH_XXH64:
+		return errorf(ErrInvalidConfig, "unknown key hash %d", c.GetKeyHash())
+	}
+	return nil
+}
+
+func validateMember(m *messages.Member) error {
+	if m == nil {
+		return errorf(ErrInvalidMember, "missing")
+	}
+	if err := ValidateNodeID(m.GetId()); err != nil {
+		return err
+	}
+	if err := ValidateAddress(m.GetAddress()); err != nil {
+		return err
+	}
+	if len(m.GetServices()) > MaxServices {
+		return errorf(ErrInvalidMember, "more than %d services", MaxServices)
+	}
+	for name, addr := range m.GetServices() {
+		if name == "" || addr == "" || len(name) > 256 || len(addr) > 256 {
+			return errorf(ErrInvalidMember, "service %q=%q: names and addresses must be 1 to 256 characters", name, addr)
+		}
+	}
+	return nil
+}
+
+// apply dispatches one decoded command. It validates everything before it
+// mutates anything, and replaces stored messages instead of mutating them
+// (published views and snapshots share them). changed reports a change to
+// config, members or table (a new view is needed).
+func (f *FSM) apply(index uint64, cmd *messages.Command, a *Applied, res *ApplyResult) (changed bool, err error) {
+	now := cmd.GetTimeUnixNano()
+	switch op := cmd.GetOp().(type) {
+	case *messages.Command_SetConfig:
+		return f.applySetConfig(op.SetConfig.GetConfig())
+	case *messages.Command_RegisterNode:
+		return f.applyRegister(op.RegisterNode, now, a)
+	case *messages.Command_SetNodeStatus:
+		return f.applySetStatus(op.SetNodeStatus, now, a)
+	case *messages.Command_RemoveNode:
+		return f.applyRemove(index, op.RemoveNode, now, a)
+	case *messages.Command_SetPartitionTable:
+		return f.applyTable(index, op.SetPartitionTable, a)
+	case *messages.Command_SetCustomData:
+		return false, f.applySetCustomData(index, op.SetCustomData.GetKey(), op.SetCustomData.GetValue(), false, 0, a, res)
+	case *messages.Command_CompareAndSetCustomData:
+		c := op.CompareAndSetCustomData
+		return false, f.applySetCustomData(index, c.GetKey(), c.GetValue(), true, c.GetExpectedVersion(), a, res)
+	case *messages.Command_DeleteCustomData:
+		return false, f.applyDeleteCustomData(index, op.DeleteCustomData.GetKey(), a, res)
+	case *messages.Command_Noop:
+		return false, nil
+	}
+	return false, errorf(ErrMalformedCommand, "no operation")
+}
+
+func (f *FSM) applySetConfig(c *messages.ClusterConfig) (bool, error) {
+	if err := ValidateConfig(c); err != nil {
+		return false, err
+	}
+	if f.config != nil {
+		if !proto.Equal(f.config, c) {
+			return false, errorf(ErrConfigMismatch, "committed %v, proposed %v", f.config, c)
+		}
+		return false, nil
+	}
+	f.config = proto.Clone(c).(*messages.ClusterConfig)
+	return true, nil
+}
+
+// partitionsOf lists the partitions id holds as primary and as replica.
+func (f *FSM) partitionsOf(id string) (primary, replica []uint32) {
+	for n, p := range f.table.GetPartitions() {
+		for i, o := range p.GetOwners() {
+			if o != id {
+				continue
+			}
+			if i == 0 {
+				primary = append(primary, uint32(n))
+			} else {
+				replica = append(replica, uint32(n))
+			}
+		}
+	}
+	return primary, replica
+}
+
+func (f *FSM) voterCount() int {
+	n := 0
+	for _, m := range f.members {
+		if m.GetVoter() {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *FSM) applyRegister(r *messages.RegisterNode, now int64, a *Applied) (bool, error) {
+	if f.config == nil {
+		return false, ErrNotBootstrapped
+	}
+	m := r.GetMember()
+	if err := validateMember(m); err != nil {
+		return false, err
+	}
+	id := m.GetId()
+	next := proto.Clone(m).(*messages.Member)
+	next.Status = messages.NodeStatus_NODE_STATUS_ACTIVE
+	next.LastSeenUnixNano = now
+
+	if cur, ok := f.members[id]; ok {
+		next.JoinedAtUnixNano = cur.GetJoinedAtUnixNano()
+		next.Voter = cur.GetVoter()
+		if cur.GetIncarnation() == m.GetIncarnation() {
+			// Same process re-registering (e.g. after a leader change): an update.
+			next.LastSeenUnixNano = max(cur.GetLastSeenUnixNano(), now)
+			f.members[id] = next
+			return true, nil
+		}
+		// A restart without a removal: the node was a member all along.
+		lastSeen := max(cur.GetLastSeenUnixNano(), r.GetLastAliveUnixNano())
+		primary, replica := f.partitionsOf(id)
+		f.members[id] = next
+		f.setRejoin(a, next, now, lastSeen, append(primary, replica...))
+		return true, nil
+	}
+	if d, ok := f.departed[id]; ok {
+		lastSeen := max(d.GetLeftAtUnixNano(), d.GetMember().GetLastSeenUnixNano())
+		next.JoinedAtUnixNano = now
+		next.Voter = f.voterCount() < int(f.config.GetMaxVoters())
+		delete(f.departed, id)
+		f.members[id] = next
+		before := append(slices.Clone(d.GetPartitionsPrimary()), d.GetPartitionsReplica()...)
+		f.setRejoin(a, next, now, lastSeen, before)
+		return true, nil
+	}
+	next.JoinedAtUnixNano = now
+	next.Voter = f.voterCount() < int(f.config.GetMaxVoters())
+	a.Change.IsBootstrap = len(f.members) == 0 && f.table.GetVersion() == 0 && len(f.departed) == 0
+	f.members[id] = next
+	n := nodeFromMember(next)
+	a.Change.Joined = &n
+	return true, nil
+}
+
+func (f *FSM) setRejoin(a *Applied, m *messages.Member, now, lastSeen int64, before []uint32) {
+	n := nodeFromMember(m)
+	a.Change.Rejoined = &n
+	if lastSeen > 0 {
+		a.Change.LastSeen = time.Unix(0, lastSeen).UTC()
+		if now > lastSeen {
+			a.Change.OfflineDuration = time.Duration(now - lastSeen)
+		}
+	}
+	slices.Sort(before)
+	a.Change.PartitionsBefore = before
+}
+
+func (f *FSM) applySetStatus(s *messages.SetNodeStatus, now int64, a *Applied) (bool, error) {
+	cur, ok := f.members[s.GetId()]
+	if !ok {
+		return false, errorf(ErrUnknownNode, "%q", s.GetId())
+	}
+	if s.GetIncarnation() != 0 && s.GetIncarnation() != cur.GetIncarnation() {
+		return false, errorf(ErrIncarnationMismatch, "%q is at incarnation %d, not %d", s.GetId(), cur.GetIncarnation(), s.GetIncarnation())
+	}
+	if s.GetStatus() != messages.NodeStatus_NODE_STATUS_ACTIVE && s.GetStatus() != messages.NodeStatus_NODE_STATUS_SUSPECT {
+		return false, errorf(ErrInvalidMember, "status %v", s.GetStatus())
+	}
+	if cur.GetStatus() == s.GetStatus() {
+		return false, nil
+	}
+	next := proto.Clone(cur).(*messages.Member)
+	next.Status = s.GetStatus()
+	if s.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE {
+		next.LastSeenUnixNano = max(next.GetLastSeenUnixNano(), now)
+	}
+	f.members[s.GetId()] = next
+	n := nodeFromMember(next)
+	a.Change.StatusChanged = &n
+	return true, nil
+}
+
+func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, now int64, a *Applied) (bool, error) {
+	cur, ok := f.members[r.GetId()]
+	if !ok {
+		return false, errorf(ErrUnknownNode, "%q", r.GetId())
+	}
+	primary, replica := f.partitionsOf(r.GetId())
+	delete(f.members, r.GetId())
+	// Keep a voter count of min(MaxVoters, members): promote the longest-standing non-voter.
+	if cur.GetVoter() {
+		var best *messages.Member
+		for _, m := range f.sortedMembers() {
+			if !m.GetVoter() && (best == nil || m.GetJoinedAtUnixNano() < best.GetJoinedAtUnixNano()) {
+				best = m
+			}
+		}
+		if best != nil {
+			promoted := proto.Clone(best).(*messages.Member)
+			promoted.Voter = true
+			f.members[promoted.GetId()] = promoted
+		}
+	}
+	f.departed[r.GetId()] = &messages.DepartedMember{
+		Member:            cur,
+		LeftAtUnixNano:    now,
+		Reason:            r.GetReason(),
+		PartitionsPrimary: primary,
+		PartitionsReplica: replica,
+	}
+	f.trimDeparted()
+	// Drop the node from every owner list at once (its first live replica
+	// becomes primary), so the table never names a non-member; the rebalancer
+	// refills the empty slots.
+	if len(primary)+len(replica) > 0 {
+		f.table = dropOwner(f.table, r.GetId(), index)
+	}
+	n := nodeFromMember(cur)
+	a.Change.Left = &n
+	a.Change.LeaveReason = r.GetReason()
+	a.Change.LeftPrimary, a.Change.LeftReplica = primary, replica
+	return true, nil
+}
+
+func dropOwner(t *messages.PartitionTable, id string, index uint64) *messages.PartitionTable {
+	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(t.GetPartitions()))}
+	for n, p := range t.GetPartitions() {
+		if !slices.Contains(p.GetOwners(), id) {
+			next.Partitions[n] = p
+			continue
+		}
+		owners := slices.DeleteFunc(slices.Clone(p.GetOwners()), func(o string) bool { return o == id })
+		next.Partitions[n] = &messages.PartitionAssignment{Owners: owners, Epoch: p.GetEpoch() + 1}
+	}
+	return next
+}
+
+func (f *FSM) trimDeparted() {
+	for len(f.departed) > maxDeparted {
+		var oldest *messages.DepartedMember
+		for _, d := range f.departed {
+			if oldest == nil || d.GetLeftAtUnixNano() < oldest.GetLeftAtUnixNano() ||
+				(d.GetLeftAtUnixNano() == oldest.GetLeftAtUnixNano() && d.GetMember().GetId() < oldest.GetMember().GetId()) {
+				oldest = d
+			}
+		}
+		delete(f.departed, oldest.GetMember().GetId())
+	}
+}
+
+// ValidateTable checks a proposed owner table against the membership: one
+// entry per partition, each with min(RF, members) distinct members.
+func ValidateTable(owners [][]string, cfg *messages.ClusterConfig, isMember func(string) bool, members int) error {
+	if cfg == nil {
+		return ErrNotBootstrapped
+	}
+	if len(owners) != int(cfg.GetPartitionCount()) {
+		return errorf(ErrInvalidTable, "%d partitions, want %d", len(owners), cfg.GetPartitionCount())
+	}
+	want := min(int(cfg.GetReplicationFactor()), members)
+	for n, o := range owners {
+		if len(o) != want {
+			return errorf(ErrInvalidTable, "partition %d has %d owners, want %d", n, len(o), want)
+		}
+		for i, id := range o {
+			if !isMember(id) {
+				return errorf(ErrInvalidTable, "partition %d owner %q is not a member", n, id)
+			}
+			if slices.Contains(o[:i], id) {
+				return errorf(ErrInvalidTable, "partition %d lists %q twice", n, id)
+			}
+		}
+	}
+	return nil
+}
+
+func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, a *Applied) (bool, error) {
+	if f.config == nil {
+		return false, ErrNotBootstrapped
+	}
+	if s.GetExpectedVersion() != f.table.GetVersion() {
+		return false, errorf(ErrStaleTable, "expected version %d, committed %d", s.GetExpectedVersion(), f.table.GetVersion())
+	}
+	owners := make([][]string, len(s.GetPartitions()))
+	for n, p := range s.GetPartitions() {
+		owners[n] = p.GetOwners()
+	}
+	isMember := func(id string) bool { _, ok := f.members[id]; return ok }
+	if err := ValidateTable(owners, f.config, isMember, len(f.members)); err != nil {
+		return false, err
+	}
+	reload := s.GetRebalance().GetReload()
+	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(owners))}
+	old := f.table.GetPartitions()
+	for n, o := range owners {
+		var prev *messages.PartitionAssignment
+		if n < len(old) {
+			prev = old[n]
+		}
+		epoch := prev.GetEpoch()
+		if !slices.Equal(prev.GetOwners(), o) || slices.ContainsFunc(o, func(id string) bool { return slices.Contains(reload, id) }) {
+			epoch++
+		}
+		next.Partitions[n] = &messages.PartitionAssignment{Owners: slices.Clone(o), Epoch: epoch}
+	}
+	f.table = next
+	info := s.GetRebalance()
+	if info == nil {
+		info = &messages.RebalanceInfo{}
+	}
+	a.Change.Rebalance = info
+	return true, nil
+}
+
+func validateKey(key string) error {
+	if key == "" {
+		return errorf(ErrInvalidKey, "key is empty")
+	}
+	if len(key) > MaxCustomDataKey {
+		return errorf(ErrInvalidKey, "key is longer than %d bytes", MaxCustomDataKey)
+	}
+	return nil
+}
+
+func (f *FSM) applySetCustomData(index uint64, key string, value []byte, cas bool, expected uint64, a *Applied, res *ApplyResult) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	if len(value) > MaxCustomDataValue {
+		return errorf(ErrValueTooLarge, "%d bytes, the limit is %d", len(value), MaxCustomDataValue)
+	}
+	f.cdMu.Lock()
+	defer f.cdMu.Unlock()
+	if cas {
+		if cur := f.cd[key].GetVersion(); cur != expected {
+			return errorf(ErrVersionMismatch, "key %q is at version %d, expected %d", key, cur, expected)
+		}
+	}
+	f.cd[key] = &messages.CustomDataEntry{Key: key, Value: value, Version: index}
+	res.Version = index
+	a.Change.CustomData = &CustomDataChange{Key: key, Value: value, Version: index}
+	return nil
+}
+
+func (f *FSM) applyDeleteCustomData(index uint64, key string, a *Applied, res *ApplyResult) error {
+	if err := validateKey(key); err != nil {
+		return err
+	}
+	f.cdMu.Lock()
+	defer f.cdMu.Unlock()
+	if _, ok := f.cd[key]; !ok {
+		return errorf(ErrKeyNotFound, "%q", key)
+	}
+	delete(f.cd, key)
+	res.Version = index
+	a.Change.CustomData = &CustomDataChange{Key: key, Version: index, Deleted: true}
+	return nil
+}

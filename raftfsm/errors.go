@@ -1,0 +1,81 @@
+package raftfsm
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors returned by Apply (inside ApplyResult) and by the codec. A rejected
+// command changes nothing.
+var (
+	ErrUnknownCommand      = errors.New("unknown command type")
+	ErrMalformedCommand    = errors.New("malformed command")
+	ErrNotBootstrapped     = errors.New("cluster configuration not committed yet")
+	ErrConfigMismatch      = errors.New("cluster configuration mismatch")
+	ErrInvalidConfig       = errors.New("invalid cluster configuration")
+	ErrInvalidMember       = errors.New("invalid member")
+	ErrUnknownNode         = errors.New("unknown node")
+	ErrIncarnationMismatch = errors.New("incarnation mismatch")
+	ErrStaleTable          = errors.New("partition table changed since the proposal was computed")
+	ErrInvalidTable        = errors.New("invalid partition table")
+	ErrInvalidKey          = errors.New("invalid custom data key")
+	ErrValueTooLarge       = errors.New("custom data value too large")
+	ErrKeyNotFound         = errors.New("custom data key not found")
+	ErrVersionMismatch     = errors.New("custom data version mismatch")
+	ErrBadSnapshot         = errors.New("unreadable snapshot")
+)
+
+// codes names each sentinel for the wire (forwarded proposals) and for HTTP.
+var codes = map[error]string{
+	ErrUnknownCommand:      "unknown_command",
+	ErrMalformedCommand:    "malformed_command",
+	ErrNotBootstrapped:     "not_bootstrapped",
+	ErrConfigMismatch:      "config_mismatch",
+	ErrInvalidConfig:       "invalid_config",
+	ErrInvalidMember:       "invalid_member",
+	ErrUnknownNode:         "unknown_node",
+	ErrIncarnationMismatch: "incarnation_mismatch",
+	ErrStaleTable:          "stale_table",
+	ErrInvalidTable:        "invalid_table",
+	ErrInvalidKey:          "invalid_key",
+	ErrValueTooLarge:       "value_too_large",
+	ErrKeyNotFound:         "key_not_found",
+	ErrVersionMismatch:     "version_mismatch",
+	ErrBadSnapshot:         "bad_snapshot",
+}
+
+// Code returns the wire code of err's sentinel, or "" when err wraps none.
+func Code(err error) string {
+	for sentinel, code := range codes {
+		if errors.Is(err, sentinel) {
+			return code
+		}
+	}
+	return ""
+}
+
+// FromCode rebuilds an error from a wire code and message; unknown codes give
+// a plain error with the message.
+func FromCode(code, msg string) error {
+	for sentinel, c := range codes {
+		if c == code {
+			if msg == "" || msg == sentinel.Error() {
+				return sentinel
+			}
+			return &codedError{sentinel: sentinel, msg: msg}
+		}
+	}
+	return errors.New(msg)
+}
+
+type codedError struct {
+	sentinel error
+	msg      string
+}
+
+func (e *codedError) Error() string { return e.msg }
+func (e *codedError) Unwrap() error { return e.sentinel }
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

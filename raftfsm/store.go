@@ -1,0 +1,49 @@
+package raftfsm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	wal "github.com/hashicorp/raft-wal"
+)
+
+// Stores are the raft log, stable and snapshot stores of one node.
+type Stores struct {
+	Log       raft.LogStore
+	Stable    raft.StableStore
+	Snapshots raft.SnapshotStore
+	close     func() error
+}
+
+// SnapshotsRetained is how many snapshots a node keeps on disk.
+const SnapshotsRetained = 2
+
+// OpenStores opens the stores: in memory when dataDir is empty, otherwise a
+// raft-wal log and stable store in dataDir/raft/wal and file snapshots in
+// dataDir/raft/snapshots.
+func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
+	if dataDir == "" {
+		mem := raft.NewInmemStore()
+		return &Stores{Log: mem, Stable: mem, Snapshots: raft.NewInmemSnapshotStore(), close: func() error { return nil }}, nil
+	}
+	walDir := filepath.Join(dataDir, "raft", "wal")
+	if err := os.MkdirAll(walDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create %s: %w", walDir, err)
+	}
+	w, err := wal.Open(walDir)
+	if err != nil {
+		return nil, fmt.Errorf("open raft log in %s: %w", walDir, err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dataDir, "raft"), SnapshotsRetained, logger)
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open snapshots in %s: %w", dataDir, err), w.Close())
+	}
+	return &Stores{Log: w, Stable: w, Snapshots: snaps, close: w.Close}, nil
+}
+
+// Close releases the stores.
+func (s *Stores) Close() error { return s.close() }
