@@ -1,0 +1,772 @@
+// Package placement computes which cluster members own which partitions.
+//
+// It is the pure, deterministic core of partition placement: given the
+// previously committed partition table and the live member set it returns the
+// next table. Every node computes the same table from the same inputs, so the
+// result depends only on the member set (never on its order): members are
+// sorted and deduplicated first, and all ties are broken by the position in
+// that sorted list (never by map iteration order). The one refinement: when
+// filling an empty slot, equally loaded candidates are scanned starting at a
+// fixed per-partition offset (a hash of the partition number) instead of
+// always at index 0. Pure index order builds "copysets" (e.g. with N=6, RF=3
+// every partition is {0,1,2} or {3,4,5}); then a departing node's partners
+// already own all its partitions, cannot take them over, and a leave must
+// move ~20% more than the departed node's partitions. The rotation spreads
+// co-ownership so leaves move just the departed node's partitions.
+//
+// The design goal is "move as little data as possible while staying balanced":
+//
+//  1. Keep every previous owner that is still alive (if the primary died, the
+//     first alive replica is promoted; no data moves).
+//  2. Fill missing owners with the least-loaded eligible members (ties: see
+//     above).
+//  3. Move slots from over-loaded to under-loaded members until every member
+//     owns floor or ceil of r·P/N slots, preferring partitions whose owner set
+//     has already changed (so extra balancing moves cost no extra data
+//     transfer) and replica positions (so primaries change less).
+//  4. Balance primaries to floor or ceil of P/N by swapping roles inside an
+//     owner list (a replica becomes primary), which moves no data. Direct swaps
+//     are tried first, then augmenting paths of swaps.
+//
+// Step 4 never needs to change owner sets: when slot counts are balanced, an
+// augmenting path always exists. Proof sketch: if the set R of members
+// reachable from an over-loaded member (via "primary of p → replica of p")
+// contained no member below ceil(P/N), every partition led by R would be owned
+// entirely by R, giving R more than |R|·ceil(P/N)·r ≥ |R|·ceil(r·P/N) slots,
+// contradicting slot balance; the under-loaded case is symmetric with floor.
+package placement
+
+import (
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Assign returns the new owner lists. prev[i] is the previous owner list of
+// partition i (prev[i][0] is the primary, the rest are replicas); prev may be
+// nil or shorter/longer than partitions (missing entries = no owners; extra
+// entries ignored), and may name nodes that are not members any more, or
+// contain duplicates/empty strings (ignored).
+// members is the live member set in any order (duplicates and "" ignored).
+//
+// The result has exactly partitions entries (none if partitions <= 0); each
+// has exactly min(rf, N) distinct members (N = number of distinct members,
+// rf <= 0 means no owners), entry[0] is the primary. With N == 0 or rf <= 0
+// every entry is empty (non-nil, length 0). Every member owns floor or ceil of
+// min(rf,N)·partitions/N slots and floor or ceil of partitions/N primaries.
+// Inputs are never modified; the result shares no slices with prev (the owner
+// lists of one result share one backing array but are capacity-limited, so
+// appending to one never clobbers another).
+//
+// partitions is trusted to be a size the caller can allocate.
+func Assign(prev [][]string, members []string, partitions, rf int) [][]string {
+	if partitions <= 0 {
+		return [][]string{}
+	}
+	names := normalize(members)
+	r := min(rf, len(names))
+	out := make([][]string, partitions)
+	if r <= 0 {
+		empty := make([]string, 0) // non-nil, zero capacity: safe to share
+		for i := range out {
+			out[i] = empty
+		}
+		return out
+	}
+
+	pl := newPlanner(len(names), partitions, r)
+	pl.keep(prev, names)
+	pl.fill()
+	pl.balanceSlots()
+	pl.balancePrimaries()
+
+	buf := make([]string, partitions*r)
+	for i, x := range pl.own {
+		buf[i] = names[x]
+	}
+	for i := range out {
+		out[i] = buf[i*r : (i+1)*r : (i+1)*r]
+	}
+	return out
+}
+
+// normalize returns the sorted, deduplicated non-empty member names in a new
+// slice, so the result never depends on the caller's order.
+func normalize(members []string) []string {
+	names := make([]string, 0, len(members))
+	for _, m := range members {
+		if m != "" {
+			names = append(names, m)
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// planner holds the working table on integer member indexes so the fill and
+// balancing loops touch only flat int32 slices, never maps or strings.
+type planner struct {
+	n, p, r int
+	own     []int32 // p*r owner indexes; own[i*r] is partition i's primary
+	fillCnt []int32 // owners present per partition during keep/fill
+	load    []int32 // slots per member
+	prim    []int32 // primaries per member
+	changed []bool  // partition's owner set already differs from prev
+	chList  []int32 // partitions with changed set, in marking order
+	inCh    []int32 // per member: changed partitions it owns (balancing only)
+	chPos   int     // where shiftOnceInChanged resumes scanning chList
+	scanPos int     // where moveDirect resumes scanning partitions
+	targets []int32 // scratch for shiftWithinChanged
+
+	// Scratch for membership marks, reset cheaply by bumping stamp.
+	mark  []int32
+	stamp int32
+
+	// Scratch for breadth-first searches, allocated on first use.
+	queue, parentNode, parentPart []int32
+	head, cursor, adj, unvisited  []int32
+}
+
+func newPlanner(n, p, r int) *planner {
+	return &planner{
+		n: n, p: p, r: r,
+		own:     make([]int32, p*r),
+		fillCnt: make([]int32, p),
+		load:    make([]int32, n),
+		prim:    make([]int32, n),
+		changed: make([]bool, p),
+		mark:    make([]int32, n),
+	}
+}
+
+// newStamp returns a fresh mark value; marks equal to it mean "set".
+func (pl *planner) newStamp() int32 {
+	if pl.stamp == math.MaxInt32 {
+		clear(pl.mark)
+		pl.stamp = 0
+	}
+	pl.stamp++
+	return pl.stamp
+}
+
+func (pl *planner) markChanged(i int) {
+	if !pl.changed[i] {
+		pl.changed[i] = true
+		pl.chList = append(pl.chList, int32(i))
+		if pl.inCh != nil {
+			for _, x := range pl.own[i*pl.r : (i+1)*pl.r] {
+				pl.inCh[x]++
+			}
+		}
+	}
+}
+
+// keep copies alive previous owners in previous order (deduplicated, at most
+// r of them); a dead primary is thereby replaced by the first alive replica.
+func (pl *planner) keep(prev [][]string, names []string) {
+	r := pl.r
+	// One hash per previous owner is cheaper than a binary search over
+	// strings; the map is built once, outside the per-partition loops.
+	index := make(map[string]int32, len(names))
+	for x, name := range names {
+		index[name] = int32(x)
+	}
+	for i := 0; i < min(len(prev), pl.p); i++ {
+		base, k := i*r, 0
+		st := pl.newStamp()
+		for _, name := range prev[i] {
+			if name == "" {
+				continue
+			}
+			x, ok := index[name]
+			switch {
+			case !ok:
+				pl.markChanged(i) // a dead owner leaves the set
+			case pl.mark[x] == st:
+				// A duplicate leaves the set unchanged.
+			case k == r:
+				pl.markChanged(i) // truncated to r owners
+			default:
+				pl.mark[x] = st
+				pl.own[base+k] = int32(x)
+				pl.load[x]++
+				k++
+			}
+		}
+		pl.fillCnt[i] = int32(k)
+		if k > 0 {
+			pl.prim[pl.own[base]]++
+		}
+	}
+}
+
+// fill gives every partition r owners, taking the least-loaded eligible
+// members so that a from-scratch table is already balanced (loads stay within
+// one of each other whatever the tie-break).
+func (pl *planner) fill() {
+	r, n := pl.r, pl.n
+	for i := 0; i < pl.p; i++ {
+		k := int(pl.fillCnt[i])
+		if k == r {
+			continue
+		}
+		pl.markChanged(i)
+		base := i * r
+		st := pl.newStamp()
+		for j := 0; j < k; j++ {
+			pl.mark[pl.own[base+j]] = st
+		}
+		off := int(mix(uint64(i)) % uint64(n)) // tie-break start, see package comment
+		for j := k; j < r; j++ {
+			best := -1
+			for y := 0; y < n; y++ {
+				x := y + off
+				if x >= n {
+					x -= n
+				}
+				if pl.mark[x] != st && (best < 0 || pl.load[x] < pl.load[best]) {
+					best = x
+				}
+			}
+			pl.own[base+j] = int32(best)
+			pl.mark[best] = st
+			pl.load[best]++
+		}
+		if k == 0 {
+			// A brand-new owner list: lead with the owner that has the fewest
+			// primaries so primary balancing has little left to do.
+			bj := 0
+			for j := 1; j < r; j++ {
+				a, b := pl.own[base+j], pl.own[base+bj]
+				if pl.prim[a] < pl.prim[b] || (pl.prim[a] == pl.prim[b] && a < b) {
+					bj = j
+				}
+			}
+			pl.own[base], pl.own[base+bj] = pl.own[base+bj], pl.own[base]
+			pl.prim[pl.own[base]]++
+		}
+	}
+}
+
+// minMax returns the smallest and largest value of v (len(v) > 0).
+func minMax(v []int32) (lo, hi int32) {
+	lo, hi = v[0], v[0]
+	for _, x := range v[1:] {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	return lo, hi
+}
+
+// balanceSlots moves slots from over-loaded to under-loaded members until
+// every member owns floor or ceil of r·P/N slots. Each step moves a slot
+// from a member to one with at least two fewer, so the sum of squared loads
+// drops and it terminates.
+func (pl *planner) balanceSlots() {
+	total := pl.p * pl.r
+	floor := int32(total / pl.n)
+	ceil := int32((total + pl.n - 1) / pl.n)
+	pl.inCh = make([]int32, pl.n)
+	for _, i := range pl.chList {
+		for _, x := range pl.own[int(i)*pl.r : int(i+1)*pl.r] {
+			pl.inCh[x]++
+		}
+	}
+	for {
+		lo, hi := minMax(pl.load)
+		if hi-lo <= 1 {
+			return
+		}
+		// First clear loads above ceil, then loads below floor, like the
+		// two phases of a flow with lower and upper bounds.
+		var src, dst func(int32) bool
+		if hi > ceil {
+			src, dst = func(x int32) bool { return x > ceil }, func(x int32) bool { return x < ceil }
+		} else {
+			src, dst = func(x int32) bool { return x > floor }, func(x int32) bool { return x == lo }
+		}
+		if pl.shiftWithinChanged(src, dst) {
+			continue
+		}
+		if !pl.moveDirect(hi, lo, floor) {
+			return // unreachable: a fuller member always owns a partition the emptier one lacks
+		}
+	}
+}
+
+// replace puts member b in a's position of partition i.
+func (pl *planner) replace(i int, a, b int32) {
+	base := i * pl.r
+	for j := 0; j < pl.r; j++ {
+		if pl.own[base+j] == a {
+			pl.own[base+j] = b
+			pl.load[a]--
+			pl.load[b]++
+			if pl.changed[i] {
+				pl.inCh[a]--
+				pl.inCh[b]++
+			}
+			if j == 0 {
+				pl.prim[a]--
+				pl.prim[b]++
+			}
+			return
+		}
+	}
+}
+
+// shiftWithinChanged moves one slot from a source member to a target member
+// (selected by load) using only partitions whose owner set already changed,
+// so the move adds no data transfer. It first looks for a single replacement,
+// then searches a chain d→x→…→e where each hop replaces the current member by
+// the next one in a changed partition that has the former but not the
+// latter; intermediate loads stay the same.
+func (pl *planner) shiftWithinChanged(isSource, isTarget func(int32) bool) bool {
+	// Cheap necessary condition: a source owns a changed partition and a
+	// target is missing from one. It skips the search during plain joins,
+	// where the joiner is in every changed partition.
+	src := false
+	targets := pl.targets[:0]
+	for x, l := range pl.load {
+		src = src || (isSource(l) && pl.inCh[x] > 0)
+		if isTarget(l) && int(pl.inCh[x]) < len(pl.chList) {
+			targets = append(targets, int32(x))
+		}
+	}
+	pl.targets = targets
+	if !src || len(targets) == 0 {
+		return false
+	}
+	if pl.shiftOnceInChanged(isSource, targets) {
+		return true
+	}
+	n, r := pl.n, pl.r
+	pl.ensureBFS()
+
+	// Compressed adjacency: for every member, the changed partitions it owns.
+	head := pl.head
+	clear(head)
+	for _, i := range pl.chList {
+		for _, x := range pl.own[int(i)*r : int(i)*r+r] {
+			head[x+1]++
+		}
+	}
+	for x := 0; x < n; x++ {
+		head[x+1] += head[x]
+	}
+	copy(pl.cursor, head[:n])
+	adj := slices.Grow(pl.adj[:0], len(pl.chList)*r)[:len(pl.chList)*r]
+	pl.adj = adj
+	for _, i := range pl.chList {
+		for _, x := range pl.own[int(i)*r : int(i)*r+r] {
+			adj[pl.cursor[x]] = i
+			pl.cursor[x]++
+		}
+	}
+
+	q, unv := pl.queue[:0], pl.unvisited[:0]
+	for x := 0; x < n; x++ {
+		if isSource(pl.load[x]) {
+			pl.parentNode[x] = -1
+			q = append(q, int32(x))
+		} else {
+			unv = append(unv, int32(x))
+		}
+	}
+	for qi := 0; qi < len(q) && len(unv) > 0; qi++ {
+		a := q[qi]
+		for _, i := range adj[head[a]:head[a+1]] {
+			st := pl.newStamp()
+			for _, x := range pl.own[int(i)*r : int(i)*r+r] {
+				pl.mark[x] = st
+			}
+			// Every unvisited member outside partition i is reachable from a.
+			// Members kept are owners of i, so this costs O(r + visited).
+			rest := unv[:0]
+			for _, b := range unv {
+				if pl.mark[b] == st {
+					rest = append(rest, b)
+					continue
+				}
+				pl.parentNode[b], pl.parentPart[b] = a, i
+				if isTarget(pl.load[b]) {
+					pl.applySlotPath(b)
+					return true
+				}
+				q = append(q, b)
+			}
+			unv = rest
+			if len(unv) == 0 {
+				break
+			}
+		}
+	}
+	return false
+}
+
+// shiftOnceInChanged replaces a source member by a target member in one
+// changed partition, scanning from where the previous such move succeeded so
+// bulk rebalancing (e.g. many joins at once) does not rescan saturated
+// partitions.
+func (pl *planner) shiftOnceInChanged(isSource func(int32) bool, targets []int32) bool {
+	r, m := pl.r, len(pl.chList)
+	for k := 0; k < m; k++ {
+		at := pl.chPos + k
+		if at >= m {
+			at -= m
+		}
+		i := int(pl.chList[at])
+		st := pl.newStamp()
+		d, dpos := int32(-1), -1
+		for j, x := range pl.own[i*r : i*r+r] {
+			pl.mark[x] = st
+			if (dpos <= 0) && isSource(pl.load[x]) {
+				d, dpos = x, j // prefer a replica position
+			}
+		}
+		if d < 0 {
+			continue
+		}
+		for _, e := range targets {
+			if pl.mark[e] != st {
+				pl.replace(i, d, e)
+				pl.chPos = at
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// applySlotPath replays the replacements along the BFS parent chain ending
+// at target. Path members are distinct, so each hop's preconditions still hold.
+func (pl *planner) applySlotPath(target int32) {
+	for b := target; pl.parentNode[b] >= 0; {
+		a := pl.parentNode[b]
+		pl.replace(int(pl.parentPart[b]), a, b)
+		b = a
+	}
+}
+
+// moveDirect moves one slot from the first member with load hi to the first
+// member with load lo. It prefers, in order: a partition with the fewest
+// other members below floor (they can later join the same, already changed
+// partition for free instead of changing another one), then one where the
+// donor is a replica (so primaries move less), then the first in scan order.
+func (pl *planner) moveDirect(hi, lo, floor int32) bool {
+	d, e := int32(-1), int32(-1)
+	for x := range pl.load {
+		if d < 0 && pl.load[x] == hi {
+			d = int32(x)
+		}
+		if e < 0 && pl.load[x] == lo {
+			e = int32(x)
+		}
+	}
+	r := pl.r
+	best, bestScore := -1, math.MaxInt
+	for k := 0; k < pl.p && bestScore > 0; k++ {
+		// Resume where the previous move succeeded: partitions before it
+		// tend to be saturated already, and rescanning them made large
+		// rebalances quadratic.
+		i := pl.scanPos + k
+		if i >= pl.p {
+			i -= pl.p
+		}
+		pos, hasE, needy := -1, false, 0
+		for j, x := range pl.own[i*r : i*r+r] {
+			switch {
+			case x == d:
+				pos = j
+			case x == e:
+				hasE = true
+			case pl.load[x] < floor:
+				needy++
+			}
+		}
+		if pos < 0 || hasE {
+			continue
+		}
+		score := 2 * needy
+		if pos == 0 {
+			score++
+		}
+		if score < bestScore {
+			best, bestScore = i, score
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	pl.replace(best, d, e)
+	pl.markChanged(best)
+	pl.scanPos = best
+	return true
+}
+
+func (pl *planner) ensureBFS() {
+	if pl.queue != nil {
+		return
+	}
+	n := pl.n
+	pl.queue = make([]int32, 0, n)
+	pl.unvisited = make([]int32, 0, n)
+	pl.parentNode = make([]int32, n)
+	pl.parentPart = make([]int32, n)
+	pl.head = make([]int32, n+1)
+	pl.cursor = make([]int32, n)
+}
+
+// balancePrimaries swaps roles inside owner lists until every member leads
+// floor or ceil of P/N partitions. Each step moves one primary from a member
+// to one with at least two fewer, so the sum of squares drops and it
+// terminates; see the package comment for why a path always exists.
+func (pl *planner) balancePrimaries() {
+	if pl.r < 2 {
+		return // primaries are the slots, already balanced
+	}
+	floor := int32(pl.p / pl.n)
+	ceil := int32((pl.p + pl.n - 1) / pl.n)
+	for {
+		lo, hi := minMax(pl.prim)
+		if hi-lo <= 1 {
+			return
+		}
+		if pl.swapDirect(hi, lo) {
+			continue
+		}
+		var ok bool
+		if hi > ceil {
+			ok = pl.swapPath(func(x int32) bool { return x == hi }, func(x int32) bool { return x < ceil })
+		} else {
+			ok = pl.swapPath(func(x int32) bool { return x > floor }, func(x int32) bool { return x == lo })
+		}
+		if !ok {
+			return // unreachable while slots are balanced (package comment)
+		}
+	}
+}
+
+// swap makes the owner at position j of partition i its primary.
+func (pl *planner) swap(i, j int) {
+	base := i * pl.r
+	a, b := pl.own[base], pl.own[base+j]
+	pl.own[base], pl.own[base+j] = b, a
+	pl.prim[a]--
+	pl.prim[b]++
+}
+
+// swapDirect promotes, in the first partition led by a member with hi
+// primaries, a replica whose member has only lo primaries.
+func (pl *planner) swapDirect(hi, lo int32) bool {
+	r := pl.r
+	for i := 0; i < pl.p; i++ {
+		base := i * r
+		if pl.prim[pl.own[base]] != hi {
+			continue
+		}
+		for j := 1; j < r; j++ {
+			if pl.prim[pl.own[base+j]] == lo {
+				pl.swap(i, j)
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// swapPath finds, by BFS over "a leads p, b replicates p" edges, a shortest
+// chain from a source member to a target member and promotes along it: the
+// source loses one primary, the target gains one, the rest are unchanged.
+func (pl *planner) swapPath(isSource, isTarget func(int32) bool) bool {
+	n, r := pl.n, pl.r
+	pl.ensureBFS()
+	// Compressed adjacency: partitions led by each member.
+	head := pl.head
+	clear(head)
+	for i := 0; i < pl.p; i++ {
+		head[pl.own[i*r]+1]++
+	}
+	for x := 0; x < n; x++ {
+		head[x+1] += head[x]
+	}
+	copy(pl.cursor, head[:n])
+	adj := slices.Grow(pl.adj[:0], pl.p)[:pl.p]
+	pl.adj = adj
+	for i := 0; i < pl.p; i++ {
+		x := pl.own[i*r]
+		adj[pl.cursor[x]] = int32(i)
+		pl.cursor[x]++
+	}
+
+	st := pl.newStamp() // mark = visited
+	q := pl.queue[:0]
+	for x := 0; x < n; x++ {
+		if isSource(pl.prim[x]) {
+			pl.mark[x] = st
+			pl.parentNode[x] = -1
+			q = append(q, int32(x))
+		}
+	}
+	for qi := 0; qi < len(q); qi++ {
+		a := q[qi]
+		for _, i := range adj[head[a]:head[a+1]] {
+			for _, b := range pl.own[int(i)*r+1 : int(i)*r+r] {
+				if pl.mark[b] == st {
+					continue
+				}
+				pl.mark[b] = st
+				pl.parentNode[b], pl.parentPart[b] = a, i
+				if isTarget(pl.prim[b]) {
+					// Each member leads its own partitions on the path, so
+					// the partitions are distinct and swaps do not interfere.
+					for y := b; pl.parentNode[y] >= 0; y = pl.parentNode[y] {
+						i := int(pl.parentPart[y])
+						base := i * r
+						for j := 1; j < r; j++ {
+							if pl.own[base+j] == y {
+								pl.swap(i, j)
+								break
+							}
+						}
+					}
+					return true
+				}
+				q = append(q, b)
+			}
+		}
+	}
+	return false
+}
+
+// Moved counts partitions whose owner set differs between a and b
+// (order-insensitive, so a primary swap inside the same set does not count;
+// duplicates and "" are ignored; a missing entry is an empty set). It measures
+// how much data a table change transfers.
+func Moved(a, b [][]string) int {
+	moved := 0
+	for i := 0; i < max(len(a), len(b)); i++ {
+		var x, y []string
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if !subset(x, y) || !subset(y, x) {
+			moved++
+		}
+	}
+	return moved
+}
+
+// subset reports whether every non-empty name of x occurs in y. Owner lists
+// are short, so the quadratic scan beats building a set.
+func subset(x, y []string) bool {
+	if len(x)*len(y) > 256 {
+		set := make(map[string]struct{}, len(y))
+		for _, s := range y {
+			set[s] = struct{}{}
+		}
+		for _, s := range x {
+			if _, ok := set[s]; !ok && s != "" {
+				return false
+			}
+		}
+		return true
+	}
+	for _, s := range x {
+		if s != "" && !slices.Contains(y, s) {
+			return false
+		}
+	}
+	return true
+}
+
+// Load reports per-node primary and total-slot counts of a table, which is
+// what balancing, metrics and operators care about.
+type Load struct {
+	// Primaries maps a node to the number of partitions it leads.
+	Primaries map[string]int
+	// Slots maps a node to the number of owner-list entries naming it.
+	Slots map[string]int
+}
+
+// Loads counts primaries and slots of table t as written ("" entries are
+// skipped). Nodes that own nothing are absent from the maps.
+func Loads(t [][]string) Load {
+	l := Load{Primaries: map[string]int{}, Slots: map[string]int{}}
+	for _, owners := range t {
+		for j, x := range owners {
+			if x == "" {
+				continue
+			}
+			l.Slots[x]++
+			if j == 0 {
+				l.Primaries[x]++
+			}
+		}
+	}
+	return l
+}
+
+// Validate checks that t is a table Assign could have produced for members
+// and rf: every entry has exactly min(rf, N) distinct members as owners (none
+// if rf <= 0 or N == 0), and every member's slot and primary counts are
+// within floor/ceil of the ideal. It returns a descriptive error for the
+// first violation, so callers can reject a corrupt committed table.
+func Validate(t [][]string, members []string, rf int) error {
+	names := normalize(members)
+	n := len(names)
+	r := max(min(rf, n), 0)
+	slots := make([]int, n)
+	prims := make([]int, n)
+	seen := make([]int, n) // partition index+1 that last saw the member
+	for i, owners := range t {
+		if len(owners) != r {
+			return fmt.Errorf("placement: partition %d has %d owners, want %d", i, len(owners), r)
+		}
+		for j, name := range owners {
+			x, ok := slices.BinarySearch(names, name)
+			if !ok {
+				return fmt.Errorf("placement: partition %d owner %d %q is not a member", i, j, name)
+			}
+			if seen[x] == i+1 {
+				return fmt.Errorf("placement: partition %d lists owner %q twice", i, name)
+			}
+			seen[x] = i + 1
+			slots[x]++
+			if j == 0 {
+				prims[x]++
+			}
+		}
+	}
+	if r == 0 {
+		return nil
+	}
+	p := len(t)
+	if err := checkSpread("slots", slots, names, r*p); err != nil {
+		return err
+	}
+	return checkSpread("primaries", prims, names, p)
+}
+
+// checkSpread verifies each count is floor or ceil of total/len(counts).
+func checkSpread(what string, counts []int, names []string, total int) error {
+	n := len(counts)
+	lo, hi := total/n, (total+n-1)/n
+	for x, c := range counts {
+		if c < lo || c > hi {
+			return fmt.Errorf("placement: member %q has %d %s, want within [%d, %d]", names[x], c, what, lo, hi)
+		}
+	}
+	return nil
+}
+
+// mix is the splitmix64 finalizer: a fixed, platform-independent hash that
+// spreads consecutive partition numbers over all start offsets.
+func mix(z uint64) uint64 {
+	z += 0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
