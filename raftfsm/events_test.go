@@ -1,0 +1,404 @@
+package raftfsm
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+func kinds(evs []*messages.Event) []string {
+	var out []string
+	for _, e := range evs {
+		switch e.GetKind().(type) {
+		case *messages.Event_PartitionChange:
+			if len(out) == 0 || out[len(out)-1] != "PartitionChange*" {
+				out = append(out, "PartitionChange*")
+			}
+		case *messages.Event_NodeJoin:
+			out = append(out, "NodeJoin")
+		case *messages.Event_NodeRejoin:
+			out = append(out, "NodeRejoin")
+		case *messages.Event_NodeLeave:
+			out = append(out, "NodeLeave")
+		case *messages.Event_RebalanceStart:
+			out = append(out, "RebalanceStart")
+		case *messages.Event_RebalanceComplete:
+			out = append(out, "RebalanceComplete")
+		case *messages.Event_ClusterHealthChange:
+			out = append(out, "ClusterHealthChange")
+		case *messages.Event_CustomDataChange:
+			out = append(out, "CustomDataChange")
+		}
+	}
+	return out
+}
+
+func changes(evs []*messages.Event) []*messages.PartitionChange {
+	var out []*messages.PartitionChange
+	for _, e := range evs {
+		if pc := e.GetPartitionChange(); pc != nil {
+			out = append(out, pc)
+		}
+	}
+	return out
+}
+
+func checkSeqs(t *testing.T, index uint64, evs []*messages.Event) {
+	t.Helper()
+	for i, e := range evs {
+		var idx uint64
+		var sub uint32
+		switch k := e.GetKind().(type) {
+		case *messages.Event_PartitionChange:
+			idx, sub = k.PartitionChange.GetIndex(), k.PartitionChange.GetSub()
+		case *messages.Event_NodeJoin:
+			idx, sub = k.NodeJoin.GetIndex(), k.NodeJoin.GetSub()
+		case *messages.Event_NodeRejoin:
+			idx, sub = k.NodeRejoin.GetIndex(), k.NodeRejoin.GetSub()
+		case *messages.Event_NodeLeave:
+			idx, sub = k.NodeLeave.GetIndex(), k.NodeLeave.GetSub()
+		case *messages.Event_RebalanceStart:
+			idx, sub = k.RebalanceStart.GetIndex(), k.RebalanceStart.GetSub()
+		case *messages.Event_RebalanceComplete:
+			idx, sub = k.RebalanceComplete.GetIndex(), k.RebalanceComplete.GetSub()
+		case *messages.Event_ClusterHealthChange:
+			idx, sub = k.ClusterHealthChange.GetIndex(), k.ClusterHealthChange.GetSub()
+		case *messages.Event_CustomDataChange:
+			idx, sub = k.CustomDataChange.GetIndex(), k.CustomDataChange.GetSub()
+		}
+		if idx != index || sub != uint32(i) {
+			t.Fatalf("event %d has seq (%d,%d), want (%d,%d)", i, idx, sub, index, i)
+		}
+	}
+}
+
+func TestBootstrapEvents(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 3))
+	if evs := Events(h.last(), time.Now()); len(evs) != 0 {
+		t.Fatalf("config entry produced %v", kinds(evs))
+	}
+	h.mustApply(register("n1", 1))
+	evs := Events(h.last(), time.Now())
+	if got := kinds(evs); !slices.Equal(got, []string{"NodeJoin"}) {
+		t.Fatalf("registration events %v", got)
+	}
+	j := evs[0].GetNodeJoin()
+	if !j.GetIsBootstrap() || j.GetClusterSize() != 1 || j.GetNode().GetId() != "n1" || j.GetNode().GetServices()["kv"] != ":9080" || j.GetTimeUnixNano() != h.clock {
+		t.Fatalf("NodeJoin %v", j)
+	}
+	res := h.rebalance(TriggerNodeJoin)
+	evs = Events(h.last(), time.Now())
+	if got := kinds(evs); !slices.Equal(got, []string{"RebalanceStart", "PartitionChange*", "RebalanceComplete", "ClusterHealthChange"}) {
+		t.Fatalf("initial table events %v", got)
+	}
+	checkSeqs(t, res.Index, evs)
+	pcs := changes(evs)
+	if len(pcs) != 8 {
+		t.Fatalf("%d PartitionChange events, want 8", len(pcs))
+	}
+	for n, pc := range pcs {
+		if pc.GetPartition() != uint32(n) || pc.GetCopyToNode().GetId() != "n1" || !pc.GetInitial() || !pc.GetNoLiveSource() ||
+			len(pc.GetCopyFromNodes()) != 0 || pc.GetRole() != "primary" || pc.GetNewPrimary() != "n1" || pc.GetChangeReason() != TriggerNodeJoin {
+			t.Fatalf("PartitionChange %d: %v", n, pc)
+		}
+	}
+	if s := evs[0].GetRebalanceStart(); s.GetPartitionsToMove() != 8 || !slices.Equal(s.GetNodesAffected(), []string{"n1"}) {
+		t.Fatalf("RebalanceStart %v", s)
+	}
+	hc := evs[len(evs)-1].GetClusterHealthChange()
+	if hc.GetStatus() != HealthDegraded || hc.GetPreviousStatus() != HealthUnknown || hc.GetUnderReplicatedPartitions() != 8 {
+		t.Fatalf("health event %v", hc)
+	}
+}
+
+// TestJoinMovesOnlyToTheNewNode: on a join, only the joining node gains
+// partitions, every gain names the live previous holders, and nobody who
+// already held a partition gets an event for it.
+func TestJoinMovesOnlyToTheNewNode(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(256, 3))
+	for _, id := range []string{"n1", "n2", "n3", "n4"} {
+		h.mustApply(register(id, 1))
+	}
+	h.rebalance(TriggerNodeJoin)
+	prev := h.f.View()
+	h.mustApply(register("n5", 1))
+	h.rebalance(TriggerNodeJoin)
+	next := h.f.View()
+	evs := Events(h.last(), time.Now())
+	pcs := changes(evs)
+	if len(pcs) == 0 {
+		t.Fatal("no partition moved to the new node")
+	}
+	for _, pc := range pcs {
+		n := int(pc.GetPartition())
+		if pc.GetCopyToNode().GetId() != "n5" {
+			t.Fatalf("partition %d moved to %s, only n5 should gain", n, pc.GetCopyToNode().GetId())
+		}
+		var from []string
+		for _, f := range pc.GetCopyFromNodes() {
+			from = append(from, f.GetId())
+		}
+		if !slices.Equal(from, prev.Owners(n)) || pc.GetNoLiveSource() || pc.GetInitial() {
+			t.Fatalf("partition %d: copy from %v, previous owners %v", n, from, prev.Owners(n))
+		}
+		if pc.GetEpoch() != prev.Partition(n).Epoch+1 {
+			t.Fatalf("partition %d epoch %d -> %d", n, prev.Partition(n).Epoch, pc.GetEpoch())
+		}
+	}
+	// Partitions whose owner list did not change keep their epoch.
+	for n := range next.PartitionCount() {
+		if slices.Equal(prev.Owners(n), next.Owners(n)) && prev.Partition(n).Epoch != next.Partition(n).Epoch {
+			t.Fatalf("partition %d epoch changed without an owner change", n)
+		}
+	}
+	start := evs[0].GetRebalanceStart()
+	if int(start.GetPartitionsToMove()) != len(pcs) {
+		t.Fatalf("RebalanceStart says %d partitions move, %d PartitionChange events", start.GetPartitionsToMove(), len(pcs))
+	}
+}
+
+func TestLeaveRepairsTableAndRebalanceNamesLiveSources(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(64, 3))
+	for _, id := range []string{"n1", "n2", "n3", "n4"} {
+		h.mustApply(register(id, 1))
+	}
+	h.rebalance(TriggerNodeJoin)
+	before := h.f.View()
+	var ownedPrimary, ownedReplica []string
+	for n := range before.PartitionCount() {
+		if i := slices.Index(before.Owners(n), "n2"); i == 0 {
+			ownedPrimary = append(ownedPrimary, before.Partition(n).ID)
+		} else if i > 0 {
+			ownedReplica = append(ownedReplica, before.Partition(n).ID)
+		}
+	}
+	h.mustApply(remove("n2", LeaveHealthFailure))
+	evs := Events(h.last(), time.Now())
+	if got := kinds(evs); !slices.Equal(got, []string{"NodeLeave", "ClusterHealthChange"}) && !slices.Equal(got, []string{"NodeLeave"}) {
+		t.Fatalf("remove events %v", got)
+	}
+	l := evs[0].GetNodeLeave()
+	if l.GetReason() != LeaveHealthFailure || !slices.Equal(l.GetPartitionsOwned(), ownedPrimary) || !slices.Equal(l.GetPartitionsReplica(), ownedReplica) {
+		t.Fatalf("NodeLeave %v", l)
+	}
+	// The table no longer names n2; a replica took over as primary at once.
+	mid := h.f.View()
+	for n := range mid.PartitionCount() {
+		if slices.Contains(mid.Owners(n), "n2") {
+			t.Fatalf("partition %d still owned by the removed node", n)
+		}
+		if before.Owners(n)[0] == "n2" && mid.Owners(n)[0] != before.Owners(n)[1] {
+			t.Fatalf("partition %d: primary %s, want promoted replica %s", n, mid.Owners(n)[0], before.Owners(n)[1])
+		}
+	}
+	h.rebalance(TriggerNodeLeave)
+	evs = Events(h.last(), time.Now())
+	for _, pc := range changes(evs) {
+		n := int(pc.GetPartition())
+		if len(pc.GetCopyFromNodes()) != len(mid.Owners(n)) {
+			t.Fatalf("partition %d: %d sources, %d live holders", n, len(pc.GetCopyFromNodes()), len(mid.Owners(n)))
+		}
+		if pc.GetChangeReason() != TriggerNodeLeave {
+			t.Fatalf("reason %s", pc.GetChangeReason())
+		}
+	}
+	if h.f.View().Health().Status != HealthHealthy {
+		t.Fatalf("health after refill: %+v", h.f.View().Health())
+	}
+}
+
+func TestRejoinOfARestartedMember(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(16, 2))
+	for _, id := range []string{"n1", "n2", "n3"} {
+		h.mustApply(register(id, 1))
+	}
+	h.rebalance(TriggerNodeJoin)
+	held := []string{}
+	v := h.f.View()
+	for n := range v.PartitionCount() {
+		if slices.Contains(v.Owners(n), "n3") {
+			held = append(held, v.Partition(n).ID)
+		}
+	}
+	lastSeen := h.clock + 5*int64(time.Second) // n3 knew itself alive 5 s after the table...
+	h.clock += 25 * int64(time.Second)         // ...and came back 20 s later
+	cmd := register("n3", 2)
+	cmd.GetRegisterNode().LastAliveUnixNano = lastSeen
+	h.mustApply(cmd)
+	evs := Events(h.last(), time.Now())
+	if got := kinds(evs); !slices.Equal(got, []string{"NodeRejoin"}) {
+		t.Fatalf("rejoin events %v", got)
+	}
+	r := evs[0].GetNodeRejoin()
+	if time.Duration(r.GetOfflineDurationNanos()) != time.Duration(h.clock-lastSeen) || r.GetLastSeenUnixNano() != lastSeen {
+		t.Fatalf("offline %v last seen %d", time.Duration(r.GetOfflineDurationNanos()), r.GetLastSeenUnixNano())
+	}
+	slices.Sort(held)
+	got := slices.Clone(r.GetPartitionsBeforeLeave())
+	slices.Sort(got)
+	if !slices.Equal(got, held) {
+		t.Fatalf("PartitionsBeforeLeave %v, want %v", got, held)
+	}
+	// The rebalance after a rejoin tells n3 to reload every partition it holds,
+	// even those whose assignment did not change, from the other holders.
+	h.rebalance(TriggerNodeRejoin, "n3")
+	after := h.f.View()
+	mine := 0
+	for _, pc := range changes(Events(h.last(), time.Now())) {
+		if pc.GetCopyToNode().GetId() != "n3" {
+			continue
+		}
+		mine++
+		for _, f := range pc.GetCopyFromNodes() {
+			if f.GetId() == "n3" {
+				t.Fatal("a reloading node is listed as its own source")
+			}
+		}
+	}
+	want := 0
+	for n := range after.PartitionCount() {
+		if slices.Contains(after.Owners(n), "n3") {
+			want++
+		}
+	}
+	if mine != want || want == 0 {
+		t.Fatalf("n3 got %d PartitionChange events, holds %d partitions", mine, want)
+	}
+}
+
+func TestRejoinAfterRemoval(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 2))
+	h.mustApply(register("n1", 1))
+	h.mustApply(register("n2", 1))
+	h.rebalance(TriggerNodeJoin)
+	h.mustApply(remove("n2", LeaveGraceful))
+	leftAt := h.clock
+	h.clock += int64(90 * time.Second)
+	h.mustApply(register("n2", 2))
+	a := h.last()
+	if a.Change.Rejoined == nil || a.Change.Joined != nil {
+		t.Fatalf("registration of a departed node: %+v", a.Change)
+	}
+	if a.Change.LastSeen.UnixNano() != leftAt || a.Change.OfflineDuration != time.Duration(h.clock-leftAt) {
+		t.Fatalf("last seen %v offline %v", a.Change.LastSeen, a.Change.OfflineDuration)
+	}
+	if len(a.Change.PartitionsBefore) == 0 {
+		t.Fatal("partitions before leave forgotten")
+	}
+}
+
+func TestSameIncarnationIsAnUpdateNotARejoin(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 1))
+	h.mustApply(register("n1", 7))
+	h.mustApply(register("n1", 7))
+	if c := h.last().Change; c.Joined != nil || c.Rejoined != nil {
+		t.Fatalf("re-registration with the same incarnation: %+v", c)
+	}
+}
+
+func TestHealthTransitions(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 2))
+	h.mustApply(register("n1", 1))
+	h.mustApply(register("n2", 1))
+	h.rebalance(TriggerNodeJoin)
+	if s := h.f.View().Health().Status; s != HealthHealthy {
+		t.Fatalf("two nodes, RF 2: %s", s)
+	}
+	status := func(id string, st messages.NodeStatus) *messages.Command {
+		return &messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{Id: id, Status: st}}}
+	}
+	h.mustApply(status("n2", messages.NodeStatus_NODE_STATUS_SUSPECT))
+	evs := Events(h.last(), time.Now())
+	if got := kinds(evs); !slices.Equal(got, []string{"ClusterHealthChange"}) {
+		t.Fatalf("suspect events %v", got)
+	}
+	if hc := evs[0].GetClusterHealthChange(); hc.GetStatus() != HealthDegraded || !slices.Equal(hc.GetUnhealthyNodeIds(), []string{"n2"}) {
+		t.Fatalf("degraded event %v", hc)
+	}
+	h.mustApply(status("n1", messages.NodeStatus_NODE_STATUS_SUSPECT))
+	if hc := Events(h.last(), time.Now())[0].GetClusterHealthChange(); hc.GetStatus() != HealthCritical || hc.GetUnownedPartitions() != 8 {
+		t.Fatalf("critical event %v", hc)
+	}
+	h.mustApply(status("n1", messages.NodeStatus_NODE_STATUS_ACTIVE))
+	h.mustApply(status("n2", messages.NodeStatus_NODE_STATUS_ACTIVE))
+	if hc := Events(h.last(), time.Now())[0].GetClusterHealthChange(); hc.GetStatus() != HealthHealthy || hc.GetPreviousStatus() != HealthDegraded {
+		t.Fatalf("recovery event %v", hc)
+	}
+	// No transition, no event.
+	h.mustApply(&messages.Command{Op: &messages.Command_Noop{Noop: &messages.Noop{}}})
+	if evs := Events(h.last(), time.Now()); len(evs) != 0 {
+		t.Fatalf("noop produced %v", kinds(evs))
+	}
+}
+
+func TestCustomData(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 1))
+	set := h.mustApply(&messages.Command{Op: &messages.Command_SetCustomData{SetCustomData: &messages.SetCustomData{Key: "b", Value: []byte("1")}}})
+	if set.Version != set.Index {
+		t.Fatalf("version %d, index %d", set.Version, set.Index)
+	}
+	if evs := Events(h.last(), time.Now()); len(evs) != 1 || evs[0].GetCustomDataChange().GetKey() != "b" || evs[0].GetCustomDataChange().GetVersion() != set.Index {
+		t.Fatalf("custom data events %v", evs)
+	}
+	cas := func(key, val string, expected uint64) *ApplyResult {
+		return h.apply(&messages.Command{Op: &messages.Command_CompareAndSetCustomData{CompareAndSetCustomData: &messages.CompareAndSetCustomData{Key: key, Value: []byte(val), ExpectedVersion: expected}}})
+	}
+	if res := cas("a", "x", 0); res.Err != nil {
+		t.Fatalf("create-if-absent: %v", res.Err)
+	}
+	if res := cas("a", "y", 0); res.Err == nil {
+		t.Fatal("create-if-absent over an existing key succeeded")
+	}
+	if res := cas("b", "2", set.Version); res.Err != nil {
+		t.Fatalf("cas with the right version: %v", res.Err)
+	}
+	if v, _, _ := h.f.CustomData("b"); string(v) != "2" {
+		t.Fatalf("b = %q", v)
+	}
+	if keys := h.f.CustomDataKeys(); !slices.Equal(keys, []string{"a", "b"}) {
+		t.Fatalf("keys %v", keys)
+	}
+	h.mustApply(&messages.Command{Op: &messages.Command_DeleteCustomData{DeleteCustomData: &messages.DeleteCustomData{Key: "a"}}})
+	if _, _, ok := h.f.CustomData("a"); ok {
+		t.Fatal("deleted key still readable")
+	}
+	if !Events(h.last(), time.Now())[0].GetCustomDataChange().GetDeleted() {
+		t.Fatal("delete event not flagged")
+	}
+}
+
+func TestVotersCappedAndPromotedOnRemoval(t *testing.T) {
+	h := newHarness(t, "n1")
+	c := cfg(8, 1)
+	c.GetSetConfig().GetConfig().MaxVoters = 3
+	h.mustApply(c)
+	for _, id := range []string{"n1", "n2", "n3", "n4", "n5"} {
+		h.mustApply(register(id, 1))
+	}
+	voters := func() []string {
+		var out []string
+		for _, m := range h.f.View().Members() {
+			if m.Voter {
+				out = append(out, m.ID)
+			}
+		}
+		return out
+	}
+	if got := voters(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("voters %v", got)
+	}
+	h.mustApply(remove("n2", LeaveGraceful))
+	if got := voters(); !slices.Equal(got, []string{"n1", "n3", "n4"}) {
+		t.Fatalf("voters after removing n2: %v (the longest-standing non-voter should be promoted)", got)
+	}
+}
