@@ -1,0 +1,163 @@
+package actors
+
+import (
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// hooksActor is the event dispatcher. It keeps the subscriptions (user PIDs it
+// watches, and one child actor per Go callback) and delivers each event, in
+// seq order, to every subscription whose filter matches. A slow or panicking
+// subscriber delays or breaks only its own mailbox.
+type hooksActor struct {
+	cfg *Config
+	log *slog.Logger
+	*dispatchState
+}
+
+// dispatchState outlives restarts of the hooks actor, so a crash there loses
+// no subscription and delivers nothing twice. Only the hooks actor touches it.
+type dispatchState struct {
+	subs []*subscription
+	last Seq
+}
+
+// addCallback asks hooks to subscribe a callback actor the root spawned.
+type addCallback struct {
+	pid    *actor.PID
+	filter Filter
+}
+
+type subscription struct {
+	pid      *actor.PID
+	filter   Filter
+	callback bool // an internal callback actor: it gets the *messages.Event wrapper
+}
+
+func newHooksActor(cfg *Config, st *dispatchState) actor.Actor {
+	return &hooksActor{cfg: cfg, log: cfg.Logger.With("actor", "hooks"), dispatchState: st}
+}
+
+func (h *hooksActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		// Subscriptions made before start (or kept across a restart).
+		for _, s := range h.subs {
+			if !s.callback {
+				ctx.Watch(s.pid)
+			}
+		}
+		h.cfg.Stats.Subscribers.Store(int64(len(h.subs)))
+	case *actor.Stopping:
+		// Subscribers usually outlive the node: stop watching them, so their
+		// own later stop does not notify a dead dispatcher.
+		for _, s := range h.subs {
+			if !s.callback {
+				ctx.Unwatch(s.pid)
+			}
+		}
+	case *EventBatch:
+		h.deliver(ctx, msg.Events)
+	case *Subscribe:
+		h.subscribe(ctx, msg.PID, msg.Filter, false)
+		ctx.Respond(&SubscribeAck{})
+	case *Unsubscribe:
+		h.remove(msg.PID)
+		ctx.Unwatch(msg.PID)
+		ctx.Respond(&SubscribeAck{})
+	case *addCallback:
+		h.subscribe(ctx, msg.pid, msg.filter, true)
+		ctx.Respond(msg.pid)
+	case *actor.Terminated:
+		if h.remove(msg.Who) {
+			h.log.Debug("subscriber terminated; subscription dropped", "pid", msg.Who.String())
+		}
+	}
+}
+
+func (h *hooksActor) subscribe(ctx actor.Context, pid *actor.PID, f Filter, callback bool) {
+	for _, s := range h.subs {
+		if s.pid.Equal(pid) {
+			s.filter = f
+			return
+		}
+	}
+	h.subs = append(h.subs, &subscription{pid: pid, filter: f, callback: callback})
+	h.cfg.Stats.Subscribers.Add(1)
+	if !callback {
+		// Callback actors live and die with the root; user actors are watched
+		// so their subscription ends with them.
+		ctx.Watch(pid)
+	}
+}
+
+func (h *hooksActor) remove(pid *actor.PID) bool {
+	for i, s := range h.subs {
+		if s.pid.Equal(pid) {
+			h.subs = append(h.subs[:i], h.subs[i+1:]...)
+			h.cfg.Stats.Subscribers.Add(-1)
+			return true
+		}
+	}
+	return false
+}
+
+func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
+	for _, e := range events {
+		p := Payload(e)
+		seq := SeqOf(p)
+		if !h.last.Less(seq) {
+			// Already delivered before a restart (replayed log): never twice.
+			h.cfg.Stats.EventsSuppressed.Add(1)
+			continue
+		}
+		h.last = seq
+		bit := kindBit(KindOf(e))
+		for _, s := range h.subs {
+			if !s.filter.Match(e, h.cfg.NodeID) {
+				continue
+			}
+			if s.callback {
+				ctx.Send(s.pid, e)
+			} else {
+				ctx.Send(s.pid, p)
+			}
+			h.cfg.Stats.EventsDelivered[bit].Add(1)
+		}
+	}
+	if len(events) > 0 {
+		h.cfg.Stats.LastEventIndex.Store(h.last.Index)
+		if h.cfg.OnDelivered != nil {
+			h.cfg.OnDelivered(h.last)
+		}
+	}
+}
+
+// callbackActor runs one Go callback: events arrive in order through its own
+// mailbox, and a panic is logged and counted instead of reaching anyone else.
+type callbackActor struct {
+	fn    func(*messages.Event)
+	log   *slog.Logger
+	stats *Stats
+}
+
+func (c *callbackActor) Receive(ctx actor.Context) {
+	if e, ok := ctx.Message().(*messages.Event); ok {
+		c.call(e)
+	}
+}
+
+func (c *callbackActor) call(e *messages.Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			c.stats.CallbackPanics.Add(1)
+			c.log.Error("event callback panicked; continuing with the next event", "panic", r, "seq", fmt.Sprint(SeqOf(Payload(e))), "stack", string(debug.Stack()))
+		}
+	}()
+	c.fn(e)
+}

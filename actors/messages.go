@@ -1,0 +1,188 @@
+package actors
+
+import (
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// These local control messages carry Go values (PIDs, callbacks, tables) and
+// never leave the process, so they are Go types rather than protobuf.
+
+// GetChildren asks the root actor for its children; the reply is *Children.
+type GetChildren struct{}
+
+// Children are the PIDs of the root's children.
+type Children struct {
+	State, Partitions, Rebalancer, Hooks *actor.PID
+}
+
+// Subscribe registers pid for events; the reply is *SubscribeAck. A second
+// Subscribe of the same PID replaces its filter.
+type Subscribe struct {
+	PID    *actor.PID
+	Filter Filter
+}
+
+// SubscribeAck confirms a Subscribe.
+type SubscribeAck struct{}
+
+// Unsubscribe removes pid's subscription; the reply is *SubscribeAck.
+type Unsubscribe struct {
+	PID *actor.PID
+}
+
+// RegisterCallback spawns an internal actor that calls Fn for every matching
+// event, in order and panic-isolated; the reply is the actor's *actor.PID.
+type RegisterCallback struct {
+	Name   string
+	Filter Filter
+	Fn     func(*messages.Event)
+}
+
+// EventBatch carries the events of one applied entry from partitions to hooks.
+type EventBatch struct {
+	Events []*messages.Event
+}
+
+// LeaderActive tells the rebalancer that this node leads and its FSM is caught up.
+type LeaderActive struct{}
+
+// LeaderInactive tells the rebalancer that this node no longer leads.
+type LeaderInactive struct{}
+
+type leadershipChanged struct{}
+
+type barrierDone struct {
+	err error
+}
+
+type rebalanceTick struct {
+	gen uint64
+}
+
+// Filter selects events for a subscriber.
+type Filter struct {
+	// Kinds selects event kinds; 0 means all.
+	Kinds Kind
+	// OnlyMine drops PartitionChange events whose CopyToNode is another node.
+	OnlyMine bool
+}
+
+// Kind is a bit set of event kinds.
+type Kind uint16
+
+// Event kinds.
+const (
+	KindPartitionChange Kind = 1 << iota
+	KindNodeJoin
+	KindNodeRejoin
+	KindNodeLeave
+	KindRebalanceStart
+	KindRebalanceComplete
+	KindClusterHealthChange
+	KindCustomDataChange
+
+	KindAll = KindPartitionChange | KindNodeJoin | KindNodeRejoin | KindNodeLeave |
+		KindRebalanceStart | KindRebalanceComplete | KindClusterHealthChange | KindCustomDataChange
+)
+
+// KindNames lists each kind's name, as used in metrics and logs.
+var KindNames = map[Kind]string{
+	KindPartitionChange:     "partition_change",
+	KindNodeJoin:            "node_join",
+	KindNodeRejoin:          "node_rejoin",
+	KindNodeLeave:           "node_leave",
+	KindRebalanceStart:      "rebalance_start",
+	KindRebalanceComplete:   "rebalance_complete",
+	KindClusterHealthChange: "cluster_health_change",
+	KindCustomDataChange:    "custom_data_change",
+}
+
+// KindOf returns the kind of e.
+func KindOf(e *messages.Event) Kind {
+	switch e.GetKind().(type) {
+	case *messages.Event_PartitionChange:
+		return KindPartitionChange
+	case *messages.Event_NodeJoin:
+		return KindNodeJoin
+	case *messages.Event_NodeRejoin:
+		return KindNodeRejoin
+	case *messages.Event_NodeLeave:
+		return KindNodeLeave
+	case *messages.Event_RebalanceStart:
+		return KindRebalanceStart
+	case *messages.Event_RebalanceComplete:
+		return KindRebalanceComplete
+	case *messages.Event_ClusterHealthChange:
+		return KindClusterHealthChange
+	case *messages.Event_CustomDataChange:
+		return KindCustomDataChange
+	}
+	return 0
+}
+
+// Payload returns the concrete event message inside e (what user actors receive).
+func Payload(e *messages.Event) SeqEvent {
+	switch k := e.GetKind().(type) {
+	case *messages.Event_PartitionChange:
+		return k.PartitionChange
+	case *messages.Event_NodeJoin:
+		return k.NodeJoin
+	case *messages.Event_NodeRejoin:
+		return k.NodeRejoin
+	case *messages.Event_NodeLeave:
+		return k.NodeLeave
+	case *messages.Event_RebalanceStart:
+		return k.RebalanceStart
+	case *messages.Event_RebalanceComplete:
+		return k.RebalanceComplete
+	case *messages.Event_ClusterHealthChange:
+		return k.ClusterHealthChange
+	case *messages.Event_CustomDataChange:
+		return k.CustomDataChange
+	}
+	return nil
+}
+
+// SeqEvent is implemented by every event message.
+type SeqEvent interface {
+	GetIndex() uint64
+	GetSub() uint32
+	GetTimeUnixNano() int64
+}
+
+// Seq orders events: the Raft index that caused it, then the position among
+// that entry's events.
+type Seq struct {
+	Index uint64
+	Sub   uint32
+}
+
+// SeqOf returns the seq of an event.
+func SeqOf(e SeqEvent) Seq { return Seq{Index: e.GetIndex(), Sub: e.GetSub()} }
+
+// Less orders seqs.
+func (s Seq) Less(o Seq) bool {
+	return s.Index < o.Index || (s.Index == o.Index && s.Sub < o.Sub)
+}
+
+// Match reports whether the filter selects e for node localID.
+func (f Filter) Match(e *messages.Event, localID string) bool {
+	k := KindOf(e)
+	if f.Kinds != 0 && f.Kinds&k == 0 {
+		return false
+	}
+	if f.OnlyMine && k == KindPartitionChange && e.GetPartitionChange().GetCopyToNode().GetId() != localID {
+		return false
+	}
+	return true
+}
+
+// backoffStrategy restarts a failed child alone, after a delay that grows
+// with its recent failures, so a crash loop cannot spin a core.
+func backoffStrategy() actor.SupervisorStrategy {
+	return actor.NewExponentialBackoffStrategy(10*time.Second, 20*time.Millisecond)
+}

@@ -1,0 +1,60 @@
+package actors
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// partitionsActor turns applied entries into lifecycle events, in log order,
+// and hands each entry's events to the dispatcher as one batch. Deriving is
+// pure (raftfsm.Events), so every node produces the same sequence.
+type partitionsActor struct {
+	cfg   *Config
+	log   *slog.Logger
+	hooks *actor.PID
+}
+
+func newPartitionsActor(cfg *Config) actor.Actor {
+	return &partitionsActor{cfg: cfg, log: cfg.Logger.With("actor", "partitions")}
+}
+
+func (p *partitionsActor) Receive(ctx actor.Context) {
+	switch msg := ctx.Message().(type) {
+	case *actor.Started:
+		p.hooks = sibling(ctx.Parent(), "hooks")
+	case *raftfsm.Applied:
+		p.applied(ctx, msg)
+	}
+}
+
+func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
+	if a.Restored {
+		p.log.Info("state restored from snapshot", "index", a.Index, "members", len(a.Next.Members()), "table_version", a.Next.TableVersion())
+		return
+	}
+	if a.Err != nil {
+		p.log.Debug("entry rejected", "index", a.Index, "origin", a.Origin, "error", a.Err)
+		return
+	}
+	events := raftfsm.Events(a, time.Now())
+	if len(events) == 0 {
+		return
+	}
+	for _, e := range events {
+		p.cfg.Stats.EventsPublished[kindBit(KindOf(e))].Add(1)
+	}
+	if r := a.Change.Rebalance; r != nil {
+		p.cfg.Stats.Rebalances.Add(1)
+		if d := events[len(events)-1].GetRebalanceComplete().GetDurationNanos(); d > 0 {
+			p.cfg.Stats.RebalanceNanos.Add(uint64(d))
+		}
+		p.log.Info("partition table committed", "index", a.Index, "trigger", r.GetTrigger(),
+			"trigger_node", r.GetTriggerNodeId(), "moved", events[0].GetRebalanceStart().GetPartitionsToMove(),
+			"nodes_affected", events[0].GetRebalanceStart().GetNodesAffected())
+	}
+	ctx.Send(p.hooks, &EventBatch{Events: events})
+}

@@ -1,0 +1,179 @@
+package actors
+
+import (
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashicorp/raft"
+
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// proposer hands commands to raft outside any actor: raft.Apply may wait for
+// room in raft's queue and a future's Error() waits for the commit, and an
+// actor must never block on either. One goroutine enqueues in order; another
+// waits for the futures in order (raft commits in order) and replies.
+type proposer struct {
+	r       *raft.Raft
+	timeout time.Duration
+	reply   func(pid *actor.PID, res *messages.ProposeResult)
+
+	mu     sync.Mutex
+	queue  []proposal
+	closed bool
+	wake   chan struct{}
+	stop   chan struct{}
+	wg     sync.WaitGroup
+}
+
+type proposal struct {
+	data    []byte
+	replyTo *actor.PID
+	future  raft.ApplyFuture
+}
+
+func newProposer(r *raft.Raft, timeout time.Duration, reply func(*actor.PID, *messages.ProposeResult)) *proposer {
+	p := &proposer{r: r, timeout: timeout, reply: reply, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	inflight := make(chan proposal, 4096)
+	p.wg.Add(2)
+	go p.enqueueLoop(inflight)
+	go p.waitLoop(inflight)
+	return p
+}
+
+// propose queues cmd; it never blocks.
+func (p *proposer) propose(cmd *messages.Command, replyTo *actor.PID) {
+	data, err := raftfsm.Encode(cmd)
+	if err != nil {
+		p.reply(replyTo, resultOf(0, err))
+		return
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		p.reply(replyTo, resultOf(0, raft.ErrRaftShutdown))
+		return
+	}
+	p.queue = append(p.queue, proposal{data: data, replyTo: replyTo})
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (p *proposer) enqueueLoop(inflight chan<- proposal) {
+	defer p.wg.Done()
+	defer close(inflight)
+	for {
+		select {
+		case <-p.stop:
+			p.failQueued()
+			return
+		case <-p.wake:
+		}
+		p.mu.Lock()
+		batch := p.queue
+		p.queue = nil
+		p.mu.Unlock()
+		for _, pr := range batch {
+			pr.future = p.r.Apply(pr.data, p.timeout)
+			// Never drop a future raft accepted: waitLoop must see it resolve.
+			inflight <- pr
+		}
+	}
+}
+
+func (p *proposer) failQueued() {
+	p.mu.Lock()
+	batch := p.queue
+	p.queue, p.closed = nil, true
+	p.mu.Unlock()
+	for _, pr := range batch {
+		p.reply(pr.replyTo, resultOf(0, raft.ErrRaftShutdown))
+	}
+}
+
+func (p *proposer) waitLoop(inflight <-chan proposal) {
+	defer p.wg.Done()
+	for pr := range inflight {
+		if err := pr.future.Error(); err != nil {
+			p.reply(pr.replyTo, resultOf(0, err))
+			continue
+		}
+		res, _ := pr.future.Response().(*raftfsm.ApplyResult)
+		if res == nil {
+			p.reply(pr.replyTo, &messages.ProposeResult{Index: pr.future.Index()})
+			continue
+		}
+		out := resultOf(res.Index, res.Err)
+		p.reply(pr.replyTo, out)
+	}
+}
+
+// close stops accepting proposals and waits, at most `wait`, for the ones
+// already handed to raft. Raft must still be running: a future that sits in
+// raft's apply queue when raft shuts down is never resolved
+// (hashicorp/raft#498), while a running raft resolves every future (commit,
+// not-leader, or leadership lost). It reports whether everything finished.
+func (p *proposer) close(wait time.Duration) bool {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return true
+	}
+	p.closed = true
+	p.mu.Unlock()
+	close(p.stop)
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(wait):
+		return false
+	}
+}
+
+// resultOf converts an outcome to the wire form.
+func resultOf(index uint64, err error) *messages.ProposeResult {
+	res := &messages.ProposeResult{Index: index}
+	if err != nil {
+		res.Error = err.Error()
+		res.Code = raftfsm.Code(err)
+		switch err {
+		case raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress:
+			res.Code = CodeNotLeader
+		case raft.ErrRaftShutdown:
+			res.Code = CodeShutdown
+		case raft.ErrEnqueueTimeout:
+			res.Code = CodeTimeout
+		}
+	}
+	return res
+}
+
+// Error codes of ProposeResult beyond raftfsm's.
+const (
+	CodeNotLeader = "not_leader"
+	CodeShutdown  = "shutdown"
+	CodeTimeout   = "timeout"
+)
+
+// ResultError turns a ProposeResult back into an error (nil on success).
+func ResultError(r *messages.ProposeResult) error {
+	if r.GetError() == "" && r.GetCode() == "" {
+		return nil
+	}
+	switch r.GetCode() {
+	case CodeNotLeader:
+		return raft.ErrNotLeader
+	case CodeShutdown:
+		return raft.ErrRaftShutdown
+	case CodeTimeout:
+		return raft.ErrEnqueueTimeout
+	}
+	return raftfsm.FromCode(r.GetCode(), r.GetError())
+}
