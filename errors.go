@@ -1,0 +1,47 @@
+package clusterkit
+
+import (
+	"errors"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// Errors returned by ClusterKit. Compare with errors.Is; returned errors wrap
+// these with detail.
+var (
+	// ErrInvalidOptions wraps every problem Options validation found.
+	ErrInvalidOptions = errors.New("clusterkit: invalid options")
+	// ErrAlreadyStarted is returned by a second Start.
+	ErrAlreadyStarted = errors.New("clusterkit: already started")
+	// ErrStopped is returned by operations after Stop.
+	ErrStopped = errors.New("clusterkit: stopped")
+	// ErrNotStarted is returned by operations that need a running node.
+	ErrNotStarted = errors.New("clusterkit: not started")
+	// ErrListen means HTTPAddr could not be bound (for example, the port is busy).
+	ErrListen = errors.New("clusterkit: cannot listen")
+	// ErrNotReady means no partition table has been committed yet.
+	ErrNotReady = errors.New("clusterkit: no partition table yet")
+	// ErrStartTimeout means the node did not become ready within StartTimeout.
+	ErrStartTimeout = errors.New("clusterkit: start timed out")
+	// ErrJoinUnsupported is returned by Start when JoinAddr is set: joining an
+	// existing cluster is not implemented in this version.
+	ErrJoinUnsupported = errors.New("clusterkit: joining an existing cluster is not supported yet")
+	// ErrNotLeader means the operation needs the Raft leader.
+	ErrNotLeader = raft.ErrNotLeader
+	// ErrTimeout means an operation did not complete in time.
+	ErrTimeout = errors.New("clusterkit: timed out")
+	// ErrDataDir means the data directory is unusable (another node's, corrupt).
+	ErrDataDir = errors.New("clusterkit: unusable data directory")
+	// ErrConfigMismatch means an explicit option disagrees with the cluster's committed configuration.
+	ErrConfigMismatch = raftfsm.ErrConfigMismatch
+	// ErrStaleTable means the table changed while a proposal was computed.
+	ErrStaleTable = raftfsm.ErrStaleTable
+	// ErrVersionMismatch means a compare-and-set saw another version.
+	ErrVersionMismatch = raftfsm.ErrVersionMismatch
+	// ErrKeyNotFound means a custom-data key does not exist.
+	ErrKeyNotFound = raftfsm.ErrKeyNotFound
+	// ErrValueTooLarge means a custom-data value exceeds 1 MiB.
+	ErrValueTooLarge = raftfsm.ErrValueTooLarge
+)

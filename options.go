@@ -1,0 +1,294 @@
+package clusterkit
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// Defaults used when the corresponding option is zero.
+const (
+	DefaultPartitionCount    = 64
+	DefaultReplicationFactor = 3
+	DefaultMaxVoters         = 5
+	DefaultClusterName       = "clusterkit"
+	DefaultRebalanceDelay    = 100 * time.Millisecond
+	DefaultStartTimeout      = 30 * time.Second
+	DefaultApplyTimeout      = 10 * time.Second
+)
+
+// KeyHash selects the key -> partition function, fixed cluster-wide at bootstrap.
+type KeyHash uint8
+
+const (
+	// KeyHashDefault uses the cluster's algorithm (MD5 when bootstrapping).
+	KeyHashDefault KeyHash = iota
+	// KeyHashMD5 is BigEndian.Uint32(md5(key)[0:4]) % PartitionCount, the
+	// reference contract ("user:123" -> "partition-48" with 64 partitions).
+	KeyHashMD5
+	// KeyHashXXH64 is xxhash64(key) % PartitionCount: about ten times faster.
+	KeyHashXXH64
+)
+
+func (k KeyHash) proto() messages.KeyHash {
+	if k == KeyHashXXH64 {
+		return messages.KeyHash_KEY_HASH_XXH64
+	}
+	return messages.KeyHash_KEY_HASH_MD5
+}
+
+// HealthCheckConfig configures failure detection (the reference's field
+// names). A zero value means the defaults, with checking enabled.
+type HealthCheckConfig struct {
+	Enabled          bool
+	Interval         time.Duration
+	Timeout          time.Duration
+	FailureThreshold int
+}
+
+// RaftTimings tunes Raft. Zero fields take the defaults in DefaultOptions.
+type RaftTimings struct {
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	// SnapshotInterval and SnapshotThreshold control how often snapshots are taken.
+	SnapshotInterval  time.Duration
+	SnapshotThreshold uint64
+}
+
+// Options configures a node. Only NodeID and HTTPAddr are required.
+type Options struct {
+	// NodeID identifies the node: letters, digits, '.', '_', '-'; stable across restarts.
+	NodeID string
+	// HTTPAddr is the one address the node listens on (Raft and HTTP share it), e.g. ":8080".
+	HTTPAddr string
+	// NodeName is a human-readable name; defaults to NodeID.
+	NodeName string
+	// AdvertiseAddr is what peers dial; defaults to HTTPAddr when it has a
+	// host, else to this machine's private IP with HTTPAddr's port.
+	AdvertiseAddr string
+	// JoinAddr and JoinAddrs are members to join through (not supported yet).
+	JoinAddr  string
+	JoinAddrs []string
+	// Bootstrap is accepted for compatibility: a node with no state and no
+	// join address always bootstraps a new cluster.
+	Bootstrap bool
+
+	// ClusterName names the cluster; default "clusterkit".
+	ClusterName string
+	// PartitionCount and ReplicationFactor are fixed cluster-wide at bootstrap.
+	// 0 means "the cluster's value" (64 and 3 when bootstrapping); a non-zero
+	// value that disagrees with the committed one fails Start.
+	PartitionCount    int
+	ReplicationFactor int
+	// KeyHash selects the key hash (fixed at bootstrap).
+	KeyHash KeyHash
+	// MaxVoters caps the Raft voters (default 5); other members are non-voters.
+	MaxVoters int
+
+	// DataDir holds the Raft log, snapshots and the node file; empty keeps
+	// everything in memory.
+	DataDir string
+	// HealthCheck configures failure detection.
+	HealthCheck HealthCheckConfig
+	// Services maps service names to addresses, published to every node.
+	Services map[string]string
+	// Logger receives every log line (ClusterKit, Raft, protoactor). Default:
+	// a tint text handler on stderr at Info.
+	Logger *slog.Logger
+	// ActorSystem hosts the node's actors; default: a new system per node.
+	ActorSystem *actor.ActorSystem
+	// AuthToken, when set, is required by node-to-node and mutating requests.
+	AuthToken string
+
+	// RebalanceDelay debounces membership changes into one rebalance.
+	RebalanceDelay time.Duration
+	// StartTimeout bounds how long Start waits for the node to be ready.
+	StartTimeout time.Duration
+	// Raft tunes consensus timings.
+	Raft RaftTimings
+}
+
+// DefaultOptions returns the options with every default filled in except
+// NodeID and HTTPAddr, which the caller must set.
+func DefaultOptions() Options {
+	return Options{
+		ClusterName:    DefaultClusterName,
+		MaxVoters:      DefaultMaxVoters,
+		HealthCheck:    DefaultHealthCheck(),
+		RebalanceDelay: DefaultRebalanceDelay,
+		StartTimeout:   DefaultStartTimeout,
+		Raft:           DefaultRaftTimings(),
+	}
+}
+
+// DefaultHealthCheck returns the default failure detection settings.
+func DefaultHealthCheck() HealthCheckConfig {
+	return HealthCheckConfig{Enabled: true, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, FailureThreshold: 3}
+}
+
+// DefaultRaftTimings returns Raft timings for a LAN: fast elections without
+// spurious ones on a loaded machine.
+func DefaultRaftTimings() RaftTimings {
+	return RaftTimings{
+		HeartbeatTimeout:   500 * time.Millisecond,
+		ElectionTimeout:    500 * time.Millisecond,
+		LeaderLeaseTimeout: 250 * time.Millisecond,
+		CommitTimeout:      20 * time.Millisecond,
+		SnapshotInterval:   30 * time.Second,
+		SnapshotThreshold:  4096,
+	}
+}
+
+// withDefaults fills zero fields.
+func (o Options) withDefaults() Options {
+	if o.NodeName == "" {
+		o.NodeName = o.NodeID
+	}
+	if o.ClusterName == "" {
+		o.ClusterName = DefaultClusterName
+	}
+	if o.MaxVoters == 0 {
+		o.MaxVoters = DefaultMaxVoters
+	}
+	if o.HealthCheck == (HealthCheckConfig{}) {
+		o.HealthCheck = DefaultHealthCheck()
+	}
+	if o.RebalanceDelay == 0 {
+		o.RebalanceDelay = DefaultRebalanceDelay
+	}
+	if o.StartTimeout == 0 {
+		o.StartTimeout = DefaultStartTimeout
+	}
+	d := DefaultRaftTimings()
+	r := &o.Raft
+	for _, f := range []struct{ v, def *time.Duration }{
+		{&r.HeartbeatTimeout, &d.HeartbeatTimeout}, {&r.ElectionTimeout, &d.ElectionTimeout},
+		{&r.LeaderLeaseTimeout, &d.LeaderLeaseTimeout}, {&r.CommitTimeout, &d.CommitTimeout},
+		{&r.SnapshotInterval, &d.SnapshotInterval},
+	} {
+		if *f.v == 0 {
+			*f.v = *f.def
+		}
+	}
+	if r.SnapshotThreshold == 0 {
+		r.SnapshotThreshold = d.SnapshotThreshold
+	}
+	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		r.LeaderLeaseTimeout = r.HeartbeatTimeout
+	}
+	return o
+}
+
+// Validate reports every problem in o at once (wrapped in ErrInvalidOptions),
+// or nil.
+func (o Options) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if o.NodeID == "" {
+		bad("NodeID is required")
+	} else if err := raftfsm.ValidateNodeID(o.NodeID); err != nil {
+		bad("NodeID: %v", err)
+	}
+	if o.HTTPAddr == "" {
+		bad("HTTPAddr is required (for example \":8080\")")
+	} else if _, port, err := net.SplitHostPort(o.HTTPAddr); err != nil {
+		bad("HTTPAddr %q is not host:port: %v", o.HTTPAddr, err)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		bad("HTTPAddr %q has an invalid port", o.HTTPAddr)
+	}
+	if o.AdvertiseAddr != "" {
+		if err := raftfsm.ValidateAddress(o.AdvertiseAddr); err != nil {
+			bad("AdvertiseAddr: %v", err)
+		}
+	}
+	for _, a := range append([]string{o.JoinAddr}, o.JoinAddrs...) {
+		if a == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			bad("join address %q is not host:port: %v", a, err)
+		}
+	}
+	if len(o.NodeName) > 256 {
+		bad("NodeName is longer than 256 characters")
+	}
+	if len(o.ClusterName) > 128 {
+		bad("ClusterName is longer than 128 characters")
+	}
+	if o.PartitionCount < 0 || o.PartitionCount > raftfsm.MaxPartitions {
+		bad("PartitionCount %d is outside [1, %d] (0 = default)", o.PartitionCount, raftfsm.MaxPartitions)
+	}
+	if o.ReplicationFactor < 0 || o.ReplicationFactor > raftfsm.MaxReplicationFactor {
+		bad("ReplicationFactor %d is outside [1, %d] (0 = default)", o.ReplicationFactor, raftfsm.MaxReplicationFactor)
+	}
+	if o.MaxVoters < 0 || o.MaxVoters > raftfsm.MaxVotersLimit {
+		bad("MaxVoters %d is outside [1, %d] (0 = default)", o.MaxVoters, raftfsm.MaxVotersLimit)
+	}
+	if o.KeyHash > KeyHashXXH64 {
+		bad("KeyHash %d is unknown", o.KeyHash)
+	}
+	if hc := o.HealthCheck; hc != (HealthCheckConfig{}) && hc.Enabled {
+		if hc.Interval <= 0 {
+			bad("HealthCheck.Interval must be positive")
+		}
+		if hc.Timeout <= 0 {
+			bad("HealthCheck.Timeout must be positive")
+		}
+		if hc.FailureThreshold < 1 {
+			bad("HealthCheck.FailureThreshold must be at least 1")
+		}
+	}
+	if len(o.Services) > raftfsm.MaxServices {
+		bad("at most %d Services", raftfsm.MaxServices)
+	}
+	for name, addr := range o.Services {
+		switch {
+		case name == "" || len(name) > 256:
+			bad("service name %q must be 1 to 256 characters", name)
+		case addr == "" || len(addr) > 256:
+			bad("service %q: address must be 1 to 256 characters", name)
+		case !strings.Contains(addr, ":"):
+			bad("service %q: address %q is not host:port or :port", name, addr)
+		}
+	}
+	if strings.ContainsAny(o.AuthToken, " \t\r\n") {
+		bad("AuthToken must not contain whitespace")
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"RebalanceDelay", o.RebalanceDelay}, {"StartTimeout", o.StartTimeout},
+		{"Raft.HeartbeatTimeout", o.Raft.HeartbeatTimeout}, {"Raft.ElectionTimeout", o.Raft.ElectionTimeout},
+		{"Raft.LeaderLeaseTimeout", o.Raft.LeaderLeaseTimeout}, {"Raft.CommitTimeout", o.Raft.CommitTimeout},
+		{"Raft.SnapshotInterval", o.Raft.SnapshotInterval},
+	} {
+		if d.v < 0 {
+			bad("%s must not be negative", d.name)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"Raft.HeartbeatTimeout", o.Raft.HeartbeatTimeout}, {"Raft.ElectionTimeout", o.Raft.ElectionTimeout}} {
+		if d.v > 0 && d.v < 5*time.Millisecond {
+			bad("%s must be at least 5ms", d.name)
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidOptions, errors.Join(errs...))
+}

@@ -1,0 +1,273 @@
+package clusterkit
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// The read path: one atomic load of the immutable routing view, then slice
+// indexing. No actor round trip, no lock, no allocation.
+
+// GetPartition returns the partition that owns key. It fails with ErrNotReady
+// before the first partition table is committed.
+func (ck *ClusterKit) GetPartition(key string) (*Partition, error) {
+	if p := ck.fsm.View().PartitionOf(key); p != nil {
+		return p, nil
+	}
+	return nil, ErrNotReady
+}
+
+// GetPrimary returns the current primary of p, or nil.
+func (ck *ClusterKit) GetPrimary(p *Partition) *Node {
+	if p == nil {
+		return nil
+	}
+	return ck.fsm.View().Primary(p.Number())
+}
+
+// GetReplicas returns the current replicas of p (read-only).
+func (ck *ClusterKit) GetReplicas(p *Partition) []Node {
+	if p == nil {
+		return nil
+	}
+	return ck.fsm.View().Replicas(p.Number())
+}
+
+// GetNodes returns the current primary and replicas of p (read-only).
+func (ck *ClusterKit) GetNodes(p *Partition) []Node {
+	if p == nil {
+		return nil
+	}
+	return ck.fsm.View().Nodes(p.Number())
+}
+
+// IsPrimary reports whether this node is p's primary now.
+func (ck *ClusterKit) IsPrimary(p *Partition) bool {
+	return p != nil && ck.fsm.View().Role(p.Number()) == raftfsm.RolePrimary
+}
+
+// IsReplica reports whether this node is one of p's replicas now.
+func (ck *ClusterKit) IsReplica(p *Partition) bool {
+	return p != nil && ck.fsm.View().Role(p.Number()) == raftfsm.RoleReplica
+}
+
+// GetCluster returns the cluster: members with their services, the partition
+// map, the configuration and the hash configuration.
+func (ck *ClusterKit) GetCluster() *Cluster { return ck.fsm.View().Cluster() }
+
+// ServiceAddresses returns, for every member that registered the named
+// service, its address (member ID -> address).
+func (ck *ClusterKit) ServiceAddresses(service string) map[string]string {
+	out := map[string]string{}
+	for _, m := range ck.fsm.View().Members() {
+		if addr, ok := m.Services[service]; ok {
+			out[m.ID] = addr
+		}
+	}
+	return out
+}
+
+// RebalancePartitions asks the leader for a rebalance now and returns after
+// the resulting table is committed. On a follower it returns ErrNotLeader.
+func (ck *ClusterKit) RebalancePartitions() error {
+	ck.mu.Lock()
+	reb, stopped := ck.children.Rebalancer, ck.stopped
+	ck.mu.Unlock()
+	switch {
+	case stopped:
+		return ErrStopped
+	case reb == nil:
+		return ErrNotStarted
+	}
+	res, err := ck.system.Root.RequestFuture(reb, &messages.RebalanceRequest{Trigger: raftfsm.TriggerManual, TriggerNodeId: ck.opts.NodeID}, DefaultApplyTimeout).Result()
+	if err != nil {
+		return fmt.Errorf("%w: rebalance: %w", ErrTimeout, err)
+	}
+	return actors.ResultError(res.(*messages.ProposeResult))
+}
+
+// raftStatus is what the node knows about consensus right now.
+type raftStatus struct {
+	State                                 string
+	LeaderID, LeaderAddr                  string
+	Term, CommitIndex, AppliedIndex, Last uint64
+	Voters, NonVoters                     int
+}
+
+func (ck *ClusterKit) raftStatus() raftStatus {
+	r := ck.raft
+	if r == nil || !ck.running.Load() {
+		return raftStatus{State: "Shutdown"}
+	}
+	st := r.Stats()
+	num := func(k string) uint64 { n, _ := strconv.ParseUint(st[k], 10, 64); return n }
+	addr, id := r.LeaderWithID()
+	s := raftStatus{
+		State: r.State().String(), LeaderID: string(id), LeaderAddr: string(addr),
+		Term: num("term"), CommitIndex: num("commit_index"), AppliedIndex: r.AppliedIndex(), Last: r.LastIndex(),
+	}
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			if srv.Suffrage == raft.Voter {
+				s.Voters++
+			} else {
+				s.NonVoters++
+			}
+		}
+	}
+	return s
+}
+
+// Metrics is the JSON metrics view (GET /metrics?format=json): the
+// reference's fields plus consensus, event and queue counters.
+type Metrics struct {
+	NodeCount      int       `json:"node_count"`
+	PartitionCount int       `json:"partition_count"`
+	RequestCount   int64     `json:"request_count"`
+	ErrorCount     int64     `json:"error_count"`
+	LastSync       time.Time `json:"last_sync"`
+	IsLeader       bool      `json:"is_leader"`
+	RaftState      string    `json:"raft_state"`
+	UptimeSeconds  int64     `json:"uptime_seconds"`
+
+	PrimaryPartitions int               `json:"primary_partitions"`
+	ReplicaPartitions int               `json:"replica_partitions"`
+	TableVersion      uint64            `json:"table_version"`
+	Term              uint64            `json:"term"`
+	CommitIndex       uint64            `json:"commit_index"`
+	AppliedIndex      uint64            `json:"applied_index"`
+	LastLogIndex      uint64            `json:"last_log_index"`
+	ClusterHealth     string            `json:"cluster_health"`
+	EventsPublished   map[string]uint64 `json:"events_published"`
+	EventsDelivered   map[string]uint64 `json:"events_delivered"`
+	EventsSuppressed  uint64            `json:"events_suppressed"`
+	CallbackPanics    uint64            `json:"callback_panics"`
+	Rebalances        uint64            `json:"rebalances"`
+	Subscribers       int64             `json:"subscribers"`
+	Proposals         uint64            `json:"proposals"`
+	ProposalErrors    uint64            `json:"proposal_errors"`
+	QueueLengths      map[string]int64  `json:"queue_lengths"`
+}
+
+// GetMetrics returns a snapshot of the node's metrics.
+func (ck *ClusterKit) GetMetrics() *Metrics {
+	v := ck.fsm.View()
+	rs := ck.raftStatus()
+	s := ck.stats
+	m := &Metrics{
+		NodeCount:        len(v.Members()),
+		PartitionCount:   v.PartitionCount(),
+		RequestCount:     ck.httpRequests.Load(),
+		ErrorCount:       ck.httpErrors.Load(),
+		IsLeader:         rs.State == raft.Leader.String(),
+		RaftState:        rs.State,
+		UptimeSeconds:    int64(time.Since(ck.createdAt).Seconds()),
+		TableVersion:     v.TableVersion(),
+		Term:             rs.Term,
+		CommitIndex:      rs.CommitIndex,
+		AppliedIndex:     rs.AppliedIndex,
+		LastLogIndex:     rs.Last,
+		ClusterHealth:    v.Health().Status,
+		EventsPublished:  map[string]uint64{},
+		EventsDelivered:  map[string]uint64{},
+		EventsSuppressed: s.EventsSuppressed.Load(),
+		CallbackPanics:   s.CallbackPanics.Load(),
+		Rebalances:       s.Rebalances.Load(),
+		Subscribers:      s.Subscribers.Load(),
+		Proposals:        s.Proposals.Load(),
+		ProposalErrors:   s.ProposalErrors.Load(),
+		QueueLengths: map[string]int64{
+			"state": s.StateQueue.Len(), "partitions": s.PartitionsQueue.Len(), "hooks": s.HooksQueue.Len(),
+		},
+	}
+	if v.Version() != 0 {
+		if mem, ok := v.Member(ck.opts.NodeID); ok {
+			m.LastSync = mem.LastSeen
+		}
+	}
+	for n := range v.PartitionCount() {
+		switch v.Role(n) {
+		case raftfsm.RolePrimary:
+			m.PrimaryPartitions++
+		case raftfsm.RoleReplica:
+			m.ReplicaPartitions++
+		}
+	}
+	for k, name := range actors.KindNames {
+		m.EventsPublished[name] = s.Published(k)
+		m.EventsDelivered[name] = s.Delivered(k)
+	}
+	return m
+}
+
+// HealthStatus is the detailed health of this node and of the cluster as this
+// node sees it (GET /health/detailed).
+type HealthStatus struct {
+	// Healthy: this node runs, its state machine works and it knows a leader.
+	Healthy        bool      `json:"healthy"`
+	NodeID         string    `json:"node_id"`
+	NodeName       string    `json:"node_name"`
+	IsLeader       bool      `json:"is_leader"`
+	NodeCount      int       `json:"node_count"`
+	PartitionCount int       `json:"partition_count"`
+	RaftState      string    `json:"raft_state"`
+	LastSync       time.Time `json:"last_sync"`
+	Uptime         string    `json:"uptime"`
+
+	Ready                     bool     `json:"ready"`
+	ClusterStatus             string   `json:"cluster_status"` // healthy, degraded, critical, unknown
+	Leader                    string   `json:"leader"`
+	LeaderAddress             string   `json:"leader_address"`
+	Term                      uint64   `json:"term"`
+	CommitIndex               uint64   `json:"commit_index"`
+	AppliedIndex              uint64   `json:"applied_index"`
+	LastLogIndex              uint64   `json:"last_log_index"`
+	TableVersion              uint64   `json:"table_version"`
+	Voters                    int      `json:"voters"`
+	NonVoters                 int      `json:"non_voters"`
+	UnhealthyNodeIDs          []string `json:"unhealthy_node_ids"`
+	UnderReplicatedPartitions int      `json:"under_replicated_partitions"`
+	UnownedPartitions         int      `json:"unowned_partitions"`
+	Problems                  []string `json:"problems,omitempty"`
+}
+
+// HealthCheck reports the node's and the cluster's health truthfully.
+func (ck *ClusterKit) HealthCheck() *HealthStatus {
+	v := ck.fsm.View()
+	rs := ck.raftStatus()
+	h := v.Health()
+	st := &HealthStatus{
+		NodeID: ck.opts.NodeID, NodeName: ck.opts.NodeName, IsLeader: rs.State == raft.Leader.String(),
+		NodeCount: len(v.Members()), PartitionCount: v.PartitionCount(), RaftState: rs.State,
+		Uptime: time.Since(ck.createdAt).Round(time.Second).String(), ClusterStatus: h.Status,
+		Leader: rs.LeaderID, LeaderAddress: rs.LeaderAddr, Term: rs.Term, CommitIndex: rs.CommitIndex,
+		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.Last, TableVersion: v.TableVersion(),
+		Voters: rs.Voters, NonVoters: rs.NonVoters, UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
+		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
+	}
+	if m, ok := v.Member(ck.opts.NodeID); ok {
+		st.LastSync = m.LastSeen
+	}
+	if !ck.running.Load() {
+		st.Problems = append(st.Problems, "node is not running")
+	}
+	if err := ck.fsm.Err(); err != nil {
+		st.Problems = append(st.Problems, err.Error())
+	}
+	if rs.LeaderID == "" {
+		st.Problems = append(st.Problems, "no known leader")
+	}
+	st.Healthy = len(st.Problems) == 0
+	st.Ready = st.Healthy && v.HasTable()
+	if !v.HasTable() {
+		st.Problems = append(st.Problems, "no partition table committed yet")
+	}
+	return st
+}

@@ -1,0 +1,533 @@
+// Package clusterkit is cluster coordination for Go applications that keep
+// their own data: which partition a key belongs to, which nodes own each
+// partition, who is alive, who leads, when data must move, and an event for
+// every change. It is an actor system (protoactor-go) around a Raft-replicated
+// cluster state (hashicorp/raft).
+//
+// Quick start:
+//
+//	ck, err := clusterkit.New(clusterkit.Options{NodeID: "node-1", HTTPAddr: ":8080"})
+//	if err != nil { ... }
+//	ck.OnPartitionChange(func(e *clusterkit.PartitionChangeEvent) { ... })
+//	if err := ck.Start(); err != nil { ... }
+//	defer ck.Stop()
+//	p, _ := ck.GetPartition("user:123")
+//	if ck.IsPrimary(p) { ... }
+package clusterkit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+
+	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/internal/logging"
+	"github.com/clusterkit/clusterkit/internal/nodefile"
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// ClusterKit is one node. Create it with New, then Start it; Stop it once.
+// All methods are safe for concurrent use.
+type ClusterKit struct {
+	opts      Options
+	log       *slog.Logger
+	fsm       *raftfsm.FSM
+	system    *actor.ActorSystem
+	ownSystem bool
+	stats     *actors.Stats
+	createdAt time.Time
+
+	mu               sync.Mutex
+	started, stopped bool
+	children         actors.Children
+	root             *actor.PID
+	pendingSubs      []*actors.Subscribe
+	pendingCallbacks []*actors.RegisterCallback
+
+	// Set by Start before the node is visible to other goroutines.
+	raft        *raft.Raft
+	stores      *raftfsm.Stores
+	transport   *raft.InmemTransport
+	ln          net.Listener
+	server      *http.Server
+	serverDone  chan struct{}
+	advertise   string
+	incarnation uint64
+	lastAlive   int64
+	delivered   actors.Seq // last delivered event seq before this start
+	lastSeq     struct {
+		sync.Mutex
+		actors.Seq
+	}
+	running atomic.Bool
+
+	stopOnce sync.Once
+	stopErr  error
+
+	httpRequests, httpErrors atomic.Int64
+}
+
+// New validates opts (reporting every problem at once) and creates a node.
+// Nothing listens until Start.
+func New(opts Options) (*ClusterKit, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	opts = opts.withDefaults()
+	if len(opts.JoinAddrs) > 0 || opts.JoinAddr != "" {
+		return nil, fmt.Errorf("%w (JoinAddr %q)", ErrJoinUnsupported, opts.JoinAddr)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = logging.Default(os.Stderr, slog.LevelInfo)
+	}
+	logger = logger.With("node", opts.NodeID)
+	ck := &ClusterKit{
+		opts:      opts,
+		log:       logger,
+		fsm:       raftfsm.New(opts.NodeID, logger.With("component", "fsm")),
+		stats:     &actors.Stats{},
+		createdAt: time.Now(),
+		system:    opts.ActorSystem,
+	}
+	if ck.system == nil {
+		// protoactor logs routine lifecycle at Info: keep it at Debug here.
+		pa := logging.Demote(logger.With("lib", "protoactor"), 4)
+		ck.system = actor.NewActorSystem(
+			actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger { return pa }),
+			// The dead-letter log throttle runs a goroutine for one interval
+			// after a dead letter (messages racing with Stop produce a few):
+			// keep it short so Stop leaves nothing running for long.
+			actor.WithDeadLetterThrottleInterval(100*time.Millisecond),
+		)
+		ck.ownSystem = true
+	}
+	return ck, nil
+}
+
+// ActorSystem returns the actor system the node's actors live in. Spawn the
+// actors you pass to Subscribe here: PIDs are only valid in their system.
+func (ck *ClusterKit) ActorSystem() *actor.ActorSystem { return ck.system }
+
+// GetMyNodeID returns this node's ID.
+func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
+
+// Start listens on HTTPAddr, starts Raft and the actor tree and returns when
+// the node holds a committed partition table (or after StartTimeout). A node
+// with no state bootstraps a new cluster. If Start fails, the node is stopped.
+func (ck *ClusterKit) Start() error {
+	ck.mu.Lock()
+	switch {
+	case ck.stopped:
+		ck.mu.Unlock()
+		return ErrStopped
+	case ck.started:
+		ck.mu.Unlock()
+		return ErrAlreadyStarted
+	}
+	ck.started = true
+	ck.mu.Unlock()
+
+	if err := ck.start(); err != nil {
+		ck.log.Error("start failed", "error", err)
+		if stopErr := ck.Stop(); stopErr != nil {
+			ck.log.Warn("cleanup after failed start", "error", stopErr)
+		}
+		return err
+	}
+	return nil
+}
+
+func (ck *ClusterKit) start() error {
+	o := ck.opts
+	ln, err := net.Listen("tcp", o.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("%w on %s: %w", ErrListen, o.HTTPAddr, err)
+	}
+	ck.ln = ln
+	ck.advertise = advertiseAddr(o.AdvertiseAddr, o.HTTPAddr, ln.Addr())
+	if err := ck.loadIdentity(); err != nil {
+		return err
+	}
+
+	hc := logging.HCLog(ck.log, "raft")
+	stores, err := raftfsm.OpenStores(o.DataDir, hc)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
+	ck.stores = stores
+	hasState, err := raft.HasExistingState(stores.Log, stores.Stable, stores.Snapshots)
+	if err != nil {
+		return fmt.Errorf("%w: read raft state: %w", ErrDataDir, err)
+	}
+	addr, trans := raft.NewInmemTransport(raft.ServerAddress(ck.advertise))
+	ck.transport = trans
+	r, err := raft.NewRaft(ck.raftConfig(hc), ck.fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
+	if err != nil {
+		return fmt.Errorf("start raft: %w", err)
+	}
+	ck.raft = r
+	if !hasState {
+		ck.log.Info("no existing state: bootstrapping a new cluster", "advertise", ck.advertise)
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(o.NodeID), Address: addr}}}
+		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+			return fmt.Errorf("bootstrap raft: %w", err)
+		}
+	} else {
+		ck.log.Info("resuming from existing state", "data_dir", o.DataDir)
+	}
+
+	if err := ck.spawnTree(); err != nil {
+		return err
+	}
+	ck.serve()
+	if err := ck.waitReady(); err != nil {
+		return err
+	}
+	ck.running.Store(true)
+	v := ck.fsm.View()
+	ck.log.Info("node ready", "http", ln.Addr().String(), "advertise", ck.advertise, "members", len(v.Members()),
+		"partitions", v.PartitionCount(), "table_version", v.TableVersion(), "health", v.Health().Status)
+	return nil
+}
+
+// loadIdentity picks this start's incarnation: a counter in the data
+// directory, or the clock when running in memory.
+func (ck *ClusterKit) loadIdentity() error {
+	if ck.opts.DataDir == "" {
+		ck.incarnation = uint64(time.Now().UnixNano())
+		return nil
+	}
+	if err := os.MkdirAll(ck.opts.DataDir, 0o750); err != nil {
+		return fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
+	f, err := nodefile.Begin(ck.opts.DataDir, ck.opts.NodeID)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
+	ck.incarnation, ck.lastAlive = f.Incarnation, f.LastAliveUnixNano
+	ck.delivered = actors.Seq{Index: f.LastDeliveredIndex, Sub: f.LastDeliveredSub}
+	ck.lastSeq.Seq = ck.delivered
+	return nil
+}
+
+func (ck *ClusterKit) raftConfig(hc hclog.Logger) *raft.Config {
+	o := ck.opts
+	c := raft.DefaultConfig()
+	c.LocalID = raft.ServerID(o.NodeID)
+	c.Logger = hc
+	c.HeartbeatTimeout = o.Raft.HeartbeatTimeout
+	c.ElectionTimeout = o.Raft.ElectionTimeout
+	c.LeaderLeaseTimeout = o.Raft.LeaderLeaseTimeout
+	c.CommitTimeout = o.Raft.CommitTimeout
+	c.SnapshotInterval = o.Raft.SnapshotInterval
+	c.SnapshotThreshold = o.Raft.SnapshotThreshold
+	// Proposals are handed over by one goroutine; a buffered channel lets
+	// raft batch them into fewer fsyncs.
+	c.BatchApplyCh = true
+	c.NoLegacyTelemetry = true
+	return c
+}
+
+func (ck *ClusterKit) clusterConfig() *messages.ClusterConfig {
+	o := ck.opts
+	c := &messages.ClusterConfig{
+		ClusterName:       o.ClusterName,
+		PartitionCount:    uint32(o.PartitionCount),
+		ReplicationFactor: uint32(o.ReplicationFactor),
+		KeyHash:           o.KeyHash.proto(),
+		MaxVoters:         uint32(o.MaxVoters),
+	}
+	if c.PartitionCount == 0 {
+		c.PartitionCount = DefaultPartitionCount
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = DefaultReplicationFactor
+	}
+	return c
+}
+
+func (ck *ClusterKit) spawnTree() error {
+	o := ck.opts
+	ck.mu.Lock()
+	subs, cbs := ck.pendingSubs, ck.pendingCallbacks
+	ck.pendingSubs, ck.pendingCallbacks = nil, nil
+	ck.mu.Unlock()
+	cfg := &actors.Config{
+		NodeID: o.NodeID,
+		Raft:   ck.raft,
+		FSM:    ck.fsm,
+		Logger: ck.log,
+		Stats:  ck.stats,
+		Self: &messages.Member{
+			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services, Incarnation: ck.incarnation,
+		},
+		LastAlive:      ck.lastAlive,
+		Cluster:        ck.clusterConfig(),
+		RebalanceDelay: o.RebalanceDelay,
+		ApplyTimeout:   DefaultApplyTimeout,
+		Subscriptions:  subs,
+		Callbacks:      cbs,
+		LastDelivered:  ck.delivered,
+		OnDelivered: func(s actors.Seq) {
+			ck.lastSeq.Lock()
+			ck.lastSeq.Seq = s
+			ck.lastSeq.Unlock()
+		},
+	}
+	root, err := ck.system.Root.SpawnNamed(actors.NewRootProps(cfg), actors.RootName(o.NodeID))
+	if err != nil {
+		return fmt.Errorf("spawn root actor %s: %w (is another node with this ID running in this actor system?)", actors.RootName(o.NodeID), err)
+	}
+	res, err := ck.system.Root.RequestFuture(root, &actors.GetChildren{}, 5*time.Second).Result()
+	if err != nil {
+		return fmt.Errorf("actor tree did not start: %w", err)
+	}
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	ck.root = root
+	ck.children = *res.(*actors.Children)
+	// Registrations that raced with start-up.
+	for _, s := range ck.pendingSubs {
+		ck.system.Root.Send(ck.children.Hooks, s)
+	}
+	for _, c := range ck.pendingCallbacks {
+		ck.system.Root.Send(ck.root, c)
+	}
+	ck.pendingSubs, ck.pendingCallbacks = nil, nil
+	return nil
+}
+
+func (ck *ClusterKit) serve() {
+	ck.server = &http.Server{
+		Handler:           httpgw.New(gatewayBackend{ck}, ck.log.With("component", "http")),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(ck.log.With("component", "http").Handler(), slog.LevelWarn),
+	}
+	ck.serverDone = make(chan struct{})
+	go func() {
+		defer close(ck.serverDone)
+		if err := ck.server.Serve(ck.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			ck.log.Error("http server stopped", "error", err)
+		}
+	}()
+}
+
+// waitReady waits for the committed configuration, this node's registration
+// and a partition table.
+func (ck *ClusterKit) waitReady() error {
+	deadline := time.NewTimer(ck.opts.StartTimeout)
+	defer deadline.Stop()
+	for {
+		v := ck.fsm.View()
+		if err := ck.fsm.Err(); err != nil {
+			return err
+		}
+		if err := ck.checkConfig(v.Config()); err != nil {
+			return err
+		}
+		if m, ok := v.Member(ck.opts.NodeID); ok && m.Incarnation == ck.incarnation && v.HasTable() {
+			return nil
+		}
+		select {
+		case <-v.Done():
+		case <-deadline.C:
+			return fmt.Errorf("%w after %v: config committed=%v, registered=%v, table=%v, raft state %v",
+				ErrStartTimeout, ck.opts.StartTimeout, v.Config() != nil, func() bool { _, ok := v.Member(ck.opts.NodeID); return ok }(),
+				v.HasTable(), ck.raft.State())
+		}
+	}
+}
+
+// checkConfig fails when an explicit option disagrees with the committed configuration.
+func (ck *ClusterKit) checkConfig(c *messages.ClusterConfig) error {
+	if c == nil {
+		return nil
+	}
+	o := ck.opts
+	var errs []error
+	if o.PartitionCount != 0 && uint32(o.PartitionCount) != c.GetPartitionCount() {
+		errs = append(errs, fmt.Errorf("PartitionCount is %d but the cluster has %d", o.PartitionCount, c.GetPartitionCount()))
+	}
+	if o.ReplicationFactor != 0 && uint32(o.ReplicationFactor) != c.GetReplicationFactor() {
+		errs = append(errs, fmt.Errorf("ReplicationFactor is %d but the cluster has %d", o.ReplicationFactor, c.GetReplicationFactor()))
+	}
+	if o.KeyHash != KeyHashDefault && o.KeyHash.proto() != c.GetKeyHash() {
+		errs = append(errs, fmt.Errorf("KeyHash is %v but the cluster uses %v", o.KeyHash.proto(), c.GetKeyHash()))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w (leave the option at 0 to adopt the cluster's value)", ErrConfigMismatch, errors.Join(errs...))
+}
+
+// Stop stops this node without leaving the cluster (a restart in place keeps
+// its membership). It is idempotent and waits until every goroutine the node
+// started has ended.
+func (ck *ClusterKit) Stop() error {
+	ck.stopOnce.Do(func() { ck.stopErr = ck.stop() })
+	return ck.stopErr
+}
+
+func (ck *ClusterKit) stop() error {
+	ck.mu.Lock()
+	ck.stopped = true
+	ck.mu.Unlock()
+	ck.running.Store(false)
+	var errs []error
+	if ck.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := ck.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			_ = ck.server.Close()
+		}
+		cancel()
+		<-ck.serverDone
+	} else if ck.ln != nil {
+		_ = ck.ln.Close()
+	}
+	if ck.root != nil {
+		// Actors first, raft second: raft must still run while the actors
+		// drain the proposals they handed it (a future queued in raft at
+		// shutdown is never resolved, hashicorp/raft#498).
+		if err := ck.system.Root.StopFuture(ck.root).Wait(); err != nil {
+			errs = append(errs, fmt.Errorf("stop actors: %w", err))
+		}
+	}
+	if ck.raft != nil {
+		if err := ck.raft.Shutdown().Error(); err != nil {
+			errs = append(errs, fmt.Errorf("raft shutdown: %w", err))
+		}
+	}
+	if ck.transport != nil {
+		_ = ck.transport.Close()
+	}
+	if ck.stores != nil {
+		if err := ck.stores.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close stores: %w", err))
+		}
+	}
+	if ck.opts.DataDir != "" && ck.incarnation != 0 {
+		ck.lastSeq.Lock()
+		last := ck.lastSeq.Seq
+		ck.lastSeq.Unlock()
+		f := nodefile.File{NodeID: ck.opts.NodeID, Incarnation: ck.incarnation, LastAliveUnixNano: time.Now().UnixNano(),
+			LastDeliveredIndex: last.Index, LastDeliveredSub: last.Sub}
+		if err := nodefile.Write(ck.opts.DataDir, f); err != nil {
+			errs = append(errs, fmt.Errorf("write node file: %w", err))
+		}
+	}
+	if ck.ownSystem {
+		ck.system.Shutdown()
+	}
+	if ck.raft != nil {
+		ck.log.Info("node stopped")
+	}
+	return errors.Join(errs...)
+}
+
+// register subscribes an actor or a callback, now or, before Start, at start.
+func (ck *ClusterKit) register(sub any, cb *actors.RegisterCallback) error {
+	ck.mu.Lock()
+	if ck.stopped {
+		ck.mu.Unlock()
+		return ErrStopped
+	}
+	if ck.root == nil {
+		switch s := sub.(type) {
+		case *actors.Subscribe:
+			ck.pendingSubs = append(ck.pendingSubs, s)
+		case *actors.Unsubscribe:
+			ck.pendingSubs = removePending(ck.pendingSubs, s.PID)
+		}
+		if cb != nil {
+			ck.pendingCallbacks = append(ck.pendingCallbacks, cb)
+		}
+		ck.mu.Unlock()
+		return nil
+	}
+	root, hooks := ck.root, ck.children.Hooks
+	ck.mu.Unlock()
+	target, msg := hooks, sub
+	if cb != nil {
+		target, msg = root, cb
+	}
+	res, err := ck.system.Root.RequestFuture(target, msg, 5*time.Second).Result()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	if e, ok := res.(error); ok {
+		return e
+	}
+	return nil
+}
+
+func removePending(subs []*actors.Subscribe, pid *actor.PID) []*actors.Subscribe {
+	out := subs[:0]
+	for _, s := range subs {
+		if !s.PID.Equal(pid) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// advertiseAddr derives what peers dial: the explicit address, else
+// HTTPAddr's host when it names one, else this machine's private IP, with
+// the port actually bound.
+func advertiseAddr(explicit, httpAddr string, bound net.Addr) string {
+	if explicit != "" {
+		return explicit
+	}
+	host, _, _ := net.SplitHostPort(httpAddr)
+	_, port, _ := net.SplitHostPort(bound.String())
+	if ip := net.ParseIP(host); host != "" && (ip == nil || !ip.IsUnspecified()) {
+		return net.JoinHostPort(host, port)
+	}
+	return net.JoinHostPort(privateIP(), port)
+}
+
+func privateIP() string {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return "127.0.0.1"
+	}
+	var fallback string
+	for _, a := range addrs {
+		ipn, ok := a.(*net.IPNet)
+		if !ok || ipn.IP.IsLoopback() || ipn.IP.To4() == nil {
+			continue
+		}
+		if ipn.IP.IsPrivate() {
+			return ipn.IP.String()
+		}
+		if fallback == "" {
+			fallback = ipn.IP.String()
+		}
+	}
+	if fallback != "" {
+		return fallback
+	}
+	return "127.0.0.1"
+}
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}
