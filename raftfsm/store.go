@@ -34,7 +34,7 @@ func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
 	if err := os.MkdirAll(walDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", walDir, err)
 	}
-	w, err := wal.Open(walDir)
+	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
 	if err != nil {
 		return nil, fmt.Errorf("open raft log in %s: %w", walDir, err)
 	}
