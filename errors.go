@@ -25,9 +25,10 @@ var (
 	ErrNotReady = errors.New("clusterkit: no partition table yet")
 	// ErrStartTimeout means the node did not become ready within StartTimeout.
 	ErrStartTimeout = errors.New("clusterkit: start timed out")
-	// ErrJoinUnsupported is returned by Start when JoinAddr is set: joining an
-	// existing cluster is not implemented in this version.
-	ErrJoinUnsupported = errors.New("clusterkit: joining an existing cluster is not supported yet")
+	// ErrJoinRefused means the cluster refused this node for a reason retrying
+	// cannot fix (invalid ID or address, configuration mismatch, another
+	// process with this ID, an address that answers as another node).
+	ErrJoinRefused = errors.New("clusterkit: join refused")
 	// ErrNotLeader means the operation needs the Raft leader.
 	ErrNotLeader = raft.ErrNotLeader
 	// ErrTimeout means an operation did not complete in time.

@@ -24,6 +24,7 @@ const (
 	DefaultRebalanceDelay    = 100 * time.Millisecond
 	DefaultStartTimeout      = 30 * time.Second
 	DefaultApplyTimeout      = 10 * time.Second
+	rpcTimeout               = 5 * time.Second
 )
 
 // KeyHash selects the key -> partition function, fixed cluster-wide at bootstrap.
@@ -77,7 +78,9 @@ type Options struct {
 	// AdvertiseAddr is what peers dial; defaults to HTTPAddr when it has a
 	// host, else to this machine's private IP with HTTPAddr's port.
 	AdvertiseAddr string
-	// JoinAddr and JoinAddrs are members to join through (not supported yet).
+	// JoinAddr and JoinAddrs are members to join through: any member works
+	// (non-leaders forward to the leader); the node retries with backoff
+	// until it is in, Stop is called or StartTimeout passes.
 	JoinAddr  string
 	JoinAddrs []string
 	// Bootstrap is accepted for compatibility: a node with no state and no
@@ -108,8 +111,11 @@ type Options struct {
 	Logger *slog.Logger
 	// ActorSystem hosts the node's actors; default: a new system per node.
 	ActorSystem *actor.ActorSystem
-	// AuthToken, when set, is required by node-to-node and mutating requests.
+	// AuthToken, when set, is required by node-to-node and mutating requests
+	// and by the Raft stream; every node of a cluster must use the same one.
 	AuthToken string
+	// Network carries all of the node's traffic; default TCP.
+	Network Network
 
 	// RebalanceDelay debounces membership changes into one rebalance.
 	RebalanceDelay time.Duration

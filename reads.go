@@ -74,19 +74,20 @@ func (ck *ClusterKit) ServiceAddresses(service string) map[string]string {
 	return out
 }
 
-// RebalancePartitions asks the leader for a rebalance now and returns after
-// the resulting table is committed. On a follower it returns ErrNotLeader.
+// RebalancePartitions asks the leader (through this node, whatever its role)
+// for a rebalance now and returns after the resulting table is committed.
 func (ck *ClusterKit) RebalancePartitions() error {
 	ck.mu.Lock()
-	reb, stopped := ck.children.Rebalancer, ck.stopped
+	stopped := ck.stopped
 	ck.mu.Unlock()
-	switch {
-	case stopped:
+	if stopped {
 		return ErrStopped
-	case reb == nil:
+	}
+	state := ck.stateActor()
+	if state == nil {
 		return ErrNotStarted
 	}
-	res, err := ck.system.Root.RequestFuture(reb, &messages.RebalanceRequest{Trigger: raftfsm.TriggerManual, TriggerNodeId: ck.opts.NodeID}, DefaultApplyTimeout).Result()
+	res, err := ck.system.Root.RequestFuture(state, &messages.RebalanceRequest{Trigger: raftfsm.TriggerManual, TriggerNodeId: ck.opts.NodeID}, DefaultApplyTimeout+rpcTimeout).Result()
 	if err != nil {
 		return fmt.Errorf("%w: rebalance: %w", ErrTimeout, err)
 	}
@@ -265,9 +266,14 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		st.Problems = append(st.Problems, "no known leader")
 	}
 	st.Healthy = len(st.Problems) == 0
-	st.Ready = st.Healthy && v.HasTable()
+	member, ok := v.Member(ck.opts.NodeID)
+	registered := ok && member.Incarnation == ck.incarnation
+	st.Ready = st.Healthy && v.HasTable() && registered
 	if !v.HasTable() {
 		st.Problems = append(st.Problems, "no partition table committed yet")
+	}
+	if !registered {
+		st.Problems = append(st.Problems, "this node is not a member of the cluster")
 	}
 	return st
 }

@@ -23,6 +23,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,7 +35,9 @@ import (
 	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/httpgw"
 	"github.com/clusterkit/clusterkit/internal/logging"
+	"github.com/clusterkit/clusterkit/internal/mux"
 	"github.com/clusterkit/clusterkit/internal/nodefile"
+	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -60,7 +63,12 @@ type ClusterKit struct {
 	// Set by Start before the node is visible to other goroutines.
 	raft        *raft.Raft
 	stores      *raftfsm.Stores
-	transport   *raft.InmemTransport
+	network     Network
+	mux         *mux.Mux
+	stream      *raftfsm.StreamLayer
+	transport   *raft.NetworkTransport
+	peers       *rpc.Client
+	refused     chan error
 	ln          net.Listener
 	server      *http.Server
 	serverDone  chan struct{}
@@ -87,9 +95,6 @@ func New(opts Options) (*ClusterKit, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	if len(opts.JoinAddrs) > 0 || opts.JoinAddr != "" {
-		return nil, fmt.Errorf("%w (JoinAddr %q)", ErrJoinUnsupported, opts.JoinAddr)
-	}
 	logger := opts.Logger
 	if logger == nil {
 		logger = logging.Default(os.Stderr, slog.LevelInfo)
@@ -102,6 +107,11 @@ func New(opts Options) (*ClusterKit, error) {
 		stats:     &actors.Stats{},
 		createdAt: time.Now(),
 		system:    opts.ActorSystem,
+		network:   opts.Network,
+		refused:   make(chan error, 1),
+	}
+	if ck.network == nil {
+		ck.network = &TCPNetwork{}
 	}
 	if ck.system == nil {
 		// protoactor logs routine lifecycle at Info: keep it at Debug here.
@@ -153,7 +163,7 @@ func (ck *ClusterKit) Start() error {
 
 func (ck *ClusterKit) start() error {
 	o := ck.opts
-	ln, err := net.Listen("tcp", o.HTTPAddr)
+	ln, err := ck.network.Listen(o.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("%w on %s: %w", ErrListen, o.HTTPAddr, err)
 	}
@@ -173,24 +183,36 @@ func (ck *ClusterKit) start() error {
 	if err != nil {
 		return fmt.Errorf("%w: read raft state: %w", ErrDataDir, err)
 	}
-	addr, trans := raft.NewInmemTransport(raft.ServerAddress(ck.advertise))
-	ck.transport = trans
-	r, err := raft.NewRaft(ck.raftConfig(hc), ck.fsm, stores.Log, stores.Stable, stores.Snapshots, trans)
+
+	// One port: Raft connections and HTTP (gateway and node-to-node requests).
+	ck.mux = mux.New(ln, ck.log.With("component", "mux"))
+	dial := func(ctx context.Context, addr string) (net.Conn, error) { return ck.network.DialContext(ctx, addr) }
+	ck.stream = raftfsm.NewStreamLayer(ck.mux.Raft(), dial, o.AuthToken, ck.log.With("component", "raft-transport"))
+	ck.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: ck.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hc.Named("transport"),
+	})
+	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.network.DialContext(ctx, addr) }, o.AuthToken)
+
+	r, err := raft.NewRaft(ck.raftConfig(hc), ck.fsm, stores.Log, stores.Stable, stores.Snapshots, ck.transport)
 	if err != nil {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	ck.raft = r
-	if !hasState {
-		ck.log.Info("no existing state: bootstrapping a new cluster", "advertise", ck.advertise)
-		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(o.NodeID), Address: addr}}}
+	seeds := ck.seeds()
+	switch {
+	case hasState:
+		ck.log.Info("resuming from existing state", "data_dir", o.DataDir, "advertise", ck.advertise)
+	case len(seeds) == 0:
+		ck.log.Info("no existing state and no join address: bootstrapping a new cluster", "advertise", ck.advertise)
+		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(o.NodeID), Address: raft.ServerAddress(ck.advertise)}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("bootstrap raft: %w", err)
 		}
-	} else {
-		ck.log.Info("resuming from existing state", "data_dir", o.DataDir)
+	default:
+		ck.log.Info("joining a cluster", "via", seeds, "advertise", ck.advertise)
 	}
 
-	if err := ck.spawnTree(); err != nil {
+	if err := ck.spawnTree(seeds); err != nil {
 		return err
 	}
 	ck.serve()
@@ -202,6 +224,17 @@ func (ck *ClusterKit) start() error {
 	ck.log.Info("node ready", "http", ln.Addr().String(), "advertise", ck.advertise, "members", len(v.Members()),
 		"partitions", v.PartitionCount(), "table_version", v.TableVersion(), "health", v.Health().Status)
 	return nil
+}
+
+// seeds are the join addresses, without this node's own address.
+func (ck *ClusterKit) seeds() []string {
+	var out []string
+	for _, a := range append([]string{ck.opts.JoinAddr}, ck.opts.JoinAddrs...) {
+		if a != "" && a != ck.advertise && !slices.Contains(out, a) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // loadIdentity picks this start's incarnation: a counter in the data
@@ -239,6 +272,9 @@ func (ck *ClusterKit) raftConfig(hc hclog.Logger) *raft.Config {
 	// raft batch them into fewer fsyncs.
 	c.BatchApplyCh = true
 	c.NoLegacyTelemetry = true
+	// A removed node keeps running (not a member, not ready) instead of
+	// shutting raft down under the application's feet.
+	c.ShutdownOnRemove = false
 	return c
 }
 
@@ -260,7 +296,7 @@ func (ck *ClusterKit) clusterConfig() *messages.ClusterConfig {
 	return c
 }
 
-func (ck *ClusterKit) spawnTree() error {
+func (ck *ClusterKit) spawnTree(seeds []string) error {
 	o := ck.opts
 	ck.mu.Lock()
 	subs, cbs := ck.pendingSubs, ck.pendingCallbacks
@@ -277,6 +313,16 @@ func (ck *ClusterKit) spawnTree() error {
 		},
 		LastAlive:      ck.lastAlive,
 		Cluster:        ck.clusterConfig(),
+		Expect:         &messages.ClusterConfig{PartitionCount: uint32(o.PartitionCount), ReplicationFactor: uint32(o.ReplicationFactor)},
+		Seeds:          seeds,
+		Peers:          ck.peers,
+		RPCTimeout:     rpcTimeout,
+		OnJoinRefused: func(err error) {
+			select {
+			case ck.refused <- err:
+			default:
+			}
+		},
 		RebalanceDelay: o.RebalanceDelay,
 		ApplyTimeout:   DefaultApplyTimeout,
 		Subscriptions:  subs,
@@ -324,7 +370,7 @@ func (ck *ClusterKit) serve() {
 	ck.serverDone = make(chan struct{})
 	go func() {
 		defer close(ck.serverDone)
-		if err := ck.server.Serve(ck.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := ck.server.Serve(ck.mux.HTTP()); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			ck.log.Error("http server stopped", "error", err)
 		}
 	}()
@@ -348,6 +394,8 @@ func (ck *ClusterKit) waitReady() error {
 		}
 		select {
 		case <-v.Done():
+		case err := <-ck.refused:
+			return fmt.Errorf("%w: %w", ErrJoinRefused, err)
 		case <-deadline.C:
 			return fmt.Errorf("%w after %v: config committed=%v, registered=%v, table=%v, raft state %v",
 				ErrStartTimeout, ck.opts.StartTimeout, v.Config() != nil, func() bool { _, ok := v.Member(ck.opts.NodeID); return ok }(),
@@ -390,8 +438,11 @@ func (ck *ClusterKit) stop() error {
 	ck.mu.Lock()
 	ck.stopped = true
 	ck.mu.Unlock()
-	ck.running.Store(false)
+	wasRunning := ck.running.Swap(false)
 	var errs []error
+	if wasRunning {
+		ck.handOverLeadership()
+	}
 	if ck.server != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		if err := ck.server.Shutdown(ctx); err != nil {
@@ -400,8 +451,6 @@ func (ck *ClusterKit) stop() error {
 		}
 		cancel()
 		<-ck.serverDone
-	} else if ck.ln != nil {
-		_ = ck.ln.Close()
 	}
 	if ck.root != nil {
 		// Actors first, raft second: raft must still run while the actors
@@ -417,7 +466,19 @@ func (ck *ClusterKit) stop() error {
 		}
 	}
 	if ck.transport != nil {
+		ck.transport.CloseStreams()
 		_ = ck.transport.Close()
+	}
+	if ck.mux != nil {
+		_ = ck.mux.Close()
+	} else if ck.ln != nil {
+		_ = ck.ln.Close()
+	}
+	if ck.stream != nil {
+		ck.stream.Wait()
+	}
+	if ck.peers != nil {
+		ck.peers.Close()
 	}
 	if ck.stores != nil {
 		if err := ck.stores.Close(); err != nil {
@@ -441,6 +502,53 @@ func (ck *ClusterKit) stop() error {
 		ck.log.Info("node stopped")
 	}
 	return errors.Join(errs...)
+}
+
+// handOverLeadership transfers leadership before this node stops or leaves,
+// so the cluster has a leader again within a round trip instead of an
+// election timeout.
+func (ck *ClusterKit) handOverLeadership() {
+	if ck.raft == nil || ck.raft.State() != raft.Leader {
+		return
+	}
+	f := ck.raft.GetConfiguration()
+	if f.Error() != nil {
+		return
+	}
+	others := 0
+	for _, srv := range f.Configuration().Servers {
+		if srv.Suffrage == raft.Voter && string(srv.ID) != ck.opts.NodeID {
+			others++
+		}
+	}
+	if others == 0 {
+		return
+	}
+	start := time.Now()
+	if err := ck.raft.LeadershipTransfer().Error(); err != nil {
+		ck.log.Warn("leadership transfer failed; the others will elect a leader after their timeout", "error", err)
+		return
+	}
+	// The transfer ends when this node steps down; wait (briefly) until it
+	// hears from the new leader, so callers know the cluster has one.
+	deadline := time.Now().Add(2 * ck.opts.Raft.ElectionTimeout)
+	for {
+		if _, id := ck.raft.LeaderWithID(); id != "" && string(id) != ck.opts.NodeID {
+			ck.log.Info("leadership transferred", "to", string(id), "took", time.Since(start).Round(time.Microsecond))
+			return
+		}
+		if time.Now().After(deadline) {
+			ck.log.Warn("leadership transferred but no new leader heard from yet")
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func (ck *ClusterKit) stateActor() *actor.PID {
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	return ck.children.State
 }
 
 // register subscribes an actor or a callback, now or, before Start, at start.

@@ -43,13 +43,6 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 	}
 }
 
-func TestNewRejectsJoinUntilSupported(t *testing.T) {
-	_, err := New(Options{NodeID: "n2", HTTPAddr: ":0", JoinAddr: "127.0.0.1:8080"})
-	if !errors.Is(err, ErrJoinUnsupported) {
-		t.Fatalf("New with JoinAddr = %v", err)
-	}
-}
-
 // TestSingleNodeLifecycleEvents: a user actor and the Go callbacks receive
 // NodeJoin (bootstrap), RebalanceStart, one PartitionChange per partition and
 // RebalanceComplete, in that order, with increasing seqs.

@@ -16,6 +16,12 @@ type partitionsActor struct {
 	cfg   *Config
 	log   *slog.Logger
 	hooks *actor.PID
+	// open once this node's current incarnation is registered: the entries
+	// before it are history this process did not witness (a new node's
+	// catch-up, or what a restarted node missed, which its rejoin and reload
+	// events summarise). Every node thus delivers the same events from its
+	// own registration on.
+	open bool
 }
 
 func newPartitionsActor(cfg *Config) actor.Actor {
@@ -26,15 +32,32 @@ func (p *partitionsActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		p.hooks = sibling(ctx.Parent(), "hooks")
+		p.open = p.registered(p.cfg.FSM.View())
 	case *raftfsm.Applied:
 		p.applied(ctx, msg)
 	}
 }
 
+func (p *partitionsActor) registered(v *raftfsm.View) bool {
+	m, ok := v.Member(p.cfg.NodeID)
+	return ok && m.Incarnation == p.cfg.Self.GetIncarnation()
+}
+
 func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	if a.Restored {
 		p.log.Info("state restored from snapshot", "index", a.Index, "members", len(a.Next.Members()), "table_version", a.Next.TableVersion())
+		p.open = p.open || p.registered(a.Next)
 		return
+	}
+	if !p.open {
+		mine := func(n *raftfsm.Node) bool {
+			return n != nil && n.ID == p.cfg.NodeID && n.Incarnation == p.cfg.Self.GetIncarnation()
+		}
+		if !mine(a.Change.Joined) && !mine(a.Change.Rejoined) {
+			p.open = a.Err == nil && p.registered(a.Next) // e.g. an update of an incarnation already known
+			return
+		}
+		p.open = true
 	}
 	if a.Err != nil {
 		p.log.Debug("entry rejected", "index", a.Index, "origin", a.Origin, "error", a.Err)

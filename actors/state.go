@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"log/slog"
 	"sync"
 	"time"
@@ -13,57 +14,69 @@ import (
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
-// Config is what the actor tree of one node needs. It is shared, read-only,
-// by every actor (and survives their restarts).
-type Config struct {
-	NodeID string
-	Raft   *raft.Raft
-	FSM    *raftfsm.FSM
-	Logger *slog.Logger
-	Stats  *Stats
-	// Self is this node's registration (ID, name, address, services, incarnation).
-	Self *messages.Member
-	// LastAlive is when this node last knew itself alive before this start (0 if unknown).
-	LastAlive int64
-	// Cluster is the configuration proposed when this node bootstraps a cluster.
-	Cluster *messages.ClusterConfig
-	// RebalanceDelay debounces membership changes into one rebalance.
-	RebalanceDelay time.Duration
-	// ApplyTimeout bounds how long a proposal waits to enter raft's queue.
-	ApplyTimeout time.Duration
-	// LastDelivered is the seq of the last event delivered before this start;
-	// events up to it are not delivered again.
-	LastDelivered Seq
-	// OnDelivered, when set, is told the seq of the last event of each
-	// delivered batch (for persistence). It runs in the dispatcher: keep it fast.
-	OnDelivered func(Seq)
-	// Subscriptions and Callbacks registered before start.
-	Subscriptions []*Subscribe
-	Callbacks     []*RegisterCallback
-}
-
-func (c *Config) now() int64 { return time.Now().UnixNano() }
-
-// stateActor owns the raft handle: it proposes commands, receives applied
-// entries from the FSM and reacts to leadership changes.
+// stateActor owns the raft handle: it proposes commands (forwarding them to
+// the leader on a follower), receives applied entries from the FSM, reacts
+// to leadership changes, registers this node with the cluster and, on the
+// leader, admits joining nodes and keeps raft's configuration in line with
+// the committed membership.
 type stateActor struct {
 	cfg        *Config
 	log        *slog.Logger
+	system     *actor.ActorSystem
+	self       *actor.PID
 	partitions *actor.PID
 	rebalancer *actor.PID
 	prop       *proposer
 	obs        *raft.Observer
 	stopObs    chan struct{}
-	barriers   sync.WaitGroup
+	work       sync.WaitGroup // goroutines that must end before the actor does
+	stopped    chan struct{}
 	leader     bool
+	ready      bool // leader and caught up (barrier passed)
+
+	// registration of this node
+	regInFlight bool
+	regBackoff  time.Duration
+	regTimer    *time.Timer
+	seedNext    int
+
+	// leader duties
+	pendingJoins map[string]int
+	reconciling  bool
+	reconcileDue bool
+	lastContact  map[string]time.Time
+	tick         *time.Timer
 }
 
-// drainTimeout bounds how long stopping waits for proposals and barriers
-// already handed to raft.
+// drainTimeout bounds how long stopping waits for proposals and goroutines
+// that hold raft futures.
 const drainTimeout = 5 * time.Second
+
+// reconcileEvery is the leader's safety-net period for matching raft's
+// configuration to the membership (changes also trigger it at once).
+const reconcileEvery = 2 * time.Second
 
 func newStateActor(cfg *Config) actor.Actor {
 	return &stateActor{cfg: cfg, log: cfg.Logger.With("actor", "state")}
+}
+
+type registerTick struct{}
+
+type registerResult struct {
+	resp *messages.JoinResponse
+	err  error
+}
+
+type joinDone struct{ id string }
+
+type reconcileTick struct{}
+
+type reconcileDone struct{}
+
+// JoinFromPeer carries a join request received over the network; the reply
+// is *messages.JoinResponse.
+type JoinFromPeer struct {
+	Req *messages.JoinRequest
 }
 
 func (s *stateActor) Receive(ctx actor.Context) {
@@ -78,19 +91,51 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		ctx.Send(s.partitions, msg)
 		if s.leader {
 			ctx.Send(s.rebalancer, msg)
+			if msg.Change.Joined != nil || msg.Change.Rejoined != nil || msg.Change.Left != nil || msg.Restored {
+				s.reconcile()
+			}
 		}
+		s.ensureRegistered()
 	case *messages.Propose:
-		s.cfg.Stats.Proposals.Add(1)
-		s.prop.propose(msg.GetCommand(), ctx.Sender())
+		s.propose(ctx, msg, ctx.Sender())
+	case *messages.RebalanceRequest:
+		s.rebalance(ctx, msg, ctx.Sender())
+	case *JoinFromPeer:
+		s.handleJoin(msg.Req, ctx.Sender())
 	case *leadershipChanged:
-		s.checkLeadership(ctx)
+		s.checkLeadership()
 	case *barrierDone:
-		s.afterBarrier(ctx, msg)
+		s.afterBarrier(msg)
+	case *registerTick:
+		s.regTimer = nil
+		s.ensureRegistered()
+	case *registerResult:
+		s.registered(msg)
+	case *joinDone:
+		if s.pendingJoins[msg.id]--; s.pendingJoins[msg.id] <= 0 {
+			delete(s.pendingJoins, msg.id)
+		}
+		s.reconcile()
+	case *reconcileTick:
+		s.tick = nil
+		s.reconcile()
+	case *reconcileDone:
+		s.reconciling = false
+		if s.reconcileDue {
+			s.reconcileDue = false
+			s.reconcile()
+		}
+		s.scheduleReconcile()
+	case *peerLastContact:
+		s.lastContact[msg.id] = msg.at
 	case *messages.ProposeResult:
-		// Results of our own bootstrap proposals.
+		// Results of this actor's own proposals (its registration as leader).
+		s.regInFlight = false
 		if err := ResultError(msg); err != nil {
 			s.cfg.Stats.ProposalErrors.Add(1)
-			s.log.Warn("bootstrap proposal failed", "error", err)
+			s.log.Warn("proposal failed", "error", err)
+			s.regBackoff = min(max(2*s.regBackoff, 50*time.Millisecond), 2*time.Second)
+			s.retryRegistration(s.regBackoff)
 		}
 	}
 }
@@ -99,19 +144,22 @@ func (s *stateActor) started(ctx actor.Context) {
 	parent := ctx.Parent()
 	s.partitions = sibling(parent, "partitions")
 	s.rebalancer = sibling(parent, "rebalancer")
-	system := ctx.ActorSystem()
-	self := ctx.Self()
+	s.system, s.self = ctx.ActorSystem(), ctx.Self()
+	s.stopped = make(chan struct{})
+	s.pendingJoins = map[string]int{}
+	s.lastContact = map[string]time.Time{}
+	system, self := s.system, s.self
 	s.prop = newProposer(s.cfg.Raft, s.cfg.ApplyTimeout, func(pid *actor.PID, res *messages.ProposeResult) {
 		if pid != nil {
 			system.Root.Send(pid, res)
 		}
 	})
-	// Observe leadership from a goroutine; the actor re-reads raft's state on
-	// each signal, so dropped observations cannot leave it wrong.
-	ch := make(chan raft.Observation, 16)
+	// Observe leadership and heartbeats from a goroutine; the actor re-reads
+	// raft's state on each signal, so dropped observations cannot mislead it.
+	ch := make(chan raft.Observation, 64)
 	s.obs = raft.NewObserver(ch, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState:
+		case raft.LeaderObservation, raft.RaftState, raft.FailedHeartbeatObservation:
 			return true
 		}
 		return false
@@ -124,24 +172,42 @@ func (s *stateActor) started(ctx actor.Context) {
 			select {
 			case <-stop:
 				return
-			case <-ch:
+			case o := <-ch:
+				if fh, ok := o.Data.(raft.FailedHeartbeatObservation); ok {
+					system.Root.Send(self, &peerLastContact{id: string(fh.PeerID), at: fh.LastContact})
+					continue
+				}
 				system.Root.Send(self, &leadershipChanged{})
 			}
 		}
 	}()
 	s.cfg.FSM.SetNotifier(func(a *raftfsm.Applied) { system.Root.Send(self, a) })
 	system.Root.Send(self, &leadershipChanged{})
+	system.Root.Send(self, &registerTick{})
+}
+
+type peerLastContact struct {
+	id string
+	at time.Time
 }
 
 // stopping releases what the actor started. The node stops its actors before
-// raft, so proposals and barriers in flight still resolve; for a final stop
-// the FSM's records are then discarded (on a restart they keep queueing in
-// this actor's mailbox).
+// raft, so futures in flight still resolve; for a final stop the FSM's records
+// are then discarded (on a restart they keep queueing in this mailbox).
 func (s *stateActor) stopping(final bool) {
 	if s.obs != nil {
 		s.cfg.Raft.DeregisterObserver(s.obs)
 		close(s.stopObs)
 		s.obs = nil
+	}
+	if s.stopped != nil {
+		close(s.stopped)
+		s.stopped = nil
+	}
+	for _, t := range []*time.Timer{s.regTimer, s.tick} {
+		if t != nil {
+			t.Stop()
+		}
 	}
 	if final {
 		s.cfg.FSM.SetNotifier(func(*raftfsm.Applied) {})
@@ -152,16 +218,46 @@ func (s *stateActor) stopping(final bool) {
 		}
 		s.prop = nil
 	}
-	done := make(chan struct{})
-	go func() { s.barriers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(drainTimeout):
-		s.log.Warn("barrier still in flight after stop", "waited", drainTimeout)
+	if !waitTimeout(&s.work, drainTimeout) {
+		s.log.Warn("raft operations still in flight after stop", "waited", drainTimeout)
 	}
 }
 
-func (s *stateActor) checkLeadership(ctx actor.Context) {
+func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+// goWork runs f in a goroutine that stopping waits for. f gets a context
+// cancelled when the actor stops.
+func (s *stateActor) goWork(f func(ctx context.Context)) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := s.stopped
+	s.work.Add(2)
+	done := make(chan struct{})
+	go func() {
+		defer s.work.Done()
+		select {
+		case <-stopped:
+			cancel()
+		case <-done:
+		}
+	}()
+	go func() {
+		defer s.work.Done()
+		defer close(done)
+		defer cancel()
+		f(ctx)
+	}()
+}
+
+func (s *stateActor) checkLeadership() {
 	st := s.cfg.Raft.State()
 	if st == raft.Shutdown {
 		return // the whole tree is stopping; siblings may already be gone
@@ -170,53 +266,110 @@ func (s *stateActor) checkLeadership(ctx actor.Context) {
 	if isLeader == s.leader {
 		return
 	}
-	s.leader = isLeader
+	s.leader, s.ready = isLeader, false
 	if !isLeader {
 		s.log.Info("lost leadership")
-		ctx.Send(s.rebalancer, &LeaderInactive{})
+		s.system.Root.Send(s.rebalancer, &LeaderInactive{})
+		s.ensureRegistered()
 		return
 	}
 	s.log.Info("became leader", "term", s.cfg.Raft.CurrentTerm())
 	// A new leader may not have applied every committed entry yet: wait for a
 	// barrier (off the actor) before acting on the state.
-	r, self, system := s.cfg.Raft, ctx.Self(), ctx.ActorSystem()
-	s.barriers.Add(1)
-	go func() {
-		defer s.barriers.Done()
-		err := r.Barrier(s.cfg.ApplyTimeout).Error()
+	r, self, system, timeout := s.cfg.Raft, s.self, s.system, s.cfg.ApplyTimeout
+	s.goWork(func(context.Context) {
+		err := r.Barrier(timeout).Error()
 		system.Root.Send(self, &barrierDone{err: err})
-	}()
+	})
 }
 
-func (s *stateActor) afterBarrier(ctx actor.Context, msg *barrierDone) {
+func (s *stateActor) afterBarrier(msg *barrierDone) {
 	if !s.leader {
 		return
 	}
 	if msg.err != nil {
 		s.log.Warn("barrier after election failed; retrying", "error", msg.err)
 		s.leader = false
-		ctx.Send(ctx.Self(), &leadershipChanged{})
+		s.system.Root.Send(s.self, &leadershipChanged{})
 		return
 	}
+	s.ready = true
 	v := s.cfg.FSM.View()
 	if v.Config() == nil {
 		s.log.Info("bootstrapping cluster", "cluster", s.cfg.Cluster.GetClusterName(),
 			"partitions", s.cfg.Cluster.GetPartitionCount(), "replication_factor", s.cfg.Cluster.GetReplicationFactor())
-		s.proposeOwn(ctx, &messages.Command{Op: &messages.Command_SetConfig{SetConfig: &messages.SetConfig{Config: s.cfg.Cluster}}})
+		s.proposeOwn(&messages.Command{Op: &messages.Command_SetConfig{SetConfig: &messages.SetConfig{Config: s.cfg.Cluster}}})
 	}
-	if m, ok := v.Member(s.cfg.NodeID); !ok || m.Incarnation != s.cfg.Self.GetIncarnation() {
-		s.proposeOwn(ctx, &messages.Command{Op: &messages.Command_RegisterNode{RegisterNode: &messages.RegisterNode{
-			Member: proto.Clone(s.cfg.Self).(*messages.Member), LastAliveUnixNano: s.cfg.LastAlive,
-		}}})
-	}
-	ctx.Send(s.rebalancer, &LeaderActive{})
+	s.regInFlight = false // a follower's pending join no longer matters
+	s.ensureRegistered()
+	s.system.Root.Send(s.rebalancer, &LeaderActive{})
+	s.reconcile()
 }
 
-func (s *stateActor) proposeOwn(ctx actor.Context, cmd *messages.Command) {
+func (s *stateActor) proposeOwn(cmd *messages.Command) {
 	cmd.TimeUnixNano = s.cfg.now()
 	cmd.Origin = s.cfg.NodeID
 	s.cfg.Stats.Proposals.Add(1)
-	s.prop.propose(cmd, ctx.Self())
+	s.prop.propose(cmd, s.self)
+}
+
+// propose commits cmd on the leader, or forwards it to the leader (one hop).
+func (s *stateActor) propose(ctx actor.Context, p *messages.Propose, replyTo *actor.PID) {
+	s.cfg.Stats.Proposals.Add(1)
+	if s.leader {
+		s.prop.propose(p.GetCommand(), replyTo)
+		return
+	}
+	addr := s.leaderAddr()
+	if p.GetForwarded() || addr == "" || s.cfg.Peers == nil {
+		ctx.Send(replyTo, &messages.ProposeResult{Code: CodeNotLeader, Error: "not the leader and no leader known"})
+		return
+	}
+	fwd := &messages.Propose{Command: p.GetCommand(), Forwarded: true}
+	peers, system, timeout := s.cfg.Peers, s.system, s.cfg.rpcTimeout()
+	s.goWork(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		res, err := peers.Propose(ctx, addr, fwd)
+		if err != nil {
+			res = &messages.ProposeResult{Code: CodeNotLeader, Error: "forward to leader " + addr + ": " + err.Error()}
+		}
+		if replyTo != nil {
+			system.Root.Send(replyTo, res)
+		}
+	})
+}
+
+// rebalance hands a manual request to the leader's rebalancer.
+func (s *stateActor) rebalance(ctx actor.Context, r *messages.RebalanceRequest, replyTo *actor.PID) {
+	if s.leader {
+		ctx.RequestWithCustomSender(s.rebalancer, r, replyTo)
+		return
+	}
+	addr := s.leaderAddr()
+	if r.GetForwarded() || addr == "" || s.cfg.Peers == nil {
+		ctx.Send(replyTo, &messages.ProposeResult{Code: CodeNotLeader, Error: "not the leader and no leader known"})
+		return
+	}
+	fwd := proto.Clone(r).(*messages.RebalanceRequest)
+	fwd.Forwarded = true
+	peers, system, timeout := s.cfg.Peers, s.system, s.cfg.ApplyTimeout
+	s.goWork(func(ctx context.Context) {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		res, err := peers.Rebalance(ctx, addr, fwd)
+		if err != nil {
+			res = &messages.ProposeResult{Code: CodeNotLeader, Error: "forward to leader " + addr + ": " + err.Error()}
+		}
+		if replyTo != nil {
+			system.Root.Send(replyTo, res)
+		}
+	})
+}
+
+func (s *stateActor) leaderAddr() string {
+	addr, _ := s.cfg.Raft.LeaderWithID()
+	return string(addr)
 }
 
 // sibling returns the PID of the root's child name. Children of one parent

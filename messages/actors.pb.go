@@ -27,8 +27,10 @@ const (
 
 // Propose asks the state actor to commit a command.
 type Propose struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Command       *Command               `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Command *Command               `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	// Set when a member forwarded it to the leader: it is not forwarded again.
+	Forwarded     bool `protobuf:"varint,2,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -68,6 +70,13 @@ func (x *Propose) GetCommand() *Command {
 		return x.Command
 	}
 	return nil
+}
+
+func (x *Propose) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
 }
 
 // ProposeResult answers Propose after the command was applied (or failed).
@@ -139,6 +148,8 @@ type RebalanceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Trigger       string                 `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
 	TriggerNodeId string                 `protobuf:"bytes,2,opt,name=trigger_node_id,json=triggerNodeId,proto3" json:"trigger_node_id,omitempty"`
+	// Set when a member forwarded it to the leader: it is not forwarded again.
+	Forwarded     bool `protobuf:"varint,3,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -187,20 +198,29 @@ func (x *RebalanceRequest) GetTriggerNodeId() string {
 	return ""
 }
 
+func (x *RebalanceRequest) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
+}
+
 var File_clusterkit_v1_actors_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_actors_proto_rawDesc = "" +
 	"\n" +
-	"\x1aclusterkit/v1/actors.proto\x12\rclusterkit.v1\x1a\x1cclusterkit/v1/commands.proto\";\n" +
+	"\x1aclusterkit/v1/actors.proto\x12\rclusterkit.v1\x1a\x1cclusterkit/v1/commands.proto\"Y\n" +
 	"\aPropose\x120\n" +
-	"\acommand\x18\x01 \x01(\v2\x16.clusterkit.v1.CommandR\acommand\"O\n" +
+	"\acommand\x18\x01 \x01(\v2\x16.clusterkit.v1.CommandR\acommand\x12\x1c\n" +
+	"\tforwarded\x18\x02 \x01(\bR\tforwarded\"O\n" +
 	"\rProposeResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"T\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"r\n" +
 	"\x10RebalanceRequest\x12\x18\n" +
 	"\atrigger\x18\x01 \x01(\tR\atrigger\x12&\n" +
-	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeIdB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeId\x12\x1c\n" +
+	"\tforwarded\x18\x03 \x01(\bR\tforwardedB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_actors_proto_rawDescOnce sync.Once

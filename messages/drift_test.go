@@ -26,6 +26,7 @@ func TestGeneratedCodeMatchesProto(t *testing.T) {
 		"clusterkit/v1/commands.proto": messages.File_clusterkit_v1_commands_proto,
 		"clusterkit/v1/events.proto":   messages.File_clusterkit_v1_events_proto,
 		"clusterkit/v1/actors.proto":   messages.File_clusterkit_v1_actors_proto,
+		"clusterkit/v1/rpc.proto":      messages.File_clusterkit_v1_rpc_proto,
 	}
 	sources, err := filepath.Glob("clusterkit/v1/*.proto")
 	if err != nil {

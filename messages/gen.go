@@ -10,4 +10,4 @@
 // uses the protoc-gen-go version pinned by the go.mod tool directive.
 package messages
 
-//go:generate sh -c "protoc --plugin=protoc-gen-go=$(go tool -n protoc-gen-go) --go_out=. --go_opt=module=github.com/clusterkit/clusterkit/messages -I . clusterkit/v1/state.proto clusterkit/v1/commands.proto clusterkit/v1/events.proto clusterkit/v1/actors.proto"
+//go:generate sh -c "protoc --plugin=protoc-gen-go=$(go tool -n protoc-gen-go) --go_out=. --go_opt=module=github.com/clusterkit/clusterkit/messages -I . clusterkit/v1/state.proto clusterkit/v1/commands.proto clusterkit/v1/events.proto clusterkit/v1/actors.proto clusterkit/v1/rpc.proto"

@@ -1,0 +1,68 @@
+package actors
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/hashicorp/raft"
+
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// Config is what the actor tree of one node needs. It is shared, read-only,
+// by every actor (and survives their restarts).
+type Config struct {
+	NodeID string
+	Raft   *raft.Raft
+	FSM    *raftfsm.FSM
+	Logger *slog.Logger
+	Stats  *Stats
+	// Self is this node's registration (ID, name, address, services, incarnation).
+	Self *messages.Member
+	// LastAlive is when this node last knew itself alive before this start (0 if unknown).
+	LastAlive int64
+	// Cluster is the configuration proposed when this node bootstraps a cluster.
+	Cluster *messages.ClusterConfig
+	// Expect holds this node's explicit cluster settings (zero fields: any).
+	Expect *messages.ClusterConfig
+	// Seeds are members to send join requests to until a leader is known.
+	Seeds []string
+	// Peers calls other nodes.
+	Peers Peers
+	// OnJoinRefused is told when the cluster permanently refuses this node.
+	OnJoinRefused func(error)
+	// RebalanceDelay debounces membership changes into one rebalance.
+	RebalanceDelay time.Duration
+	// ApplyTimeout bounds how long a proposal waits to enter raft's queue.
+	ApplyTimeout time.Duration
+	// RPCTimeout bounds one node-to-node request.
+	RPCTimeout time.Duration
+	// LastDelivered is the seq of the last event delivered before this start;
+	// events up to it are not delivered again.
+	LastDelivered Seq
+	// OnDelivered, when set, is told the seq of the last event of each
+	// delivered batch (for persistence). It runs in the dispatcher: keep it fast.
+	OnDelivered func(Seq)
+	// Subscriptions and Callbacks registered before start.
+	Subscriptions []*Subscribe
+	Callbacks     []*RegisterCallback
+}
+
+func (c *Config) now() int64 { return time.Now().UnixNano() }
+
+func (c *Config) rpcTimeout() time.Duration {
+	if c.RPCTimeout > 0 {
+		return c.RPCTimeout
+	}
+	return 5 * time.Second
+}
+
+// Peers is how a node calls other nodes (implemented by internal/rpc.Client).
+type Peers interface {
+	Join(ctx context.Context, addr string, req *messages.JoinRequest) (*messages.JoinResponse, error)
+	Propose(ctx context.Context, addr string, req *messages.Propose) (*messages.ProposeResult, error)
+	Rebalance(ctx context.Context, addr string, req *messages.RebalanceRequest) (*messages.ProposeResult, error)
+	Ping(ctx context.Context, addr string) (*messages.PingResponse, error)
+}

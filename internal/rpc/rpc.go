@@ -1,0 +1,151 @@
+// Package rpc carries node-to-node requests (join, forwarded proposals,
+// rebalance requests, liveness pings) as protobuf bodies of HTTP POSTs on the
+// node's one port.
+package rpc
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// Routes and wire constants.
+const (
+	PathJoin      = "/internal/v1/join"
+	PathPropose   = "/internal/v1/propose"
+	PathRebalance = "/internal/v1/rebalance"
+	PathPing      = "/internal/v1/ping"
+	ContentType   = "application/x-protobuf"
+	// MaxBody bounds request and response bodies: a 1 MiB custom-data value
+	// plus its envelope.
+	MaxBody = 2 << 20
+)
+
+// ErrRemote is wrapped by errors the remote node answered with (as opposed
+// to transport failures).
+var ErrRemote = errors.New("remote node refused the request")
+
+// RemoteError is a non-200 answer.
+type RemoteError struct {
+	Addr, Path string
+	Status     int
+	Code       string
+	Message    string
+}
+
+func (e *RemoteError) Error() string {
+	return fmt.Sprintf("%s%s answered %d %s (%s)", e.Addr, e.Path, e.Status, e.Message, e.Code)
+}
+
+// Unwrap makes errors.Is(err, ErrRemote) true.
+func (e *RemoteError) Unwrap() error { return ErrRemote }
+
+// Client calls other nodes.
+type Client struct {
+	http  *http.Client
+	token string
+}
+
+// Dialer opens connections (the node's Network).
+type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// NewClient returns a client that dials with dial and authenticates with
+// token (when not empty).
+func NewClient(dial Dialer, token string) *Client {
+	tr := &http.Transport{
+		DialContext:         dial,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	return &Client{http: &http.Client{Transport: tr}, token: token}
+}
+
+// Close drops idle connections (their goroutines end).
+func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// Call POSTs req to addr+path and decodes the answer into resp.
+func (c *Client) Call(ctx context.Context, addr, path string, req, resp proto.Message) error {
+	body, err := proto.Marshal(req)
+	if err != nil {
+		return err
+	}
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+path, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	hr.Header.Set("Content-Type", ContentType)
+	if c.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	res, err := c.http.Do(hr)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, MaxBody+1))
+	if err != nil {
+		return fmt.Errorf("read answer of %s%s: %w", addr, path, err)
+	}
+	if res.StatusCode != http.StatusOK {
+		var e struct{ Error, Code string }
+		_ = json.Unmarshal(data, &e)
+		if e.Error == "" {
+			e.Error = strings.TrimSpace(string(data))
+		}
+		return &RemoteError{Addr: addr, Path: path, Status: res.StatusCode, Code: e.Code, Message: e.Error}
+	}
+	if len(data) > MaxBody {
+		return fmt.Errorf("answer of %s%s larger than %d bytes", addr, path, MaxBody)
+	}
+	return proto.Unmarshal(data, resp)
+}
+
+// Join asks addr to admit a node.
+func (c *Client) Join(ctx context.Context, addr string, req *messages.JoinRequest) (*messages.JoinResponse, error) {
+	resp := &messages.JoinResponse{}
+	return resp, c.Call(ctx, addr, PathJoin, req, resp)
+}
+
+// Propose asks addr (the leader) to commit a command.
+func (c *Client) Propose(ctx context.Context, addr string, req *messages.Propose) (*messages.ProposeResult, error) {
+	resp := &messages.ProposeResult{}
+	return resp, c.Call(ctx, addr, PathPropose, req, resp)
+}
+
+// Rebalance asks addr (the leader) for a rebalance.
+func (c *Client) Rebalance(ctx context.Context, addr string, req *messages.RebalanceRequest) (*messages.ProposeResult, error) {
+	resp := &messages.ProposeResult{}
+	return resp, c.Call(ctx, addr, PathRebalance, req, resp)
+}
+
+// Ping asks addr who it is.
+func (c *Client) Ping(ctx context.Context, addr string) (*messages.PingResponse, error) {
+	resp := &messages.PingResponse{}
+	return resp, c.Call(ctx, addr, PathPing, &messages.PingRequest{}, resp)
+}
+
+// Decode reads a protobuf request body (bounded by MaxBody).
+func Decode(r *http.Request, m proto.Message) error {
+	if ct := r.Header.Get("Content-Type"); ct != ContentType {
+		return fmt.Errorf("content type %q, want %s", ct, ContentType)
+	}
+	data, err := io.ReadAll(io.LimitReader(r.Body, MaxBody+1))
+	if err != nil {
+		return err
+	}
+	if len(data) > MaxBody {
+		return fmt.Errorf("body larger than %d bytes", MaxBody)
+	}
+	return proto.Unmarshal(data, m)
+}

@@ -1,0 +1,192 @@
+package clusterkit
+
+import (
+	"context"
+	"errors"
+	"net"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/rpc"
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// TestRejoinAfterRestart: a member restarted on its data directory yields
+// exactly one NodeRejoin, seen on every node including itself, with the real
+// offline duration, then PartitionChange events for every partition it holds.
+func TestRejoinAfterRestart(t *testing.T) {
+	leakCheck(t)
+	dirs := map[int]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
+	probes := map[int]*probe{}
+	mod := func(i int, o *Options) { o.DataDir = dirs[i]; o.PartitionCount = 32; o.ReplicationFactor = 2 }
+	nodes := startCluster(t, 3, mod, func(i int, ck *ClusterKit) {
+		if i < 3 {
+			probes[i] = subscribeProbe(t, ck, WithKinds(EventNodeRejoin, EventPartitionChange, EventRebalanceComplete))
+		}
+	})
+	victim := nodes[2] // a follower: node-1 bootstrapped and leads
+	addr := victim.advertise
+	held := map[string]bool{}
+	for _, p := range victim.fsm.View().Partitions() {
+		if p.PrimaryNode == "node-3" || slices.Contains(p.ReplicaNodes, "node-3") {
+			held[p.ID] = true
+		}
+	}
+	for _, p := range probes { // drain the formation
+		collect(t, p, func(m any) bool {
+			rc, ok := m.(*messages.RebalanceComplete)
+			return ok && slices.Contains(rc.GetNodesAffected(), "node-3")
+		})
+	}
+	if err := victim.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	down := time.Now()
+	time.Sleep(700 * time.Millisecond) // a measurable downtime
+
+	o := clusterOptions(t, 3, nodes[0].advertise)
+	mod(3, &o)
+	o.HTTPAddr = addr // same address, as a restarted process would have
+	var self *probe
+	restarted := startNode(t, o, func(ck *ClusterKit) {
+		self = subscribeProbe(t, ck, WithKinds(EventNodeRejoin, EventPartitionChange, EventRebalanceComplete))
+	})
+	offline := time.Since(down)
+	probes[3] = self
+	for i, p := range probes {
+		evs := collect(t, p, func(m any) bool {
+			rc, ok := m.(*messages.RebalanceComplete)
+			return ok && rc.GetTrigger() == "node_rejoin"
+		})
+		rj, ok := evs[0].(*messages.NodeRejoin)
+		if !ok {
+			t.Fatalf("node-%d: first event after the restart is %T %v", i, evs[0], evs[0])
+		}
+		got := time.Duration(rj.GetOfflineDurationNanos())
+		if rj.GetNode().GetId() != "node-3" || got < 700*time.Millisecond || got > offline+time.Second {
+			t.Fatalf("node-%d: NodeRejoin %v: offline %v, real downtime %v", i, rj, got, offline)
+		}
+		if rj.GetLastSeenUnixNano() == 0 || time.Unix(0, rj.GetLastSeenUnixNano()).After(down.Add(time.Second)) {
+			t.Fatalf("node-%d: LastSeenAt %v, stopped at %v", i, time.Unix(0, rj.GetLastSeenUnixNano()), down)
+		}
+		before := map[string]bool{}
+		for _, id := range rj.GetPartitionsBeforeLeave() {
+			before[id] = true
+		}
+		if len(before) != len(held) {
+			t.Fatalf("node-%d: PartitionsBeforeLeave has %d partitions, node-3 held %d", i, len(before), len(held))
+		}
+		reload := map[string]bool{}
+		for _, m := range evs[1:] {
+			if pc, ok := m.(*messages.PartitionChange); ok && pc.GetCopyToNode().GetId() == "node-3" {
+				reload[pc.GetPartitionId()] = true
+				for _, f := range pc.GetCopyFromNodes() {
+					if f.GetId() == "node-3" {
+						t.Fatal("node-3 told to copy from itself")
+					}
+				}
+			}
+		}
+		now := restarted.fsm.View()
+		for _, p := range now.Partitions() {
+			if (p.PrimaryNode == "node-3" || slices.Contains(p.ReplicaNodes, "node-3")) && !reload[p.ID] {
+				t.Fatalf("node-%d: no PartitionChange for %s, which node-3 holds and must reload", i, p.ID)
+			}
+		}
+		for _, m := range evs[1:] {
+			if _, again := m.(*messages.NodeRejoin); again {
+				t.Fatalf("node-%d: a second NodeRejoin", i)
+			}
+		}
+	}
+}
+
+// TestBadJoinsAreRefused: joins with an empty, malformed, unreachable or
+// impersonating address (or a mismatched configuration, or a wrong token) are
+// refused with a clear error, and the membership and raft configuration stay
+// unchanged.
+func TestBadJoinsAreRefused(t *testing.T) {
+	leakCheck(t)
+	nodes := startCluster(t, 2, func(i int, o *Options) { o.AuthToken = "s3cret-token" }, nil)
+	leader, follower := nodes[0], nodes[1]
+	servers := func() int {
+		f := leader.raft.GetConfiguration()
+		if f.Error() != nil {
+			t.Fatal(f.Error())
+		}
+		return len(f.Configuration().Servers)
+	}
+	beforeServers, beforeVersion := servers(), leader.fsm.View().Version()
+	client := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) }, "s3cret-token")
+	defer client.Close()
+	member := func(id, addr string) *messages.JoinRequest {
+		return &messages.JoinRequest{Member: &messages.Member{Id: id, Address: addr, Incarnation: 7}}
+	}
+	cases := []struct {
+		name string
+		req  *messages.JoinRequest
+		code string
+	}{
+		{"empty address", member("node-9", ""), actors.JoinInvalidMember},
+		{"malformed address", member("node-9", "not-an-address"), actors.JoinInvalidMember},
+		{"malformed id", member("bad id", "127.0.0.1:1"), actors.JoinInvalidMember},
+		{"no member", &messages.JoinRequest{}, actors.JoinInvalidMember},
+		{"unreachable address", member("node-9", freeAddr(t)), actors.JoinUnreachable},
+		{"address of another node", member("node-9", follower.advertise), actors.JoinImpersonation},
+		{"claims an existing node's id", member("node-2", leader.advertise), actors.JoinImpersonation},
+		{"config mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
+			Expect: &messages.ClusterConfig{PartitionCount: 32}}, actors.JoinConfigMismatch},
+	}
+	for _, c := range cases {
+		// Through the follower: it forwards to the leader.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		resp, err := client.Join(ctx, follower.advertise, c.req)
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if resp.GetAccepted() || resp.GetCode() != c.code || resp.GetError() == "" {
+			t.Errorf("%s: accepted=%v code=%q error=%q, want code %q", c.name, resp.GetAccepted(), resp.GetCode(), resp.GetError(), c.code)
+		}
+	}
+	if servers() != beforeServers || leader.fsm.View().Version() != beforeVersion || len(leader.fsm.View().Members()) != 2 {
+		t.Fatal("a refused join changed the membership or the raft configuration")
+	}
+
+	// Without the token: 401.
+	anon := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) }, "")
+	defer anon.Close()
+	_, err := anon.Join(context.Background(), leader.advertise, member("node-9", "127.0.0.1:1"))
+	var remote *rpc.RemoteError
+	if !errors.As(err, &remote) || remote.Status != 401 {
+		t.Fatalf("join without the token: %v", err)
+	}
+
+	// Real nodes refused: wrong token, mismatched configuration. Start fails
+	// fast with ErrJoinRefused instead of retrying until its timeout.
+	for name, mod := range map[string]func(*Options){
+		"wrong token":        func(o *Options) { o.AuthToken = "wrong" },
+		"partition mismatch": func(o *Options) { o.AuthToken = "s3cret-token"; o.PartitionCount = 32 },
+	} {
+		o := clusterOptions(t, 9, leader.advertise)
+		mod(&o)
+		ck, err := New(o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = ck.Start()
+		if !errors.Is(err, ErrJoinRefused) || time.Since(start) > o.StartTimeout/2 {
+			t.Errorf("%s: Start = %v after %v", name, err, time.Since(start))
+		}
+		if name == "partition mismatch" && !strings.Contains(err.Error(), "PartitionCount is 32 but the cluster has 64") {
+			t.Errorf("unclear error: %v", err)
+		}
+	}
+	if servers() != beforeServers || len(leader.fsm.View().Members()) != 2 {
+		t.Fatal("a refused node changed the membership or the raft configuration")
+	}
+}
