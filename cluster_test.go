@@ -273,7 +273,9 @@ func TestJoinMovesOnlyToTheJoiner(t *testing.T) {
 	leakCheck(t)
 	probes := map[int]*probe{}
 	nodes := startCluster(t, 3, func(i int, o *Options) { o.PartitionCount = 256; o.ReplicationFactor = 2 },
-		func(i int, ck *ClusterKit) { probes[i] = subscribeProbe(t, ck, WithKinds(EventPartitionChange, EventRebalanceComplete)) })
+		func(i int, ck *ClusterKit) {
+			probes[i] = subscribeProbe(t, ck, WithKinds(EventPartitionChange, EventRebalanceComplete))
+		})
 	for _, p := range probes { // drain the formation
 		collect(t, p, func(m any) bool {
 			rc, ok := m.(*messages.RebalanceComplete)

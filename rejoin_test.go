@@ -120,7 +120,9 @@ func TestBadJoinsAreRefused(t *testing.T) {
 		return len(f.Configuration().Servers)
 	}
 	beforeServers, beforeVersion := servers(), leader.fsm.View().Version()
-	client := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) }, "s3cret-token")
+	client := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}, "s3cret-token")
 	defer client.Close()
 	member := func(id, addr string) *messages.JoinRequest {
 		return &messages.JoinRequest{Member: &messages.Member{Id: id, Address: addr, Incarnation: 7}}
@@ -157,7 +159,9 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	}
 
 	// Without the token: 401.
-	anon := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return (&net.Dialer{}).DialContext(ctx, "tcp", addr) }, "")
+	anon := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+	}, "")
 	defer anon.Close()
 	_, err := anon.Join(context.Background(), leader.advertise, member("node-9", "127.0.0.1:1"))
 	var remote *rpc.RemoteError
