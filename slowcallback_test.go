@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -58,4 +59,48 @@ func TestSlowCallbackStallsNothing(t *testing.T) {
 	}
 	// The dispatcher itself is idle: only the slow callback's own mailbox holds the backlog.
 	waitFor(t, 5*time.Second, "an empty dispatcher queue", func() bool { return ck.GetMetrics().QueueLengths["hooks"] == 0 })
+}
+
+// TestSlowCallbackDuringClusterRebalance: the same across nodes: while
+// node-1's callback is stuck in its first event, two nodes join, 256
+// partitions are rebalanced twice, and node-1 keeps applying, serving reads
+// and delivering to its other subscribers.
+func TestSlowCallbackDuringClusterRebalance(t *testing.T) {
+	leakCheck(t)
+	release := make(chan struct{})
+	var slowCalls atomic.Int32
+	var p *probe
+	nodes := startCluster(t, 1, func(_ int, o *Options) { o.PartitionCount = 256 }, func(_ int, n *ClusterKit) {
+		n.OnPartitionChange(func(e *PartitionChangeEvent) {
+			slowCalls.Add(1)
+			if _, err := n.GetPartition(e.PartitionID); err != nil {
+				t.Errorf("GetPartition inside a callback: %v", err)
+			}
+			select {
+			case <-time.After(10 * time.Second):
+			case <-release:
+			}
+		})
+		p = subscribeProbe(t, n, WithKinds(EventRebalanceComplete))
+	})
+	t.Cleanup(func() { close(release) })
+	first := nodes[0]
+	for i := 2; i <= 3; i++ {
+		o := clusterOptions(t, i, first.advertise)
+		o.PartitionCount = 256
+		nodes = append(nodes, startNode(t, o))
+	}
+	waitConverged(t, nodes, 3)
+	for {
+		rc := p.next(t, 10*time.Second).(*messages.RebalanceComplete)
+		if slices.Contains(rc.GetNodesAffected(), "node-3") {
+			break
+		}
+	}
+	if _, err := first.GetPartition("user:123"); err != nil {
+		t.Fatal(err)
+	}
+	if n := slowCalls.Load(); n != 1 {
+		t.Fatalf("the slow callback ran %d times; it should still be in its first call", n)
+	}
 }

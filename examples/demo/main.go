@@ -1,7 +1,11 @@
-// Command demo starts a ClusterKit node, shows where keys live, and prints
-// the lifecycle events a user actor and a Go callback received. It exits 0.
+// Command demo runs a three-node ClusterKit cluster in one process over
+// loopback TCP and narrates what happens: bootstrap, two joins with the
+// partitions that move, where keys live, service discovery, a graceful leave,
+// and the events a user actor received. It exits 0.
 //
-//	go run ./examples/demo
+//	go run ./examples/demo          # the narrated run
+//	go run ./examples/demo -serve   # then keep the nodes running (Ctrl-C stops)
+//	go run ./examples/demo -v       # with ClusterKit's own logs
 package main
 
 import (
@@ -11,7 +15,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -22,123 +27,189 @@ import (
 	"github.com/clusterkit/clusterkit/messages"
 )
 
-// eventPrinter is a user actor: it receives lifecycle events as protobuf messages.
-type eventPrinter struct {
-	mu    *sync.Mutex
-	lines *[]string
-	done  chan struct{} // closed at the first ClusterHealthChange: the bootstrap is over
-}
-
-func (p *eventPrinter) Receive(ctx actor.Context) {
-	var line string
-	switch e := ctx.Message().(type) {
-	case *messages.NodeJoin:
-		line = fmt.Sprintf("NodeJoin          node=%s cluster_size=%d bootstrap=%v", e.GetNode().GetId(), e.GetClusterSize(), e.GetIsBootstrap())
-	case *messages.RebalanceStart:
-		line = fmt.Sprintf("RebalanceStart    trigger=%s partitions_to_move=%d nodes=%v", e.GetTrigger(), e.GetPartitionsToMove(), e.GetNodesAffected())
-	case *messages.PartitionChange:
-		if e.GetPartition() >= 3 {
-			return // one line per partition would be long: show the first three
-		}
-		line = fmt.Sprintf("PartitionChange   %s -> %s (%s, initial=%v)", e.GetPartitionId(), e.GetCopyToNode().GetId(), e.GetRole(), e.GetInitial())
-	case *messages.RebalanceComplete:
-		line = fmt.Sprintf("RebalanceComplete moved=%d in %v", e.GetPartitionsMoved(), time.Duration(e.GetDurationNanos()).Round(time.Millisecond))
-	case *messages.ClusterHealthChange:
-		line = fmt.Sprintf("ClusterHealth     %s -> %s (%d/%d nodes healthy, %d partitions under-replicated)", e.GetPreviousStatus(), e.GetStatus(), e.GetHealthyNodes(), e.GetTotalNodes(), e.GetUnderReplicatedPartitions())
-		defer close(p.done)
-	default:
-		return
-	}
-	p.mu.Lock()
-	*p.lines = append(*p.lines, line)
-	p.mu.Unlock()
-}
-
 func main() {
-	addr := flag.String("addr", "127.0.0.1:0", "address to listen on (host:port)")
-	serve := flag.Bool("serve", false, "keep running after the demo (Ctrl-C to stop)")
+	serve := flag.Bool("serve", false, "keep the nodes running after the demo (Ctrl-C to stop)")
 	verbose := flag.Bool("v", false, "show ClusterKit's own logs")
 	flag.Parse()
-	if err := run(*addr, *serve, *verbose); err != nil {
+	if err := run(*serve, *verbose); err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
 }
 
-func run(addr string, serve, verbose bool) error {
-	opts := clusterkit.DefaultOptions()
-	opts.NodeID = "node-1"
-	opts.HTTPAddr = addr
-	opts.Services = map[string]string{"kv": ":9080"}
-	if !verbose {
-		opts.Logger = slog.New(slog.DiscardHandler)
+// journal is a user actor: it receives lifecycle events as protobuf
+// messages and writes one line per interesting event.
+type journal struct {
+	mu    sync.Mutex
+	lines []string
+	done  map[string]chan struct{} // closed when a rebalance for that trigger node completes
+}
+
+func (j *journal) Receive(ctx actor.Context) {
+	var line string
+	switch e := ctx.Message().(type) {
+	case *messages.NodeJoin:
+		line = fmt.Sprintf("NodeJoin          %s (cluster size %d, bootstrap %v)", e.GetNode().GetId(), e.GetClusterSize(), e.GetIsBootstrap())
+	case *messages.NodeLeave:
+		line = fmt.Sprintf("NodeLeave         %s (%s; it was primary of %d partitions)", e.GetNode().GetId(), e.GetReason(), len(e.GetPartitionsOwned()))
+	case *messages.RebalanceStart:
+		line = fmt.Sprintf("RebalanceStart    trigger=%s node=%s partitions_to_move=%d", e.GetTrigger(), e.GetTriggerNodeId(), e.GetPartitionsToMove())
+	case *messages.RebalanceComplete:
+		line = fmt.Sprintf("RebalanceComplete moved=%d nodes=%v in %v", e.GetPartitionsMoved(), e.GetNodesAffected(), time.Duration(e.GetDurationNanos()).Round(time.Millisecond))
+		j.mu.Lock()
+		if ch, ok := j.done[e.GetTriggerNodeId()]; ok {
+			close(ch)
+			delete(j.done, e.GetTriggerNodeId())
+		}
+		j.mu.Unlock()
+	case *messages.ClusterHealthChange:
+		line = fmt.Sprintf("ClusterHealth     %s -> %s (%d/%d nodes healthy, %d partitions under-replicated)", e.GetPreviousStatus(), e.GetStatus(), e.GetHealthyNodes(), e.GetTotalNodes(), e.GetUnderReplicatedPartitions())
+	default:
+		return
 	}
-	ck, err := clusterkit.New(opts)
+	j.mu.Lock()
+	j.lines = append(j.lines, line)
+	j.mu.Unlock()
+}
+
+// expect returns a channel closed when a rebalance triggered by node completes.
+func (j *journal) expect(node string) chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ch := make(chan struct{})
+	j.done[node] = ch
+	return ch
+}
+
+func wait(ch chan struct{}, what string) error {
+	select {
+	case <-ch:
+		return nil
+	case <-time.After(15 * time.Second):
+		return fmt.Errorf("timed out waiting for %s", what)
+	}
+}
+
+func options(id, join string, verbose bool) clusterkit.Options {
+	o := clusterkit.DefaultOptions()
+	o.NodeID, o.HTTPAddr, o.JoinAddr = id, "127.0.0.1:0", join
+	o.Services = map[string]string{"kv": ":9" + strings.TrimPrefix(id, "node-") + "00"}
+	if !verbose {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+func address(ck *clusterkit.ClusterKit) string {
+	for _, n := range ck.GetCluster().Nodes {
+		if n.ID == ck.GetMyNodeID() {
+			return n.IP
+		}
+	}
+	return ""
+}
+
+func balance(ck *clusterkit.ClusterKit) string {
+	primaries, slots := map[string]int{}, map[string]int{}
+	for _, p := range ck.GetCluster().PartitionMap.Partitions {
+		primaries[p.PrimaryNode]++
+		slots[p.PrimaryNode]++
+		for _, r := range p.ReplicaNodes {
+			slots[r]++
+		}
+	}
+	var ids []string
+	for id := range slots {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	var parts []string
+	for _, id := range ids {
+		parts = append(parts, fmt.Sprintf("%s %d primary/%d total", id, primaries[id], slots[id]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func run(serve, verbose bool) error {
+	begin := time.Now()
+	j := &journal{done: map[string]chan struct{}{}}
+
+	first, err := clusterkit.New(options("node-1", "", verbose))
 	if err != nil {
 		return err
 	}
-	defer ck.Stop()
-
-	// A user actor, subscribed before Start so it sees the bootstrap.
-	var mu sync.Mutex
-	var lines []string
-	bootstrapped := make(chan struct{})
-	pid := ck.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &eventPrinter{mu: &mu, lines: &lines, done: bootstrapped}
-	}))
-	if err := ck.Subscribe(pid); err != nil {
+	defer first.Stop()
+	pid := first.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return j }))
+	if err := first.Subscribe(pid); err != nil { // before Start: it sees the bootstrap too
 		return err
 	}
-	// A Go callback, the reference library's style.
-	done := make(chan time.Duration, 1)
-	ck.OnRebalanceComplete(func(_ *clusterkit.RebalanceEvent, d time.Duration) { done <- d })
-
-	start := time.Now()
-	if err := ck.Start(); err != nil {
+	booted := j.expect("node-1")
+	t0 := time.Now()
+	if err := first.Start(); err != nil {
 		return err
 	}
-	fmt.Printf("node-1 ready in %v\n", time.Since(start).Round(time.Millisecond))
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("no RebalanceComplete within 10s")
+	if err := wait(booted, "the bootstrap"); err != nil {
+		return err
 	}
+	fmt.Printf("node-1 bootstrapped a cluster in %v and leads it: %s\n", time.Since(t0).Round(time.Millisecond), address(first))
+	fmt.Printf("  64 partitions, replication factor 3; alone it holds every copy: %s\n", balance(first))
 
-	c := ck.GetCluster()
-	fmt.Printf("cluster %q: %d node(s), %d partitions, replication factor %d, key hash %s\n",
-		c.Name, len(c.Nodes), c.Config.PartitionCount, c.Config.ReplicationFactor, c.HashConfig.Algorithm)
-	fmt.Printf("health: %s (one node cannot hold %d copies: degraded, never refused)\n", ck.HealthCheck().ClusterStatus, c.Config.ReplicationFactor)
-	fmt.Println("\nwhere keys live:")
-	for _, key := range []string{"user:123", "test-key", "order:42"} {
-		p, err := ck.GetPartition(key)
+	nodes := []*clusterkit.ClusterKit{first}
+	for _, id := range []string{"node-2", "node-3"} {
+		ck, err := clusterkit.New(options(id, address(first), verbose))
 		if err != nil {
 			return err
 		}
-		fmt.Printf("  %-9s -> %-13s primary=%s primary-here=%v epoch=%d\n", key, p.ID, ck.GetPrimary(p).ID, ck.IsPrimary(p), p.Epoch)
+		defer ck.Stop()
+		done := j.expect(id)
+		t := time.Now()
+		if err := ck.Start(); err != nil {
+			return err
+		}
+		joined := time.Since(t)
+		if err := wait(done, id+"'s rebalance"); err != nil {
+			return err
+		}
+		nodes = append(nodes, ck)
+		fmt.Printf("%s joined through node-1 in %v; after the rebalance: %s\n", id, joined.Round(time.Millisecond), balance(first))
 	}
-	fmt.Printf("\nservice discovery: kv on %v\n", ck.ServiceAddresses("kv"))
 
-	select { // the actor has seen the whole bootstrap sequence
-	case <-bootstrapped:
-	case <-time.After(10 * time.Second):
-		return fmt.Errorf("the user actor did not see the bootstrap within 10s")
+	fmt.Println("\nwhere keys live (answered locally from the committed table, no network hop):")
+	for _, key := range []string{"user:123", "test-key", "order:42"} {
+		p, err := first.GetPartition(key)
+		if err != nil {
+			return err
+		}
+		var replicas []string
+		for _, r := range first.GetReplicas(p) {
+			replicas = append(replicas, r.ID)
+		}
+		fmt.Printf("  %-9s -> %-13s primary=%s replicas=%v epoch=%d\n", key, p.ID, first.GetPrimary(p).ID, replicas, p.Epoch)
 	}
-	mu.Lock()
-	fmt.Println("\nevents received by the user actor (in commit order):")
-	for _, l := range slices.Clone(lines) {
+	fmt.Printf("\nservice discovery, as seen from node-3: kv on %v\n", nodes[2].ServiceAddresses("kv"))
+
+	left := j.expect("node-3")
+	if err := nodes[2].Leave(); err != nil {
+		return err
+	}
+	if err := wait(left, "the rebalance after node-3 left"); err != nil {
+		return err
+	}
+	fmt.Printf("\nnode-3 left gracefully; after the rebalance: %s (health %s)\n", balance(first), first.HealthCheck().ClusterStatus)
+
+	j.mu.Lock()
+	fmt.Println("\nevents received by a user actor on node-1, in commit order:")
+	for _, l := range j.lines {
 		fmt.Println("  " + l)
 	}
-	mu.Unlock()
+	j.mu.Unlock()
+	fmt.Printf("\ndemo finished in %v\n", time.Since(begin).Round(time.Millisecond))
 
 	if serve {
-		fmt.Println("\nserving; try: curl http://" + httpAddr(ck) + "/cluster   (Ctrl-C to stop)")
+		fmt.Println("\nserving; try: curl http://" + address(first) + "/cluster   (Ctrl-C to stop)")
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		defer stop()
 		<-ctx.Done()
 	}
 	return nil
-}
-
-func httpAddr(ck *clusterkit.ClusterKit) string {
-	return ck.GetCluster().Nodes[0].IP
 }

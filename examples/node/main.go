@@ -1,0 +1,152 @@
+// Command node runs one ClusterKit node as a process: every option is a flag,
+// and the reference deployment's environment variables (NODE_ID, HTTP_ADDR or
+// HTTP_PORT, JOIN_ADDR, DATA_DIR, ...) set the flags' defaults.
+//
+//	go run ./examples/node -id node-1 -http 127.0.0.1:8081
+//	go run ./examples/node -id node-2 -http 127.0.0.1:8082 -join 127.0.0.1:8081
+//
+// It prints one "ready" line with its addresses once it holds the committed
+// table, and stops on SIGINT/SIGTERM (-leave-on-exit leaves the cluster
+// instead of just stopping).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/clusterkit/clusterkit"
+)
+
+func env(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "node:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	d := clusterkit.DefaultOptions()
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	httpDefault := env("HTTP_ADDR", "")
+	if httpDefault == "" {
+		httpDefault = ":" + env("HTTP_PORT", "8080")
+	}
+	var (
+		id          = fs.String("id", env("NODE_ID", ""), "node ID (env NODE_ID); required")
+		httpAddr    = fs.String("http", httpDefault, "listen address for Raft and HTTP (env HTTP_ADDR or HTTP_PORT)")
+		name        = fs.String("name", env("NODE_NAME", ""), "human-readable name (env NODE_NAME)")
+		advertise   = fs.String("advertise", env("ADVERTISE_ADDR", ""), "address peers dial (env ADVERTISE_ADDR)")
+		join        = fs.String("join", env("JOIN_ADDR", ""), "comma-separated members to join through (env JOIN_ADDR)")
+		bootstrap   = fs.Bool("bootstrap", false, "accepted for compatibility: a node without state and -join bootstraps")
+		cluster     = fs.String("cluster-name", env("CLUSTER_NAME", d.ClusterName), "cluster name (env CLUSTER_NAME)")
+		partitions  = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
+		rf          = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
+		keyHash     = fs.String("key-hash", "", "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
+		maxVoters   = fs.Int("max-voters", d.MaxVoters, "maximum Raft voters")
+		dataDir     = fs.String("data-dir", env("DATA_DIR", ""), "data directory (env DATA_DIR); empty keeps everything in memory")
+		hcEnabled   = fs.Bool("health-check", d.HealthCheck.Enabled, "enable failure detection")
+		hcInterval  = fs.Duration("health-interval", d.HealthCheck.Interval, "probe interval")
+		hcTimeout   = fs.Duration("health-timeout", d.HealthCheck.Timeout, "probe timeout")
+		hcThreshold = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "missed probes before a peer is suspect")
+		services    = fs.String("services", env("SERVICES", ""), "comma-separated name=address services (env SERVICES), e.g. kv=:9080,api=:3000")
+		token       = fs.String("auth-token", env("AUTH_TOKEN", ""), "cluster token (env AUTH_TOKEN)")
+		rebalance   = fs.Duration("rebalance-delay", d.RebalanceDelay, "debounce of membership changes")
+		startWait   = fs.Duration("start-timeout", d.StartTimeout, "how long to wait to be ready")
+		heartbeat   = fs.Duration("raft-heartbeat-timeout", d.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
+		election    = fs.Duration("raft-election-timeout", d.Raft.ElectionTimeout, "Raft election timeout")
+		logLevel    = fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
+		logJSON     = fs.Bool("log-json", false, "log JSON lines instead of text")
+		leave       = fs.Bool("leave-on-exit", false, "leave the cluster (instead of only stopping) on SIGINT/SIGTERM")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	var logger *slog.Logger
+	if *logJSON {
+		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	} else {
+		logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000"}))
+	}
+	o := d
+	o.NodeID, o.HTTPAddr, o.NodeName, o.AdvertiseAddr = *id, *httpAddr, *name, *advertise
+	o.Bootstrap, o.ClusterName, o.PartitionCount, o.ReplicationFactor = *bootstrap, *cluster, *partitions, *rf
+	o.MaxVoters, o.DataDir, o.AuthToken, o.Logger = *maxVoters, *dataDir, *token, logger
+	o.HealthCheck = clusterkit.HealthCheckConfig{Enabled: *hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout, FailureThreshold: *hcThreshold}
+	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
+	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
+	switch *keyHash {
+	case "":
+	case "md5":
+		o.KeyHash = clusterkit.KeyHashMD5
+	case "xxh64":
+		o.KeyHash = clusterkit.KeyHashXXH64
+	default:
+		return fmt.Errorf("-key-hash %q: want md5 or xxh64", *keyHash)
+	}
+	for _, a := range strings.Split(*join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.JoinAddrs = append(o.JoinAddrs, a)
+		}
+	}
+	if *services != "" {
+		o.Services = map[string]string{}
+		for _, kv := range strings.Split(*services, ",") {
+			k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+			if !ok {
+				return fmt.Errorf("-services: %q is not name=address", kv)
+			}
+			o.Services[k] = v
+		}
+	}
+
+	ck, err := clusterkit.New(o)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	started := make(chan error, 1)
+	go func() { started <- ck.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return errors.Join(errors.New("interrupted while starting"), ck.Stop())
+	}
+	c := ck.GetCluster()
+	var self clusterkit.Node
+	for _, n := range c.Nodes {
+		if n.ID == ck.GetMyNodeID() {
+			self = n
+		}
+	}
+	fmt.Printf("ready node=%s http=%s members=%d partitions=%d leader=%s\n", ck.GetMyNodeID(), self.IP, len(c.Nodes), c.Config.PartitionCount, ck.HealthCheck().Leader)
+	<-ctx.Done()
+	if *leave {
+		return ck.Leave()
+	}
+	return ck.Stop()
+}
