@@ -41,14 +41,7 @@ func waitConverged(t *testing.T, nodes []*ClusterKit, members int) {
 				return false
 			}
 		}
-		// The table must place every member (the rebalance after the last join ran).
-		holders := map[string]bool{}
-		for _, owners := range first.OwnerTable() {
-			for _, id := range owners {
-				holders[id] = true
-			}
-		}
-		return len(holders) == members
+		return fullyPlaced(first, members)
 	})
 }
 
@@ -483,4 +476,121 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestMaxVotersAndPromotion: with MaxVoters 3, five members give three Raft
+// voters and two non-voters (which still hold partitions); when a voter
+// leaves, a non-voter is promoted.
+func TestMaxVotersAndPromotion(t *testing.T) {
+	leakCheck(t)
+	nodes := startCluster(t, 5, func(i int, o *Options) { o.MaxVoters = 3 }, nil)
+	suffrage := func(ck *ClusterKit) (voters, nonvoters []string) {
+		f := ck.raft.GetConfiguration()
+		if f.Error() != nil {
+			return nil, nil
+		}
+		for _, s := range f.Configuration().Servers {
+			if s.Suffrage == raft.Voter {
+				voters = append(voters, string(s.ID))
+			} else {
+				nonvoters = append(nonvoters, string(s.ID))
+			}
+		}
+		slices.Sort(voters)
+		slices.Sort(nonvoters)
+		return voters, nonvoters
+	}
+	leader := leaderOf(t, nodes)
+	waitFor(t, 10*time.Second, "3 voters and 2 non-voters", func() bool {
+		v, nv := suffrage(leader)
+		return len(v) == 3 && len(nv) == 2
+	})
+	voters, nonvoters := suffrage(leader)
+	if !slices.Equal(voters, []string{"node-1", "node-2", "node-3"}) {
+		t.Fatalf("voters %v: the first three members should vote", voters)
+	}
+	for _, id := range nonvoters { // non-voters get partitions like everyone else
+		holds := false
+		for n := range leader.fsm.View().PartitionCount() {
+			holds = holds || slices.Contains(leader.fsm.View().Owners(n), id)
+		}
+		if !holds {
+			t.Fatalf("non-voter %s holds no partition", id)
+		}
+	}
+	// A voter (not the leader) leaves: the longest-standing non-voter is promoted.
+	var leaving *ClusterKit
+	for _, n := range nodes {
+		if n != leader && slices.Contains(voters, n.GetMyNodeID()) {
+			leaving = n
+			break
+		}
+	}
+	if err := leaving.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a non-voter promoted", func() bool {
+		v, nv := suffrage(leader)
+		return len(v) == 3 && len(nv) == 1 && slices.Contains(v, "node-4")
+	})
+}
+
+// TestLeaveMovesOnlyTheLeaversPartitions: after a leave, only partitions the
+// leaver held get new owners, and they get exactly one each.
+func TestLeaveMovesOnlyTheLeaversPartitions(t *testing.T) {
+	leakCheck(t)
+	nodes := startCluster(t, 4, func(i int, o *Options) { o.PartitionCount = 128; o.ReplicationFactor = 2 }, nil)
+	leader := leaderOf(t, nodes)
+	var leaving *ClusterKit
+	for _, n := range nodes {
+		if n != leader {
+			leaving = n
+		}
+	}
+	before := leader.fsm.View()
+	if err := leaving.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	var rest []*ClusterKit
+	for _, n := range nodes {
+		if n != leaving {
+			rest = append(rest, n)
+		}
+	}
+	waitConverged(t, rest, 3)
+	after := leader.fsm.View()
+	for n := range after.PartitionCount() {
+		b, a := before.Owners(n), after.Owners(n)
+		if !slices.Contains(b, leaving.GetMyNodeID()) {
+			if !sameSet(a, b) {
+				t.Fatalf("partition %d did not involve the leaver but moved: %v -> %v", n, b, a)
+			}
+			continue
+		}
+		kept := 0
+		for _, id := range a {
+			if slices.Contains(b, id) {
+				kept++
+			}
+		}
+		if kept != len(b)-1 || len(a) != 2 {
+			t.Fatalf("partition %d: %v -> %v", n, b, a)
+		}
+	}
+}
+
+// fullyPlaced: the rebalance after the last membership change committed: every
+// member holds partitions and every partition has min(RF, members) owners.
+func fullyPlaced(v *raftfsm.View, members int) bool {
+	want := min(int(v.Config().GetReplicationFactor()), members)
+	holders := map[string]bool{}
+	for _, owners := range v.OwnerTable() {
+		if len(owners) != want {
+			return false
+		}
+		for _, id := range owners {
+			holders[id] = true
+		}
+	}
+	return len(holders) == members
 }

@@ -155,3 +155,5 @@ func freeAddr(t *testing.T) string {
 	ln.Close()
 	return addr
 }
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -71,6 +71,10 @@ func (s *stateActor) ensureRegistered() {
 		return
 	}
 	target := s.leaderAddr()
+	s.viaHint = false
+	if target == "" && s.leaderHint != "" {
+		target, s.leaderHint, s.viaHint = s.leaderHint, "", true
+	}
 	if target == "" || target == s.cfg.Self.GetAddress() {
 		if len(s.cfg.Seeds) == 0 || s.cfg.Peers == nil {
 			return // a bootstrapping node registers itself once it leads
@@ -121,7 +125,16 @@ func (s *stateActor) registered(r *registerResult) {
 		}
 		return
 	}
-	s.regBackoff = min(max(2*s.regBackoff, 50*time.Millisecond), 2*time.Second)
+	if hint := r.resp.GetLeaderAddress(); hint != "" && hint != s.cfg.Self.GetAddress() && !s.viaHint {
+		// The answer names the leader: go there straight away (once; a
+		// stale hint falls back to the backoff).
+		s.leaderHint = hint
+		s.retryRegistration(time.Millisecond)
+		return
+	}
+	// Joins are cheap to retry; a short cap keeps a cluster that is still
+	// electing its first leader from adding seconds to formation.
+	s.regBackoff = min(max(2*s.regBackoff, 20*time.Millisecond), 250*time.Millisecond)
 	s.log.Debug("join attempt failed; retrying", "error", r.err, "in", s.regBackoff)
 	s.retryRegistration(s.regBackoff)
 }

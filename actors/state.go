@@ -39,6 +39,8 @@ type stateActor struct {
 	regBackoff  time.Duration
 	regTimer    *time.Timer
 	seedNext    int
+	leaderHint  string // leader address named by a refused join
+	viaHint     bool   // the join in flight went to leaderHint
 
 	// leader duties
 	pendingJoins map[string]int
