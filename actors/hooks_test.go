@@ -129,3 +129,25 @@ func TestFilterAndSeq(t *testing.T) {
 		}
 	}
 }
+
+// TestKindBitsMatchEventFields pins the kind bits to Event's oneof fields.
+func TestKindBitsMatchEventFields(t *testing.T) {
+	for want, e := range map[Kind]*messages.Event{
+		KindPartitionChange:     {Kind: &messages.Event_PartitionChange{PartitionChange: &messages.PartitionChange{}}},
+		KindNodeJoin:            {Kind: &messages.Event_NodeJoin{NodeJoin: &messages.NodeJoin{}}},
+		KindNodeRejoin:          {Kind: &messages.Event_NodeRejoin{NodeRejoin: &messages.NodeRejoin{}}},
+		KindNodeLeave:           {Kind: &messages.Event_NodeLeave{NodeLeave: &messages.NodeLeave{}}},
+		KindRebalanceStart:      {Kind: &messages.Event_RebalanceStart{RebalanceStart: &messages.RebalanceStart{}}},
+		KindRebalanceComplete:   {Kind: &messages.Event_RebalanceComplete{RebalanceComplete: &messages.RebalanceComplete{}}},
+		KindClusterHealthChange: {Kind: &messages.Event_ClusterHealthChange{ClusterHealthChange: &messages.ClusterHealthChange{}}},
+		KindCustomDataChange:    {Kind: &messages.Event_CustomDataChange{CustomDataChange: &messages.CustomDataChange{}}},
+		0:                       {},
+	} {
+		if got := KindOf(e); got != want {
+			t.Errorf("KindOf(%T) = %d, want %d", e.GetKind(), got, want)
+		}
+		if want != 0 && Payload(e) == nil {
+			t.Errorf("Payload(%T) = nil", e.GetKind())
+		}
+	}
+}

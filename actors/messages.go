@@ -101,27 +101,15 @@ var KindNames = map[Kind]string{
 	KindCustomDataChange:    "custom_data_change",
 }
 
-// KindOf returns the kind of e.
+// KindOf returns the kind of e. Kind bits follow the field numbers of
+// Event's oneof (field n is bit n-1), so this needs no table to keep in sync.
 func KindOf(e *messages.Event) Kind {
-	switch e.GetKind().(type) {
-	case *messages.Event_PartitionChange:
-		return KindPartitionChange
-	case *messages.Event_NodeJoin:
-		return KindNodeJoin
-	case *messages.Event_NodeRejoin:
-		return KindNodeRejoin
-	case *messages.Event_NodeLeave:
-		return KindNodeLeave
-	case *messages.Event_RebalanceStart:
-		return KindRebalanceStart
-	case *messages.Event_RebalanceComplete:
-		return KindRebalanceComplete
-	case *messages.Event_ClusterHealthChange:
-		return KindClusterHealthChange
-	case *messages.Event_CustomDataChange:
-		return KindCustomDataChange
+	m := e.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
+	if fd == nil || fd.Number() > 16 {
+		return 0
 	}
-	return 0
+	return Kind(1) << (fd.Number() - 1)
 }
 
 // Payload returns the concrete event message inside e (what user actors receive).

@@ -322,23 +322,9 @@ func (s *stateActor) propose(ctx actor.Context, p *messages.Propose, replyTo *ac
 		s.prop.propose(p.GetCommand(), replyTo)
 		return
 	}
-	addr := s.leaderAddr()
-	if p.GetForwarded() || addr == "" || s.cfg.Peers == nil {
-		ctx.Send(replyTo, &messages.ProposeResult{Code: CodeNotLeader, Error: "not the leader and no leader known"})
-		return
-	}
 	fwd := &messages.Propose{Command: p.GetCommand(), Forwarded: true}
-	peers, system, timeout := s.cfg.Peers, s.system, s.cfg.rpcTimeout()
-	s.goWork(func(ctx context.Context) {
-		ctx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		res, err := peers.Propose(ctx, addr, fwd)
-		if err != nil {
-			res = &messages.ProposeResult{Code: CodeNotLeader, Error: "forward to leader " + addr + ": " + err.Error()}
-		}
-		if replyTo != nil {
-			system.Root.Send(replyTo, res)
-		}
+	s.forward(ctx, p.GetForwarded(), replyTo, s.cfg.rpcTimeout(), func(ctx context.Context, addr string) (*messages.ProposeResult, error) {
+		return s.cfg.Peers.Propose(ctx, addr, fwd)
 	})
 }
 
@@ -348,18 +334,28 @@ func (s *stateActor) rebalance(ctx actor.Context, r *messages.RebalanceRequest, 
 		ctx.RequestWithCustomSender(s.rebalancer, r, replyTo)
 		return
 	}
+	fwd := proto.Clone(r).(*messages.RebalanceRequest)
+	fwd.Forwarded = true
+	s.forward(ctx, r.GetForwarded(), replyTo, s.cfg.ApplyTimeout, func(ctx context.Context, addr string) (*messages.ProposeResult, error) {
+		return s.cfg.Peers.Rebalance(ctx, addr, fwd)
+	})
+}
+
+// forward sends a request this follower cannot serve to the leader, off the
+// actor, and relays the answer. A request that was already forwarded once is
+// refused instead, so two nodes with stale leader views cannot bounce it.
+func (s *stateActor) forward(ctx actor.Context, forwarded bool, replyTo *actor.PID, timeout time.Duration,
+	call func(ctx context.Context, addr string) (*messages.ProposeResult, error)) {
 	addr := s.leaderAddr()
-	if r.GetForwarded() || addr == "" || s.cfg.Peers == nil {
+	if forwarded || addr == "" || s.cfg.Peers == nil {
 		ctx.Send(replyTo, &messages.ProposeResult{Code: CodeNotLeader, Error: "not the leader and no leader known"})
 		return
 	}
-	fwd := proto.Clone(r).(*messages.RebalanceRequest)
-	fwd.Forwarded = true
-	peers, system, timeout := s.cfg.Peers, s.system, s.cfg.ApplyTimeout
+	system := s.system
 	s.goWork(func(ctx context.Context) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		res, err := peers.Rebalance(ctx, addr, fwd)
+		res, err := call(ctx, addr)
 		if err != nil {
 			res = &messages.ProposeResult{Code: CodeNotLeader, Error: "forward to leader " + addr + ": " + err.Error()}
 		}
