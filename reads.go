@@ -277,3 +277,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 	}
 	return st
 }
+
+// TableChecksum identifies the committed partition table (owners and epochs):
+// nodes that applied the same table report the same value.
+func (ck *ClusterKit) TableChecksum() uint64 { return ck.fsm.View().Checksum() }

@@ -1,0 +1,440 @@
+package actortest
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/memnet"
+)
+
+// Option configures NewCluster.
+type Option func(*settings)
+
+type settings struct {
+	seed      int64
+	configure []func(i int, o *clusterkit.Options)
+	setup     []func(i int, ck *clusterkit.ClusterKit)
+	inMemory  bool
+	leakCheck bool
+}
+
+// Seed makes the network's random decisions (drops, delay jitter)
+// reproducible. Default 1.
+func Seed(seed int64) Option { return func(s *settings) { s.seed = seed } }
+
+// Configure adjusts the options of node i (0-based) before it starts; it is
+// applied again on every Restart of that node.
+func Configure(f func(i int, o *clusterkit.Options)) Option {
+	return func(s *settings) { s.configure = append(s.configure, f) }
+}
+
+// Setup runs f on node i's process between New and Start (on every start,
+// restarts included): subscribe your actors there to see everything from the
+// node's first event on.
+func Setup(f func(i int, ck *clusterkit.ClusterKit)) Option {
+	return func(s *settings) { s.setup = append(s.setup, f) }
+}
+
+// InMemory runs nodes without a data directory: a restarted node comes back
+// empty and rejoins.
+func InMemory() Option { return func(s *settings) { s.inMemory = true } }
+
+// NoLeakCheck turns off the goroutine-leak check at the end of the test
+// (for tests that share the process with other long-lived goroutines).
+func NoLeakCheck() Option { return func(s *settings) { s.leakCheck = false } }
+
+// Cluster is n real nodes in the test process, connected by an in-memory
+// network with fault injection. Node indexes are 0-based; node i is named
+// "node-<i+1>" and listens on "n<i+1>:7000".
+type Cluster struct {
+	t   testing.TB
+	net *memnet.Network
+	s   settings
+
+	mu    sync.Mutex
+	nodes []*member
+}
+
+type member struct {
+	idx  int
+	ck   *clusterkit.ClusterKit
+	opts clusterkit.Options
+	live bool
+}
+
+// FastTimings are the Raft and rebalance timings the harness uses: quick
+// elections and rebalances, still stable under -race on a small machine.
+func FastTimings(o *clusterkit.Options) {
+	o.Raft.HeartbeatTimeout = 100 * time.Millisecond
+	o.Raft.ElectionTimeout = 100 * time.Millisecond
+	o.Raft.LeaderLeaseTimeout = 100 * time.Millisecond
+	o.Raft.CommitTimeout = 5 * time.Millisecond
+	o.RebalanceDelay = 20 * time.Millisecond
+	o.StartTimeout = 30 * time.Second
+}
+
+// NewCluster starts n nodes: node 0 bootstraps, the others join it. It
+// returns once every node has started (use WaitConverged to wait for the
+// rebalances).
+func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	s := settings{seed: 1, leakCheck: true}
+	for _, o := range opts {
+		o(&s)
+	}
+	if s.leakCheck {
+		// Registered first, so it runs after every node's Stop.
+		ignore := goleak.IgnoreCurrent()
+		t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
+	}
+	c := &Cluster{t: t, net: memnet.New(s.seed), s: s}
+	t.Cleanup(c.stopAll)
+	for range n {
+		c.AddNode()
+	}
+	return c
+}
+
+func (c *Cluster) addr(i int) string { return fmt.Sprintf("n%d:7000", i+1) }
+
+func (c *Cluster) host(i int) string { return fmt.Sprintf("n%d", i+1) }
+
+// logger returns the nodes' logger: silent unless CLUSTERKIT_TEST_LOG is set
+// (to debug, info, warn or error).
+func logger() *slog.Logger {
+	lvl := os.Getenv("CLUSTERKIT_TEST_LOG")
+	if lvl == "" {
+		return slog.New(slog.DiscardHandler)
+	}
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(lvl))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+}
+
+func (c *Cluster) options(i int) clusterkit.Options {
+	o := clusterkit.DefaultOptions()
+	o.NodeID = fmt.Sprintf("node-%d", i+1)
+	o.HTTPAddr = c.addr(i)
+	o.Network = c.net.Host(c.host(i))
+	o.Logger = logger()
+	FastTimings(&o)
+	if !c.s.inMemory {
+		o.DataDir = c.t.TempDir()
+	}
+	for _, f := range c.s.configure {
+		f(i, &o)
+	}
+	return o
+}
+
+// seedsFor lists the addresses of the live nodes other than i.
+func (c *Cluster) seedsFor(i int) []string {
+	var out []string
+	for _, m := range c.nodes {
+		if m.live && m.idx != i {
+			out = append(out, c.addr(m.idx))
+		}
+	}
+	return out
+}
+
+func (c *Cluster) start(m *member) {
+	c.t.Helper()
+	c.mu.Lock()
+	opts := m.opts
+	c.mu.Unlock()
+	ck, err := clusterkit.New(opts)
+	if err != nil {
+		c.t.Fatalf("actortest: node-%d: %v", m.idx+1, err)
+	}
+	for _, f := range c.s.setup {
+		f(m.idx, ck)
+	}
+	if err := ck.Start(); err != nil {
+		c.t.Fatalf("actortest: node-%d: start: %v", m.idx+1, err)
+	}
+	c.mu.Lock()
+	m.ck, m.live = ck, true
+	c.mu.Unlock()
+}
+
+// AddNode starts one more node that joins through the live nodes, and
+// returns its index.
+func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	c.mu.Lock()
+	i := len(c.nodes)
+	m := &member{idx: i, opts: c.options(i)}
+	m.opts.JoinAddrs = c.seedsFor(i)
+	c.nodes = append(c.nodes, m)
+	c.mu.Unlock()
+	c.start(m)
+	return i
+}
+
+func (c *Cluster) member(i int) *member {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i < 0 || i >= len(c.nodes) {
+		c.t.Fatalf("actortest: no node %d (the cluster has %d)", i, len(c.nodes))
+	}
+	return c.nodes[i]
+}
+
+// N is the number of nodes ever added (live or not).
+func (c *Cluster) N() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.nodes)
+}
+
+// Node returns node i's current process (after a Restart, the new one).
+func (c *Cluster) Node(i int) *clusterkit.ClusterKit {
+	m := c.member(i)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return m.ck
+}
+
+// Alive reports whether node i runs.
+func (c *Cluster) Alive(i int) bool {
+	m := c.member(i)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return m.live
+}
+
+// Live returns the indexes of the running nodes.
+func (c *Cluster) Live() []int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []int
+	for _, m := range c.nodes {
+		if m.live {
+			out = append(out, m.idx)
+		}
+	}
+	return out
+}
+
+// Address returns node i's address.
+func (c *Cluster) Address(i int) string { return c.addr(i) }
+
+// Kill stops node i abruptly, like kill -9: its links are cut first, so it
+// neither hands over leadership nor leaves; the others see it vanish. It stays
+// a member until removed.
+func (c *Cluster) Kill(i int) {
+	c.t.Helper()
+	if !c.Alive(i) {
+		c.t.Fatalf("actortest: Kill(%d): node is not running", i)
+	}
+	m := c.member(i)
+	c.net.Isolate(c.host(i))
+	_ = c.Node(i).Stop()
+	c.net.Reconnect(c.host(i)) // the machine is up, the process is gone: dials are refused
+	c.mu.Lock()
+	m.live = false
+	c.mu.Unlock()
+}
+
+// Stop stops node i the polite way (a leader hands leadership over first);
+// it stays a member.
+func (c *Cluster) Stop(i int) {
+	c.t.Helper()
+	m := c.member(i)
+	if err := c.Node(i).Stop(); err != nil {
+		c.t.Errorf("actortest: Stop(%d): %v", i, err)
+	}
+	c.mu.Lock()
+	m.live = false
+	c.mu.Unlock()
+}
+
+// Restart starts node i again on its data directory and address, as a new
+// incarnation (the cluster sees a rejoin).
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	if c.Alive(i) {
+		c.t.Fatalf("actortest: Restart(%d): node is running; Kill or Stop it first", i)
+	}
+	m := c.member(i)
+	opts := c.options(i)
+	c.mu.Lock()
+	opts.DataDir = m.opts.DataDir
+	opts.JoinAddrs = c.seedsFor(i)
+	m.opts = opts
+	c.mu.Unlock()
+	c.start(m)
+}
+
+// Leave makes node i leave the cluster for good.
+func (c *Cluster) Leave(i int) error {
+	m := c.member(i)
+	err := c.Node(i).Leave()
+	if err == nil {
+		c.mu.Lock()
+		m.live = false
+		c.mu.Unlock()
+	}
+	return err
+}
+
+func (c *Cluster) hosts(idx []int) []string {
+	out := make([]string, len(idx))
+	for k, i := range idx {
+		out[k] = c.host(i)
+	}
+	return out
+}
+
+// Partition splits the network into groups of node indexes; nodes in
+// different groups cannot talk (black hole: nothing is lost, it waits for
+// Heal). Nodes in no group form one more group.
+func (c *Cluster) Partition(groups ...[]int) {
+	var hs [][]string
+	for _, g := range groups {
+		hs = append(hs, c.hosts(g))
+	}
+	c.net.Partition(hs...)
+}
+
+// PartitionOneWay blocks traffic from the nodes in from to the nodes in to.
+func (c *Cluster) PartitionOneWay(from, to []int) { c.net.PartitionOneWay(c.hosts(from), c.hosts(to)) }
+
+// SetDropRate makes a fraction p of new connections fail and resets
+// established ones at random (p/10 per write).
+func (c *Cluster) SetDropRate(p float64) { c.net.SetDropRate(p) }
+
+// SetDelay delays every delivery by d plus up to jitter.
+func (c *Cluster) SetDelay(d, jitter time.Duration) { c.net.SetDelay(d, jitter) }
+
+// Isolate cuts node i off (connections reset, dials fail) without stopping it.
+func (c *Cluster) Isolate(i int) { c.net.Isolate(c.host(i)) }
+
+// Heal removes every network fault.
+func (c *Cluster) Heal() { c.net.Heal() }
+
+// WaitLeader waits until the live nodes agree on a leader and returns its index.
+func (c *Cluster) WaitLeader(timeout time.Duration) int {
+	c.t.Helper()
+	leader := -1
+	c.waitFor(timeout, "a leader that every live node knows", func() bool {
+		leader = -1
+		var id string
+		for _, i := range c.Live() {
+			h := c.Node(i).HealthCheck()
+			if h.Leader == "" || (id != "" && h.Leader != id) {
+				return false
+			}
+			id = h.Leader
+			if h.IsLeader {
+				leader = i
+			}
+		}
+		return leader >= 0
+	})
+	return leader
+}
+
+// Converged reports whether every live node holds the same committed table
+// (same checksum and version), is a member of it, and the table is the
+// rebalanced one for the current members: every partition has min(RF, N)
+// owners and every member holds floor or ceil of its share of them.
+func (c *Cluster) Converged() bool {
+	var checksum, version uint64
+	for k, i := range c.Live() {
+		ck := c.Node(i)
+		if !ck.HealthCheck().Ready {
+			return false
+		}
+		cl := ck.GetCluster()
+		if cl.Config == nil {
+			return false
+		}
+		want := min(cl.Config.ReplicationFactor, len(cl.Nodes))
+		slots := map[string]int{}
+		for _, p := range cl.PartitionMap.Partitions {
+			if 1+len(p.ReplicaNodes) != want || p.PrimaryNode == "" {
+				return false
+			}
+			slots[p.PrimaryNode]++
+			for _, r := range p.ReplicaNodes {
+				slots[r]++
+			}
+		}
+		total := want * len(cl.PartitionMap.Partitions)
+		floor := total / len(cl.Nodes)
+		for _, n := range cl.Nodes {
+			if s := slots[n.ID]; s < floor || s > floor+1 {
+				return false
+			}
+		}
+		sum := TableChecksum(ck)
+		if k == 0 {
+			checksum, version = sum, cl.Version
+		} else if sum != checksum || cl.Version != version {
+			return false
+		}
+	}
+	return true
+}
+
+// WaitConverged waits until Converged holds and returns how long it took.
+func (c *Cluster) WaitConverged(timeout time.Duration) time.Duration {
+	c.t.Helper()
+	start := time.Now()
+	c.waitFor(timeout, "all live nodes to converge on one table", c.Converged)
+	return time.Since(start)
+}
+
+func (c *Cluster) waitFor(timeout time.Duration, what string, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("actortest: timed out after %v waiting for %s\n%s", timeout, what, c.describe())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// describe summarises every live node's view, for failure messages.
+func (c *Cluster) describe() string {
+	var b strings.Builder
+	for _, i := range c.Live() {
+		ck := c.Node(i)
+		h := ck.HealthCheck()
+		cl := ck.GetCluster()
+		fmt.Fprintf(&b, "  node-%d: raft=%s leader=%q members=%d version=%d table=%d checksum=%x ready=%v problems=%v\n",
+			i+1, h.RaftState, h.Leader, len(cl.Nodes), cl.Version, cl.TableVersion, TableChecksum(ck), h.Ready, h.Problems)
+	}
+	return b.String()
+}
+
+func (c *Cluster) stopAll() {
+	c.mu.Lock()
+	nodes := append([]*member(nil), c.nodes...)
+	c.mu.Unlock()
+	c.net.Heal()
+	for k := len(nodes) - 1; k >= 0; k-- {
+		c.mu.Lock()
+		m := nodes[k]
+		ck, live := m.ck, m.live
+		m.live = false
+		c.mu.Unlock()
+		if live {
+			_ = ck.Stop()
+		}
+	}
+}
+
+// TableChecksum identifies a node's committed table (owners and epochs).
+func TableChecksum(ck *clusterkit.ClusterKit) uint64 { return ck.TableChecksum() }

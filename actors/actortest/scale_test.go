@@ -1,0 +1,65 @@
+package actortest_test
+
+import (
+	"os"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/actors/actortest"
+)
+
+// TestScale50 runs 50 nodes in one process (5 voters, 45 non-voters),
+// P=1024, RF=3: formation, then a join and a leave, reporting the time to
+// converge and the memory per node. It runs when CLUSTERKIT_SCALE=1 (it
+// takes a while, more under -race).
+func TestScale50(t *testing.T) {
+	if os.Getenv("CLUSTERKIT_SCALE") == "" {
+		t.Skip("set CLUSTERKIT_SCALE=1 to run the 50-node scale check")
+	}
+	const n = 50
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
+	c := actortest.NewCluster(t, n, actortest.InMemory(), actortest.Configure(func(_ int, o *clusterkit.Options) {
+		o.PartitionCount = 1024
+		o.ReplicationFactor = 3
+		o.MaxVoters = 5
+		// Fifty nodes on two cores: heartbeat and commit timeouts closer to
+		// production values keep the leader's fan-out affordable.
+		o.Raft.HeartbeatTimeout = 500 * time.Millisecond
+		o.Raft.ElectionTimeout = 500 * time.Millisecond
+		o.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
+		o.Raft.CommitTimeout = 50 * time.Millisecond
+		o.RebalanceDelay = 100 * time.Millisecond
+	}))
+	started := time.Since(start)
+	formed := c.WaitConverged(2 * time.Minute)
+	t.Logf("50 nodes started in %v, converged %v later", started.Round(time.Millisecond), formed.Round(time.Millisecond))
+
+	h := c.Node(0).HealthCheck()
+	if h.Voters != 5 || h.NonVoters != n-5 {
+		t.Fatalf("voters %d non-voters %d, want 5 and %d", h.Voters, h.NonVoters, n-5)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	perNode := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / n
+	t.Logf("heap per node: %.1f MiB (heap in use %d MiB for %d nodes, %d goroutines)",
+		float64(perNode)/(1<<20), after.HeapAlloc>>20, n, runtime.NumGoroutine())
+
+	t0 := time.Now()
+	c.AddNode()
+	joined := c.WaitConverged(time.Minute)
+	t.Logf("join of node 51: start %v, converged %v later", time.Since(t0).Round(time.Millisecond)-joined.Round(time.Millisecond), joined.Round(time.Millisecond))
+
+	t0 = time.Now()
+	if err := c.Leave(10); err != nil {
+		t.Fatal(err)
+	}
+	left := c.WaitConverged(time.Minute)
+	t.Logf("leave of node-11: %v until the others converged", time.Since(t0).Round(time.Millisecond))
+	_ = left
+}
