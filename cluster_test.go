@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"maps"
@@ -593,4 +594,30 @@ func fullyPlaced(v *raftfsm.View, members int) bool {
 		}
 	}
 	return len(holders) == members
+}
+
+// TestRemovedNodeStaysOut: a node removed by an admin keeps running but does
+// not register again; a join with its removed incarnation is refused.
+func TestRemovedNodeStaysOut(t *testing.T) {
+	leakCheck(t)
+	nodes := startCluster(t, 3, nil, nil)
+	victim := nodes[2]
+	if err := nodes[1].RemoveNode(victim.GetMyNodeID()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the removal to reach the victim", func() bool {
+		_, ok := victim.fsm.View().Member(victim.GetMyNodeID())
+		return !ok
+	})
+	// Long enough for its registration loop to have tried, were it going to.
+	time.Sleep(1500 * time.Millisecond)
+	if _, ok := nodes[0].fsm.View().Member(victim.GetMyNodeID()); ok {
+		t.Fatal("the removed node registered again")
+	}
+	resp := gatewayBackend{nodes[0]}.Join(context.Background(), &messages.JoinRequest{Member: &messages.Member{
+		Id: victim.GetMyNodeID(), Address: victim.advertise, Incarnation: victim.incarnation,
+	}})
+	if resp.GetAccepted() || resp.GetCode() != "removed" {
+		t.Fatalf("join of the removed incarnation: %v", resp)
+	}
 }

@@ -157,3 +157,14 @@ func freeAddr(t *testing.T) string {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// waitDelivered waits until the node has delivered the events of every entry
+// it has applied, so a subscription made now sees only later events.
+func waitDelivered(t *testing.T, ck *ClusterKit) {
+	t.Helper()
+	waitFor(t, 5*time.Second, "events delivered up to the current state", func() bool {
+		ck.lastSeq.Lock()
+		defer ck.lastSeq.Unlock()
+		return ck.lastSeq.Index >= ck.fsm.View().Version()
+	})
+}

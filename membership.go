@@ -54,9 +54,18 @@ func (ck *ClusterKit) Leave() error {
 	if err != nil && !errors.Is(err, raftfsm.ErrUnknownNode) {
 		return fmt.Errorf("leave: %w", err)
 	}
-	// Wait (briefly) for our own copy of the removal, so local subscribers
-	// get their NodeLeave before the node stops.
-	ck.waitView(2*time.Second, func(v *raftfsm.View) bool { _, member := v.Member(ck.opts.NodeID); return !member })
+	// Wait (briefly) for our own copy of the removal and for its events to
+	// reach local subscribers, so they get their NodeLeave before the node stops.
+	var removedAt uint64
+	ck.waitView(2*time.Second, func(v *raftfsm.View) bool {
+		_, member := v.Member(ck.opts.NodeID)
+		removedAt = v.Version()
+		return !member
+	})
+	deadline := time.Now().Add(2 * time.Second)
+	for ck.deliveredIndex() < removedAt && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
 	return ck.Stop()
 }
 
@@ -90,4 +99,11 @@ func (ck *ClusterKit) waitView(timeout time.Duration, cond func(*raftfsm.View) b
 			return false
 		}
 	}
+}
+
+// deliveredIndex is the Raft index of the last event delivered to subscribers.
+func (ck *ClusterKit) deliveredIndex() uint64 {
+	ck.lastSeq.Lock()
+	defer ck.lastSeq.Unlock()
+	return ck.lastSeq.Index
 }

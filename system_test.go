@@ -313,6 +313,7 @@ func TestSubscriptionDroppedWhenActorStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the subscription to be dropped", func() bool { return ck.GetMetrics().Subscribers == 0 })
+	waitDelivered(t, ck) // the bootstrap's events must not reach q
 	q := newProbe(t, ck.ActorSystem())
 	if err := ck.Subscribe(q.pid, WithKinds(EventRebalanceStart)); err != nil {
 		t.Fatal(err)
@@ -352,11 +353,7 @@ func TestRestartOnDataDir(t *testing.T) {
 	first := startNode(t, o)
 	// Let the bootstrap events be delivered: undelivered ones would (rightly)
 	// be delivered after the restart.
-	waitFor(t, 5*time.Second, "bootstrap events delivered", func() bool {
-		first.lastSeq.Lock()
-		defer first.lastSeq.Unlock()
-		return first.lastSeq.Index >= first.fsm.View().Version()
-	})
+	waitDelivered(t, first)
 	checksum := first.fsm.View().Checksum()
 	p1, _ := first.GetPartition("user:123")
 	epoch := p1.Epoch

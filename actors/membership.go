@@ -26,13 +26,14 @@ const (
 	JoinDuplicateNode  = "duplicate_node"
 	JoinFailed         = "join_failed"
 	JoinUnauthorized   = "unauthorized"
+	JoinRemoved        = "removed"
 )
 
 // PermanentJoinRefusal reports whether a refusal code means "retrying will
 // not help": the joiner must change its configuration.
 func PermanentJoinRefusal(code string) bool {
 	switch code {
-	case JoinInvalidMember, JoinConfigMismatch, JoinImpersonation, JoinDuplicateNode, JoinUnauthorized:
+	case JoinInvalidMember, JoinConfigMismatch, JoinImpersonation, JoinDuplicateNode, JoinUnauthorized, JoinRemoved:
 		return true
 	}
 	return false
@@ -50,6 +51,15 @@ func (s *stateActor) isRegistered(v *raftfsm.View) bool {
 	return ok && m.Incarnation == s.cfg.Self.GetIncarnation()
 }
 
+// wasRemoved: this very process was removed (left, or removed by an admin or
+// for failing health checks). It must not register again: removal is final
+// for an incarnation; a restart (a new incarnation) may rejoin.
+func (s *stateActor) wasRemoved(v *raftfsm.View) bool {
+	d, ok := v.Departed(s.cfg.NodeID)
+	_, member := v.Member(s.cfg.NodeID)
+	return ok && !member && d.Incarnation == s.cfg.Self.GetIncarnation()
+}
+
 // ensureRegistered makes sure the committed membership has this node's
 // current incarnation: a leader proposes it, a follower asks the leader (or a
 // seed, which forwards) and retries with backoff.
@@ -57,8 +67,17 @@ func (s *stateActor) ensureRegistered() {
 	if s.prop == nil || s.regInFlight || s.regTimer != nil {
 		return
 	}
-	if s.isRegistered(s.cfg.FSM.View()) {
+	v := s.cfg.FSM.View()
+	if s.isRegistered(v) {
 		s.regBackoff = 0
+		return
+	}
+	if s.wasRemoved(v) {
+		if !s.removedLogged {
+			s.removedLogged = true
+			d, _ := v.Departed(s.cfg.NodeID)
+			s.log.Warn("this node was removed from the cluster; it stays out until restarted", "reason", d.Reason)
+		}
 		return
 	}
 	if s.leader {
@@ -220,6 +239,10 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		refuse(JoinConfigMismatch, "%v", err)
 		return
 	}
+	if d, ok := v.Departed(m.GetId()); ok && d.Incarnation == m.GetIncarnation() {
+		refuse(JoinRemoved, "node %q (incarnation %d) was removed (%s); restart it to rejoin", m.GetId(), m.GetIncarnation(), d.Reason)
+		return
+	}
 	existing, known := v.Member(m.GetId())
 	if known && existing.Incarnation == m.GetIncarnation() && existing.IP == m.GetAddress() {
 		reply(&messages.JoinResponse{Accepted: true, Config: cfg, LeaderId: s.cfg.NodeID, LeaderAddress: s.cfg.Self.GetAddress(), Index: v.Version()})
@@ -375,6 +398,7 @@ func (s *stateActor) reconcile() {
 			logger.Info("raft configuration changed", "change", what, "node", id)
 		}
 		members := v.Members()
+		logger.Debug("reconciling raft configuration", "servers", len(servers), "members", len(members), "pending", len(pending))
 		isMember := map[string]bool{}
 		// Additions and promotions before removals, so the voter count never dips.
 		for _, m := range members {
@@ -396,9 +420,16 @@ func (s *stateActor) reconcile() {
 			}
 		}
 		for id := range servers {
-			if id != selfID && !isMember[id] && !pending[id] {
-				change("remove", id, r.RemoveServer(raft.ServerID(id), 0, timeout))
+			if id == selfID || isMember[id] || pending[id] {
+				continue
 			}
+			// A node that just left gets a moment to learn that its removal
+			// committed (and deliver its own NodeLeave) before replication
+			// to it stops; a later pass removes it.
+			if d, ok := v.Departed(id); ok && time.Since(d.At) < departGrace {
+				continue
+			}
+			change("remove", id, r.RemoveServer(raft.ServerID(id), 0, timeout))
 		}
 		if !isMember[selfID] && len(members) > 0 {
 			// This leader was removed: hand over so the next leader removes it.
@@ -409,10 +440,33 @@ func (s *stateActor) reconcile() {
 	})
 }
 
+// departGrace delays a departed node's removal from raft's configuration.
+const departGrace = time.Second
+
 func (s *stateActor) scheduleReconcile() {
 	if !s.leader || s.tick != nil || s.stopped == nil {
 		return
 	}
+	every := reconcileEvery
+	if s.pendingDeparture() {
+		every = departGrace / 2 // finish a departure promptly
+	}
 	system, self := s.system, s.self
-	s.tick = time.AfterFunc(reconcileEvery, func() { system.Root.Send(self, &reconcileTick{}) })
+	s.tick = time.AfterFunc(every, func() { system.Root.Send(self, &reconcileTick{}) })
+}
+
+// pendingDeparture reports whether raft still lists a node that left.
+// (GetConfiguration reads a cached copy: it does not block the actor.)
+func (s *stateActor) pendingDeparture() bool {
+	f := s.cfg.Raft.GetConfiguration()
+	if f.Error() != nil {
+		return false
+	}
+	v := s.cfg.FSM.View()
+	for _, srv := range f.Configuration().Servers {
+		if _, member := v.Member(string(srv.ID)); !member && string(srv.ID) != s.cfg.NodeID {
+			return true
+		}
+	}
+	return false
 }

@@ -253,7 +253,7 @@ func (f *FSM) sortedMembers() []*messages.Member {
 func (f *FSM) buildView() *View {
 	// The view keeps references to these messages; Apply replaces messages
 	// instead of mutating them, so views stay immutable.
-	return buildView(f.localID, f.version, f.config, f.sortedMembers(), f.table)
+	return buildView(f.localID, f.version, f.config, f.sortedMembers(), f.table, f.departed)
 }
 
 // state returns the whole state as one message (the snapshot format).

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
@@ -42,7 +43,42 @@ func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open snapshots in %s: %w", dataDir, err), w.Close())
 	}
-	return &Stores{Log: w, Stable: w, Snapshots: snaps, close: w.Close}, nil
+	stable := &closingStable{StableStore: w}
+	return &Stores{Log: w, Stable: stable, Snapshots: snaps, close: func() error {
+		stable.mu.Lock() // waits for a write in progress
+		stable.closed = true
+		stable.mu.Unlock()
+		return w.Close()
+	}}, nil
+}
+
+// closingStable drops writes once the stores are closed. Raft's transport
+// handles heartbeats on its own goroutines, and one already past raft's
+// shutdown check can still persist a new term after Shutdown returned; raft
+// panics if that write fails. Dropping it is safe: the node is stopping and
+// the heartbeat's answer is never sent, so nobody relies on the term.
+type closingStable struct {
+	raft.StableStore
+	mu     sync.RWMutex
+	closed bool
+}
+
+func (s *closingStable) Set(key, val []byte) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.StableStore.Set(key, val)
+}
+
+func (s *closingStable) SetUint64(key []byte, val uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return nil
+	}
+	return s.StableStore.SetUint64(key, val)
 }
 
 // Close releases the stores.

@@ -78,6 +78,7 @@ type View struct {
 	roles        []Role
 	health       Health
 	checksum     uint64
+	departed     map[string]Departure
 	done         chan struct{}
 }
 
@@ -184,6 +185,19 @@ func (v *View) Health() Health { return v.health }
 // applied the same table.
 func (v *View) Checksum() uint64 { return v.checksum }
 
+// Departure records a removed node.
+type Departure struct {
+	At          time.Time // when it was removed (proposer clock)
+	Incarnation uint64    // the incarnation that was removed
+	Reason      string
+}
+
+// Departed returns the departure of a removed node, if it is in the departed list.
+func (v *View) Departed(id string) (Departure, bool) {
+	d, ok := v.departed[id]
+	return d, ok
+}
+
 // Done is closed when a newer view replaces this one.
 func (v *View) Done() <-chan struct{} { return v.done }
 
@@ -213,19 +227,23 @@ func nodeFromMember(m *messages.Member) Node {
 }
 
 // buildView derives the immutable view from the state. members must be sorted.
-func buildView(localID string, version uint64, cfg *messages.ClusterConfig, members []*messages.Member, table *messages.PartitionTable) *View {
+func buildView(localID string, version uint64, cfg *messages.ClusterConfig, members []*messages.Member, table *messages.PartitionTable, departed map[string]*messages.DepartedMember) *View {
 	v := &View{
-		version: version,
-		localID: localID,
-		config:  cfg,
-		algo:    keyhash.Algorithm(cfg.GetKeyHash()),
-		members: make([]Node, len(members)),
-		index:   make(map[string]int, len(members)),
-		done:    make(chan struct{}),
+		departed: make(map[string]Departure, len(departed)),
+		version:  version,
+		localID:  localID,
+		config:   cfg,
+		algo:     keyhash.Algorithm(cfg.GetKeyHash()),
+		members:  make([]Node, len(members)),
+		index:    make(map[string]int, len(members)),
+		done:     make(chan struct{}),
 	}
 	for i, m := range members {
 		v.members[i] = nodeFromMember(m)
 		v.index[m.GetId()] = i
+	}
+	for id, d := range departed {
+		v.departed[id] = Departure{At: time.Unix(0, d.GetLeftAtUnixNano()).UTC(), Incarnation: d.GetMember().GetIncarnation(), Reason: d.GetReason()}
 	}
 	if table.GetVersion() != 0 {
 		v.buildTable(table)
