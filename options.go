@@ -48,12 +48,27 @@ func (k KeyHash) proto() messages.KeyHash {
 }
 
 // HealthCheckConfig configures failure detection (the reference's field
-// names). A zero value means the defaults, with checking enabled.
+// names). The leader probes every other member for liveness every Interval,
+// each probe waiting at most Timeout; after FailureThreshold misses in a row
+// the member is marked suspect, and if it stays unreachable for RemovalGrace
+// more it is removed ("health_check_failure"). A zero value means the
+// defaults, with checking enabled; zero fields take their default.
 type HealthCheckConfig struct {
 	Enabled          bool
 	Interval         time.Duration
 	Timeout          time.Duration
 	FailureThreshold int
+	// RemovalGrace is how long a suspect stays before it is removed.
+	RemovalGrace time.Duration
+	// Disable turns failure detection off (a zero config means "defaults,
+	// enabled", so Enabled: false alone cannot express it).
+	Disable bool
+}
+
+// Budget is the longest a crashed member stays in the cluster: the misses
+// that make it suspect, then the removal grace.
+func (h HealthCheckConfig) Budget() time.Duration {
+	return time.Duration(h.FailureThreshold)*h.Interval + h.Timeout + h.RemovalGrace
 }
 
 // RaftTimings tunes Raft. Zero fields take the defaults in DefaultOptions.
@@ -138,9 +153,19 @@ func DefaultOptions() Options {
 	}
 }
 
-// DefaultHealthCheck returns the default failure detection settings.
+// DefaultHealthCheck returns the default failure detection: a crashed member
+// is removed, and every survivor told, within about 2.5 s (Budget), while a
+// member that stops answering for less than about 1.5 s is not even suspect.
 func DefaultHealthCheck() HealthCheckConfig {
-	return HealthCheckConfig{Enabled: true, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, FailureThreshold: 3}
+	return HealthCheckConfig{Enabled: true, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond,
+		FailureThreshold: 3, RemovalGrace: time.Second}
+}
+
+// FastHealthCheck detects a crashed member within about one second, for
+// low-latency networks that are not overloaded (probes time out after 150 ms).
+func FastHealthCheck() HealthCheckConfig {
+	return HealthCheckConfig{Enabled: true, Interval: 100 * time.Millisecond, Timeout: 150 * time.Millisecond,
+		FailureThreshold: 3, RemovalGrace: 300 * time.Millisecond}
 }
 
 // DefaultRaftTimings returns Raft timings for a LAN: fast elections without
@@ -167,8 +192,24 @@ func (o Options) withDefaults() Options {
 	if o.MaxVoters == 0 {
 		o.MaxVoters = DefaultMaxVoters
 	}
-	if o.HealthCheck == (HealthCheckConfig{}) {
-		o.HealthCheck = DefaultHealthCheck()
+	switch hc, d := &o.HealthCheck, DefaultHealthCheck(); {
+	case *hc == (HealthCheckConfig{}):
+		*hc = d
+	case hc.Disable:
+		hc.Enabled = false
+	default:
+		if hc.Interval == 0 {
+			hc.Interval = d.Interval
+		}
+		if hc.Timeout == 0 {
+			hc.Timeout = d.Timeout
+		}
+		if hc.FailureThreshold == 0 {
+			hc.FailureThreshold = d.FailureThreshold
+		}
+		if hc.RemovalGrace == 0 {
+			hc.RemovalGrace = d.RemovalGrace
+		}
 	}
 	if o.RebalanceDelay == 0 {
 		o.RebalanceDelay = DefaultRebalanceDelay
@@ -245,15 +286,21 @@ func (o Options) Validate() error {
 	if o.KeyHash > KeyHashXXH64 {
 		bad("KeyHash %d is unknown", o.KeyHash)
 	}
-	if hc := o.HealthCheck; hc != (HealthCheckConfig{}) && hc.Enabled {
-		if hc.Interval <= 0 {
+	if hc := o.HealthCheck; !hc.Disable {
+		if hc.Interval < 0 {
 			bad("HealthCheck.Interval must be positive")
 		}
-		if hc.Timeout <= 0 {
+		if hc.Timeout < 0 {
 			bad("HealthCheck.Timeout must be positive")
 		}
-		if hc.FailureThreshold < 1 {
+		if hc.FailureThreshold < 0 {
 			bad("HealthCheck.FailureThreshold must be at least 1")
+		}
+		if hc.RemovalGrace < 0 {
+			bad("HealthCheck.RemovalGrace must not be negative")
+		}
+		if hc.Interval > 0 && hc.Interval < 10*time.Millisecond {
+			bad("HealthCheck.Interval must be at least 10ms")
 		}
 	}
 	if len(o.Services) > raftfsm.MaxServices {

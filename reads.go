@@ -155,6 +155,12 @@ type Metrics struct {
 	Proposals         uint64            `json:"proposals"`
 	ProposalErrors    uint64            `json:"proposal_errors"`
 	QueueLengths      map[string]int64  `json:"queue_lengths"`
+	// Failure detection (counted on the leader that probed).
+	SuspectNodes   int               `json:"suspect_nodes"`
+	Probes         uint64            `json:"probes"`
+	ProbeFailures  uint64            `json:"probe_failures"`
+	Removals       uint64            `json:"health_removals"`
+	ProbeLatencyMs map[string]uint64 `json:"probe_latency_ms_buckets"`
 }
 
 // GetMetrics returns a snapshot of the node's metrics.
@@ -204,6 +210,16 @@ func (ck *ClusterKit) GetMetrics() *Metrics {
 	for k, name := range actors.KindNames {
 		m.EventsPublished[name] = s.Published(k)
 		m.EventsDelivered[name] = s.Delivered(k)
+	}
+	m.SuspectNodes = v.Health().UnhealthyNodes
+	m.Probes, m.ProbeFailures, m.Removals = s.Probes.Load(), s.ProbeFailures.Load(), s.Removals.Load()
+	m.ProbeLatencyMs = map[string]uint64{}
+	for i := range s.ProbeLatency {
+		le := "+Inf"
+		if i < len(actors.ProbeBuckets) {
+			le = strconv.FormatFloat(float64(actors.ProbeBuckets[i].Microseconds())/1000, 'f', -1, 64)
+		}
+		m.ProbeLatencyMs["le_"+le] = s.ProbeLatency[i].Load()
 	}
 	return m
 }
@@ -264,6 +280,11 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 	}
 	if rs.LeaderID == "" {
 		st.Problems = append(st.Problems, "no known leader")
+		if ck.running.Load() {
+			// Without a leader nothing can change: the cluster is critical
+			// whatever its last committed state says.
+			st.ClusterStatus = raftfsm.HealthCritical
+		}
 	}
 	st.Healthy = len(st.Problems) == 0
 	member, ok := v.Member(ck.opts.NodeID)

@@ -324,7 +324,11 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 			}
 		},
 		RebalanceDelay: o.RebalanceDelay,
-		ApplyTimeout:   DefaultApplyTimeout,
+		Health: actors.HealthConfig{
+			Enabled: o.HealthCheck.Enabled && !o.HealthCheck.Disable, Interval: o.HealthCheck.Interval,
+			Timeout: o.HealthCheck.Timeout, FailureThreshold: o.HealthCheck.FailureThreshold, RemovalGrace: o.HealthCheck.RemovalGrace,
+		},
+		ApplyTimeout: DefaultApplyTimeout,
 		Subscriptions:  subs,
 		Callbacks:      cbs,
 		LastDelivered:  ck.delivered,

@@ -21,7 +21,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 		PartitionCount:    -1,
 		ReplicationFactor: 99,
 		KeyHash:           7,
-		HealthCheck:       HealthCheckConfig{Enabled: true},
+		HealthCheck:       HealthCheckConfig{Enabled: true, Interval: -1, Timeout: -1, FailureThreshold: -1},
 		Services:          map[string]string{"": ":1", "api": "noport"},
 		RebalanceDelay:    -time.Second,
 	}

@@ -33,6 +33,8 @@ type Config struct {
 	Peers Peers
 	// OnJoinRefused is told when the cluster permanently refuses this node.
 	OnJoinRefused func(error)
+	// Health configures failure detection (run by the leader).
+	Health HealthConfig
 	// RebalanceDelay debounces membership changes into one rebalance.
 	RebalanceDelay time.Duration
 	// ApplyTimeout bounds how long a proposal waits to enter raft's queue.

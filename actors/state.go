@@ -26,6 +26,7 @@ type stateActor struct {
 	self       *actor.PID
 	partitions *actor.PID
 	rebalancer *actor.PID
+	health     *actor.PID
 	prop       *proposer
 	obs        *raft.Observer
 	stopObs    chan struct{}
@@ -94,6 +95,7 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		ctx.Send(s.partitions, msg)
 		if s.leader {
 			ctx.Send(s.rebalancer, msg)
+			ctx.Send(s.health, msg)
 			if msg.Change.Joined != nil || msg.Change.Rejoined != nil || msg.Change.Left != nil || msg.Restored {
 				s.reconcile()
 			}
@@ -147,6 +149,7 @@ func (s *stateActor) started(ctx actor.Context) {
 	parent := ctx.Parent()
 	s.partitions = sibling(parent, "partitions")
 	s.rebalancer = sibling(parent, "rebalancer")
+	s.health = sibling(parent, "health")
 	s.system, s.self = ctx.ActorSystem(), ctx.Self()
 	s.stopped = make(chan struct{})
 	s.pendingJoins = map[string]int{}
@@ -273,6 +276,7 @@ func (s *stateActor) checkLeadership() {
 	if !isLeader {
 		s.log.Info("lost leadership")
 		s.system.Root.Send(s.rebalancer, &LeaderInactive{})
+		s.system.Root.Send(s.health, &LeaderInactive{})
 		s.ensureRegistered()
 		return
 	}
@@ -306,6 +310,7 @@ func (s *stateActor) afterBarrier(msg *barrierDone) {
 	s.regInFlight = false // a follower's pending join no longer matters
 	s.ensureRegistered()
 	s.system.Root.Send(s.rebalancer, &LeaderActive{})
+	s.system.Root.Send(s.health, &LeaderActive{})
 	s.reconcile()
 }
 

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"sync/atomic"
+	"time"
 )
 
 // Stats are counters shared by the actors of one node, read by metrics.
@@ -18,6 +19,7 @@ type Stats struct {
 	LastEventIndex   atomic.Uint64
 	// Mailbox lengths of the actors that receive from the FSM.
 	StateQueue, PartitionsQueue, HooksQueue QueueGauge
+	probeStats
 }
 
 func kindBit(k Kind) int {
@@ -52,3 +54,32 @@ func (q *QueueGauge) MessageReceived(interface{}) { q.n.Add(-1) }
 
 // MailboxEmpty implements actor.MailboxMiddleware.
 func (q *QueueGauge) MailboxEmpty() {}
+
+// Probe statistics (failure detection).
+type probeStats struct {
+	Probes        atomic.Uint64
+	ProbeFailures atomic.Uint64
+	Removals      atomic.Uint64
+	// ProbeLatency counts answered probes by latency bucket (upper bounds in
+	// ProbeBuckets; the last bucket is +Inf).
+	ProbeLatency [len(ProbeBuckets) + 1]atomic.Uint64
+}
+
+// ProbeBuckets are the upper bounds of the probe latency histogram.
+var ProbeBuckets = [...]time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+}
+
+func (s *Stats) recordProbe(ok bool, latency time.Duration) {
+	s.Probes.Add(1)
+	if !ok {
+		s.ProbeFailures.Add(1)
+		return
+	}
+	i := 0
+	for i < len(ProbeBuckets) && latency > ProbeBuckets[i] {
+		i++
+	}
+	s.ProbeLatency[i].Add(1)
+}

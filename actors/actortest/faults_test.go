@@ -2,6 +2,7 @@ package actortest_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"slices"
@@ -26,7 +27,9 @@ import (
 //   - epochs strictly increase whenever a partition's owners change,
 //   - every live subscriber received every committed event once, in order,
 //     with no gaps (all subscribers agree on every seq they both cover),
-//   - after healing, every node converges to one table.
+//   - after healing, every node converges to one table,
+//   - every crashed node is removed within the detection budget, and no node
+//     that stayed reachable is removed for failing health checks.
 //
 // CI runs a few scenarios; CLUSTERKIT_FAULT_SCENARIOS=300 runs more and
 // CLUSTERKIT_FAULT_SEED=<n> starts from another seed (a failure names the
@@ -37,6 +40,18 @@ func envInt(name string, def int) int {
 		return v
 	}
 	return def
+}
+
+// suiteHealth detects crashes in about 2 s; probes wait 1 s, longer than the
+// 400 ms round trips the suite's delays create.
+var suiteHealth = clusterkit.HealthCheckConfig{Enabled: true, Interval: 300 * time.Millisecond, Timeout: time.Second,
+	FailureThreshold: 3, RemovalGrace: time.Second}
+
+// removalAllowance is how long after a crash its removal may come: the
+// detection budget, plus an election when the leader crashed, plus slack for
+// the faults that may be active meanwhile.
+func removalAllowance() time.Duration {
+	return time.Duration(envInt("CLUSTERKIT_TIME_SCALE", 1)) * (2*suiteHealth.Budget() + 2*time.Second)
 }
 
 // convergeBudget is how long a cluster may take to converge after healing.
@@ -100,6 +115,11 @@ type world struct {
 	problems  []string
 	stop      chan struct{}
 	sampler   sync.WaitGroup
+
+	killedAt   map[int]time.Time // node -> when it was killed (while dead)
+	removedAt  map[string]time.Time
+	faultSince time.Time // start of the current run of partition-type faults
+	longFault  bool      // a partition-type fault lasted longer than the health budget
 }
 
 func (w *world) failf(format string, args ...any) {
@@ -133,6 +153,20 @@ func (w *world) sample() {
 		case <-w.stop:
 			return
 		case <-tick.C:
+		}
+		if live := w.c.Live(); len(live) > 0 {
+			present := map[string]bool{}
+			for _, n := range w.c.Node(live[0]).GetCluster().Nodes {
+				present[n.ID] = true
+			}
+			w.mu.Lock()
+			for i, at := range w.killedAt {
+				id := fmt.Sprintf("node-%d", i+1)
+				if !present[id] && w.removedAt[id].IsZero() && time.Since(at) > 0 {
+					w.removedAt[id] = time.Now()
+				}
+			}
+			w.mu.Unlock()
 		}
 		for _, i := range w.c.Live() {
 			ck := w.c.Node(i)
@@ -238,6 +272,26 @@ func (w *world) checkEvents() {
 	}
 }
 
+// checkRemovals: a member removed for failing health checks must have
+// crashed, unless a partition lasted longer than the detection budget.
+func (w *world) checkRemovals(crashed map[string]bool) {
+	w.mu.Lock()
+	recs := slices.Clone(w.recorders)
+	long := w.longFault
+	w.mu.Unlock()
+	for _, r := range recs {
+		r.mu.Lock()
+		evs := slices.Clone(r.events)
+		r.mu.Unlock()
+		for _, e := range evs {
+			l, ok := e.(*messages.NodeLeave)
+			if ok && l.GetReason() == "health_check_failure" && !crashed[l.GetNode().GetId()] && !long {
+				w.failf("node-%d saw %s removed for failing health checks, but it never crashed", r.node+1, l.GetNode().GetId())
+			}
+		}
+	}
+}
+
 func firstIndex(evs []proto.Message) uint64 { i, _ := seqOf(evs[0]); return i }
 func lastIndex(evs []proto.Message) uint64  { i, _ := seqOf(evs[len(evs)-1]); return i }
 
@@ -261,8 +315,10 @@ func runScenario(t *testing.T, seed int64) {
 		o.Raft.HeartbeatTimeout = 500 * time.Millisecond
 		o.Raft.ElectionTimeout = 500 * time.Millisecond
 		o.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
+		o.HealthCheck = suiteHealth
 	}))
-	w := &world{t: t, c: c, rng: rng, primary: map[string]string{}, owners: map[string]string{}, stop: make(chan struct{})}
+	w := &world{t: t, c: c, rng: rng, primary: map[string]string{}, owners: map[string]string{}, stop: make(chan struct{}),
+		killedAt: map[int]time.Time{}, removedAt: map[string]time.Time{}}
 	for i := range c.N() {
 		w.subscribe(i)
 	}
@@ -283,6 +339,22 @@ func runScenario(t *testing.T, seed int64) {
 	}()
 	dead := -1
 	partitioned := false
+	crashedEver := map[string]bool{}
+	partitionFault := func() {
+		w.mu.Lock()
+		if w.faultSince.IsZero() {
+			w.faultSince = time.Now()
+		}
+		w.mu.Unlock()
+	}
+	healed := func() {
+		w.mu.Lock()
+		if !w.faultSince.IsZero() && time.Since(w.faultSince) > suiteHealth.Budget() {
+			w.longFault = true
+		}
+		w.faultSince = time.Time{}
+		w.mu.Unlock()
+	}
 	for range 3 + rng.IntN(4) {
 		live := c.Live()
 		switch k := rng.IntN(9); {
@@ -290,17 +362,20 @@ func runScenario(t *testing.T, seed int64) {
 			a := live[rng.IntN(len(live))]
 			c.Partition([]int{a})
 			partitioned = true
+			partitionFault()
 			step("partition 1|%d: node-%d alone", len(live)-1, a+1)
 		case k == 1 && len(live) >= 5:
 			perm := rng.Perm(len(live))
 			c.Partition([]int{live[perm[0]], live[perm[1]]})
 			partitioned = true
+			partitionFault()
 			step("partition 2|%d: node-%d node-%d", len(live)-2, live[perm[0]]+1, live[perm[1]]+1)
 		case k == 2:
 			from, to := live[rng.IntN(len(live))], live[rng.IntN(len(live))]
 			if from != to {
 				c.PartitionOneWay([]int{from}, []int{to})
 				partitioned = true
+				partitionFault()
 				step("one-way cut node-%d -> node-%d", from+1, to+1)
 			}
 		case k == 3:
@@ -315,15 +390,25 @@ func runScenario(t *testing.T, seed int64) {
 			leader := c.WaitLeader(10 * time.Second)
 			c.Kill(leader)
 			dead = leader
+			crashedEver[c.Node(leader).GetMyNodeID()] = true
+			w.mu.Lock()
+			w.killedAt[leader] = time.Now()
+			w.mu.Unlock()
 			step("kill the leader node-%d", leader+1)
 		case k == 6 && dead >= 0 && !partitioned:
 			c.Heal()
+			healed()
+			w.mu.Lock()
+			delete(w.killedAt, dead)
+			delete(w.removedAt, fmt.Sprintf("node-%d", dead+1))
+			w.mu.Unlock()
 			c.Restart(dead)
 			w.subscribe(dead)
 			step("restart node-%d", dead+1)
 			dead = -1
 		case k == 7 && !partitioned && c.N() < 7:
 			c.Heal()
+			healed()
 			i := c.AddNode()
 			w.subscribe(i)
 			step("join node-%d", i+1)
@@ -332,6 +417,7 @@ func runScenario(t *testing.T, seed int64) {
 			for _, i := range live {
 				if i != leader && i != dead {
 					c.Heal()
+					healed()
 					if err := c.Leave(i); err != nil {
 						step("leave node-%d failed: %v", i+1, err)
 					} else {
@@ -342,14 +428,41 @@ func runScenario(t *testing.T, seed int64) {
 			}
 		default:
 			c.Heal()
+			healed()
 			partitioned = false
 			step("heal")
 		}
 		time.Sleep(time.Duration(200+rng.IntN(600)) * time.Millisecond) // let the fault act
 	}
 	c.Heal()
+	healed()
 	step("heal (final)")
-	took := c.WaitConverged(convergeBudget())
+	healedAt := time.Now()
+	// A crashed node must be removed within the allowance of its crash.
+	w.mu.Lock()
+	killed := maps.Clone(w.killedAt)
+	w.mu.Unlock()
+	for i, at := range killed {
+		id := fmt.Sprintf("node-%d", i+1)
+		for time.Since(at) < removalAllowance() {
+			w.mu.Lock()
+			done := !w.removedAt[id].IsZero()
+			w.mu.Unlock()
+			if done {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		w.mu.Lock()
+		removed := w.removedAt[id]
+		w.mu.Unlock()
+		if removed.IsZero() {
+			w.failf("%s crashed %v ago and is still a member", id, time.Since(at).Round(time.Millisecond))
+		} else {
+			step("%s removed %v after its crash", id, removed.Sub(at).Round(time.Millisecond))
+		}
+	}
+	took := c.WaitConverged(convergeBudget() + time.Since(healedAt))
 	step("converged %v after healing", took.Round(time.Millisecond))
 	// Quiesce: every live subscriber has caught up with the last event.
 	deadline := time.Now().Add(10 * time.Second)
@@ -357,6 +470,7 @@ func runScenario(t *testing.T, seed int64) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	w.checkEvents()
+	w.checkRemovals(crashedEver)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.problems) > 0 {

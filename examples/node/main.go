@@ -19,10 +19,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/lmittmann/tint"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit"
 )
@@ -74,6 +78,8 @@ func run(args []string) error {
 		logLevel    = fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 		logJSON     = fs.Bool("log-json", false, "log JSON lines instead of text")
 		leave       = fs.Bool("leave-on-exit", false, "leave the cluster (instead of only stopping) on SIGINT/SIGTERM")
+		events      = fs.Bool("events", false, "print every lifecycle event on stdout as one line: event <Kind> <JSON>")
+		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
 	)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -92,7 +98,8 @@ func run(args []string) error {
 	o.NodeID, o.HTTPAddr, o.NodeName, o.AdvertiseAddr = *id, *httpAddr, *name, *advertise
 	o.Bootstrap, o.ClusterName, o.PartitionCount, o.ReplicationFactor = *bootstrap, *cluster, *partitions, *rf
 	o.MaxVoters, o.DataDir, o.AuthToken, o.Logger = *maxVoters, *dataDir, *token, logger
-	o.HealthCheck = clusterkit.HealthCheckConfig{Enabled: *hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout, FailureThreshold: *hcThreshold}
+	o.HealthCheck = clusterkit.HealthCheckConfig{Enabled: *hcEnabled, Disable: !*hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout,
+		FailureThreshold: *hcThreshold, RemovalGrace: *hcGrace}
 	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
 	switch *keyHash {
@@ -124,6 +131,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *events {
+		if err := printEvents(ck); err != nil {
+			return err
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	started := make(chan error, 1)
@@ -149,4 +161,24 @@ func run(args []string) error {
 		return ck.Leave()
 	}
 	return ck.Stop()
+}
+
+// printEvents subscribes an actor that prints every event as one line, so
+// scripts and multi-process tests can follow the cluster from outside.
+func printEvents(ck *clusterkit.ClusterKit) error {
+	var mu sync.Mutex
+	pid := ck.ActorSystem().Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+		m, ok := ctx.Message().(proto.Message)
+		if !ok {
+			return
+		}
+		data, err := protojson.Marshal(m)
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		fmt.Printf("event %s %s\n", m.ProtoReflect().Descriptor().Name(), data)
+		mu.Unlock()
+	}))
+	return ck.Subscribe(pid)
 }

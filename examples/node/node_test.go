@@ -10,109 +10,332 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// TestThreeProcesses builds the binary and runs a real three-process cluster
-// on loopback: formation through the HTTP API, then a clean SIGTERM stop.
-func TestThreeProcesses(t *testing.T) {
+// These tests run the node binary as real processes on loopback, so that
+// failures are real: SIGTERM, kill -9, kill -STOP.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func binary(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
-	bin := filepath.Join(t.TempDir(), "node")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	addrs := make([]string, 3)
-	for i := range addrs {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "cknode")
 		if err != nil {
-			t.Fatal(err)
+			buildErr = err
+			return
 		}
-		addrs[i] = ln.Addr().String()
-		ln.Close()
+		binPath = filepath.Join(dir, "node")
+		build := exec.Command("go", "build", "-o", binPath, ".")
+		build.Stderr = os.Stderr
+		buildErr = build.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
 	}
-	var procs []*exec.Cmd
-	for i, addr := range addrs {
-		args := []string{"-id", fmt.Sprintf("node-%d", i+1), "-http", addr, "-services", fmt.Sprintf("kv=:%d", 9000+i),
-			"-raft-heartbeat-timeout", "100ms", "-raft-election-timeout", "100ms", "-rebalance-delay", "20ms", "-log-level", "warn"}
+	return binPath
+}
+
+// proc is one node process and what it printed.
+type proc struct {
+	id   string
+	addr string
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	seen []string // "event <Kind> <json>" lines
+	done chan struct{}
+}
+
+func (p *proc) events(kind string) []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []map[string]any
+	for _, line := range p.seen {
+		k, js, _ := strings.Cut(strings.TrimPrefix(line, "event "), " ")
+		if k != kind {
+			continue
+		}
+		var m map[string]any
+		if json.Unmarshal([]byte(js), &m) == nil {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// fastArgs: quick Raft and failure detection (budget about 0.75 s).
+var fastArgs = []string{"-raft-heartbeat-timeout", "150ms", "-raft-election-timeout", "150ms", "-rebalance-delay", "20ms",
+	"-health-interval", "100ms", "-health-timeout", "150ms", "-health-failure-threshold", "3", "-health-removal-grace", "300ms",
+	"-log-level", "error", "-events"}
+
+func startProcs(t *testing.T, n int, extra ...string) []*proc {
+	bin := binary(t)
+	var procs []*proc
+	for i := range n {
+		p := &proc{id: fmt.Sprintf("node-%d", i+1), addr: freeAddr(t), done: make(chan struct{})}
+		args := append([]string{"-id", p.id, "-http", p.addr, "-services", fmt.Sprintf("kv=:%d", 9000+i)}, extra...)
 		if i > 0 {
-			args = append(args, "-join", addrs[0])
+			args = append(args, "-join", procs[0].addr)
 		}
-		cmd := exec.Command(bin, args...)
-		out, err := cmd.StdoutPipe()
+		p.cmd = exec.Command(bin, args...)
+		out, err := p.cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
+		p.cmd.Stderr = os.Stderr
+		if err := p.cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		t.Cleanup(func() {
+			_ = p.cmd.Process.Signal(syscall.SIGCONT)
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		})
 		ready := make(chan string, 1)
 		go func() {
+			defer close(p.done)
 			sc := bufio.NewScanner(out)
+			sc.Buffer(make([]byte, 1<<20), 1<<20)
 			for sc.Scan() {
-				if strings.HasPrefix(sc.Text(), "ready ") {
-					ready <- sc.Text()
+				line := sc.Text()
+				switch {
+				case strings.HasPrefix(line, "ready "):
+					ready <- line
+				case strings.HasPrefix(line, "event "):
+					p.mu.Lock()
+					p.seen = append(p.seen, line)
+					p.mu.Unlock()
 				}
 			}
+			_ = p.cmd.Wait()
 		}()
 		select {
 		case line := <-ready:
-			if !strings.Contains(line, "node=node-"+fmt.Sprint(i+1)) {
+			if !strings.Contains(line, "node="+p.id) {
 				t.Fatalf("ready line %q", line)
 			}
 		case <-time.After(30 * time.Second):
-			t.Fatalf("node-%d not ready", i+1)
+			t.Fatalf("%s not ready", p.id)
 		}
-		procs = append(procs, cmd)
+		procs = append(procs, p)
 	}
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		var doc struct {
-			Cluster struct {
-				Nodes []struct {
-					ID       string            `json:"id"`
-					Services map[string]string `json:"services"`
-				} `json:"nodes"`
-			} `json:"cluster"`
-		}
-		resp, err := client.Get("http://" + addrs[2] + "/cluster")
-		if err == nil {
-			_ = json.NewDecoder(resp.Body).Decode(&doc)
-			resp.Body.Close()
-			if len(doc.Cluster.Nodes) == 3 && doc.Cluster.Nodes[0].Services["kv"] == ":9000" {
-				break
-			}
-		}
+	return procs
+}
+
+type clusterDoc struct {
+	Cluster struct {
+		Nodes []struct {
+			ID       string            `json:"id"`
+			Services map[string]string `json:"services"`
+		} `json:"nodes"`
+		PartitionMap struct {
+			Partitions map[string]struct {
+				PrimaryNode  string   `json:"primary_node"`
+				ReplicaNodes []string `json:"replica_nodes"`
+			} `json:"partitions"`
+		} `json:"partition_map"`
+		TableVersion uint64 `json:"table_version"`
+	} `json:"cluster"`
+}
+
+var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+func cluster(addr string) (clusterDoc, error) {
+	var doc clusterDoc
+	resp, err := client.Get("http://" + addr + "/cluster")
+	if err != nil {
+		return doc, err
+	}
+	defer resp.Body.Close()
+	return doc, json.NewDecoder(resp.Body).Decode(&doc)
+}
+
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("/cluster on node-3 never showed three nodes: %+v %v", doc, err)
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
-	// SIGTERM stops a process cleanly (exit status 0).
+}
+
+// waitMembers waits until every listed process reports exactly these members
+// in a fully placed table.
+func waitMembers(t *testing.T, procs []*proc, ids ...string) clusterDoc {
+	t.Helper()
+	var last clusterDoc
+	waitFor(t, 20*time.Second, fmt.Sprintf("members %v on every node", ids), func() bool {
+		var version uint64
+		for k, p := range procs {
+			doc, err := cluster(p.addr)
+			if err != nil || len(doc.Cluster.Nodes) != len(ids) {
+				return false
+			}
+			for _, n := range doc.Cluster.Nodes {
+				if !slices.Contains(ids, n.ID) {
+					return false
+				}
+			}
+			held := map[string]bool{}
+			for _, part := range doc.Cluster.PartitionMap.Partitions {
+				held[part.PrimaryNode] = true
+				for _, r := range part.ReplicaNodes {
+					held[r] = true
+				}
+			}
+			if len(held) != len(ids) {
+				return false
+			}
+			if k == 0 {
+				version = doc.Cluster.TableVersion
+			} else if doc.Cluster.TableVersion != version {
+				return false
+			}
+			last = doc
+		}
+		return true
+	})
+	return last
+}
+
+// TestThreeProcesses: formation through the HTTP API, service discovery,
+// then a clean SIGTERM stop (exit status 0).
+func TestThreeProcesses(t *testing.T) {
+	procs := startProcs(t, 3, "-raft-heartbeat-timeout", "100ms", "-raft-election-timeout", "100ms", "-rebalance-delay", "20ms", "-log-level", "warn")
+	doc := waitMembers(t, procs, "node-1", "node-2", "node-3")
+	for _, n := range doc.Cluster.Nodes {
+		if n.Services["kv"] == "" {
+			t.Fatalf("no kv service for %s", n.ID)
+		}
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	for i := len(procs) - 1; i >= 0; i-- {
-		if err := procs[i].Process.Signal(syscall.SIGTERM); err != nil {
+		if err := procs[i].cmd.Process.Signal(syscall.SIGTERM); err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- procs[i].Wait() }()
 		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("node-%d exited with %v", i+1, err)
+		case <-procs[i].done:
+			if code := procs[i].cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("%s exited with %d", procs[i].id, code)
 			}
 		case <-ctx.Done():
-			t.Fatalf("node-%d did not stop", i+1)
+			t.Fatalf("%s did not stop", procs[i].id)
 		}
 	}
+}
+
+// TestKillAndPauseProcesses: a process paused (kill -STOP) for less than the
+// detection budget is not removed; a process killed with kill -9 is, and
+// every survivor gets NodeLeave (health_check_failure) naming the partitions
+// it held, then a table without it.
+func TestKillAndPauseProcesses(t *testing.T) {
+	procs := startProcs(t, 4, fastArgs...)
+	before := waitMembers(t, procs, "node-1", "node-2", "node-3", "node-4")
+
+	// Pause node-3 for about half the budget (0.75 s).
+	paused := procs[2]
+	if err := paused.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(350 * time.Millisecond)
+	if err := paused.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	// Wait a whole budget and more: nobody may have been removed.
+	time.Sleep(1500 * time.Millisecond)
+	for _, p := range procs {
+		for _, e := range p.events("NodeLeave") {
+			t.Fatalf("%s saw a NodeLeave after a short pause: %v", p.id, e)
+		}
+	}
+	waitMembers(t, procs, "node-1", "node-2", "node-3", "node-4")
+
+	// kill -9 node-4.
+	victim := procs[3]
+	var owned, replica []string
+	for id, part := range before.Cluster.PartitionMap.Partitions {
+		if part.PrimaryNode == victim.id {
+			owned = append(owned, id)
+		} else if slices.Contains(part.ReplicaNodes, victim.id) {
+			replica = append(replica, id)
+		}
+	}
+	killed := time.Now()
+	if err := victim.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	survivors := procs[:3]
+	for _, p := range survivors {
+		waitFor(t, 10*time.Second, p.id+" to see node-4 leave", func() bool { return len(p.events("NodeLeave")) > 0 })
+	}
+	t.Logf("kill -9 to NodeLeave on every survivor: %v", time.Since(killed).Round(time.Millisecond))
+	for _, p := range survivors {
+		e := p.events("NodeLeave")[0]
+		node, _ := e["node"].(map[string]any)
+		if node["id"] != victim.id || e["reason"] != "health_check_failure" {
+			t.Fatalf("%s: NodeLeave %v", p.id, e)
+		}
+		if got := strs(e["partitionsOwned"]); !sameSet(got, owned) {
+			t.Fatalf("%s: NodeLeave partitionsOwned %v, node-4 was primary of %v", p.id, got, owned)
+		}
+		if got := strs(e["partitionsReplica"]); !sameSet(got, replica) {
+			t.Fatalf("%s: NodeLeave partitionsReplica %v, node-4 was replica of %v", p.id, got, replica)
+		}
+	}
+	after := waitMembers(t, survivors, "node-1", "node-2", "node-3")
+	for id, part := range after.Cluster.PartitionMap.Partitions {
+		if part.PrimaryNode == victim.id || slices.Contains(part.ReplicaNodes, victim.id) {
+			t.Fatalf("%s still names the dead node", id)
+		}
+	}
+}
+
+func strs(v any) []string {
+	var out []string
+	if a, ok := v.([]any); ok {
+		for _, x := range a {
+			out = append(out, fmt.Sprint(x))
+		}
+	}
+	return out
+}
+
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
