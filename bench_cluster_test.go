@@ -130,19 +130,31 @@ func BenchmarkJoinToReady(b *testing.B) {
 	b.ReportMetric(float64(percentile(placed, 0.5).Microseconds())/1000, "placed-p50-ms")
 }
 
+// tunedOptions: fast Raft timeouts and failure detection for a quiet LAN.
+func tunedOptions(id, join string) Options {
+	o := benchOptions(id, join)
+	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout, o.Raft.LeaderLeaseTimeout = 150*time.Millisecond, 150*time.Millisecond, 100*time.Millisecond
+	o.HealthCheck = FastHealthCheck()
+	return o
+}
+
 // BenchmarkLeaderStop: the time without a leader that can commit when the
 // leader stops: Stop (leadership hand-over first) against a crash (raft shut
-// down without a hand-over), measured from the call until a survivor
-// commits an entry.
+// down without a hand-over; the failover time), measured from the call until
+// a survivor commits an entry. crash-tuned uses tunedOptions.
 func BenchmarkLeaderStop(b *testing.B) {
-	for _, mode := range []string{"stop-with-handover", "crash-baseline"} {
+	for _, mode := range []string{"stop-with-handover", "crash-baseline", "crash-tuned"} {
 		b.Run(mode, func(b *testing.B) {
+			opts := benchOptions
+			if mode == "crash-tuned" {
+				opts = tunedOptions
+			}
 			var gaps []time.Duration
 			for b.Loop() {
-				first := benchStart(b, benchOptions("node-1", ""))
+				first := benchStart(b, opts("node-1", ""))
 				nodes := []*ClusterKit{first,
-					benchStart(b, benchOptions("node-2", first.advertise)),
-					benchStart(b, benchOptions("node-3", first.advertise))}
+					benchStart(b, opts("node-2", first.advertise)),
+					benchStart(b, opts("node-3", first.advertise))}
 				spin(b, 10*time.Second, func() bool { return converged(nodes, 3) && first.HealthCheck().Voters == 3 })
 				start := time.Now()
 				if mode == "stop-with-handover" {
@@ -172,6 +184,58 @@ func BenchmarkLeaderStop(b *testing.B) {
 			}
 			b.ReportMetric(float64(percentile(gaps, 0.5).Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(percentile(gaps, 0.99).Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+// BenchmarkDetection: a member crashes (stops answering; connections are
+// refused) until every survivor has received its NodeLeave
+// (health_check_failure), with the default failure detection and with
+// FastHealthCheck. A follower crashes, so no election is involved.
+func BenchmarkDetection(b *testing.B) {
+	for _, mode := range []string{"default", "tuned"} {
+		b.Run(mode, func(b *testing.B) {
+			opts := benchOptions
+			if mode == "tuned" {
+				opts = tunedOptions
+			}
+			var took []time.Duration
+			for b.Loop() {
+				first := benchStart(b, opts("node-1", ""))
+				nodes := []*ClusterKit{first}
+				for i := 2; i <= 4; i++ {
+					nodes = append(nodes, benchStart(b, opts(fmt.Sprintf("node-%d", i), first.advertise)))
+				}
+				spin(b, 20*time.Second, func() bool { return converged(nodes, 4) })
+				var wg sync.WaitGroup
+				for _, n := range nodes[:3] {
+					wg.Add(1)
+					var once sync.Once
+					pid := n.ActorSystem().Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
+						if l, ok := ctx.Message().(*messages.NodeLeave); ok && l.GetNode().GetId() == "node-4" {
+							once.Do(wg.Done)
+						}
+					}))
+					if err := n.Subscribe(pid, WithKinds(EventNodeLeave)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				start := time.Now()
+				_ = nodes[3].Stop() // node-1 leads: a follower vanishes
+				done := make(chan struct{})
+				go func() { wg.Wait(); close(done) }()
+				select {
+				case <-done:
+				case <-time.After(30 * time.Second):
+					b.Fatal("no NodeLeave on every survivor")
+				}
+				took = append(took, time.Since(start))
+				for _, n := range nodes[:3] {
+					_ = n.Stop()
+				}
+			}
+			b.ReportMetric(float64(percentile(took, 0.5).Milliseconds()), "p50-ms")
+			b.ReportMetric(float64(percentile(took, 0.99).Milliseconds()), "p99-ms")
 		})
 	}
 }
