@@ -151,6 +151,7 @@ type Metrics struct {
 	EventsSuppressed  uint64            `json:"events_suppressed"`
 	CallbackPanics    uint64            `json:"callback_panics"`
 	Rebalances        uint64            `json:"rebalances"`
+	RebalanceMillis   uint64            `json:"rebalance_ms_total"` // start on the leader to commit here, summed
 	Subscribers       int64             `json:"subscribers"`
 	Proposals         uint64            `json:"proposals"`
 	ProposalErrors    uint64            `json:"proposal_errors"`

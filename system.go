@@ -328,10 +328,10 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 			Enabled: o.HealthCheck.Enabled && !o.HealthCheck.Disable, Interval: o.HealthCheck.Interval,
 			Timeout: o.HealthCheck.Timeout, FailureThreshold: o.HealthCheck.FailureThreshold, RemovalGrace: o.HealthCheck.RemovalGrace,
 		},
-		ApplyTimeout: DefaultApplyTimeout,
-		Subscriptions:  subs,
-		Callbacks:      cbs,
-		LastDelivered:  ck.delivered,
+		ApplyTimeout:  DefaultApplyTimeout,
+		Subscriptions: subs,
+		Callbacks:     cbs,
+		LastDelivered: ck.delivered,
 		OnDelivered: func(s actors.Seq) {
 			ck.lastSeq.Lock()
 			ck.lastSeq.Seq = s

@@ -131,7 +131,6 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 		}
 	}
 	if len(events) > 0 {
-		h.cfg.Stats.LastEventIndex.Store(h.last.Index)
 		if h.cfg.OnDelivered != nil {
 			h.cfg.OnDelivered(h.last)
 		}

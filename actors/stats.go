@@ -16,7 +16,6 @@ type Stats struct {
 	Proposals        atomic.Uint64
 	ProposalErrors   atomic.Uint64
 	Subscribers      atomic.Int64
-	LastEventIndex   atomic.Uint64
 	// Mailbox lengths of the actors that receive from the FSM.
 	StateQueue, PartitionsQueue, HooksQueue QueueGauge
 	probeStats

@@ -397,13 +397,29 @@ func (c *Cluster) WaitConverged(timeout time.Duration) time.Duration {
 
 func (c *Cluster) waitFor(timeout time.Duration, what string, cond func() bool) {
 	c.t.Helper()
+	if !poll(timeout, cond) {
+		c.t.Fatalf("actortest: timed out after %v waiting for %s\n%s", timeout, what, c.describe())
+	}
+}
+
+// Eventually waits until cond holds, checking every few milliseconds, and
+// fails the test naming what it waited for if timeout passes first.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("actortest: timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			c.t.Fatalf("actortest: timed out after %v waiting for %s\n%s", timeout, what, c.describe())
+			return false
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	return true
 }
 
 // describe summarises every live node's view, for failure messages.

@@ -56,17 +56,6 @@ func (e *events) health(i int) []string {
 	return out
 }
 
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func fastHealth(_ int, o *clusterkit.Options) { o.HealthCheck = clusterkit.FastHealthCheck() }
 
 // TestKilledLeaderIsReplacedAndRemoved: after the leader is killed a new one
@@ -80,7 +69,7 @@ func TestKilledLeaderIsReplacedAndRemoved(t *testing.T) {
 	leaderID := c.Node(leader).GetMyNodeID()
 	c.Kill(leader)
 	for _, i := range c.Live() {
-		waitUntil(t, 10*time.Second, "NodeLeave of the old leader", func() bool {
+		actortest.Eventually(t, 10*time.Second, "NodeLeave of the old leader", func() bool {
 			for _, l := range ev.leaves(i) {
 				if l.GetNode().GetId() == leaderID && l.GetReason() == "health_check_failure" {
 					return true
@@ -199,11 +188,11 @@ func TestHealthTransitions(t *testing.T) {
 		start[i] = len(ev.health(i))
 	}
 	c.Isolate(ia)
-	waitUntil(t, 10*time.Second, "degraded", func() bool { return ck.HealthCheck().ClusterStatus == "degraded" })
+	actortest.Eventually(t, 10*time.Second, "degraded", func() bool { return ck.HealthCheck().ClusterStatus == "degraded" })
 	c.Isolate(ib)
-	waitUntil(t, 10*time.Second, "critical", func() bool { return ck.HealthCheck().ClusterStatus == "critical" })
+	actortest.Eventually(t, 10*time.Second, "critical", func() bool { return ck.HealthCheck().ClusterStatus == "critical" })
 	c.Heal()
-	waitUntil(t, 20*time.Second, "healthy", func() bool {
+	actortest.Eventually(t, 20*time.Second, "healthy", func() bool {
 		for _, i := range c.Live() {
 			if c.Node(i).HealthCheck().ClusterStatus != "healthy" {
 				return false
@@ -219,7 +208,7 @@ func TestHealthTransitions(t *testing.T) {
 	}
 	since := func(i int) []string { return ev.health(i)[start[i]:] }
 	var want []string
-	waitUntil(t, 5*time.Second, "the last health event everywhere", func() bool {
+	actortest.Eventually(t, 5*time.Second, "the last health event everywhere", func() bool {
 		want = since(others[0])
 		for _, i := range others {
 			if h := since(i); len(h) != len(want) || len(h) == 0 || h[len(h)-1] != "healthy" {

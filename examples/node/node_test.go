@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit/actors/actortest"
 )
 
 // These tests run the node binary as real processes on loopback, so that
@@ -180,23 +182,12 @@ func cluster(addr string) (clusterDoc, error) {
 	return doc, json.NewDecoder(resp.Body).Decode(&doc)
 }
 
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // waitMembers waits until every listed process reports exactly these members
 // in a fully placed table.
 func waitMembers(t *testing.T, procs []*proc, ids ...string) clusterDoc {
 	t.Helper()
 	var last clusterDoc
-	waitFor(t, 20*time.Second, fmt.Sprintf("members %v on every node", ids), func() bool {
+	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("members %v on every node", ids), func() bool {
 		var version uint64
 		for k, p := range procs {
 			doc, err := cluster(p.addr)
@@ -299,7 +290,7 @@ func TestKillAndPauseProcesses(t *testing.T) {
 	}
 	survivors := procs[:3]
 	for _, p := range survivors {
-		waitFor(t, 10*time.Second, p.id+" to see node-4 leave", func() bool { return len(p.events("NodeLeave")) > 0 })
+		actortest.Eventually(t, 10*time.Second, p.id+" to see node-4 leave", func() bool { return len(p.events("NodeLeave")) > 0 })
 	}
 	t.Logf("kill -9 to NodeLeave on every survivor: %v", time.Since(killed).Round(time.Millisecond))
 	for _, p := range survivors {
