@@ -5,32 +5,30 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/clusterkit/clusterkit/messages"
 )
 
+// payload returns the concrete event inside e's oneof.
+func payload(e *messages.Event) proto.Message {
+	m := e.ProtoReflect()
+	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
+	return m.Get(fd).Message().Interface()
+}
+
+// kinds names the events in order, collapsing runs of PartitionChange.
 func kinds(evs []*messages.Event) []string {
 	var out []string
 	for _, e := range evs {
-		switch e.GetKind().(type) {
-		case *messages.Event_PartitionChange:
-			if len(out) == 0 || out[len(out)-1] != "PartitionChange*" {
-				out = append(out, "PartitionChange*")
+		name := string(payload(e).ProtoReflect().Descriptor().Name())
+		if name == "PartitionChange" {
+			name = "PartitionChange*"
+			if len(out) > 0 && out[len(out)-1] == name {
+				continue
 			}
-		case *messages.Event_NodeJoin:
-			out = append(out, "NodeJoin")
-		case *messages.Event_NodeRejoin:
-			out = append(out, "NodeRejoin")
-		case *messages.Event_NodeLeave:
-			out = append(out, "NodeLeave")
-		case *messages.Event_RebalanceStart:
-			out = append(out, "RebalanceStart")
-		case *messages.Event_RebalanceComplete:
-			out = append(out, "RebalanceComplete")
-		case *messages.Event_ClusterHealthChange:
-			out = append(out, "ClusterHealthChange")
-		case *messages.Event_CustomDataChange:
-			out = append(out, "CustomDataChange")
 		}
+		out = append(out, name)
 	}
 	return out
 }
@@ -48,28 +46,12 @@ func changes(evs []*messages.Event) []*messages.PartitionChange {
 func checkSeqs(t *testing.T, index uint64, evs []*messages.Event) {
 	t.Helper()
 	for i, e := range evs {
-		var idx uint64
-		var sub uint32
-		switch k := e.GetKind().(type) {
-		case *messages.Event_PartitionChange:
-			idx, sub = k.PartitionChange.GetIndex(), k.PartitionChange.GetSub()
-		case *messages.Event_NodeJoin:
-			idx, sub = k.NodeJoin.GetIndex(), k.NodeJoin.GetSub()
-		case *messages.Event_NodeRejoin:
-			idx, sub = k.NodeRejoin.GetIndex(), k.NodeRejoin.GetSub()
-		case *messages.Event_NodeLeave:
-			idx, sub = k.NodeLeave.GetIndex(), k.NodeLeave.GetSub()
-		case *messages.Event_RebalanceStart:
-			idx, sub = k.RebalanceStart.GetIndex(), k.RebalanceStart.GetSub()
-		case *messages.Event_RebalanceComplete:
-			idx, sub = k.RebalanceComplete.GetIndex(), k.RebalanceComplete.GetSub()
-		case *messages.Event_ClusterHealthChange:
-			idx, sub = k.ClusterHealthChange.GetIndex(), k.ClusterHealthChange.GetSub()
-		case *messages.Event_CustomDataChange:
-			idx, sub = k.CustomDataChange.GetIndex(), k.CustomDataChange.GetSub()
-		}
-		if idx != index || sub != uint32(i) {
-			t.Fatalf("event %d has seq (%d,%d), want (%d,%d)", i, idx, sub, index, i)
+		s := payload(e).(interface {
+			GetIndex() uint64
+			GetSub() uint32
+		})
+		if s.GetIndex() != index || s.GetSub() != uint32(i) {
+			t.Fatalf("event %d has seq (%d,%d), want (%d,%d)", i, s.GetIndex(), s.GetSub(), index, i)
 		}
 	}
 }
