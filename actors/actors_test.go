@@ -206,3 +206,30 @@ func TestRebalancerIdleWhenNotLeader(t *testing.T) {
 		t.Fatalf("manual request on a follower: %v %v", res, err)
 	}
 }
+
+// TestManualRebalanceReportsManual: a manual request that coincides with a
+// pending trigger that changes nothing is reported as manual.
+func TestManualRebalanceReportsManual(t *testing.T) {
+	r := newRig(t, time.Hour) // membership triggers stay pending
+	r.log.apply(t, configCmd(1, 1))
+	r.log.apply(t, registerCmd("n1"))
+	r.log.apply(t, registerCmd("n2"))
+	r.sys.Root.Send(r.rebalancer, &LeaderActive{})
+	first := r.nextProposal(t) // the first table: one partition, on one node
+	holder := first.GetPartitions()[0].GetOwners()[0]
+	other := "n1"
+	if holder == "n1" {
+		other = "n2"
+	}
+	// The node holding nothing leaves: a node_leave trigger that changes nothing.
+	if res := r.log.apply(t, &messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{Id: other, Reason: raftfsm.LeaveAdmin}}}); res.Err != nil {
+		t.Fatal(res.Err)
+	}
+	res, err := r.sys.Root.RequestFuture(r.rebalancer, &messages.RebalanceRequest{Trigger: raftfsm.TriggerManual, TriggerNodeId: "n1"}, 5*time.Second).Result()
+	if err != nil || ResultError(res.(*messages.ProposeResult)) != nil {
+		t.Fatalf("manual rebalance: %v %v", res, err)
+	}
+	if p := r.nextProposal(t); p.GetRebalance().GetTrigger() != raftfsm.TriggerManual {
+		t.Fatalf("trigger %q, want manual", p.GetRebalance().GetTrigger())
+	}
+}

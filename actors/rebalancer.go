@@ -183,11 +183,21 @@ func (r *rebalancerActor) run(ctx actor.Context) {
 	}
 	next := placement.Assign(prev, members, int(cfg.GetPartitionCount()), int(cfg.GetReplicationFactor()))
 	explicit := slices.ContainsFunc(r.pending, func(t trigger) bool { return t.kind == raftfsm.TriggerManual })
-	if v.HasTable() && len(reload) == 0 && !explicit && tablesEqual(prev, next) {
-		r.log.Debug("table already balanced", "trigger", best.kind)
-		r.pending = nil
-		r.replyWaiters(&messages.ProposeResult{Index: v.TableVersion()})
-		return
+	if v.HasTable() && len(reload) == 0 && tablesEqual(prev, next) {
+		if !explicit {
+			r.log.Debug("table already balanced", "trigger", best.kind)
+			r.pending = nil
+			r.replyWaiters(&messages.ProposeResult{Index: v.TableVersion()})
+			return
+		}
+		// Only the manual request makes this rebalance happen: report it as
+		// such, not as a pending trigger that turned out to change nothing.
+		for _, t := range r.pending {
+			if t.kind == raftfsm.TriggerManual {
+				best = t
+				break
+			}
+		}
 	}
 	parts := make([]*messages.PartitionAssignment, len(next))
 	for n, owners := range next {
