@@ -37,6 +37,25 @@ func benchStart(b *testing.B, o Options) *ClusterKit {
 	return ck
 }
 
+// benchCluster starts n nodes (node-1 bootstraps, the others join it) and
+// waits until they agree on a table that places all of them.
+func benchCluster(b *testing.B, n int, opts func(id, join string) Options) []*ClusterKit {
+	b.Helper()
+	first := benchStart(b, opts("node-1", ""))
+	nodes := []*ClusterKit{first}
+	for i := 2; i <= n; i++ {
+		nodes = append(nodes, benchStart(b, opts(fmt.Sprintf("node-%d", i), first.advertise)))
+	}
+	spin(b, 20*time.Second, func() bool { return converged(nodes, n) })
+	return nodes
+}
+
+func stopAll(nodes []*ClusterKit) {
+	for _, n := range nodes {
+		_ = n.Stop()
+	}
+}
+
 func converged(nodes []*ClusterKit, members int) bool {
 	first := nodes[0].fsm.View()
 	if len(first.Members()) != members || !first.HasTable() || !fullyPlaced(first, members) {
@@ -95,9 +114,7 @@ func BenchmarkFormation3(b *testing.B) {
 		wg.Wait()
 		spin(b, 30*time.Second, func() bool { return converged(nodes, 3) })
 		times = append(times, time.Since(start))
-		for _, n := range nodes {
-			_ = n.Stop()
-		}
+		stopAll(nodes)
 	}
 	b.ReportMetric(float64(percentile(times, 0.5).Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(percentile(times, 0.99).Milliseconds()), "p99-ms")
@@ -151,11 +168,9 @@ func BenchmarkLeaderStop(b *testing.B) {
 			}
 			var gaps []time.Duration
 			for b.Loop() {
-				first := benchStart(b, opts("node-1", ""))
-				nodes := []*ClusterKit{first,
-					benchStart(b, opts("node-2", first.advertise)),
-					benchStart(b, opts("node-3", first.advertise))}
-				spin(b, 10*time.Second, func() bool { return converged(nodes, 3) && first.HealthCheck().Voters == 3 })
+				nodes := benchCluster(b, 3, opts)
+				first := nodes[0]
+				spin(b, 10*time.Second, func() bool { return first.HealthCheck().Voters == 3 })
 				start := time.Now()
 				if mode == "stop-with-handover" {
 					_ = first.Stop()
@@ -178,9 +193,7 @@ func BenchmarkLeaderStop(b *testing.B) {
 					time.Sleep(100 * time.Microsecond)
 				}
 				gaps = append(gaps, time.Since(start))
-				for _, n := range nodes {
-					_ = n.Stop()
-				}
+				stopAll(nodes)
 			}
 			b.ReportMetric(float64(percentile(gaps, 0.5).Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(percentile(gaps, 0.99).Microseconds())/1000, "p99-ms")
@@ -201,12 +214,7 @@ func BenchmarkDetection(b *testing.B) {
 			}
 			var took []time.Duration
 			for b.Loop() {
-				first := benchStart(b, opts("node-1", ""))
-				nodes := []*ClusterKit{first}
-				for i := 2; i <= 4; i++ {
-					nodes = append(nodes, benchStart(b, opts(fmt.Sprintf("node-%d", i), first.advertise)))
-				}
-				spin(b, 20*time.Second, func() bool { return converged(nodes, 4) })
+				nodes := benchCluster(b, 4, opts)
 				var wg sync.WaitGroup
 				for _, n := range nodes[:3] {
 					wg.Add(1)
@@ -230,9 +238,7 @@ func BenchmarkDetection(b *testing.B) {
 					b.Fatal("no NodeLeave on every survivor")
 				}
 				took = append(took, time.Since(start))
-				for _, n := range nodes[:3] {
-					_ = n.Stop()
-				}
+				stopAll(nodes[:3])
 			}
 			b.ReportMetric(float64(percentile(took, 0.5).Milliseconds()), "p50-ms")
 			b.ReportMetric(float64(percentile(took, 0.99).Milliseconds()), "p99-ms")
@@ -245,13 +251,9 @@ func BenchmarkDetection(b *testing.B) {
 // follower: an upper bound on commit-to-actor latency, Raft round trip
 // included.
 func BenchmarkEventLatency(b *testing.B) {
-	first := benchStart(b, benchOptions("node-1", ""))
-	defer first.Stop()
-	second := benchStart(b, benchOptions("node-2", first.advertise))
-	defer second.Stop()
-	third := benchStart(b, benchOptions("node-3", first.advertise))
-	defer third.Stop()
-	spin(b, 10*time.Second, func() bool { return converged([]*ClusterKit{first, second, third}, 3) })
+	nodes := benchCluster(b, 3, benchOptions)
+	defer stopAll(nodes)
+	first, second := nodes[0], nodes[1]
 	type sample struct {
 		mu  sync.Mutex
 		lat []time.Duration

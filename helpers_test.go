@@ -4,7 +4,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"reflect"
 	"testing"
 	"time"
 
@@ -120,8 +119,6 @@ func (p *probe) expectNone(t *testing.T, d time.Duration) {
 	case <-time.After(d):
 	}
 }
-
-func typeName(v any) string { return reflect.TypeOf(v).String() }
 
 // busyPort returns an address something is listening on.
 func busyPort(t *testing.T) string {

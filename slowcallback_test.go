@@ -19,8 +19,7 @@ func TestSlowCallbackStallsNothing(t *testing.T) {
 	release := make(chan struct{})
 	var slowCalls atomic.Int32
 	var p *probe
-	var ck *ClusterKit
-	ck = startNode(t, o, func(n *ClusterKit) {
+	ck := startNode(t, o, func(n *ClusterKit) {
 		n.OnPartitionChange(func(e *PartitionChangeEvent) {
 			slowCalls.Add(1)
 			if _, err := n.GetPartition(e.PartitionID); err != nil {

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/clusterkit/clusterkit/messages"
 )
@@ -101,38 +102,34 @@ var KindNames = map[Kind]string{
 	KindCustomDataChange:    "custom_data_change",
 }
 
+// eventKind is the descriptor of Event's oneof.
+var eventKind = (&messages.Event{}).ProtoReflect().Descriptor().Oneofs().ByName("kind")
+
+// kindField returns e's reflection and the oneof field that is set (or nil).
+func kindField(e *messages.Event) (protoreflect.Message, protoreflect.FieldDescriptor) {
+	m := e.ProtoReflect()
+	return m, m.WhichOneof(eventKind)
+}
+
 // KindOf returns the kind of e. Kind bits follow the field numbers of
 // Event's oneof (field n is bit n-1), so this needs no table to keep in sync.
 func KindOf(e *messages.Event) Kind {
-	m := e.ProtoReflect()
-	fd := m.WhichOneof(m.Descriptor().Oneofs().ByName("kind"))
+	_, fd := kindField(e)
 	if fd == nil || fd.Number() > 16 {
 		return 0
 	}
 	return Kind(1) << (fd.Number() - 1)
 }
 
-// Payload returns the concrete event message inside e (what user actors receive).
+// Payload returns the concrete event message inside e (what user actors
+// receive), or nil for an empty Event.
 func Payload(e *messages.Event) SeqEvent {
-	switch k := e.GetKind().(type) {
-	case *messages.Event_PartitionChange:
-		return k.PartitionChange
-	case *messages.Event_NodeJoin:
-		return k.NodeJoin
-	case *messages.Event_NodeRejoin:
-		return k.NodeRejoin
-	case *messages.Event_NodeLeave:
-		return k.NodeLeave
-	case *messages.Event_RebalanceStart:
-		return k.RebalanceStart
-	case *messages.Event_RebalanceComplete:
-		return k.RebalanceComplete
-	case *messages.Event_ClusterHealthChange:
-		return k.ClusterHealthChange
-	case *messages.Event_CustomDataChange:
-		return k.CustomDataChange
+	m, fd := kindField(e)
+	if fd == nil {
+		return nil
 	}
-	return nil
+	p, _ := m.Get(fd).Message().Interface().(SeqEvent)
+	return p
 }
 
 // SeqEvent is implemented by every event message.

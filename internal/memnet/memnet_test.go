@@ -86,7 +86,7 @@ func isTimeout(err error) bool {
 func TestEchoAndAddrs(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	n := memnet.New(1)
-	if n.Host("n1") != n.Host("n1") || n.Host("n1").Name() != "n1" {
+	if h1, h2 := n.Host("n1"), n.Host("n1"); h1 != h2 || h1.Name() != "n1" {
 		t.Fatal("Host is not stable")
 	}
 	l, err := n.Host("n1").Listen("n1:7000")
