@@ -37,6 +37,8 @@ var (
 	ErrDataDir = errors.New("clusterkit: unusable data directory")
 	// ErrConfigMismatch means an explicit option disagrees with the cluster's committed configuration.
 	ErrConfigMismatch = raftfsm.ErrConfigMismatch
+	// ErrUnknownNode means the node ID is not a member of the cluster.
+	ErrUnknownNode = raftfsm.ErrUnknownNode
 	// ErrStaleTable means the table changed while a proposal was computed.
 	ErrStaleTable = raftfsm.ErrStaleTable
 	// ErrVersionMismatch means a compare-and-set saw another version.

@@ -2,10 +2,17 @@ package clusterkit
 
 import (
 	"context"
+	"errors"
+	"net/http"
+	"strconv"
 	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -25,11 +32,96 @@ func (g gatewayBackend) Status() httpgw.Status {
 	return httpgw.Status{Running: g.ck.running.Load(), Leader: rs.LeaderID}
 }
 
-func (g gatewayBackend) CountRequest(failed bool) {
+func (g gatewayBackend) CountRequest(route string, status int) {
 	g.ck.httpRequests.Add(1)
-	if failed {
+	if status >= 400 {
 		g.ck.httpErrors.Add(1)
 	}
+	g.ck.httpRequestsVec.WithLabelValues(route, strconv.Itoa(status)).Inc()
+}
+
+func (g gatewayBackend) Metrics() prometheus.Gatherer { return g.ck.registry }
+func (g gatewayBackend) MetricsJSON() any             { return g.ck.GetMetrics() }
+func (g gatewayBackend) Events() *eventlog.Log        { return g.ck.eventLog.Load() }
+
+func (g gatewayBackend) Consensus() httpgw.Consensus {
+	ck := g.ck
+	c := httpgw.Consensus{State: "Shutdown", Voters: []string{}, NonVoters: []string{}, Raw: map[string]string{}}
+	r := ck.raft
+	if r == nil || !ck.running.Load() {
+		return c
+	}
+	st := r.Stats()
+	num := func(k string) uint64 { n, _ := strconv.ParseUint(st[k], 10, 64); return n }
+	addr, id := r.LeaderWithID()
+	c.State, c.LeaderID, c.LeaderAddress = r.State().String(), string(id), string(addr)
+	c.Term, c.CommitIndex, c.AppliedIndex = num("term"), num("commit_index"), r.AppliedIndex()
+	c.LastLogIndex, c.LastLogTerm, c.LastSnapshotIndex = num("last_log_index"), num("last_log_term"), num("last_snapshot_index")
+	c.LastContact, c.Raw = st["last_contact"], st
+	if f := r.GetConfiguration(); f.Error() == nil {
+		for _, srv := range f.Configuration().Servers {
+			if srv.Suffrage == raft.Voter {
+				c.Voters = append(c.Voters, string(srv.ID))
+			} else {
+				c.NonVoters = append(c.NonVoters, string(srv.ID))
+			}
+		}
+	}
+	c.NumPeers = len(c.Voters) + len(c.NonVoters) - 1
+	return c
+}
+
+func (g gatewayBackend) RebalanceNow(context.Context) error {
+	return httpError(g.ck.RebalancePartitions())
+}
+
+func (g gatewayBackend) RemoveNode(_ context.Context, id string) error {
+	return httpError(g.ck.RemoveNode(id))
+}
+
+// Leave commits the removal, then stops the node in the background: Stop
+// shuts the HTTP server down, which waits for this very handler.
+func (g gatewayBackend) Leave(context.Context) error {
+	if err := g.ck.leave(); err != nil {
+		return httpError(err)
+	}
+	go func() {
+		if err := g.ck.Stop(); err != nil {
+			g.ck.log.Warn("stop after leave", "error", err)
+		}
+	}()
+	return nil
+}
+
+func (g gatewayBackend) TransferLeadership(ctx context.Context, req *messages.TransferLeadershipRequest) *messages.TransferLeadershipResponse {
+	return g.ck.transferLeadership(ctx, req)
+}
+
+// httpError gives a facade error the HTTP status a client should see.
+func httpError(err error) error {
+	if err == nil {
+		return nil
+	}
+	status, code := http.StatusInternalServerError, "internal"
+	switch {
+	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrStopped), errors.Is(err, raft.ErrRaftShutdown):
+		status, code = http.StatusServiceUnavailable, "stopped"
+	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
+		status, code = http.StatusServiceUnavailable, "no_leader"
+	case errors.Is(err, ErrTimeout), errors.Is(err, raft.ErrEnqueueTimeout):
+		status, code = http.StatusServiceUnavailable, "timeout"
+	case errors.Is(err, ErrUnknownNode), errors.Is(err, ErrKeyNotFound):
+		status, code = http.StatusNotFound, "not_found"
+	case errors.Is(err, ErrInvalidOptions):
+		status, code = http.StatusBadRequest, "bad_request"
+	case errors.Is(err, ErrStaleTable):
+		status, code = http.StatusConflict, "conflict"
+	case errors.Is(err, ErrVersionMismatch):
+		status, code = http.StatusPreconditionFailed, "version_mismatch"
+	case errors.Is(err, ErrValueTooLarge):
+		status, code = http.StatusRequestEntityTooLarge, "value_too_large"
+	}
+	return &httpgw.StatusError{Status: status, Code: code, Err: err}
 }
 
 // ask sends msg to the state actor and waits for its answer (an HTTP

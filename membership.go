@@ -43,6 +43,15 @@ func (ck *ClusterKit) propose(cmd *messages.Command) (uint64, error) {
 // rebalance that follows. If the removal cannot be committed the node keeps
 // running and the error is returned.
 func (ck *ClusterKit) Leave() error {
+	if err := ck.leave(); err != nil {
+		return err
+	}
+	return ck.Stop()
+}
+
+// leave commits this node's removal and waits (briefly) until local
+// subscribers got its events; the caller stops the node.
+func (ck *ClusterKit) leave() error {
 	if !ck.running.Load() {
 		return ErrNotStarted
 	}
@@ -66,7 +75,7 @@ func (ck *ClusterKit) Leave() error {
 	for ck.deliveredIndex() < removedAt && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
-	return ck.Stop()
+	return nil
 }
 
 // RemoveNode removes another member for good (reason "removed_by_admin"); its

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -129,6 +130,12 @@ type Options struct {
 	// AuthToken, when set, is required by node-to-node and mutating requests
 	// and by the Raft stream; every node of a cluster must use the same one.
 	AuthToken string
+	// TLSConfig, when set, serves the node's port over TLS (HTTP, Raft and
+	// node-to-node requests alike) and is used to dial the other nodes, so
+	// every node of a cluster needs one: Certificates (or GetCertificate)
+	// to serve, RootCAs to verify the others (ServerName defaults to the
+	// dialed host). Clients then use https://.
+	TLSConfig *tls.Config
 	// Network carries all of the node's traffic; default TCP.
 	Network Network
 
@@ -318,6 +325,9 @@ func (o Options) Validate() error {
 	}
 	if strings.ContainsAny(o.AuthToken, " \t\r\n") {
 		bad("AuthToken must not contain whitespace")
+	}
+	if c := o.TLSConfig; c != nil && len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
+		bad("TLSConfig has no certificate (set Certificates or GetCertificate)")
 	}
 	for _, d := range []struct {
 		name string

@@ -17,6 +17,7 @@ package clusterkit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -31,9 +32,11 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/logging"
 	"github.com/clusterkit/clusterkit/internal/mux"
 	"github.com/clusterkit/clusterkit/internal/nodefile"
@@ -41,6 +44,9 @@ import (
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
+
+// eventLogCapacity is how many recent events GET /events can resume from.
+const eventLogCapacity = 4096
 
 // ClusterKit is one node. Create it with New, then Start it; Stop it once.
 // All methods are safe for concurrent use.
@@ -86,6 +92,13 @@ type ClusterKit struct {
 	stopErr  error
 
 	httpRequests, httpErrors atomic.Int64
+	// Prometheus: one registry per node (several nodes may share a process).
+	registry        *prometheus.Registry
+	httpRequestsVec *prometheus.CounterVec
+	// eventLog keeps recent events for GET /events (set by start, before
+	// any event is delivered).
+	eventLog atomic.Pointer[eventlog.Log]
+	gateway  *httpgw.Gateway
 }
 
 // New validates opts (reporting every problem at once) and creates a node.
@@ -113,6 +126,10 @@ func New(opts Options) (*ClusterKit, error) {
 	if ck.network == nil {
 		ck.network = &TCPNetwork{}
 	}
+	ck.registry = ck.newRegistry()
+	ck.eventLog.Store(eventlog.New(eventLogCapacity, Seq{}))
+	// The event stream's log is one more subscriber, in its own actor.
+	ck.onEvent("event-log", EventAll, func(e *messages.Event) { ck.eventLog.Load().Append(e) })
 	if ck.system == nil {
 		// protoactor logs routine lifecycle at Info: keep it at Debug here.
 		pa := logging.Demote(logger.With("lib", "protoactor"), 4)
@@ -167,11 +184,19 @@ func (ck *ClusterKit) start() error {
 	if err != nil {
 		return fmt.Errorf("%w on %s: %w", ErrListen, o.HTTPAddr, err)
 	}
+	if o.TLSConfig != nil {
+		// TLS wraps the whole port: the first-byte demultiplexer sees the
+		// decrypted stream, so Raft and HTTP share it as before.
+		ln = tls.NewListener(ln, o.TLSConfig)
+	}
 	ck.ln = ln
 	ck.advertise = advertiseAddr(o.AdvertiseAddr, o.HTTPAddr, ln.Addr())
 	if err := ck.loadIdentity(); err != nil {
 		return err
 	}
+	// Events up to the last delivered one are not in this run's log: a
+	// client resuming from before it gets 410, not a silent gap.
+	ck.eventLog.Store(eventlog.New(eventLogCapacity, ck.delivered))
 
 	hc := logging.HCLog(ck.log, "raft")
 	stores, err := raftfsm.OpenStores(o.DataDir, hc)
@@ -186,12 +211,12 @@ func (ck *ClusterKit) start() error {
 
 	// One port: Raft connections and HTTP (gateway and node-to-node requests).
 	ck.mux = mux.New(ln, ck.log.With("component", "mux"))
-	dial := func(ctx context.Context, addr string) (net.Conn, error) { return ck.network.DialContext(ctx, addr) }
+	dial := ck.dial
 	ck.stream = raftfsm.NewStreamLayer(ck.mux.Raft(), dial, o.AuthToken, ck.log.With("component", "raft-transport"))
 	ck.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: ck.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hc.Named("transport"),
 	})
-	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.network.DialContext(ctx, addr) }, o.AuthToken)
+	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.dial(ctx, addr) }, o.AuthToken)
 
 	r, err := raft.NewRaft(ck.raftConfig(hc), ck.fsm, stores.Log, stores.Stable, stores.Snapshots, ck.transport)
 	if err != nil {
@@ -216,6 +241,7 @@ func (ck *ClusterKit) start() error {
 		return err
 	}
 	ck.serve()
+	ck.warnIfExposed()
 	if err := ck.waitReady(); err != nil {
 		return err
 	}
@@ -361,9 +387,50 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 	return nil
 }
 
+// dial connects to another node's port, over TLS when the node has a
+// TLSConfig (the same config verifies the peer; ServerName defaults to the
+// dialed host).
+func (ck *ClusterKit) dial(ctx context.Context, addr string) (net.Conn, error) {
+	conn, err := ck.network.DialContext(ctx, addr)
+	if err != nil || ck.opts.TLSConfig == nil {
+		return conn, err
+	}
+	cfg := ck.opts.TLSConfig.Clone()
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	tc := tls.Client(conn, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, fmt.Errorf("tls handshake with %s: %w", addr, err)
+	}
+	return tc, nil
+}
+
+// warnIfExposed warns when the node serves a non-loopback address without
+// a token: anyone who reaches the port could then change the cluster.
+func (ck *ClusterKit) warnIfExposed() {
+	if ck.opts.AuthToken != "" {
+		return
+	}
+	host, _, err := net.SplitHostPort(ck.ln.Addr().String())
+	if err != nil {
+		return
+	}
+	// TCP listeners report an IP; other networks (the in-memory one) names.
+	if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
+		return
+	}
+	ck.log.Warn("serving without AuthToken on a non-loopback address: anyone who can reach it can join nodes, remove nodes and change the cluster; set AuthToken (and TLSConfig) in production",
+		"addr", ck.ln.Addr().String())
+}
+
 func (ck *ClusterKit) serve() {
+	ck.gateway = httpgw.New(gatewayBackend{ck}, ck.log.With("component", "http"))
 	ck.server = &http.Server{
-		Handler:           httpgw.New(gatewayBackend{ck}, ck.log.With("component", "http")),
+		Handler:           ck.gateway,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      10 * time.Second,
@@ -371,6 +438,8 @@ func (ck *ClusterKit) serve() {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(ck.log.With("component", "http").Handler(), slog.LevelWarn),
 	}
+	// Shutdown waits for handlers: end the event streams when it starts.
+	ck.server.RegisterOnShutdown(ck.gateway.Close)
 	ck.serverDone = make(chan struct{})
 	go func() {
 		defer close(ck.serverDone)
@@ -515,37 +584,12 @@ func (ck *ClusterKit) handOverLeadership() {
 	if ck.raft == nil || ck.raft.State() != raft.Leader {
 		return
 	}
-	f := ck.raft.GetConfiguration()
-	if f.Error() != nil {
-		return
-	}
-	others := 0
-	for _, srv := range f.Configuration().Servers {
-		if srv.Suffrage == raft.Voter && string(srv.ID) != ck.opts.NodeID {
-			others++
-		}
-	}
-	if others == 0 {
-		return
-	}
-	start := time.Now()
-	if err := ck.raft.LeadershipTransfer().Error(); err != nil {
-		ck.log.Warn("leadership transfer failed; the others will elect a leader after their timeout", "error", err)
-		return
-	}
-	// The transfer ends when this node steps down; wait (briefly) until it
-	// hears from the new leader, so callers know the cluster has one.
-	deadline := time.Now().Add(2 * ck.opts.Raft.ElectionTimeout)
-	for {
-		if _, id := ck.raft.LeaderWithID(); id != "" && string(id) != ck.opts.NodeID {
-			ck.log.Info("leadership transferred", "to", string(id), "took", time.Since(start).Round(time.Microsecond))
-			return
-		}
-		if time.Now().After(deadline) {
-			ck.log.Warn("leadership transferred but no new leader heard from yet")
-			return
-		}
-		time.Sleep(time.Millisecond)
+	// Forwarded: a node that lost leadership meanwhile must not forward.
+	resp := ck.transferLeadership(context.Background(), &messages.TransferLeadershipRequest{Forwarded: true})
+	switch resp.GetCode() {
+	case "", transferNoOtherVoter, transferNotLeader:
+	default:
+		ck.log.Warn("leadership hand-over failed; the others will elect a leader after their timeout", "code", resp.GetCode(), "error", resp.GetError())
 	}
 }
 

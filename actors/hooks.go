@@ -113,7 +113,7 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 		seq := SeqOf(p)
 		if !h.last.Less(seq) {
 			// Already delivered before a restart (replayed log): never twice.
-			h.cfg.Stats.EventsSuppressed.Add(1)
+			h.cfg.Stats.EventsSuppressed[kindBit(KindOf(e))].Add(1)
 			continue
 		}
 		h.last = seq

@@ -80,8 +80,8 @@ func TestDispatcherOrderFiltersAndReplaySuppression(t *testing.T) {
 		t.Fatalf("OnlyMine delivered %v", e)
 	}
 	none(t, mineCh)
-	if cfg.Stats.EventsSuppressed.Load() != 2 {
-		t.Fatalf("suppressed %d", cfg.Stats.EventsSuppressed.Load())
+	if cfg.Stats.SuppressedTotal() != 2 {
+		t.Fatalf("suppressed %d", cfg.Stats.SuppressedTotal())
 	}
 	// A replayed batch (same seqs again) is suppressed entirely.
 	sys.Root.Send(hooks, &EventBatch{Events: []*messages.Event{join(6, 0, "c")}})

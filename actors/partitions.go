@@ -73,7 +73,7 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	if r := a.Change.Rebalance; r != nil {
 		p.cfg.Stats.Rebalances.Add(1)
 		if d := events[len(events)-1].GetRebalanceComplete().GetDurationNanos(); d > 0 {
-			p.cfg.Stats.RebalanceNanos.Add(uint64(d))
+			p.cfg.Stats.RebalanceDuration.Observe(time.Duration(d))
 		}
 		p.log.Info("partition table committed", "index", a.Index, "trigger", r.GetTrigger(),
 			"trigger_node", r.GetTriggerNodeId(), "moved", events[0].GetRebalanceStart().GetPartitionsToMove(),

@@ -9,13 +9,14 @@ import (
 type Stats struct {
 	EventsDelivered  [16]atomic.Uint64 // by kind bit position, per subscriber delivery
 	EventsPublished  [16]atomic.Uint64 // by kind bit position, once per event
-	EventsSuppressed atomic.Uint64     // replayed events not delivered again
+	EventsSuppressed [16]atomic.Uint64 // by kind: replayed events not delivered again
 	CallbackPanics   atomic.Uint64
 	Rebalances       atomic.Uint64
-	RebalanceNanos   atomic.Uint64 // sum of rebalance durations seen on this node
-	Proposals        atomic.Uint64
-	ProposalErrors   atomic.Uint64
-	Subscribers      atomic.Int64
+	// RebalanceDuration: from the start on the leader to the commit here.
+	RebalanceDuration Histogram
+	Proposals         atomic.Uint64
+	ProposalErrors    atomic.Uint64
+	Subscribers       atomic.Int64
 	// Mailbox lengths of the actors that receive from the FSM.
 	StateQueue, PartitionsQueue, HooksQueue QueueGauge
 	probeStats
@@ -35,6 +36,53 @@ func (s *Stats) Delivered(k Kind) uint64 { return s.EventsDelivered[kindBit(k)].
 
 // Published returns the number of events of kind k derived on this node.
 func (s *Stats) Published(k Kind) uint64 { return s.EventsPublished[kindBit(k)].Load() }
+
+// Suppressed returns the replayed events of kind k not delivered again.
+func (s *Stats) Suppressed(k Kind) uint64 { return s.EventsSuppressed[kindBit(k)].Load() }
+
+// SuppressedTotal returns the replayed events of every kind not delivered again.
+func (s *Stats) SuppressedTotal() uint64 {
+	var n uint64
+	for i := range s.EventsSuppressed {
+		n += s.EventsSuppressed[i].Load()
+	}
+	return n
+}
+
+// Buckets are the upper bounds of the duration histograms.
+var Buckets = [...]time.Duration{
+	500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
+	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
+	time.Second, 2500 * time.Millisecond, 5 * time.Second,
+}
+
+// Histogram counts durations by bucket (upper bounds in Buckets; the last
+// count is +Inf), lock-free so the actors can record on their hot paths.
+type Histogram struct {
+	counts [len(Buckets) + 1]atomic.Uint64
+	sum    atomic.Int64 // nanoseconds
+}
+
+// Observe records one duration.
+func (h *Histogram) Observe(d time.Duration) {
+	i := 0
+	for i < len(Buckets) && d > Buckets[i] {
+		i++
+	}
+	h.counts[i].Add(1)
+	h.sum.Add(int64(d))
+}
+
+// Snapshot returns the per-bucket counts (not cumulative), their total and
+// the sum of the observed durations.
+func (h *Histogram) Snapshot() (counts []uint64, total uint64, sum time.Duration) {
+	counts = make([]uint64, len(h.counts))
+	for i := range h.counts {
+		counts[i] = h.counts[i].Load()
+		total += counts[i]
+	}
+	return counts, total, time.Duration(h.sum.Load())
+}
 
 // QueueGauge counts messages waiting in a mailbox (a protoactor mailbox middleware).
 type QueueGauge struct{ n atomic.Int64 }
@@ -59,15 +107,8 @@ type probeStats struct {
 	Probes        atomic.Uint64
 	ProbeFailures atomic.Uint64
 	Removals      atomic.Uint64
-	// ProbeLatency counts answered probes by latency bucket (upper bounds in
-	// ProbeBuckets; the last bucket is +Inf).
-	ProbeLatency [len(ProbeBuckets) + 1]atomic.Uint64
-}
-
-// ProbeBuckets are the upper bounds of the probe latency histogram.
-var ProbeBuckets = [...]time.Duration{
-	500 * time.Microsecond, time.Millisecond, 2 * time.Millisecond, 5 * time.Millisecond, 10 * time.Millisecond,
-	25 * time.Millisecond, 50 * time.Millisecond, 100 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond, time.Second,
+	// ProbeLatency holds the latency of answered probes.
+	ProbeLatency Histogram
 }
 
 func (s *Stats) recordProbe(ok bool, latency time.Duration) {
@@ -76,9 +117,5 @@ func (s *Stats) recordProbe(ok bool, latency time.Duration) {
 		s.ProbeFailures.Add(1)
 		return
 	}
-	i := 0
-	for i < len(ProbeBuckets) && latency > ProbeBuckets[i] {
-		i++
-	}
-	s.ProbeLatency[i].Add(1)
+	s.ProbeLatency.Observe(latency)
 }

@@ -1,24 +1,38 @@
 // Package httpgw is ClusterKit's HTTP gateway. It depends on a small Backend
 // interface, never on the root package, so it can be tested alone.
+//
+// Every route checks its method, bounds its body, answers errors as JSON
+// ({"error": ..., "code": ...}) with a 4xx or 5xx status and changes nothing
+// when the input is bad. Mutating and node-to-node routes require the cluster
+// token when one is set.
 package httpgw
 
 import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
+
+// MaxBody bounds the body of every public route (the node-to-node routes
+// allow rpc.MaxBody, room for a 1 MiB custom-data value and its envelope).
+const MaxBody = 1 << 20
 
 // Backend is what the gateway needs from a node.
 type Backend interface {
@@ -26,15 +40,36 @@ type Backend interface {
 	NodeID() string
 	// View is the current immutable routing view.
 	View() *raftfsm.View
-	// Status reports liveness and consensus state.
+	// Status reports liveness and the leader this node knows.
 	Status() Status
+	// Consensus is this node's Raft state (GET /consensus/stats).
+	Consensus() Consensus
 	// Detailed is the body of GET /health/detailed.
 	Detailed() any
-	// CountRequest counts a served request (and whether it failed).
-	CountRequest(failed bool)
+	// CountRequest counts a served request by route pattern and status.
+	CountRequest(route string, status int)
 	// AuthToken is the cluster token ("" = none) required by node-to-node
 	// and mutating routes.
 	AuthToken() string
+
+	// Metrics gathers the Prometheus metrics (GET /metrics).
+	Metrics() prometheus.Gatherer
+	// MetricsJSON is the JSON metrics view (GET /metrics?format=json).
+	MetricsJSON() any
+	// Events is the log of recently delivered events (GET /events).
+	Events() *eventlog.Log
+
+	// Rebalance runs a manual rebalance and returns after its commit.
+	RebalanceNow(ctx context.Context) error
+	// Leave removes this node from the cluster, then stops it in the
+	// background (after the answer is written).
+	Leave(ctx context.Context) error
+	// RemoveNode removes another member for good.
+	RemoveNode(ctx context.Context, id string) error
+	// TransferLeadership hands leadership to target ("" = any voter),
+	// forwarding to the leader when needed.
+	TransferLeadership(ctx context.Context, req *messages.TransferLeadershipRequest) *messages.TransferLeadershipResponse
+
 	// Join admits a node (forwarded to the leader when needed).
 	Join(ctx context.Context, req *messages.JoinRequest) *messages.JoinResponse
 	// Propose commits a command forwarded by another member.
@@ -51,150 +86,173 @@ type Status struct {
 	Leader  string
 }
 
+// Consensus is the Raft state of one node, as GET /consensus/stats shows it.
+type Consensus struct {
+	State             string            `json:"state"`
+	LeaderID          string            `json:"leader_id"`
+	LeaderAddress     string            `json:"leader_address"`
+	Term              uint64            `json:"term"`
+	CommitIndex       uint64            `json:"commit_index"`
+	AppliedIndex      uint64            `json:"applied_index"`
+	LastLogIndex      uint64            `json:"last_log_index"`
+	LastLogTerm       uint64            `json:"last_log_term"`
+	LastSnapshotIndex uint64            `json:"last_snapshot_index"`
+	LastContact       string            `json:"last_contact"`
+	Voters            []string          `json:"voters"`
+	NonVoters         []string          `json:"non_voters"`
+	NumPeers          int               `json:"num_peers"`
+	Raw               map[string]string `json:"raw"` // raft.Stats() as raft reports it
+}
+
 // Error is the JSON body of every error response.
 type Error struct {
 	Error string `json:"error"`
 	Code  string `json:"code"`
 }
 
-// New returns the gateway's handler.
-func New(b Backend, logger *slog.Logger) http.Handler {
-	g := &gateway{b: b, log: logger}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/health", g.only(http.MethodGet, g.health))
-	mux.HandleFunc("/health/detailed", g.only(http.MethodGet, g.detailed))
-	mux.HandleFunc("/ready", g.only(http.MethodGet, g.ready))
-	mux.HandleFunc("/cluster", g.only(http.MethodGet, g.cluster))
-	mux.HandleFunc("/join", g.only(http.MethodPost, g.auth(g.join)))
-	mux.HandleFunc(rpc.PathJoin, g.only(http.MethodPost, g.auth(g.join)))
-	mux.HandleFunc(rpc.PathPropose, g.only(http.MethodPost, g.auth(g.propose)))
-	mux.HandleFunc(rpc.PathRebalance, g.only(http.MethodPost, g.auth(g.rebalance)))
-	mux.HandleFunc(rpc.PathPing, g.only(http.MethodPost, g.auth(g.ping)))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		g.fail(w, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
+// StatusError is an error with the HTTP status and code to answer it with.
+// Backends return it (wrapped or not) to pick the status of a failure.
+type StatusError struct {
+	Status int
+	Code   string
+	Err    error
+}
+
+func (e *StatusError) Error() string { return e.Err.Error() }
+func (e *StatusError) Unwrap() error { return e.Err }
+
+// Gateway is the HTTP handler of one node.
+type Gateway struct {
+	b         Backend
+	log       *slog.Logger
+	mux       *http.ServeMux
+	closing   chan struct{}
+	closeOnce sync.Once
+	metrics   http.Handler
+}
+
+// New returns the gateway of the node behind b.
+func New(b Backend, logger *slog.Logger) *Gateway {
+	g := &Gateway{b: b, log: logger, mux: http.NewServeMux(), closing: make(chan struct{})}
+	g.metrics = metricsHandler(b.Metrics(), logger)
+
+	// Reads.
+	g.handle("/health", get(g.health))
+	g.handle("/health/detailed", get(g.detailed))
+	g.handle("/ready", get(g.ready))
+	g.handle("/cluster", get(g.cluster))
+	g.handle("/nodes", get(g.nodes))
+	g.handle("/nodes/{id}", methods{http.MethodGet: g.node, http.MethodDelete: g.auth(g.removeNode)})
+	g.handle("/partitions", get(g.partitions))
+	g.handle("/partitions/stats", get(g.partitionStats))
+	g.handle("/partitions/{id}", get(g.partition))
+	g.handle("/locate", get(g.locate))
+	g.handle("/consensus/leader", get(g.consensusLeader))
+	g.handle("/consensus/stats", get(g.consensusStats))
+	g.handle("/metrics", get(g.metricsRoute))
+	g.handle("/events", get(g.events))
+
+	// Changes (authenticated when the cluster has a token).
+	g.handle("/join", post(g.auth(g.join)))
+	g.handle("/leave", post(g.auth(g.leave)))
+	g.handle("/rebalance", post(g.auth(g.rebalance)))
+	g.handle("/leadership/transfer", post(g.auth(g.transferLeadership)))
+
+	// Node to node (always authenticated when there is a token).
+	g.handle(rpc.PathJoin, post(g.auth(g.join)))
+	g.handle(rpc.PathPropose, post(g.auth(g.propose)))
+	g.handle(rpc.PathRebalance, post(g.auth(g.rebalanceFromPeer)))
+	g.handle(rpc.PathPing, post(g.auth(g.ping)))
+	g.handle(rpc.PathTransferLeadership, post(g.auth(g.transferFromPeer)))
+
+	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		g.fail(w, r, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
 	})
-	return mux
+	return g
 }
 
-type gateway struct {
-	b   Backend
-	log *slog.Logger
-}
+// ServeHTTP implements http.Handler.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
 
-// only rejects other methods with 405 and an Allow header (HEAD is served as GET).
-func (g *gateway) only(method string, h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", method)
-			g.fail(w, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
+// Close ends the open event streams (register it with
+// http.Server.RegisterOnShutdown: Shutdown waits for handlers to return).
+func (g *Gateway) Close() { g.closeOnce.Do(func() { close(g.closing) }) }
+
+// methods maps HTTP methods to the handlers of one route.
+type methods map[string]http.HandlerFunc
+
+func get(h http.HandlerFunc) methods  { return methods{http.MethodGet: h} }
+func post(h http.HandlerFunc) methods { return methods{http.MethodPost: h} }
+
+// handle registers a route: other methods get 405 with an Allow header and a
+// JSON body (the standard mux would answer in plain text). HEAD is served as GET.
+func (g *Gateway) handle(pattern string, m methods) {
+	allow := make([]string, 0, len(m))
+	for method := range m {
+		allow = append(allow, method)
+	}
+	slices.Sort(allow)
+	g.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		method := r.Method
+		if method == http.MethodHead {
+			method = http.MethodGet
+		}
+		h, ok := m[method]
+		if !ok {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
 			return
 		}
 		h(w, r)
-	}
+	})
 }
 
-func (g *gateway) write(w http.ResponseWriter, status int, body any) {
+// route is the pattern that served r (a bounded label for metrics).
+func route(r *http.Request) string {
+	if r.Pattern == "" || r.Pattern == "/" {
+		return "unmatched"
+	}
+	return r.Pattern
+}
+
+func (g *Gateway) write(w http.ResponseWriter, r *http.Request, status int, body any) {
 	data, err := json.MarshalIndent(body, "", "  ")
 	if err != nil {
 		g.log.Error("encode response", "error", err)
 		status, data = http.StatusInternalServerError, []byte(`{"error":"internal error","code":"internal"}`)
 	}
 	// Count before answering: a client that got its answer sees it counted.
-	g.b.CountRequest(status >= 400)
+	g.b.CountRequest(route(r), status)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Content-Length", strconv.Itoa(len(data)+1))
 	w.WriteHeader(status)
 	_, _ = w.Write(append(data, '\n'))
 }
 
-func (g *gateway) fail(w http.ResponseWriter, status int, code, msg string) {
-	g.write(w, status, Error{Error: msg, Code: code})
+func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
+	g.write(w, r, status, Error{Error: msg, Code: code})
 }
 
-// health is liveness only: the process serves HTTP and its node runs.
-func (g *gateway) health(w http.ResponseWriter, _ *http.Request) {
-	st := g.b.Status()
-	body := map[string]any{"status": "ok", "node_id": g.b.NodeID()}
-	if !st.Running {
-		body["status"] = "stopped"
-		g.write(w, http.StatusServiceUnavailable, body)
+// failErr answers err with the status a backend chose (StatusError), or 500.
+func (g *Gateway) failErr(w http.ResponseWriter, r *http.Request, err error) {
+	var se *StatusError
+	if errors.As(err, &se) {
+		g.fail(w, r, se.Status, se.Code, err.Error())
 		return
 	}
-	g.write(w, http.StatusOK, body)
-}
-
-func (g *gateway) detailed(w http.ResponseWriter, _ *http.Request) {
-	g.write(w, http.StatusOK, g.b.Detailed())
-}
-
-// ready is readiness: running, a leader known and a table committed. A
-// degraded cluster is still ready; its status is in the body.
-func (g *gateway) ready(w http.ResponseWriter, _ *http.Request) {
-	st, v := g.b.Status(), g.b.View()
-	body := map[string]any{
-		"ready":          false,
-		"node_id":        g.b.NodeID(),
-		"cluster_status": v.Health().Status,
-		"leader":         st.Leader,
-		"table_version":  v.TableVersion(),
-	}
-	var reasons []string
-	if !st.Running {
-		reasons = append(reasons, "node is not running")
-	}
-	if st.Leader == "" {
-		reasons = append(reasons, "no known leader")
-	}
-	if !v.HasTable() {
-		reasons = append(reasons, "no partition table committed yet")
-	}
-	if _, ok := v.Member(g.b.NodeID()); !ok {
-		reasons = append(reasons, "this node is not a member")
-	}
-	if len(reasons) > 0 {
-		body["reasons"] = reasons
-		g.write(w, http.StatusServiceUnavailable, body)
-		return
-	}
-	body["ready"] = true
-	g.write(w, http.StatusOK, body)
-}
-
-// clusterResponse keeps the reference's {"cluster": {...}} shape; hash_config
-// sits both inside the cluster and at the top level for simple clients.
-type clusterResponse struct {
-	Cluster    *raftfsm.Cluster    `json:"cluster"`
-	HashConfig *raftfsm.HashConfig `json:"hash_config"`
-	Leader     string              `json:"leader"`
-	NodeID     string              `json:"node_id"`
-}
-
-// cluster serves the whole cluster document. Its ETag is the state version
-// (the Raft index of the last change), so If-None-Match answers 304 exactly
-// when nothing changed.
-func (g *gateway) cluster(w http.ResponseWriter, r *http.Request) {
-	v := g.b.View()
-	etag := `"` + strconv.FormatUint(v.Version(), 10) + `"`
-	w.Header().Set("ETag", etag)
-	w.Header().Set("Cache-Control", "no-cache")
-	if r.Header.Get("If-None-Match") == etag {
-		g.b.CountRequest(false)
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	c := v.Cluster()
-	g.write(w, http.StatusOK, clusterResponse{Cluster: c, HashConfig: c.HashConfig, Leader: g.b.Status().Leader, NodeID: g.b.NodeID()})
+	g.log.Warn("request failed", "route", route(r), "error", err)
+	g.fail(w, r, http.StatusInternalServerError, "internal", err.Error())
 }
 
 // auth requires "Authorization: Bearer <token>" when the cluster has a token
 // (constant-time compare).
-func (g *gateway) auth(h http.HandlerFunc) http.HandlerFunc {
+func (g *Gateway) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if token := g.b.AuthToken(); token != "" {
 			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 				w.Header().Set("WWW-Authenticate", `Bearer realm="clusterkit"`)
-				g.fail(w, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token")
+				g.fail(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token")
 				return
 			}
 		}
@@ -202,77 +260,107 @@ func (g *gateway) auth(h http.HandlerFunc) http.HandlerFunc {
 	}
 }
 
-// decode reads a protobuf body, or a JSON one (protojson field names) for
-// tools that cannot speak protobuf.
-func (g *gateway) decode(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
-	var err error
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		r.Body = http.MaxBytesReader(w, r.Body, rpc.MaxBody)
-		var data []byte
-		if data, err = io.ReadAll(r.Body); err == nil {
-			err = protojson.Unmarshal(data, m)
+// isJSON reports whether the request body is JSON.
+func isJSON(r *http.Request) bool {
+	return strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+}
+
+// readBody reads at most limit bytes; a larger body is a 413.
+func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, bool) {
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			g.fail(w, r, http.StatusRequestEntityTooLarge, "body_too_large", "request body larger than "+strconv.FormatInt(limit, 10)+" bytes")
+			return nil, false
 		}
-	} else {
-		err = rpc.Decode(r, m)
+		g.fail(w, r, http.StatusBadRequest, "bad_request", "cannot read request body: "+err.Error())
+		return nil, false
+	}
+	return data, true
+}
+
+// decode reads a protobuf body, or a JSON one (protojson field names,
+// unknown fields refused) for tools that cannot speak protobuf.
+func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
+	limit := int64(rpc.MaxBody)
+	if !strings.HasPrefix(r.URL.Path, "/internal/") {
+		limit = MaxBody
+	}
+	data, ok := g.readBody(w, r, limit)
+	if !ok {
+		return false
+	}
+	var err error
+	switch {
+	case isJSON(r):
+		err = DecodeProtoJSON(data, m)
+	case r.Header.Get("Content-Type") == rpc.ContentType:
+		err = proto.Unmarshal(data, m)
+	default:
+		g.fail(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json or "+rpc.ContentType)
+		return false
 	}
 	if err != nil {
-		g.fail(w, http.StatusBadRequest, "bad_request", "cannot decode request: "+err.Error())
+		g.fail(w, r, http.StatusBadRequest, "bad_request", "cannot decode request: "+err.Error())
 		return false
 	}
 	return true
 }
 
+// DecodeProtoJSON decodes a JSON request body into m: one object, unknown
+// fields refused.
+func DecodeProtoJSON(data []byte, m proto.Message) error {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return errors.New("empty body")
+	}
+	return protojson.UnmarshalOptions{DiscardUnknown: false}.Unmarshal(data, m)
+}
+
 // answer writes m as protobuf, or as JSON when the request was JSON.
-func (g *gateway) answer(w http.ResponseWriter, r *http.Request, status int, m proto.Message) {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/json") {
-		data, err := protojson.Marshal(m)
+func (g *Gateway) answer(w http.ResponseWriter, r *http.Request, status int, m proto.Message) {
+	if isJSON(r) || !strings.HasPrefix(r.URL.Path, "/internal/") {
+		data, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(m)
 		if err != nil {
-			g.fail(w, http.StatusInternalServerError, "internal", err.Error())
+			g.fail(w, r, http.StatusInternalServerError, "internal", err.Error())
 			return
 		}
-		g.write(w, status, json.RawMessage(data))
+		g.write(w, r, status, json.RawMessage(data))
 		return
 	}
 	data, err := proto.Marshal(m)
 	if err != nil {
-		g.fail(w, http.StatusInternalServerError, "internal", err.Error())
+		g.fail(w, r, http.StatusInternalServerError, "internal", err.Error())
 		return
 	}
-	g.b.CountRequest(status >= 400)
+	g.b.CountRequest(route(r), status)
 	w.Header().Set("Content-Type", rpc.ContentType)
 	w.WriteHeader(status)
 	_, _ = w.Write(data)
 }
 
-func (g *gateway) join(w http.ResponseWriter, r *http.Request) {
-	req := &messages.JoinRequest{}
-	if !g.decode(w, r, req) {
-		return
+// notModified sets the ETag (the state version: the Raft index of the last
+// change to configuration, members or table) and answers 304 when the client
+// already has this version.
+func (g *Gateway) notModified(w http.ResponseWriter, r *http.Request, v *raftfsm.View) bool {
+	etag := `"` + strconv.FormatUint(v.Version(), 10) + `"`
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		g.b.CountRequest(route(r), http.StatusNotModified)
+		w.WriteHeader(http.StatusNotModified)
+		return true
 	}
-	resp := g.b.Join(r.Context(), req)
-	status := http.StatusOK
-	if !resp.GetAccepted() && r.URL.Path == "/join" {
-		status = http.StatusConflict // the public route reports refusals as HTTP errors
-	}
-	g.answer(w, r, status, resp)
+	return false
 }
 
-func (g *gateway) propose(w http.ResponseWriter, r *http.Request) {
-	req := &messages.Propose{}
-	if !g.decode(w, r, req) {
-		return
+// etagMatch implements If-None-Match's list and "*" forms.
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
 	}
-	g.answer(w, r, http.StatusOK, g.b.Propose(r.Context(), req))
-}
-
-func (g *gateway) rebalance(w http.ResponseWriter, r *http.Request) {
-	req := &messages.RebalanceRequest{}
-	if !g.decode(w, r, req) {
-		return
-	}
-	g.answer(w, r, http.StatusOK, g.b.Rebalance(r.Context(), req))
-}
-
-func (g *gateway) ping(w http.ResponseWriter, r *http.Request) {
-	g.answer(w, r, http.StatusOK, g.b.Ping())
+	return false
 }

@@ -292,6 +292,125 @@ func (x *PingResponse) GetClusterName() string {
 	return ""
 }
 
+// TransferLeadershipRequest asks the leader to hand leadership to another
+// voter (POST /leadership/transfer on a follower is forwarded as this).
+type TransferLeadershipRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The voter to hand over to; empty lets Raft pick the most up-to-date one.
+	TargetId string `protobuf:"bytes,1,opt,name=target_id,json=targetId,proto3" json:"target_id,omitempty"`
+	// Set by a member that forwards the request to the leader (one hop only).
+	Forwarded     bool `protobuf:"varint,2,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipRequest) Reset() {
+	*x = TransferLeadershipRequest{}
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipRequest) ProtoMessage() {}
+
+func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *TransferLeadershipRequest) GetTargetId() string {
+	if x != nil {
+		return x.TargetId
+	}
+	return ""
+}
+
+func (x *TransferLeadershipRequest) GetForwarded() bool {
+	if x != nil {
+		return x.Forwarded
+	}
+	return false
+}
+
+type TransferLeadershipResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The leader after the transfer (empty when it failed).
+	LeaderId string `protobuf:"bytes,1,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	// Empty on success.
+	Error string `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	// Machine-readable failure: "not_leader", "invalid_target", "timeout", ...
+	Code          string `protobuf:"bytes,3,opt,name=code,proto3" json:"code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TransferLeadershipResponse) Reset() {
+	*x = TransferLeadershipResponse{}
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TransferLeadershipResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TransferLeadershipResponse) ProtoMessage() {}
+
+func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
+func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TransferLeadershipResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *TransferLeadershipResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *TransferLeadershipResponse) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
 var File_clusterkit_v1_rpc_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_rpc_proto_rawDesc = "" +
@@ -314,7 +433,14 @@ const file_clusterkit_v1_rpc_proto_rawDesc = "" +
 	"\fPingResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12!\n" +
-	"\fcluster_name\x18\x03 \x01(\tR\vclusterNameB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\fcluster_name\x18\x03 \x01(\tR\vclusterName\"V\n" +
+	"\x19TransferLeadershipRequest\x12\x1b\n" +
+	"\ttarget_id\x18\x01 \x01(\tR\btargetId\x12\x1c\n" +
+	"\tforwarded\x18\x02 \x01(\bR\tforwarded\"c\n" +
+	"\x1aTransferLeadershipResponse\x12\x1b\n" +
+	"\tleader_id\x18\x01 \x01(\tR\bleaderId\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
+	"\x04code\x18\x03 \x01(\tR\x04codeB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_rpc_proto_rawDescOnce sync.Once
@@ -328,19 +454,21 @@ func file_clusterkit_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_rpc_proto_rawDescData
 }
 
-var file_clusterkit_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_clusterkit_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
 var file_clusterkit_v1_rpc_proto_goTypes = []any{
-	(*JoinRequest)(nil),   // 0: clusterkit.v1.JoinRequest
-	(*JoinResponse)(nil),  // 1: clusterkit.v1.JoinResponse
-	(*PingRequest)(nil),   // 2: clusterkit.v1.PingRequest
-	(*PingResponse)(nil),  // 3: clusterkit.v1.PingResponse
-	(*Member)(nil),        // 4: clusterkit.v1.Member
-	(*ClusterConfig)(nil), // 5: clusterkit.v1.ClusterConfig
+	(*JoinRequest)(nil),                // 0: clusterkit.v1.JoinRequest
+	(*JoinResponse)(nil),               // 1: clusterkit.v1.JoinResponse
+	(*PingRequest)(nil),                // 2: clusterkit.v1.PingRequest
+	(*PingResponse)(nil),               // 3: clusterkit.v1.PingResponse
+	(*TransferLeadershipRequest)(nil),  // 4: clusterkit.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 5: clusterkit.v1.TransferLeadershipResponse
+	(*Member)(nil),                     // 6: clusterkit.v1.Member
+	(*ClusterConfig)(nil),              // 7: clusterkit.v1.ClusterConfig
 }
 var file_clusterkit_v1_rpc_proto_depIdxs = []int32{
-	4, // 0: clusterkit.v1.JoinRequest.member:type_name -> clusterkit.v1.Member
-	5, // 1: clusterkit.v1.JoinRequest.expect:type_name -> clusterkit.v1.ClusterConfig
-	5, // 2: clusterkit.v1.JoinResponse.config:type_name -> clusterkit.v1.ClusterConfig
+	6, // 0: clusterkit.v1.JoinRequest.member:type_name -> clusterkit.v1.Member
+	7, // 1: clusterkit.v1.JoinRequest.expect:type_name -> clusterkit.v1.ClusterConfig
+	7, // 2: clusterkit.v1.JoinResponse.config:type_name -> clusterkit.v1.ClusterConfig
 	3, // [3:3] is the sub-list for method output_type
 	3, // [3:3] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
@@ -360,7 +488,7 @@ func file_clusterkit_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_rpc_proto_rawDesc), len(file_clusterkit_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   6,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -26,7 +26,9 @@ const (
 	PathPropose   = "/internal/v1/propose"
 	PathRebalance = "/internal/v1/rebalance"
 	PathPing      = "/internal/v1/ping"
-	ContentType   = "application/x-protobuf"
+	// PathTransferLeadership carries a forwarded leadership transfer.
+	PathTransferLeadership = "/internal/v1/transfer-leadership"
+	ContentType            = "application/x-protobuf"
 	// MaxBody bounds request and response bodies: a 1 MiB custom-data value
 	// plus its envelope.
 	MaxBody = 2 << 20
@@ -133,6 +135,12 @@ func (c *Client) Rebalance(ctx context.Context, addr string, req *messages.Rebal
 func (c *Client) Ping(ctx context.Context, addr string) (*messages.PingResponse, error) {
 	resp := &messages.PingResponse{}
 	return resp, c.Call(ctx, addr, PathPing, &messages.PingRequest{}, resp)
+}
+
+// TransferLeadership asks addr (the leader) to hand leadership over.
+func (c *Client) TransferLeadership(ctx context.Context, addr string, req *messages.TransferLeadershipRequest) (*messages.TransferLeadershipResponse, error) {
+	resp := &messages.TransferLeadershipResponse{}
+	return resp, c.Call(ctx, addr, PathTransferLeadership, req, resp)
 }
 
 // Decode reads a protobuf request body (bounded by MaxBody).

@@ -1,0 +1,164 @@
+package httpgw
+
+import (
+	"net/http"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// OK is the body of a successful change without a more specific answer.
+type OK struct {
+	OK     bool   `json:"ok"`
+	NodeID string `json:"node_id"`
+	// Version is the state version after the change, as this node sees it.
+	Version uint64 `json:"version"`
+	Message string `json:"message,omitempty"`
+}
+
+// noBody refuses a body on routes that take none, so a client that thinks it
+// sends parameters learns that they are ignored.
+func (g *Gateway) noBody(w http.ResponseWriter, r *http.Request) bool {
+	data, ok := g.readBody(w, r, MaxBody)
+	if !ok {
+		return false
+	}
+	if len(data) > 0 && string(data) != "{}" {
+		g.fail(w, r, http.StatusBadRequest, "unexpected_body", r.URL.Path+" takes no request body")
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) join(w http.ResponseWriter, r *http.Request) {
+	req := &messages.JoinRequest{}
+	if !g.decode(w, r, req) {
+		return
+	}
+	if r.URL.Path == "/join" && req.GetMember() == nil {
+		g.fail(w, r, http.StatusBadRequest, "bad_request", "a join request needs a member")
+		return
+	}
+	resp := g.b.Join(r.Context(), req)
+	status := http.StatusOK
+	if !resp.GetAccepted() && r.URL.Path == "/join" {
+		status = http.StatusConflict // the public route reports refusals as HTTP errors
+		if resp.GetCode() == "not_leader" {
+			status = http.StatusServiceUnavailable
+		}
+	}
+	g.answer(w, r, status, resp)
+}
+
+// leave removes this node from the cluster; it stops after answering.
+func (g *Gateway) leave(w http.ResponseWriter, r *http.Request) {
+	if !g.noBody(w, r) {
+		return
+	}
+	if err := g.b.Leave(r.Context()); err != nil {
+		g.failErr(w, r, err)
+		return
+	}
+	g.write(w, r, http.StatusOK, OK{OK: true, NodeID: g.b.NodeID(), Version: g.b.View().Version(), Message: "left the cluster; the node is stopping"})
+}
+
+// removeNode removes another member for good (admin).
+func (g *Gateway) removeNode(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if id == g.b.NodeID() {
+		g.fail(w, r, http.StatusBadRequest, "is_self", "this node is "+quote(id)+": use POST /leave to remove it")
+		return
+	}
+	if _, ok := g.b.View().Member(id); !ok {
+		g.fail(w, r, http.StatusNotFound, "unknown_node", "no member "+quote(id))
+		return
+	}
+	if !g.noBody(w, r) {
+		return
+	}
+	if err := g.b.RemoveNode(r.Context(), id); err != nil {
+		g.failErr(w, r, err)
+		return
+	}
+	g.write(w, r, http.StatusOK, OK{OK: true, NodeID: id, Version: g.b.View().Version(), Message: "removed"})
+}
+
+func (g *Gateway) rebalance(w http.ResponseWriter, r *http.Request) {
+	if !g.noBody(w, r) {
+		return
+	}
+	if err := g.b.RebalanceNow(r.Context()); err != nil {
+		g.failErr(w, r, err)
+		return
+	}
+	v := g.b.View()
+	g.write(w, r, http.StatusOK, OK{OK: true, NodeID: g.b.NodeID(), Version: v.Version(), Message: "rebalanced"})
+}
+
+// TransferRequest is the optional JSON body of POST /leadership/transfer.
+type TransferRequest struct {
+	// TargetID is the voter to hand leadership to; empty lets Raft pick.
+	TargetID string `json:"target_id"`
+}
+
+// TransferResponse is the answer of POST /leadership/transfer.
+type TransferResponse struct {
+	Leader string `json:"leader"`
+}
+
+func (g *Gateway) transferLeadership(w http.ResponseWriter, r *http.Request) {
+	data, ok := g.readBody(w, r, MaxBody)
+	if !ok {
+		return
+	}
+	req, err := DecodeTransfer(data)
+	if err != nil {
+		g.fail(w, r, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	resp := g.b.TransferLeadership(r.Context(), &messages.TransferLeadershipRequest{TargetId: req.TargetID})
+	if resp.GetCode() != "" {
+		g.fail(w, r, transferStatus(resp.GetCode()), resp.GetCode(), resp.GetError())
+		return
+	}
+	g.write(w, r, http.StatusOK, TransferResponse{Leader: resp.GetLeaderId()})
+}
+
+func transferStatus(code string) int {
+	switch code {
+	case "invalid_target", "no_other_voter":
+		return http.StatusBadRequest
+	case "not_leader", "unavailable":
+		return http.StatusServiceUnavailable
+	case "timeout":
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+func (g *Gateway) transferFromPeer(w http.ResponseWriter, r *http.Request) {
+	req := &messages.TransferLeadershipRequest{}
+	if !g.decode(w, r, req) {
+		return
+	}
+	g.answer(w, r, http.StatusOK, g.b.TransferLeadership(r.Context(), req))
+}
+
+func (g *Gateway) propose(w http.ResponseWriter, r *http.Request) {
+	req := &messages.Propose{}
+	if !g.decode(w, r, req) {
+		return
+	}
+	g.answer(w, r, http.StatusOK, g.b.Propose(r.Context(), req))
+}
+
+func (g *Gateway) rebalanceFromPeer(w http.ResponseWriter, r *http.Request) {
+	req := &messages.RebalanceRequest{}
+	if !g.decode(w, r, req) {
+		return
+	}
+	g.answer(w, r, http.StatusOK, g.b.Rebalance(r.Context(), req))
+}
+
+func (g *Gateway) ping(w http.ResponseWriter, r *http.Request) {
+	g.answer(w, r, http.StatusOK, g.b.Ping())
+}

@@ -1,0 +1,152 @@
+package httpgw
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/clusterkit/clusterkit/actors"
+)
+
+// Pagination bounds of /nodes and /partitions.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+	// MaxOffset keeps offsets in int range on every platform; anything past
+	// the end simply returns an empty page.
+	MaxOffset = 1<<31 - 1
+	// MaxKeyLength bounds the key of /locate.
+	MaxKeyLength = 4096
+)
+
+// Page is a pagination window.
+type Page struct {
+	Offset int `json:"offset"`
+	Limit  int `json:"limit"`
+}
+
+// ParsePage reads offset (default 0) and limit (default DefaultLimit, at
+// most MaxLimit) from a query. Anything but plain decimal digits in range is
+// an error: the reference deadlocked on offset=-1.
+func ParsePage(q url.Values) (Page, error) {
+	p := Page{Limit: DefaultLimit}
+	var err error
+	if s, ok := first(q, "offset"); ok {
+		if p.Offset, err = parseBounded("offset", s, 0, MaxOffset); err != nil {
+			return Page{}, err
+		}
+	}
+	if s, ok := first(q, "limit"); ok {
+		if p.Limit, err = parseBounded("limit", s, 1, MaxLimit); err != nil {
+			return Page{}, err
+		}
+	}
+	return p, nil
+}
+
+// Window returns the bounds of the page within n items.
+func (p Page) Window(n int) (from, to int) {
+	from = min(p.Offset, n)
+	return from, min(from+p.Limit, n)
+}
+
+func first(q url.Values, name string) (string, bool) {
+	v, ok := q[name]
+	if !ok || len(v) == 0 {
+		return "", false
+	}
+	return v[0], true
+}
+
+// parseBounded parses a decimal integer in [lo, hi].
+func parseBounded(name, s string, lo, hi int) (int, error) {
+	if s == "" || len(s) > 10 || strings.TrimLeft(s, "0123456789") != "" {
+		return 0, fmt.Errorf("%s must be an integer from %d to %d, got %q", name, lo, hi, truncate(s))
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < int64(lo) || n > int64(hi) {
+		return 0, fmt.Errorf("%s must be an integer from %d to %d, got %q", name, lo, hi, truncate(s))
+	}
+	return int(n), nil
+}
+
+// ParsePartitionID accepts "partition-48" or "48" for a table of count
+// partitions.
+func ParsePartitionID(s string, count int) (int, error) {
+	num := strings.TrimPrefix(s, "partition-")
+	if count <= 0 {
+		return 0, fmt.Errorf("no partition table yet")
+	}
+	n, err := parseBounded("partition", num, 0, count-1)
+	if err != nil {
+		return 0, fmt.Errorf("unknown partition %q: the table has partition-0 to partition-%d", truncate(s), count-1)
+	}
+	return n, nil
+}
+
+// ParseKinds reads a comma-separated list of event kind names
+// ("partition_change,node_join"); empty means every kind.
+func ParseKinds(s string) (actors.Kind, error) {
+	if s == "" {
+		return actors.KindAll, nil
+	}
+	var k actors.Kind
+	for name := range strings.SplitSeq(s, ",") {
+		name = strings.TrimSpace(name)
+		found := false
+		for kind, n := range actors.KindNames {
+			if n == name {
+				k |= kind
+				found = true
+				break
+			}
+		}
+		if !found {
+			return 0, fmt.Errorf("unknown event kind %q (kinds: %s)", truncate(name), kindList())
+		}
+	}
+	return k, nil
+}
+
+func kindList() string {
+	names := make([]string, 0, len(actors.KindNames))
+	for _, n := range actors.KindNames {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return strings.Join(names, ", ")
+}
+
+// truncate keeps error messages small whatever the client sent.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// DecodeTransfer reads the optional body of POST /leadership/transfer: empty,
+// or one JSON object with only known fields.
+func DecodeTransfer(data []byte) (TransferRequest, error) {
+	var req TransferRequest
+	if len(bytes.TrimSpace(data)) == 0 {
+		return req, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return TransferRequest{}, fmt.Errorf("malformed JSON body: %w", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return TransferRequest{}, fmt.Errorf("malformed JSON body: data after the object")
+	}
+	if len(req.TargetID) > 256 {
+		return TransferRequest{}, fmt.Errorf("target_id is longer than 256 bytes")
+	}
+	return req, nil
+}

@@ -1,0 +1,276 @@
+package clusterkit
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/raftmetrics"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// Metrics is the JSON metrics view (GET /metrics?format=json): the
+// reference's fields plus consensus, event and queue counters.
+type Metrics struct {
+	NodeCount      int       `json:"node_count"`
+	PartitionCount int       `json:"partition_count"`
+	RequestCount   int64     `json:"request_count"`
+	ErrorCount     int64     `json:"error_count"`
+	LastSync       time.Time `json:"last_sync"`
+	IsLeader       bool      `json:"is_leader"`
+	RaftState      string    `json:"raft_state"`
+	UptimeSeconds  int64     `json:"uptime_seconds"`
+
+	PrimaryPartitions int               `json:"primary_partitions"`
+	ReplicaPartitions int               `json:"replica_partitions"`
+	TableVersion      uint64            `json:"table_version"`
+	Term              uint64            `json:"term"`
+	CommitIndex       uint64            `json:"commit_index"`
+	AppliedIndex      uint64            `json:"applied_index"`
+	LastLogIndex      uint64            `json:"last_log_index"`
+	ClusterHealth     string            `json:"cluster_health"`
+	EventsPublished   map[string]uint64 `json:"events_published"`
+	EventsDelivered   map[string]uint64 `json:"events_delivered"`
+	EventsSuppressed  uint64            `json:"events_suppressed"`
+	CallbackPanics    uint64            `json:"callback_panics"`
+	Rebalances        uint64            `json:"rebalances"`
+	RebalanceMillis   uint64            `json:"rebalance_ms_total"` // start on the leader to commit here, summed
+	Subscribers       int64             `json:"subscribers"`
+	Proposals         uint64            `json:"proposals"`
+	ProposalErrors    uint64            `json:"proposal_errors"`
+	QueueLengths      map[string]int64  `json:"queue_lengths"`
+	// Failure detection (counted on the leader that probed).
+	SuspectNodes   int               `json:"suspect_nodes"`
+	Probes         uint64            `json:"probes"`
+	ProbeFailures  uint64            `json:"probe_failures"`
+	Removals       uint64            `json:"health_removals"`
+	ProbeLatencyMs map[string]uint64 `json:"probe_latency_ms_buckets"`
+}
+
+// GetMetrics returns a snapshot of the node's metrics.
+func (ck *ClusterKit) GetMetrics() *Metrics {
+	v := ck.fsm.View()
+	rs := ck.raftStatus()
+	s := ck.stats
+	m := &Metrics{
+		NodeCount:        len(v.Members()),
+		PartitionCount:   v.PartitionCount(),
+		RequestCount:     ck.httpRequests.Load(),
+		ErrorCount:       ck.httpErrors.Load(),
+		IsLeader:         rs.State == raft.Leader.String(),
+		RaftState:        rs.State,
+		UptimeSeconds:    int64(time.Since(ck.createdAt).Seconds()),
+		TableVersion:     v.TableVersion(),
+		Term:             rs.Term,
+		CommitIndex:      rs.CommitIndex,
+		AppliedIndex:     rs.AppliedIndex,
+		LastLogIndex:     rs.Last,
+		ClusterHealth:    v.Health().Status,
+		EventsPublished:  map[string]uint64{},
+		EventsDelivered:  map[string]uint64{},
+		EventsSuppressed: s.SuppressedTotal(),
+		CallbackPanics:   s.CallbackPanics.Load(),
+		Rebalances:       s.Rebalances.Load(),
+		Subscribers:      s.Subscribers.Load(),
+		Proposals:        s.Proposals.Load(),
+		ProposalErrors:   s.ProposalErrors.Load(),
+		QueueLengths: map[string]int64{
+			"state": s.StateQueue.Len(), "partitions": s.PartitionsQueue.Len(), "hooks": s.HooksQueue.Len(),
+		},
+	}
+	if v.Version() != 0 {
+		if mem, ok := v.Member(ck.opts.NodeID); ok {
+			m.LastSync = mem.LastSeen
+		}
+	}
+	for n := range v.PartitionCount() {
+		switch v.Role(n) {
+		case raftfsm.RolePrimary:
+			m.PrimaryPartitions++
+		case raftfsm.RoleReplica:
+			m.ReplicaPartitions++
+		}
+	}
+	for k, name := range actors.KindNames {
+		m.EventsPublished[name] = s.Published(k)
+		m.EventsDelivered[name] = s.Delivered(k)
+	}
+	m.SuspectNodes = v.Health().UnhealthyNodes
+	m.Probes, m.ProbeFailures, m.Removals = s.Probes.Load(), s.ProbeFailures.Load(), s.Removals.Load()
+	m.ProbeLatencyMs = map[string]uint64{}
+	counts, _, _ := s.ProbeLatency.Snapshot()
+	for i, c := range counts {
+		le := "+Inf"
+		if i < len(actors.Buckets) {
+			le = strconv.FormatFloat(float64(actors.Buckets[i].Microseconds())/1000, 'f', -1, 64)
+		}
+		m.ProbeLatencyMs["le_"+le] = c
+	}
+	_, _, rebalanceSum := s.RebalanceDuration.Snapshot()
+	m.RebalanceMillis = uint64(rebalanceSum.Milliseconds())
+	return m
+}
+
+// Prometheus metrics. Each node has its own registry (several nodes may share
+// a process), served at GET /metrics. Raft's own go-metrics are process-wide
+// (raft reports them through the go-metrics global): see internal/raftmetrics.
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("clusterkit_"+name, help, labels, nil)
+}
+
+var (
+	descMembers         = desc("members", "Cluster members by status (active, suspect).", "status")
+	descPartitions      = desc("partitions", "Partitions in the table.")
+	descOwned           = desc("partitions_owned", "Partitions this node holds, by role.", "role")
+	descLeader          = desc("is_leader", "1 when this node is the Raft leader.")
+	descRaftState       = desc("raft_state", "1 for this node's current Raft state.", "state")
+	descTerm            = desc("raft_term", "Current Raft term.")
+	descCommit          = desc("raft_commit_index", "Raft commit index.")
+	descApplied         = desc("raft_applied_index", "Raft index applied to the state machine.")
+	descLastIndex       = desc("raft_last_log_index", "Last Raft log index.")
+	descVoters          = desc("raft_voters", "Voters in the Raft configuration.")
+	descNonVoters       = desc("raft_non_voters", "Non-voters in the Raft configuration.")
+	descHealth          = desc("cluster_health", "1 for the cluster's current health status.", "status")
+	descTableVersion    = desc("table_version", "Raft index of the committed partition table.")
+	descPublished       = desc("events_published_total", "Events derived from committed entries, by kind.", "kind")
+	descDelivered       = desc("events_delivered_total", "Event deliveries to subscribers (one per subscriber), by kind.", "kind")
+	descDropped         = desc("events_dropped_total", "Events not delivered, by kind and reason (replay: already delivered before a restart).", "kind", "reason")
+	descStreamEvicted   = desc("event_log_evicted_total", "Events evicted from the log that GET /events resumes from.")
+	descCallbackPanics  = desc("callback_panics_total", "Event callbacks that panicked.")
+	descSubscribers     = desc("subscribers", "Event subscriptions (actors and callbacks).")
+	descRebalances      = desc("rebalances_total", "Rebalances committed.")
+	descRebalanceTime   = desc("rebalance_duration_seconds", "From the start of a rebalance on the leader to its commit on this node.")
+	descProposals       = desc("proposals_total", "Commands proposed through this node.")
+	descProposalErrors  = desc("proposal_errors_total", "Proposals that failed.")
+	descQueue           = desc("mailbox_length", "Messages waiting in an actor's mailbox.", "actor")
+	descProbes          = desc("health_probes_total", "Liveness probes sent (by the leader).")
+	descProbeFailures   = desc("health_probe_failures_total", "Liveness probes that failed.")
+	descRemovals        = desc("health_removals_total", "Nodes removed by failure detection.")
+	descSuspects        = desc("health_suspect_nodes", "Members currently suspect.")
+	descProbeLatency    = desc("health_probe_latency_seconds", "Latency of answered liveness probes.")
+	descUptime          = desc("uptime_seconds", "Seconds since the node was created.")
+	healthStatuses      = []string{raftfsm.HealthHealthy, raftfsm.HealthDegraded, raftfsm.HealthCritical}
+	raftStates          = []string{"Follower", "Candidate", "Leader", "Shutdown"}
+	descHTTPRequestsHlp = "HTTP requests served, by route pattern and status code."
+)
+
+// nodeCollector reads the node's state at scrape time: nothing is counted
+// twice and nothing runs between scrapes.
+type nodeCollector struct{ ck *ClusterKit }
+
+// Describe sends nothing: an unchecked collector (its label sets are fixed
+// by construction, and the registry still checks duplicates at Gather).
+func (nodeCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	ck := c.ck
+	v := ck.fsm.View()
+	rs := ck.raftStatus()
+	s := ck.stats
+	gauge := func(d *prometheus.Desc, val float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, val, labels...)
+	}
+	counter := func(d *prometheus.Desc, val uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(val), labels...)
+	}
+	flag := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+
+	active, suspect := 0, 0
+	for _, m := range v.Members() {
+		if m.Status == raftfsm.StatusSuspect {
+			suspect++
+		} else {
+			active++
+		}
+	}
+	gauge(descMembers, float64(active), raftfsm.StatusActive)
+	gauge(descMembers, float64(suspect), raftfsm.StatusSuspect)
+	gauge(descPartitions, float64(v.PartitionCount()))
+	primary, replica := 0, 0
+	for n := range v.PartitionCount() {
+		switch v.Role(n) {
+		case raftfsm.RolePrimary:
+			primary++
+		case raftfsm.RoleReplica:
+			replica++
+		}
+	}
+	gauge(descOwned, float64(primary), "primary")
+	gauge(descOwned, float64(replica), "replica")
+	gauge(descLeader, flag(rs.State == raft.Leader.String()))
+	for _, st := range raftStates {
+		gauge(descRaftState, flag(rs.State == st), st)
+	}
+	gauge(descTerm, float64(rs.Term))
+	gauge(descCommit, float64(rs.CommitIndex))
+	gauge(descApplied, float64(rs.AppliedIndex))
+	gauge(descLastIndex, float64(rs.Last))
+	gauge(descVoters, float64(rs.Voters))
+	gauge(descNonVoters, float64(rs.NonVoters))
+	status := v.Health().Status
+	for _, h := range healthStatuses {
+		gauge(descHealth, flag(status == h), h)
+	}
+	gauge(descTableVersion, float64(v.TableVersion()))
+	for k, name := range actors.KindNames {
+		counter(descPublished, s.Published(k), name)
+		counter(descDelivered, s.Delivered(k), name)
+		counter(descDropped, s.Suppressed(k), name, "replay")
+	}
+	counter(descStreamEvicted, ck.eventLog.Load().Evicted())
+	counter(descCallbackPanics, s.CallbackPanics.Load())
+	gauge(descSubscribers, float64(s.Subscribers.Load()))
+	counter(descRebalances, s.Rebalances.Load())
+	ch <- histogram(descRebalanceTime, &s.RebalanceDuration)
+	counter(descProposals, s.Proposals.Load())
+	counter(descProposalErrors, s.ProposalErrors.Load())
+	gauge(descQueue, float64(s.StateQueue.Len()), "state")
+	gauge(descQueue, float64(s.PartitionsQueue.Len()), "partitions")
+	gauge(descQueue, float64(s.HooksQueue.Len()), "hooks")
+	counter(descProbes, s.Probes.Load())
+	counter(descProbeFailures, s.ProbeFailures.Load())
+	counter(descRemovals, s.Removals.Load())
+	gauge(descSuspects, float64(v.Health().UnhealthyNodes))
+	ch <- histogram(descProbeLatency, &s.ProbeLatency)
+	gauge(descUptime, time.Since(ck.createdAt).Seconds())
+}
+
+// histogram converts an actors.Histogram to a Prometheus one (cumulative
+// buckets, seconds).
+func histogram(d *prometheus.Desc, h *actors.Histogram) prometheus.Metric {
+	counts, total, sum := h.Snapshot()
+	buckets := make(map[float64]uint64, len(actors.Buckets))
+	var cum uint64
+	for i, b := range actors.Buckets {
+		cum += counts[i]
+		buckets[b.Seconds()] = cum
+	}
+	return prometheus.MustNewConstHistogram(d, total, sum.Seconds(), buckets)
+}
+
+// newRegistry builds the node's Prometheus registry: our metrics, Raft's,
+// the HTTP request counter, and the Go runtime and process collectors.
+func (ck *ClusterKit) newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	ck.httpRequestsVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "clusterkit_http_requests_total", Help: descHTTPRequestsHlp,
+	}, []string{"route", "code"})
+	reg.MustRegister(
+		nodeCollector{ck},
+		ck.httpRequestsVec,
+		raftmetrics.Install(),
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	return reg
+}
