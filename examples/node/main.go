@@ -12,6 +12,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -71,6 +73,9 @@ func run(args []string) error {
 		hcThreshold = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "missed probes before a peer is suspect")
 		services    = fs.String("services", env("SERVICES", ""), "comma-separated name=address services (env SERVICES), e.g. kv=:9080,api=:3000")
 		token       = fs.String("auth-token", env("AUTH_TOKEN", ""), "cluster token (env AUTH_TOKEN)")
+		tlsCert     = fs.String("tls-cert", env("TLS_CERT_FILE", ""), "PEM certificate: serve the port over TLS (env TLS_CERT_FILE)")
+		tlsKey      = fs.String("tls-key", env("TLS_KEY_FILE", ""), "PEM private key of -tls-cert (env TLS_KEY_FILE)")
+		tlsCA       = fs.String("tls-ca", env("TLS_CA_FILE", ""), "PEM CA bundle that signed the other nodes' certificates (env TLS_CA_FILE); default: the system roots")
 		rebalance   = fs.Duration("rebalance-delay", d.RebalanceDelay, "debounce of membership changes")
 		startWait   = fs.Duration("start-timeout", d.StartTimeout, "how long to wait to be ready")
 		heartbeat   = fs.Duration("raft-heartbeat-timeout", d.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -127,6 +132,12 @@ func run(args []string) error {
 		}
 	}
 
+	tlsConfig, err := loadTLS(*tlsCert, *tlsKey, *tlsCA)
+	if err != nil {
+		return err
+	}
+	o.TLSConfig = tlsConfig
+
 	ck, err := clusterkit.New(o)
 	if err != nil {
 		return err
@@ -181,4 +192,30 @@ func printEvents(ck *clusterkit.ClusterKit) error {
 		mu.Unlock()
 	}))
 	return ck.Subscribe(pid)
+}
+
+// loadTLS builds the node's TLS config from PEM files (nil without a cert).
+func loadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+	if certFile == "" && keyFile == "" && caFile == "" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("-tls-ca: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("-tls-ca %s: no PEM certificate found", caFile)
+		}
+	}
+	return cfg, nil
 }
