@@ -671,3 +671,29 @@ func TestHTTPMetricsPrometheus(t *testing.T) {
 func jsonUnmarshalProto(data string, m proto.Message) error {
 	return protojson.Unmarshal([]byte(data), m)
 }
+
+// Stop ends open event streams instead of waiting for their clients.
+func TestStopEndsEventStreams(t *testing.T) {
+	leakCheck(t)
+	o := fastOptions(t, "node-1")
+	ck, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ck.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stream, _ := sseStream(t, context.Background(), "http://"+ck.advertise+"/events", nil)
+	done := make(chan error, 1)
+	go func() { done <- ck.Stop() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop waited for an open event stream")
+	}
+	for range stream { // the stream ends: the channel closes
+	}
+}

@@ -412,19 +412,25 @@ func (ck *ClusterKit) dial(ctx context.Context, addr string) (net.Conn, error) {
 // warnIfExposed warns when the node serves a non-loopback address without
 // a token: anyone who reaches the port could then change the cluster.
 func (ck *ClusterKit) warnIfExposed() {
-	if ck.opts.AuthToken != "" {
-		return
+	if exposedWithoutToken(ck.ln.Addr(), ck.opts.AuthToken) {
+		ck.log.Warn("serving without AuthToken on a non-loopback address: anyone who can reach it can join nodes, remove nodes and change the cluster; set AuthToken (and TLSConfig) in production",
+			"addr", ck.ln.Addr().String())
 	}
-	host, _, err := net.SplitHostPort(ck.ln.Addr().String())
+}
+
+// exposedWithoutToken reports whether addr (a listener's) is reachable from
+// other machines while no token protects it. TCP listeners report an IP;
+// other networks (the in-memory one) report names and are never exposed.
+func exposedWithoutToken(addr net.Addr, token string) bool {
+	if token != "" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(addr.String())
 	if err != nil {
-		return
+		return false
 	}
-	// TCP listeners report an IP; other networks (the in-memory one) names.
-	if ip := net.ParseIP(host); ip == nil || ip.IsLoopback() {
-		return
-	}
-	ck.log.Warn("serving without AuthToken on a non-loopback address: anyone who can reach it can join nodes, remove nodes and change the cluster; set AuthToken (and TLSConfig) in production",
-		"addr", ck.ln.Addr().String())
+	ip := net.ParseIP(host)
+	return ip != nil && !ip.IsLoopback()
 }
 
 func (ck *ClusterKit) serve() {

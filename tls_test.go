@@ -117,3 +117,27 @@ func TestTLSConfigWithoutCertificate(t *testing.T) {
 		t.Fatalf("TLSConfig without a certificate: %v", err)
 	}
 }
+
+func TestExposedWithoutToken(t *testing.T) {
+	for _, tc := range []struct {
+		addr, token string
+		want        bool
+	}{
+		{"127.0.0.1:8080", "", false},
+		{"[::1]:8080", "", false},
+		{"[::]:8080", "", true},     // all interfaces
+		{"0.0.0.0:8080", "", true},  // all interfaces
+		{"10.1.2.3:8080", "", true}, // a private address is still reachable
+		{"10.1.2.3:8080", "t", false},
+		{"node-1:1", "", false}, // the in-memory network's names
+	} {
+		if got := exposedWithoutToken(fakeAddr(tc.addr), tc.token); got != tc.want {
+			t.Errorf("%s token %q: %v, want %v", tc.addr, tc.token, got, tc.want)
+		}
+	}
+}
+
+type fakeAddr string
+
+func (a fakeAddr) Network() string { return "tcp" }
+func (a fakeAddr) String() string  { return string(a) }
