@@ -128,8 +128,6 @@ func New(opts Options) (*ClusterKit, error) {
 	}
 	ck.registry = ck.newRegistry()
 	ck.eventLog.Store(eventlog.New(eventLogCapacity, Seq{}))
-	// The event stream's log is one more subscriber, in its own actor.
-	ck.onEvent("event-log", EventAll, func(e *messages.Event) { ck.eventLog.Load().Append(e) })
 	if ck.system == nil {
 		// protoactor logs routine lifecycle at Info: keep it at Debug here.
 		pa := logging.Demote(logger.With("lib", "protoactor"), 4)
@@ -358,6 +356,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Subscriptions: subs,
 		Callbacks:     cbs,
 		LastDelivered: ck.delivered,
+		Tap:           func(e *messages.Event) { ck.eventLog.Load().Append(e) },
 		OnDelivered: func(s actors.Seq) {
 			ck.lastSeq.Lock()
 			ck.lastSeq.Seq = s

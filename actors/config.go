@@ -47,6 +47,10 @@ type Config struct {
 	// OnDelivered, when set, is told the seq of the last event of each
 	// delivered batch (for persistence). It runs in the dispatcher: keep it fast.
 	OnDelivered func(Seq)
+	// Tap, when set, sees every event delivered on this node, once, in seq
+	// order (the node's event log for GET /events). It runs in the
+	// dispatcher: it must not block.
+	Tap func(*messages.Event)
 	// Subscriptions and Callbacks registered before start.
 	Subscriptions []*Subscribe
 	Callbacks     []*RegisterCallback

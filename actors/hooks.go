@@ -117,6 +117,9 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 			continue
 		}
 		h.last = seq
+		if h.cfg.Tap != nil {
+			h.cfg.Tap(e)
+		}
 		bit := kindBit(KindOf(e))
 		for _, s := range h.subs {
 			if !s.filter.Match(e, h.cfg.NodeID) {
