@@ -880,9 +880,8 @@ var fzRoutes = []string{
 	rpc.PathJoin, rpc.PathPropose, rpc.PathRebalance, rpc.PathPing, rpc.PathTransferLeadership, "unmatched",
 }
 
-// fzMethods are the methods FuzzGatewayRequests sends (CONNECT is left out:
-// ServeMux neither cleans nor redirects its paths, and httptest cannot build
-// it with a path target in every case).
+// fzMethods are the methods FuzzGatewayRequests sends. CONNECT is left out:
+// ServeMux routes it by other rules (no path cleaning).
 var fzMethods = []string{
 	http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodDelete,
 	http.MethodPatch, http.MethodOptions, http.MethodTrace,
@@ -1154,6 +1153,10 @@ var fzGatewayCases = []struct {
 	{"GET", "/events", "kinds=bogus", "", "", 0, 400, true},
 	{"GET", "/events", "kinds=,", "", "", 0, 400, true},
 	{"GET", "/events", "since=0.0", "", "", 0, 410, true},
+	{"GET", "/events", "since=5.1", "", "", 0, 410, true}, // the fixture's log keeps 5.3 to 5.18, floor 5.2
+	{"GET", "/events", "since=5.2", "", "", 0, 200, true},
+	{"GET", "/events", "since=5.10&kinds=partition_change,rebalance_complete", "", "", 0, 200, true},
+	{"GET", "/events", "since=5", "", "", 0, 200, true},
 	{"GET", "/events", "since=999999.0", "", "", 0, 200, true},
 	{"GET", "/events", "since=abc", "", "", 0, 400, true},
 	{"GET", "/events", "since=-1", "", "", 0, 400, true},
@@ -1232,6 +1235,35 @@ func TestGatewayRequestsSeeds(t *testing.T) {
 		}
 		if rec.Code != want {
 			t.Errorf("%s %s without token = %d, want %d; body %.300q", c.method, target, rec.Code, want, rec.Body.String())
+		}
+	}
+}
+
+func TestGatewayEventStream(t *testing.T) {
+	fx := fzGetFixture(t)
+	if floor, last := eventlog.FormatSeq(fx.events.Floor()), eventlog.FormatSeq(fx.events.Last()); floor != "5.2" || last != "5.18" {
+		t.Fatalf("the fixture's log holds (%s, %s], the seeds expect (5.2, 5.18]", floor, last)
+	}
+	for _, c := range []struct {
+		query    string
+		has, not []string
+	}{
+		{"since=5.2", []string{"\nid: 5.3\n", "\nid: 5.18\n"}, []string{"id: 5.2\n"}},
+		{"since=5.17", []string{"\nid: 5.18\n"}, []string{"id: 5.17\n"}},
+		{"since=5.2&kinds=partition_change", []string{"event: partition_change\n"}, []string{"event: rebalance_complete\n"}},
+		{"", []string{"from 5.18\n"}, []string{"id: "}},
+	} {
+		rec, _ := fzServe(t, fx, fzRequest{method: "GET", target: "/events?" + c.query})
+		body := rec.Body.String()
+		for _, s := range c.has {
+			if !strings.Contains(body, s) {
+				t.Errorf("GET /events?%s: no %q in %.500q", c.query, s, body)
+			}
+		}
+		for _, s := range c.not {
+			if strings.Contains(body, s) {
+				t.Errorf("GET /events?%s: %q in %.500q", c.query, s, body)
+			}
 		}
 	}
 }
