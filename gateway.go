@@ -29,7 +29,7 @@ func (g gatewayBackend) AuthToken() string   { return g.ck.opts.AuthToken }
 
 func (g gatewayBackend) Status() httpgw.Status {
 	rs := g.ck.raftStatus()
-	return httpgw.Status{Running: g.ck.running.Load(), Leader: rs.LeaderID}
+	return httpgw.Status{Running: g.ck.running.Load(), State: g.ck.lifecycle(), Leader: rs.LeaderID}
 }
 
 func (g gatewayBackend) CountRequest(route string, status int) {
@@ -48,7 +48,7 @@ func (g gatewayBackend) Consensus() httpgw.Consensus {
 	ck := g.ck
 	c := httpgw.Consensus{State: "Shutdown", Voters: []string{}, NonVoters: []string{}, Raw: map[string]string{}}
 	r := ck.raft
-	if r == nil || !ck.running.Load() {
+	if r == nil || ck.lifecycle() == "stopped" {
 		return c
 	}
 	st := r.Stats()
@@ -107,11 +107,13 @@ func httpError(err error) error {
 	case errors.Is(err, ErrNotStarted), errors.Is(err, ErrStopped), errors.Is(err, raft.ErrRaftShutdown):
 		status, code = http.StatusServiceUnavailable, "stopped"
 	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
-		status, code = http.StatusServiceUnavailable, "no_leader"
+		status, code = http.StatusServiceUnavailable, "not_leader"
 	case errors.Is(err, ErrTimeout), errors.Is(err, raft.ErrEnqueueTimeout):
 		status, code = http.StatusServiceUnavailable, "timeout"
-	case errors.Is(err, ErrUnknownNode), errors.Is(err, ErrKeyNotFound):
-		status, code = http.StatusNotFound, "not_found"
+	case errors.Is(err, ErrUnknownNode):
+		status, code = http.StatusNotFound, "unknown_node"
+	case errors.Is(err, ErrKeyNotFound):
+		status, code = http.StatusNotFound, "key_not_found"
 	case errors.Is(err, ErrInvalidOptions):
 		status, code = http.StatusBadRequest, "bad_request"
 	case errors.Is(err, ErrStaleTable):

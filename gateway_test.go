@@ -99,7 +99,7 @@ func TestHTTPGateway(t *testing.T) {
 		t.Fatalf("after a new table: %d, ETag %s (was %s)", resp.StatusCode, resp.Header.Get("ETag"), etag)
 	}
 	resp, body = do("POST", "/cluster", nil)
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET" || !strings.Contains(string(body), `"code": "method_not_allowed"`) {
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != "GET, HEAD" || !strings.Contains(string(body), `"code": "method_not_allowed"`) {
 		t.Fatalf("POST /cluster: %d %s", resp.StatusCode, body)
 	}
 	resp, body = do("GET", "/nope", nil)

@@ -322,8 +322,18 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatalf("bad input changed the cluster:\nbefore %s\nafter  %s", before, after)
 	}
 	// And the cluster still takes a write, from this same follower.
-	if r := a.do("POST", "/rebalance", bearer, nil); r.status != 200 {
+	r := a.do("POST", "/rebalance", bearer, nil)
+	if r.status != 200 {
 		t.Fatalf("rebalance after the bad input: %d %s", r.status, r.body)
+	}
+	// The follower answers once it applied the change itself: a client reads
+	// its own write from the node it asked.
+	var done struct {
+		Version uint64 `json:"version"`
+	}
+	r.json(t, &done)
+	if want := leader.fsm.View().Version(); done.Version != want || follower.fsm.View().Version() != want {
+		t.Fatalf("rebalance answered version %d; leader has %d, this follower %d", done.Version, want, follower.fsm.View().Version())
 	}
 	waitFor(t, 5*time.Second, "the rebalance on every node", func() bool {
 		return clusterState(nodes) != before && nodes[0].fsm.View().Version() == nodes[2].fsm.View().Version()

@@ -87,10 +87,37 @@ func (ck *ClusterKit) RemoveNode(nodeID string) error {
 	if _, ok := ck.fsm.View().Member(nodeID); !ok {
 		return fmt.Errorf("%w: %q", raftfsm.ErrUnknownNode, nodeID)
 	}
-	_, err := ck.propose(&messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
+	index, err := ck.propose(&messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
 		Id: nodeID, Reason: raftfsm.LeaveAdmin,
 	}}})
+	if err == nil {
+		ck.waitApplied(index, DefaultApplyTimeout)
+	}
 	return err
+}
+
+// waitApplied waits (up to timeout) until this node has applied index, so
+// that a caller reads its own write from this node.
+func (ck *ClusterKit) waitApplied(index uint64, timeout time.Duration) {
+	if index == 0 || ck.raft == nil {
+		return
+	}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for {
+		v := ck.fsm.View()
+		if v.Version() >= index || ck.raft.AppliedIndex() >= index {
+			return
+		}
+		select {
+		case <-v.Done(): // a change entry: usually the one we wait for
+		case <-tick.C: // an entry that changes no view
+		case <-deadline.C:
+			return
+		}
+	}
 }
 
 // waitView waits until cond holds for the current view, or timeout.

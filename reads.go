@@ -75,7 +75,8 @@ func (ck *ClusterKit) ServiceAddresses(service string) map[string]string {
 }
 
 // RebalancePartitions asks the leader (through this node, whatever its role)
-// for a rebalance now and returns after the resulting table is committed.
+// for a rebalance now and returns after the resulting table is committed and
+// applied on this node.
 func (ck *ClusterKit) RebalancePartitions() error {
 	ck.mu.Lock()
 	stopped := ck.stopped
@@ -91,7 +92,13 @@ func (ck *ClusterKit) RebalancePartitions() error {
 	if err != nil {
 		return fmt.Errorf("%w: rebalance: %w", ErrTimeout, err)
 	}
-	return actors.ResultError(res.(*messages.ProposeResult))
+	pr := res.(*messages.ProposeResult)
+	if err := actors.ResultError(pr); err != nil {
+		return err
+	}
+	// Committed on the leader; a follower answers once it applied it too.
+	ck.waitApplied(pr.GetIndex(), DefaultApplyTimeout)
+	return nil
 }
 
 // raftStatus is what the node knows about consensus right now.

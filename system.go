@@ -90,6 +90,7 @@ type ClusterKit struct {
 
 	stopOnce sync.Once
 	stopErr  error
+	done     chan struct{} // closed when Stop has finished
 
 	httpRequests, httpErrors atomic.Int64
 	// Prometheus: one registry per node (several nodes may share a process).
@@ -122,6 +123,7 @@ func New(opts Options) (*ClusterKit, error) {
 		system:    opts.ActorSystem,
 		network:   opts.Network,
 		refused:   make(chan error, 1),
+		done:      make(chan struct{}),
 	}
 	if ck.network == nil {
 		ck.network = &TCPNetwork{}
@@ -508,8 +510,29 @@ func (ck *ClusterKit) checkConfig(c *messages.ClusterConfig) error {
 // its membership). It is idempotent and waits until every goroutine the node
 // started has ended.
 func (ck *ClusterKit) Stop() error {
-	ck.stopOnce.Do(func() { ck.stopErr = ck.stop() })
+	ck.stopOnce.Do(func() {
+		ck.stopErr = ck.stop()
+		close(ck.done)
+	})
 	return ck.stopErr
+}
+
+// Done is closed once the node has stopped, whoever stopped it (Stop, Leave,
+// or POST /leave through the gateway).
+func (ck *ClusterKit) Done() <-chan struct{} { return ck.done }
+
+// lifecycle is "starting" (Start called, not ready yet), "running" or
+// "stopped" (also before Start).
+func (ck *ClusterKit) lifecycle() string {
+	if ck.running.Load() {
+		return "running"
+	}
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	if ck.started && !ck.stopped {
+		return "starting"
+	}
+	return "stopped"
 }
 
 func (ck *ClusterKit) stop() error {

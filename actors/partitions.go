@@ -72,9 +72,9 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	}
 	if r := a.Change.Rebalance; r != nil {
 		p.cfg.Stats.Rebalances.Add(1)
-		if d := events[len(events)-1].GetRebalanceComplete().GetDurationNanos(); d > 0 {
-			p.cfg.Stats.RebalanceDuration.Observe(time.Duration(d))
-		}
+		// Every rebalance is observed (a zero duration too), so the
+		// histogram's count equals rebalances_total.
+		p.cfg.Stats.RebalanceDuration.Observe(time.Duration(max(0, events[len(events)-1].GetRebalanceComplete().GetDurationNanos())))
 		p.log.Info("partition table committed", "index", a.Index, "trigger", r.GetTrigger(),
 			"trigger_node", r.GetTriggerNodeId(), "moved", events[0].GetRebalanceStart().GetPartitionsToMove(),
 			"nodes_affected", events[0].GetRebalanceStart().GetNodesAffected())

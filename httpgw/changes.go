@@ -106,6 +106,10 @@ type TransferResponse struct {
 }
 
 func (g *Gateway) transferLeadership(w http.ResponseWriter, r *http.Request) {
+	if ct := r.Header.Get("Content-Type"); ct != "" && !isJSON(r) {
+		g.fail(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json (or no body)")
+		return
+	}
 	data, ok := g.readBody(w, r, MaxBody)
 	if !ok {
 		return

@@ -15,10 +15,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -33,6 +35,10 @@ import (
 // MaxBody bounds the body of every public route (the node-to-node routes
 // allow rpc.MaxBody, room for a 1 MiB custom-data value and its envelope).
 const MaxBody = 1 << 20
+
+// changeWriteTimeout bounds the answer of a change (longer than any backend
+// wait, so a slow change ends with its JSON error, not a dropped connection).
+const changeWriteTimeout = 45 * time.Second
 
 // Backend is what the gateway needs from a node.
 type Backend interface {
@@ -83,7 +89,9 @@ type Backend interface {
 // Status is the node's own view of itself.
 type Status struct {
 	Running bool
-	Leader  string
+	// State is "starting" (joining, not ready yet), "running" or "stopped".
+	State  string
+	Leader string
 }
 
 // Consensus is the Raft state of one node, as GET /consensus/stats shows it.
@@ -172,7 +180,14 @@ func New(b Backend, logger *slog.Logger) *Gateway {
 }
 
 // ServeHTTP implements http.Handler.
-func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) { g.mux.ServeHTTP(w, r) }
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// The standard mux would redirect unclean paths with an HTML body.
+	if p := r.URL.Path; p != "/" && path.Clean(p) != p && path.Clean(p)+"/" != p {
+		g.fail(w, r, http.StatusBadRequest, "bad_path", "path "+quote(p)+" is not in clean form")
+		return
+	}
+	g.mux.ServeHTTP(w, r)
+}
 
 // Close ends the open event streams (register it with
 // http.Server.RegisterOnShutdown: Shutdown waits for handlers to return).
@@ -187,9 +202,12 @@ func post(h http.HandlerFunc) methods { return methods{http.MethodPost: h} }
 // handle registers a route: other methods get 405 with an Allow header and a
 // JSON body (the standard mux would answer in plain text). HEAD is served as GET.
 func (g *Gateway) handle(pattern string, m methods) {
-	allow := make([]string, 0, len(m))
+	allow := make([]string, 0, len(m)+1)
 	for method := range m {
 		allow = append(allow, method)
+	}
+	if _, ok := m[http.MethodGet]; ok {
+		allow = append(allow, http.MethodHead)
 	}
 	slices.Sort(allow)
 	g.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -202,6 +220,11 @@ func (g *Gateway) handle(pattern string, m methods) {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
 			return
+		}
+		if method != http.MethodGet {
+			// A change may wait for a commit, a forward and a retry: give
+			// its answer more time than the server's default write timeout.
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(changeWriteTimeout))
 		}
 		h(w, r)
 	})

@@ -10,10 +10,14 @@ import (
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	st := g.b.Status()
 	body := map[string]any{"status": "ok", "node_id": g.b.NodeID()}
-	if !st.Running {
+	switch st.State {
+	case "stopped":
 		body["status"] = "stopped"
 		g.write(w, r, http.StatusServiceUnavailable, body)
 		return
+	case "starting":
+		// Alive, still joining: a liveness probe must not kill it.
+		body["status"] = "starting"
 	}
 	g.write(w, r, http.StatusOK, body)
 }
@@ -26,10 +30,14 @@ func (g *Gateway) detailed(w http.ResponseWriter, r *http.Request) {
 // committed. A degraded cluster is still ready; its status is in the body.
 func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
 	st, v := g.b.Status(), g.b.View()
+	status := v.Health().Status
+	if st.Leader == "" && st.Running {
+		status = raftfsm.HealthCritical // as /health/detailed: nothing can change without a leader
+	}
 	body := map[string]any{
 		"ready":          false,
 		"node_id":        g.b.NodeID(),
-		"cluster_status": v.Health().Status,
+		"cluster_status": status,
 		"leader":         st.Leader,
 		"table_version":  v.TableVersion(),
 	}
@@ -133,7 +141,7 @@ func (g *Gateway) partitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := g.b.View()
-	if g.notModified(w, r, v) {
+	if !g.hasTable(w, r, v) || g.notModified(w, r, v) {
 		return
 	}
 	parts := v.Partitions()
@@ -167,10 +175,18 @@ func detail(v *raftfsm.View, p *raftfsm.Partition) PartitionDetail {
 	}
 }
 
-func (g *Gateway) partition(w http.ResponseWriter, r *http.Request) {
-	v := g.b.View()
+// hasTable answers 503 not_ready until the first table is committed.
+func (g *Gateway) hasTable(w http.ResponseWriter, r *http.Request, v *raftfsm.View) bool {
 	if !v.HasTable() {
 		g.fail(w, r, http.StatusServiceUnavailable, "not_ready", "no partition table committed yet")
+		return false
+	}
+	return true
+}
+
+func (g *Gateway) partition(w http.ResponseWriter, r *http.Request) {
+	v := g.b.View()
+	if !g.hasTable(w, r, v) {
 		return
 	}
 	n, err := ParsePartitionID(r.PathValue("id"), v.PartitionCount())
@@ -196,12 +212,10 @@ func (g *Gateway) locate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := g.b.View()
-	p := v.PartitionOf(key)
-	if p == nil {
-		g.fail(w, r, http.StatusServiceUnavailable, "not_ready", "no partition table committed yet")
+	if !g.hasTable(w, r, v) || g.notModified(w, r, v) {
 		return
 	}
-	d := detail(v, p)
+	d := detail(v, v.PartitionOf(key))
 	d.Key = key
 	g.write(w, r, http.StatusOK, d)
 }
@@ -230,7 +244,7 @@ type PartitionStats struct {
 
 func (g *Gateway) partitionStats(w http.ResponseWriter, r *http.Request) {
 	v := g.b.View()
-	if g.notModified(w, r, v) {
+	if !g.hasTable(w, r, v) || g.notModified(w, r, v) {
 		return
 	}
 	st := PartitionStats{

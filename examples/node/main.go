@@ -167,7 +167,13 @@ func run(args []string) error {
 		}
 	}
 	fmt.Printf("ready node=%s http=%s members=%d partitions=%d leader=%s\n", ck.GetMyNodeID(), self.IP, len(c.Nodes), c.Config.PartitionCount, ck.HealthCheck().Leader)
-	<-ctx.Done()
+	select {
+	case <-ctx.Done():
+	case <-ck.Done():
+		// Stopped from outside (POST /leave): nothing left to run.
+		fmt.Printf("stopped node=%s\n", ck.GetMyNodeID())
+		return nil
+	}
 	if *leave {
 		return ck.Leave()
 	}
