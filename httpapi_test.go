@@ -585,6 +585,12 @@ func TestHTTPEventStreamResume(t *testing.T) {
 			t.Fatalf("filtered stream: %+v, want %+v", e, w)
 		}
 	}
+	// The bootstrap node saw the whole history: it replays it from seq 0,
+	// starting with its own NodeJoin.
+	all, _ := sseStream(t, ctx, "http://"+nodes[0].advertise+"/events?since=0", nil)
+	if e := nextEvent(t, all); e.kind != "node_join" || !strings.Contains(e.data, `"node-1"`) {
+		t.Fatalf("first event of the history: %+v", e)
+	}
 	var pcMsg messages.PartitionChange
 	if err := jsonUnmarshalProto(want[2].data, &pcMsg); err != nil || pcMsg.GetPartitionId() == "" {
 		t.Fatalf("event data is not a PartitionChange: %v %s", err, want[2].data)

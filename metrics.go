@@ -159,6 +159,12 @@ var (
 	descHTTPRequestsHlp = "HTTP requests served, by route pattern and status code."
 )
 
+// ownRaftMetrics are the clusterkit_raft_* names nodeCollector emits.
+var ownRaftMetrics = []string{
+	"clusterkit_raft_state", "clusterkit_raft_term", "clusterkit_raft_commit_index", "clusterkit_raft_applied_index",
+	"clusterkit_raft_last_log_index", "clusterkit_raft_voters", "clusterkit_raft_non_voters",
+}
+
 // nodeCollector reads the node's state at scrape time: nothing is counted
 // twice and nothing runs between scrapes.
 type nodeCollector struct{ ck *ClusterKit }
@@ -265,10 +271,14 @@ func (ck *ClusterKit) newRegistry() *prometheus.Registry {
 	ck.httpRequestsVec = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "clusterkit_http_requests_total", Help: descHTTPRequestsHlp,
 	}, []string{"route", "code"})
+	raftSink := raftmetrics.Install()
+	// Our per-node Raft gauges share the clusterkit_raft_ prefix with raft's
+	// process-wide metrics: keep raft from ever emitting the same names.
+	raftSink.Reserve(ownRaftMetrics...)
 	reg.MustRegister(
 		nodeCollector{ck},
 		ck.httpRequestsVec,
-		raftmetrics.Install(),
+		raftSink,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

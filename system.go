@@ -229,6 +229,9 @@ func (ck *ClusterKit) start() error {
 		ck.log.Info("resuming from existing state", "data_dir", o.DataDir, "advertise", ck.advertise)
 	case len(seeds) == 0:
 		ck.log.Info("no existing state and no join address: bootstrapping a new cluster", "advertise", ck.advertise)
+		// This node will see the cluster's whole history: GET /events may
+		// replay it from seq 0.
+		ck.eventLog.Store(eventlog.NewComplete(eventLogCapacity))
 		boot := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(o.NodeID), Address: raft.ServerAddress(ck.advertise)}}}
 		if err := r.BootstrapCluster(boot).Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
 			return fmt.Errorf("bootstrap raft: %w", err)

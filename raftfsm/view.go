@@ -22,7 +22,7 @@ type Node struct {
 	Port        int               `json:"port"`
 	Status      string            `json:"status"` // "active" or "suspect"
 	Services    map[string]string `json:"services,omitempty"`
-	Incarnation uint64            `json:"incarnation"`
+	Incarnation uint64            `json:"incarnation,string"` // a string: it exceeds 2^53 (JavaScript numbers)
 	Voter       bool              `json:"voter"`
 	JoinedAt    time.Time         `json:"joined_at"`
 	LastSeen    time.Time         `json:"last_seen"`

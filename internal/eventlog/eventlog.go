@@ -68,6 +68,15 @@ func New(capacity int, floor actors.Seq) *Log {
 	return &Log{capacity: capacity, floor: floor, last: floor}
 }
 
+// NewComplete returns an empty log that has seen the cluster's whole history
+// so far (the node that bootstrapped it): its first event does not raise the
+// floor, so a reader may start from seq 0.
+func NewComplete(capacity int) *Log {
+	l := New(capacity, actors.Seq{})
+	l.appended = true
+	return l
+}
+
 // Append adds e at the end of the log and wakes readers waiting on a channel
 // returned by After. Events must come in increasing seq order: an event whose
 // seq is not greater than Last (including, before the first append, the
@@ -136,10 +145,10 @@ func (l *Log) After(since actors.Seq, max int) (events []*messages.Event, next <
 	if since.Less(l.floor) && since.Less(l.last) {
 		if len(l.buf) == 0 {
 			return nil, next, fmt.Errorf("%w: requested after %s, log empty with floor %s",
-				ErrGone, FormatSeq(since), FormatSeq(l.floor))
+				ErrGone, describe(since), describe(l.floor))
 		}
 		return nil, next, fmt.Errorf("%w: requested after %s, oldest retained is %s",
-			ErrGone, FormatSeq(since), FormatSeq(l.at(0).seq))
+			ErrGone, describe(since), describe(l.at(0).seq))
 	}
 
 	n := len(l.buf)
@@ -207,6 +216,15 @@ func (l *Log) Len() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.buf)
+}
+
+// describe formats s for error messages: a bare index for "after every event
+// of that entry" (what ParseSeq reads from a bare index).
+func describe(s actors.Seq) string {
+	if s.Sub == math.MaxUint32 {
+		return "entry " + strconv.FormatUint(s.Index, 10)
+	}
+	return FormatSeq(s)
 }
 
 // FormatSeq formats s as an SSE event id, "<index>.<sub>" in decimal.

@@ -532,3 +532,19 @@ func FuzzParseSeq(f *testing.F) {
 		}
 	})
 }
+
+// A complete log (the bootstrap node's) vouches for everything from seq 0.
+func TestNewCompleteServesFromZero(t *testing.T) {
+	l := NewComplete(8)
+	l.Append(&messages.Event{Kind: &messages.Event_NodeJoin{NodeJoin: &messages.NodeJoin{Index: 5}}})
+	got, _, err := l.After(actors.Seq{}, 0)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("After(0) on a complete log: %d events, %v", len(got), err)
+	}
+	// An ordinary log started at zero cannot vouch for entries 1-4.
+	o := New(8, actors.Seq{})
+	o.Append(&messages.Event{Kind: &messages.Event_NodeJoin{NodeJoin: &messages.NodeJoin{Index: 5}}})
+	if _, _, err := o.After(actors.Seq{}, 0); !errors.Is(err, ErrGone) {
+		t.Fatalf("After(0) on a joiner's log: %v, want ErrGone", err)
+	}
+}

@@ -89,6 +89,23 @@ type Sink struct {
 	families map[string]*family
 	order    []*series // insertion order, for deterministic Collect output
 	dropped  int
+	// reserved names belong to other collectors of the same registry (the
+	// node's own clusterkit_raft_* gauges): a raft key that maps to one is
+	// dropped instead of failing Gather.
+	reserved map[string]bool
+}
+
+// Reserve marks metric names that other collectors emit; raft keys that map
+// to them are dropped (and counted in Dropped).
+func (s *Sink) Reserve(names ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.reserved == nil {
+		s.reserved = map[string]bool{}
+	}
+	for _, n := range names {
+		s.reserved[n] = true
+	}
 }
 
 var (
@@ -306,7 +323,7 @@ func (s *Sink) newSeries(k kind, key []string, labels []metrics.Label) *series {
 
 	fam, ok := s.families[name]
 	if !ok {
-		if s.collides(k, name) {
+		if s.collides(k, name) || s.reserved[name] || (k == kindSummary && (s.reserved[name+"_count"] || s.reserved[name+"_sum"])) {
 			s.dropped++
 			return nil
 		}

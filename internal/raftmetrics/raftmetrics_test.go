@@ -395,3 +395,26 @@ func TestConcurrentWritesAndGather(t *testing.T) {
 		t.Errorf("w series = %d, want %d", n, writers)
 	}
 }
+
+// A raft key that maps to a name another collector owns is dropped, so the
+// shared registry never fails to Gather.
+func TestReservedNamesAreDropped(t *testing.T) {
+	s := New()
+	s.Reserve("clusterkit_raft_term")
+	s.SetGauge([]string{"raft", "term"}, 7)
+	s.SetGauge([]string{"raft", "other"}, 1)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "clusterkit_raft_term", Help: "ours"}, func() float64 { return 3 }))
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range fams {
+		if f.GetName() == "clusterkit_raft_term" && f.GetMetric()[0].GetGauge().GetValue() != 3 {
+			t.Fatalf("raft's term replaced ours: %v", f)
+		}
+	}
+	if s.Dropped() != 1 {
+		t.Fatalf("dropped %d, want 1", s.Dropped())
+	}
+}
