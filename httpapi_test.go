@@ -657,6 +657,11 @@ func TestHTTPMetricsPrometheus(t *testing.T) {
 	if v := value("clusterkit_partitions_owned", map[string]string{"role": "primary"}); v < 20 || v > 22 {
 		t.Fatalf("primaries %v of 64 on 3 nodes", v)
 	}
+	for _, name := range ownRaftMetrics { // the names reserved from raft's bridge are really ours
+		if _, ok := fams[name]; !ok {
+			t.Fatalf("ownRaftMetrics lists %s, which the node does not emit", name)
+		}
+	}
 	if v := value("clusterkit_raft_term", nil); v < 1 {
 		t.Fatalf("term %v", v)
 	}
