@@ -718,3 +718,65 @@ func TestStopEndsEventStreams(t *testing.T) {
 	for range stream { // the stream ends: the channel closes
 	}
 }
+
+// POST /join admits a running node that is not a member yet (here one whose
+// own join address is dead): GET /health says "starting" meanwhile, and its
+// Start completes once the cluster registered it.
+func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
+	leakCheck(t)
+	nodes := startCluster(t, 2, nil, nil)
+	o := clusterOptions(t, 3, freeAddr(t)) // nobody listens there
+	o.HTTPAddr = freeAddr(t)
+	ck, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := make(chan error, 1)
+	go func() { started <- ck.Start() }()
+	t.Cleanup(func() { _ = ck.Stop() })
+
+	self := &api{t: t, base: "http://" + o.HTTPAddr, c: &http.Client{Timeout: 2 * time.Second}}
+	var health struct {
+		Status string `json:"status"`
+	}
+	waitFor(t, 10*time.Second, "node-3 to serve /health", func() bool {
+		req, _ := http.NewRequest("GET", self.base+"/health", nil)
+		resp, err := self.c.Do(req)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&health) == nil
+	})
+	if health.Status != "starting" {
+		t.Fatalf("/health of a node still joining: %q", health.Status)
+	}
+	ping := self.do("POST", "/internal/v1/ping", map[string]string{"Content-Type": "application/json"}, []byte("{}"))
+	var who struct {
+		NodeID      string `json:"node_id"`
+		Incarnation string `json:"incarnation"`
+	}
+	ping.json(t, &who)
+	if who.NodeID != "node-3" || who.Incarnation == "" {
+		t.Fatalf("ping: %s", ping.body)
+	}
+	join := fmt.Sprintf(`{"member":{"id":"node-3","address":%q,"incarnation":%q}}`, o.HTTPAddr, who.Incarnation)
+	r := newAPI(t, nodes[1]).do("POST", "/join", map[string]string{"Content-Type": "application/json"}, []byte(join))
+	var resp struct {
+		Accepted bool   `json:"accepted"`
+		Index    string `json:"index"`
+	}
+	r.json(t, &resp)
+	if r.status != 200 || !resp.Accepted {
+		t.Fatalf("join: %d %s", r.status, r.body)
+	}
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("Start after the HTTP join: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Start did not complete after the HTTP join")
+	}
+	waitConverged(t, append(nodes, ck), 3)
+}
