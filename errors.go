@@ -45,6 +45,9 @@ var (
 	ErrVersionMismatch = raftfsm.ErrVersionMismatch
 	// ErrKeyNotFound means a custom-data key does not exist.
 	ErrKeyNotFound = raftfsm.ErrKeyNotFound
+	// ErrInvalidKey means a custom-data key is empty, longer than 1024 bytes
+	// or not UTF-8.
+	ErrInvalidKey = raftfsm.ErrInvalidKey
 	// ErrValueTooLarge means a custom-data value exceeds 1 MiB.
 	ErrValueTooLarge = raftfsm.ErrValueTooLarge
 )

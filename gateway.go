@@ -67,7 +67,7 @@ func (g gatewayBackend) Consensus() httpgw.Consensus {
 			}
 		}
 	}
-	c.NumPeers = len(c.Voters) + len(c.NonVoters) - 1
+	c.NumPeers = max(0, len(c.Voters)+len(c.NonVoters)-1) // 0 while joining (empty configuration)
 	return c
 }
 
@@ -97,6 +97,34 @@ func (g gatewayBackend) TransferLeadership(ctx context.Context, req *messages.Tr
 	return g.ck.transferLeadership(ctx, req)
 }
 
+func (g gatewayBackend) CustomData(key string) ([]byte, uint64, bool) {
+	return g.ck.fsm.CustomData(key)
+}
+func (g gatewayBackend) CustomDataKeys() []string { return g.ck.ListCustomDataKeys() }
+
+func (g gatewayBackend) CustomDataLinearizable(ctx context.Context, key string) ([]byte, uint64, error) {
+	v, version, err := g.ck.GetCustomDataLinearizable(ctx, key)
+	return v, version, httpError(err)
+}
+
+func (g gatewayBackend) SetCustomData(ctx context.Context, key string, value []byte, cas bool, expected uint64) (uint64, error) {
+	var (
+		version uint64
+		err     error
+	)
+	if cas {
+		version, err = g.ck.CompareAndSetCustomDataContext(ctx, key, expected, value)
+	} else {
+		version, err = g.ck.SetCustomDataContext(ctx, key, value)
+	}
+	return version, httpError(err)
+}
+
+func (g gatewayBackend) DeleteCustomData(ctx context.Context, key string) (uint64, error) {
+	index, err := g.ck.DeleteCustomDataContext(ctx, key)
+	return index, httpError(err)
+}
+
 // httpError gives a facade error the HTTP status a client should see.
 func httpError(err error) error {
 	if err == nil {
@@ -108,14 +136,18 @@ func httpError(err error) error {
 		status, code = http.StatusServiceUnavailable, "stopped"
 	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		status, code = http.StatusServiceUnavailable, "not_leader"
-	case errors.Is(err, ErrTimeout), errors.Is(err, raft.ErrEnqueueTimeout):
+	case errors.Is(err, ErrTimeout), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusServiceUnavailable, "timeout"
+	case errors.Is(err, context.Canceled):
+		status, code = http.StatusServiceUnavailable, "cancelled"
 	case errors.Is(err, ErrUnknownNode):
 		status, code = http.StatusNotFound, "unknown_node"
 	case errors.Is(err, ErrKeyNotFound):
 		status, code = http.StatusNotFound, "key_not_found"
 	case errors.Is(err, ErrInvalidOptions):
 		status, code = http.StatusBadRequest, "bad_request"
+	case errors.Is(err, ErrInvalidKey):
+		status, code = http.StatusBadRequest, "invalid_key"
 	case errors.Is(err, ErrStaleTable):
 		status, code = http.StatusConflict, "conflict"
 	case errors.Is(err, ErrVersionMismatch):
@@ -127,16 +159,14 @@ func httpError(err error) error {
 }
 
 // ask sends msg to the state actor and waits for its answer (an HTTP
-// handler's goroutine may wait; actors never do).
+// handler's goroutine may wait; actors never do). The client going away
+// ends the wait.
 func (g gatewayBackend) ask(ctx context.Context, msg any, timeout time.Duration) (any, error) {
 	state := g.ck.stateActor()
 	if state == nil {
 		return nil, ErrNotStarted
 	}
-	if d, ok := ctx.Deadline(); ok && time.Until(d) < timeout {
-		timeout = time.Until(d)
-	}
-	return g.ck.system.Root.RequestFuture(state, msg, timeout).Result()
+	return g.ck.ask(ctx, state, msg, timeout)
 }
 
 func (g gatewayBackend) Join(ctx context.Context, req *messages.JoinRequest) *messages.JoinResponse {
@@ -144,7 +174,7 @@ func (g gatewayBackend) Join(ctx context.Context, req *messages.JoinRequest) *me
 	if r, ok := res.(*messages.JoinResponse); ok && err == nil {
 		return r
 	}
-	return &messages.JoinResponse{Code: actors.JoinNotLeader, Error: errText(err, "no answer")}
+	return &messages.JoinResponse{Code: actors.JoinFailed, Error: "no answer from the cluster in time: " + errText(err, "no answer")}
 }
 
 func (g gatewayBackend) Propose(ctx context.Context, req *messages.Propose) *messages.ProposeResult {

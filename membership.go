@@ -1,9 +1,12 @@
 package clusterkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/messages"
@@ -15,25 +18,73 @@ import (
 // known (an election, a leadership transfer) it retries with backoff, up to
 // DefaultApplyTimeout: "not the leader" answers mean nothing was committed.
 func (ck *ClusterKit) propose(cmd *messages.Command) (uint64, error) {
+	return ck.proposeCtx(context.Background(), cmd)
+}
+
+// proposeCtx is propose bounded by ctx as well. A cancelled or expired ctx
+// returns at once; a command already on its way may still commit.
+func (ck *ClusterKit) proposeCtx(ctx context.Context, cmd *messages.Command) (uint64, error) {
 	state := ck.stateActor()
 	if state == nil {
 		return 0, ErrNotStarted
 	}
+	if err := ctx.Err(); err != nil {
+		return 0, err // nothing sent: nothing will commit
+	}
 	cmd.TimeUnixNano = time.Now().UnixNano()
 	cmd.Origin = ck.opts.NodeID
 	deadline := time.Now().Add(DefaultApplyTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 	backoff := 10 * time.Millisecond
 	for {
-		res, err := ck.system.Root.RequestFuture(state, &messages.Propose{Command: cmd}, DefaultApplyTimeout+rpcTimeout).Result()
+		res, err := ck.ask(ctx, state, &messages.Propose{Command: cmd}, DefaultApplyTimeout+rpcTimeout)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrTimeout, err)
+			return 0, err
 		}
 		pr := res.(*messages.ProposeResult)
 		if pr.GetCode() != actors.CodeNotLeader || time.Now().Add(backoff).After(deadline) {
 			return pr.GetIndex(), actors.ResultError(pr)
 		}
-		time.Sleep(backoff)
+		wait := time.NewTimer(backoff)
+		select {
+		case <-wait.C:
+		case <-ctx.Done():
+			wait.Stop()
+			return 0, ctx.Err()
+		}
 		backoff = min(2*backoff, 500*time.Millisecond)
+	}
+}
+
+// ask sends msg to target and waits for its answer, ctx's end or timeout.
+// The answer goes to a short-lived actor rather than a future, so giving up
+// early leaves nothing behind waiting for the answer.
+func (ck *ClusterKit) ask(ctx context.Context, target *actor.PID, msg any, timeout time.Duration) (any, error) {
+	reply := make(chan any, 1)
+	pid := ck.system.Root.Spawn(actor.PropsFromFunc(func(c actor.Context) {
+		switch m := c.Message().(type) {
+		case *actor.Started, *actor.Stopping, *actor.Stopped, *actor.Restarting:
+		default:
+			select {
+			case reply <- m:
+			default:
+			}
+			c.Stop(c.Self())
+		}
+	}))
+	defer ck.system.Root.Stop(pid)
+	ck.system.Root.RequestWithCustomSender(target, msg, pid)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case r := <-reply:
+		return r, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-t.C:
+		return nil, fmt.Errorf("%w: no answer within %s", ErrTimeout, timeout)
 	}
 }
 
@@ -99,23 +150,31 @@ func (ck *ClusterKit) RemoveNode(nodeID string) error {
 // waitApplied waits (up to timeout) until this node has applied index, so
 // that a caller reads its own write from this node.
 func (ck *ClusterKit) waitApplied(index uint64, timeout time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	_ = ck.waitAppliedCtx(ctx, index)
+}
+
+// waitAppliedCtx waits until this node has applied index, or ctx ends.
+func (ck *ClusterKit) waitAppliedCtx(ctx context.Context, index uint64) error {
 	if index == 0 || ck.raft == nil {
-		return
+		return nil
 	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
+	var tick *time.Ticker
 	for {
 		v := ck.fsm.View()
-		if v.Version() >= index || ck.raft.AppliedIndex() >= index {
-			return
+		if v.Version() >= index || ck.fsm.AppliedIndex() >= index {
+			return nil
+		}
+		if tick == nil {
+			tick = time.NewTicker(200 * time.Microsecond)
+			defer tick.Stop()
 		}
 		select {
 		case <-v.Done(): // a change entry: usually the one we wait for
-		case <-tick.C: // an entry that changes no view
-		case <-deadline.C:
-			return
+		case <-tick.C: // an entry that changes no view (custom data, a barrier)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: index %d not applied here yet: %w", ErrTimeout, index, ctx.Err())
 		}
 	}
 }

@@ -111,7 +111,7 @@ type raftStatus struct {
 
 func (ck *ClusterKit) raftStatus() raftStatus {
 	r := ck.raft
-	if r == nil || !ck.running.Load() {
+	if r == nil || ck.lifecycle() == "stopped" {
 		return raftStatus{State: "Shutdown"}
 	}
 	st := r.Stats()

@@ -783,6 +783,39 @@ func (b *fzBackend) CountRequest(route string, status int) {
 	b.counted = append(b.counted, fzCount{route, status})
 }
 
+// Custom data: one fixed key "k" at version 7; writes are recorded.
+func (b *fzBackend) CustomData(key string) ([]byte, uint64, bool) {
+	if key == "k" {
+		return []byte("v"), 7, true
+	}
+	return nil, 0, false
+}
+
+func (b *fzBackend) CustomDataLinearizable(_ context.Context, key string) ([]byte, uint64, error) {
+	if v, ver, ok := b.CustomData(key); ok {
+		return v, ver, nil
+	}
+	return nil, 0, &StatusError{Status: http.StatusNotFound, Code: "key_not_found", Err: errors.New("no such key")}
+}
+
+func (b *fzBackend) CustomDataKeys() []string { return []string{"k"} }
+
+func (b *fzBackend) SetCustomData(_ context.Context, key string, _ []byte, cas bool, expected uint64) (uint64, error) {
+	b.called("SetCustomData")
+	if cas && expected != 7 {
+		return 0, &StatusError{Status: http.StatusPreconditionFailed, Code: "version_mismatch", Err: errors.New("version mismatch")}
+	}
+	return 8, nil
+}
+
+func (b *fzBackend) DeleteCustomData(_ context.Context, key string) (uint64, error) {
+	b.called("DeleteCustomData")
+	if key != "k" {
+		return 0, &StatusError{Status: http.StatusNotFound, Code: "key_not_found", Err: errors.New("no such key")}
+	}
+	return 9, nil
+}
+
 func (b *fzBackend) RebalanceNow(context.Context) error {
 	b.called("RebalanceNow")
 	if b.mode&fzFailing != 0 {

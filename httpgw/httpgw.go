@@ -84,6 +84,8 @@ type Backend interface {
 	Rebalance(ctx context.Context, req *messages.RebalanceRequest) *messages.ProposeResult
 	// Ping identifies this node (liveness only).
 	Ping() *messages.PingResponse
+
+	CustomData
 }
 
 // Status is the node's own view of itself.
@@ -165,6 +167,10 @@ func New(b Backend, logger *slog.Logger) *Gateway {
 	g.handle("/leave", post(g.auth(g.leave)))
 	g.handle("/rebalance", post(g.auth(g.rebalance)))
 	g.handle("/leadership/transfer", post(g.auth(g.transferLeadership)))
+	g.handle("/custom-data", get(g.customDataKeys))
+	g.handle("/custom-data/{key...}", methods{
+		http.MethodGet: g.getCustomData, http.MethodPut: g.auth(g.putCustomData), http.MethodDelete: g.auth(g.deleteCustomData),
+	})
 
 	// Node to node (always authenticated when there is a token).
 	g.handle(rpc.PathJoin, post(g.auth(g.join)))
@@ -256,10 +262,12 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code,
 	g.write(w, r, status, Error{Error: msg, Code: code})
 }
 
+func asStatus(err error, se **StatusError) bool { return errors.As(err, se) }
+
 // failErr answers err with the status a backend chose (StatusError), or 500.
 func (g *Gateway) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	var se *StatusError
-	if errors.As(err, &se) {
+	if asStatus(err, &se) {
 		g.fail(w, r, se.Status, se.Code, err.Error())
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/proto"
 
@@ -391,15 +392,27 @@ func validateKey(key string) error {
 	if len(key) > MaxCustomDataKey {
 		return errorf(ErrInvalidKey, "key is longer than %d bytes", MaxCustomDataKey)
 	}
+	if !utf8.ValidString(key) {
+		return errorf(ErrInvalidKey, "key is not valid UTF-8")
+	}
 	return nil
 }
 
-func (f *FSM) applySetCustomData(index uint64, key string, value []byte, cas bool, expected uint64, a *Applied, res *ApplyResult) error {
+// ValidateCustomData checks a key and value before they are proposed, with
+// the same rules Apply enforces.
+func ValidateCustomData(key string, value []byte) error {
 	if err := validateKey(key); err != nil {
 		return err
 	}
 	if len(value) > MaxCustomDataValue {
 		return errorf(ErrValueTooLarge, "%d bytes, the limit is %d", len(value), MaxCustomDataValue)
+	}
+	return nil
+}
+
+func (f *FSM) applySetCustomData(index uint64, key string, value []byte, cas bool, expected uint64, a *Applied, res *ApplyResult) error {
+	if err := ValidateCustomData(key, value); err != nil {
+		return err
 	}
 	f.cdMu.Lock()
 	defer f.cdMu.Unlock()

@@ -97,6 +97,9 @@ type FSM struct {
 	cd   map[string]*messages.CustomDataEntry
 
 	view  atomic.Pointer[View]
+	// applied is the index of the last entry Apply or Restore finished
+	// (raft's own AppliedIndex counts entries handed to the FSM, not done).
+	applied atomic.Uint64
 	fatal atomic.Pointer[error]
 
 	nmu     sync.Mutex
@@ -148,6 +151,9 @@ func (f *FSM) emit(a *Applied) {
 // View returns the current immutable view. It never blocks.
 func (f *FSM) View() *View { return f.view.Load() }
 
+// AppliedIndex is the index of the last log entry this FSM finished applying.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
 // Err returns the fatal error that stopped this FSM (an entry of a type this
 // version cannot apply), or nil.
 func (f *FSM) Err() error {
@@ -192,6 +198,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	cmd, skip, err := Decode(l.Data)
 	if skip {
 		f.lastIndex = l.Index
+		f.applied.Store(l.Index)
 		return &ApplyResult{Index: l.Index}
 	}
 	if err != nil {
@@ -204,6 +211,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 			return &ApplyResult{Index: l.Index, Err: fatal}
 		}
 		f.lastIndex = l.Index
+		f.applied.Store(l.Index)
 		f.emit(&Applied{Index: l.Index, Err: err, Prev: f.View(), Next: f.View()})
 		return &ApplyResult{Index: l.Index, Err: err}
 	}
@@ -227,6 +235,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 		f.version = l.Index
 		a.Next = f.publish()
 	}
+	f.applied.Store(l.Index)
 	f.emit(a)
 	return res
 }
@@ -350,6 +359,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.cd = cd
 	f.cdMu.Unlock()
 	f.lastIndex = st.GetLastIndex()
+	f.applied.Store(f.lastIndex)
 	f.version = st.GetVersion()
 	next := f.publish()
 	f.emit(&Applied{Index: f.lastIndex, Restored: true, Prev: prev, Next: next})

@@ -1,0 +1,145 @@
+package clusterkit
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// Custom data: small replicated key/value data for the application (feature
+// flags, configuration, counters). Writes go through Raft from any node
+// (followers forward them to the leader) and return once committed and
+// applied on this node, so the writer reads its own write here. Plain reads
+// are local and may lag the leader by a commit; GetCustomDataLinearizable
+// reads after everything committed before the call.
+//
+// A key is 1 to 1024 bytes of UTF-8; a value at most 1 MiB. The version of a
+// key is the Raft index of its last write (0: no such key), so versions only
+// grow and CompareAndSetCustomData can fence writers.
+
+// MaxCustomDataValue is the largest custom-data value (1 MiB).
+const MaxCustomDataValue = raftfsm.MaxCustomDataValue
+
+// SetCustomData writes key = value on every node and returns after the
+// commit. Every change emits a CustomDataChange event.
+func (ck *ClusterKit) SetCustomData(key string, value []byte) error {
+	_, err := ck.SetCustomDataContext(context.Background(), key, value)
+	return err
+}
+
+// SetCustomDataContext is SetCustomData bounded by ctx; it returns the new
+// version. If ctx ends first the write may still commit.
+func (ck *ClusterKit) SetCustomDataContext(ctx context.Context, key string, value []byte) (uint64, error) {
+	if err := raftfsm.ValidateCustomData(key, value); err != nil {
+		return 0, err
+	}
+	return ck.writeCustomData(ctx, &messages.Command{Op: &messages.Command_SetCustomData{SetCustomData: &messages.SetCustomData{Key: key, Value: value}}})
+}
+
+// CompareAndSetCustomData writes key = value only if the key's version is
+// still expectedVersion (0: the key must not exist), and returns the new
+// version. Otherwise it fails with ErrVersionMismatch and changes nothing.
+func (ck *ClusterKit) CompareAndSetCustomData(key string, expectedVersion uint64, value []byte) (uint64, error) {
+	return ck.CompareAndSetCustomDataContext(context.Background(), key, expectedVersion, value)
+}
+
+// CompareAndSetCustomDataContext is CompareAndSetCustomData bounded by ctx.
+func (ck *ClusterKit) CompareAndSetCustomDataContext(ctx context.Context, key string, expectedVersion uint64, value []byte) (uint64, error) {
+	if err := raftfsm.ValidateCustomData(key, value); err != nil {
+		return 0, err
+	}
+	return ck.writeCustomData(ctx, &messages.Command{Op: &messages.Command_CompareAndSetCustomData{CompareAndSetCustomData: &messages.CompareAndSetCustomData{
+		Key: key, Value: value, ExpectedVersion: expectedVersion,
+	}}})
+}
+
+// DeleteCustomData deletes key everywhere (ErrKeyNotFound if it does not
+// exist) and returns after the commit.
+func (ck *ClusterKit) DeleteCustomData(key string) error {
+	_, err := ck.DeleteCustomDataContext(context.Background(), key)
+	return err
+}
+
+// DeleteCustomDataContext is DeleteCustomData bounded by ctx; it returns the
+// Raft index of the deletion.
+func (ck *ClusterKit) DeleteCustomDataContext(ctx context.Context, key string) (uint64, error) {
+	if err := raftfsm.ValidateCustomData(key, nil); err != nil {
+		return 0, err
+	}
+	return ck.writeCustomData(ctx, &messages.Command{Op: &messages.Command_DeleteCustomData{DeleteCustomData: &messages.DeleteCustomData{Key: key}}})
+}
+
+// writeCustomData proposes cmd and waits until this node applied it.
+func (ck *ClusterKit) writeCustomData(ctx context.Context, cmd *messages.Command) (uint64, error) {
+	if err := ck.usable(); err != nil {
+		return 0, err
+	}
+	index, err := ck.proposeCtx(ctx, cmd)
+	if err != nil {
+		return 0, err
+	}
+	if err := ck.waitAppliedCtx(ctx, index); err != nil {
+		return index, err
+	}
+	return index, nil
+}
+
+// GetCustomData returns key's value as this node has applied it (a local
+// read: it may miss a write committed an instant ago elsewhere).
+func (ck *ClusterKit) GetCustomData(key string) ([]byte, error) {
+	v, _, err := ck.GetCustomDataVersion(key)
+	return v, err
+}
+
+// GetCustomDataVersion returns key's value and version (a local read).
+func (ck *ClusterKit) GetCustomDataVersion(key string) ([]byte, uint64, error) {
+	value, version, ok := ck.fsm.CustomData(key)
+	if !ok {
+		return nil, 0, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
+	}
+	return value, version, nil
+}
+
+// GetCustomDataLinearizable returns key's value and version as of a moment
+// after the call started: it commits a barrier through the leader and reads
+// once this node has applied it, so it sees every write acknowledged before.
+func (ck *ClusterKit) GetCustomDataLinearizable(ctx context.Context, key string) ([]byte, uint64, error) {
+	if err := ck.Barrier(ctx); err != nil {
+		return nil, 0, err
+	}
+	return ck.GetCustomDataVersion(key)
+}
+
+// Barrier returns once this node has applied every entry committed before
+// the call (it commits a no-op through the leader and waits for it here).
+func (ck *ClusterKit) Barrier(ctx context.Context) error {
+	if err := ck.usable(); err != nil {
+		return err
+	}
+	index, err := ck.proposeCtx(ctx, &messages.Command{Op: &messages.Command_Noop{Noop: &messages.Noop{}}})
+	if err != nil {
+		return err
+	}
+	return ck.waitAppliedCtx(ctx, index)
+}
+
+// ListCustomDataKeys returns every key, sorted (a local read).
+func (ck *ClusterKit) ListCustomDataKeys() []string { return ck.fsm.CustomDataKeys() }
+
+// usable reports why the node cannot take requests now, if it cannot.
+func (ck *ClusterKit) usable() error {
+	switch ck.lifecycle() {
+	case "running":
+		return nil
+	case "starting":
+		return fmt.Errorf("%w: still starting", ErrNotStarted)
+	}
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	if ck.stopped {
+		return ErrStopped
+	}
+	return ErrNotStarted
+}

@@ -1,0 +1,166 @@
+package httpgw
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// CustomData is the part of Backend that serves /custom-data.
+type CustomData interface {
+	// CustomData reads key locally (ok false: no such key).
+	CustomData(key string) (value []byte, version uint64, ok bool)
+	// CustomDataLinearizable reads key after a barrier through the leader.
+	CustomDataLinearizable(ctx context.Context, key string) (value []byte, version uint64, err error)
+	// CustomDataKeys lists the keys, sorted.
+	CustomDataKeys() []string
+	// SetCustomData writes key (only at expected when cas) and returns the
+	// new version once committed and applied here.
+	SetCustomData(ctx context.Context, key string, value []byte, cas bool, expected uint64) (uint64, error)
+	// DeleteCustomData deletes key and returns the deletion's index.
+	DeleteCustomData(ctx context.Context, key string) (uint64, error)
+}
+
+// KeysResponse is the body of GET /custom-data.
+type KeysResponse struct {
+	Keys   []string `json:"keys"`
+	Total  int      `json:"total"`
+	Offset int      `json:"offset"`
+	Limit  int      `json:"limit"`
+}
+
+// WriteResponse is the body of PUT and DELETE /custom-data/{key}.
+type WriteResponse struct {
+	Key     string `json:"key"`
+	Version uint64 `json:"version"`
+	Deleted bool   `json:"deleted,omitempty"`
+}
+
+func (g *Gateway) customDataKeys(w http.ResponseWriter, r *http.Request) {
+	page, err := ParsePage(r.URL.Query())
+	if err != nil {
+		g.fail(w, r, http.StatusBadRequest, "bad_pagination", err.Error())
+		return
+	}
+	keys := g.b.CustomDataKeys()
+	from, to := page.Window(len(keys))
+	g.write(w, r, http.StatusOK, KeysResponse{Keys: append([]string{}, keys[from:to]...), Total: len(keys), Offset: page.Offset, Limit: page.Limit})
+}
+
+// versionTag is a custom-data version as an ETag.
+func versionTag(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
+
+// getCustomData answers the raw value, its version as the ETag. With
+// ?consistent=true the read is linearizable (a barrier through the leader).
+func (g *Gateway) getCustomData(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if key == "" {
+		g.fail(w, r, http.StatusBadRequest, "invalid_key", "the key is empty: GET /custom-data lists the keys")
+		return
+	}
+	var (
+		value   []byte
+		version uint64
+		found   bool
+	)
+	switch c := r.URL.Query().Get("consistent"); c {
+	case "", "false":
+		value, version, found = g.b.CustomData(key)
+	case "true":
+		var err error
+		if value, version, err = g.b.CustomDataLinearizable(r.Context(), key); err != nil {
+			var se *StatusError
+			if !asStatus(err, &se) || se.Code != "key_not_found" {
+				g.failErr(w, r, err)
+				return
+			}
+		} else {
+			found = true
+		}
+	default:
+		g.fail(w, r, http.StatusBadRequest, "bad_request", "consistent must be true or false, got "+quote(c))
+		return
+	}
+	if !found {
+		g.fail(w, r, http.StatusNotFound, "key_not_found", "no custom data key "+quote(key))
+		return
+	}
+	etag := versionTag(version)
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache")
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		g.b.CountRequest(route(r), http.StatusNotModified)
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	g.b.CountRequest(route(r), http.StatusOK)
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("Content-Length", strconv.Itoa(len(value)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(value)
+}
+
+// ParseIfMatch reads a compare-and-set precondition: If-Match: "<version>"
+// (the key must be at that version) or If-None-Match: * (the key must not
+// exist). ok is false when neither header is set.
+func ParseIfMatch(ifMatch, ifNoneMatch string) (expected uint64, ok bool, err error) {
+	switch {
+	case ifMatch != "" && ifNoneMatch != "":
+		return 0, false, errBadPrecondition("send If-Match or If-None-Match, not both")
+	case ifNoneMatch != "":
+		if strings.TrimSpace(ifNoneMatch) != "*" {
+			return 0, false, errBadPrecondition(`If-None-Match on a write must be "*" (create only)`)
+		}
+		return 0, true, nil
+	case ifMatch != "":
+		v := strings.TrimSpace(ifMatch)
+		v = strings.TrimPrefix(v, "W/")
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		n, perr := parseBounded("If-Match version", v, 1, 1<<62)
+		if perr != nil {
+			return 0, false, errBadPrecondition(`If-Match must be a version from an ETag, e.g. "42"`)
+		}
+		return uint64(n), true, nil
+	}
+	return 0, false, nil
+}
+
+type errBadPrecondition string
+
+func (e errBadPrecondition) Error() string { return string(e) }
+
+func (g *Gateway) putCustomData(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	expected, cas, err := ParseIfMatch(r.Header.Get("If-Match"), r.Header.Get("If-None-Match"))
+	if err != nil {
+		g.fail(w, r, http.StatusBadRequest, "bad_precondition", err.Error())
+		return
+	}
+	value, ok := g.readBody(w, r, MaxBody)
+	if !ok {
+		return
+	}
+	version, err := g.b.SetCustomData(r.Context(), key, value, cas, expected)
+	if err != nil {
+		g.failErr(w, r, err)
+		return
+	}
+	w.Header().Set("ETag", versionTag(version))
+	g.write(w, r, http.StatusOK, WriteResponse{Key: key, Version: version})
+}
+
+func (g *Gateway) deleteCustomData(w http.ResponseWriter, r *http.Request) {
+	key := r.PathValue("key")
+	if !g.noBody(w, r) {
+		return
+	}
+	index, err := g.b.DeleteCustomData(r.Context(), key)
+	if err != nil {
+		g.failErr(w, r, err)
+		return
+	}
+	g.write(w, r, http.StatusOK, WriteResponse{Key: key, Version: index, Deleted: true})
+}
