@@ -96,11 +96,11 @@ type FSM struct {
 	cdMu sync.RWMutex
 	cd   map[string]*messages.CustomDataEntry
 
-	view  atomic.Pointer[View]
+	view atomic.Pointer[View]
 	// applied is the index of the last entry Apply or Restore finished
 	// (raft's own AppliedIndex counts entries handed to the FSM, not done).
 	applied atomic.Uint64
-	fatal atomic.Pointer[error]
+	fatal   atomic.Pointer[error]
 
 	nmu     sync.Mutex
 	notify  Notifier
