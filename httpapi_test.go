@@ -538,6 +538,7 @@ func nextEvent(t *testing.T, ch <-chan sseEvent) sseEvent {
 func TestHTTPEventStreamResume(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 2, nil, nil)
+	waitDelivered(t, nodes[1]) // its own join's events are history, not part of the stream below
 	url := "http://" + nodes[1].advertise + "/events"
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -88,6 +88,9 @@ type ClusterKit struct {
 	}
 	running atomic.Bool
 
+	persister  *persister // nil without a DataDir
+	nodeFileMu sync.Mutex
+
 	stopOnce sync.Once
 	stopErr  error
 	done     chan struct{} // closed when Stop has finished
@@ -197,6 +200,9 @@ func (ck *ClusterKit) start() error {
 	// Events up to the last delivered one are not in this run's log: a
 	// client resuming from before it gets 410, not a silent gap.
 	ck.eventLog.Store(eventlog.New(eventLogCapacity, ck.delivered))
+	if o.DataDir != "" {
+		ck.persister = newPersister(ck, ck.delivered)
+	}
 
 	hc := logging.HCLog(ck.log, "raft")
 	stores, err := raftfsm.OpenStores(o.DataDir, hc)
@@ -357,11 +363,12 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 			Enabled: o.HealthCheck.Enabled && !o.HealthCheck.Disable, Interval: o.HealthCheck.Interval,
 			Timeout: o.HealthCheck.Timeout, FailureThreshold: o.HealthCheck.FailureThreshold, RemovalGrace: o.HealthCheck.RemovalGrace,
 		},
-		ApplyTimeout:  DefaultApplyTimeout,
-		Subscriptions: subs,
-		Callbacks:     cbs,
-		LastDelivered: ck.delivered,
-		Tap:           func(e *messages.Event) { ck.eventLog.Load().Append(e) },
+		ApplyTimeout:     DefaultApplyTimeout,
+		Subscriptions:    subs,
+		Callbacks:        cbs,
+		LastDelivered:    ck.delivered,
+		Tap:              func(e *messages.Event) { ck.eventLog.Load().Append(e) },
+		PersistDelivered: persistFunc(ck.persister),
 		OnDelivered: func(s actors.Seq) {
 			ck.lastSeq.Lock()
 			ck.lastSeq.Seq = s
@@ -435,6 +442,14 @@ func exposedWithoutToken(addr net.Addr, token string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && !ip.IsLoopback()
+}
+
+// persistFunc adapts a persister (nil: no persistence) to the actor config.
+func persistFunc(p *persister) func(actors.Seq, *actor.PID) {
+	if p == nil {
+		return nil
+	}
+	return p.request
 }
 
 func (ck *ClusterKit) serve() {
@@ -589,13 +604,16 @@ func (ck *ClusterKit) stop() error {
 			errs = append(errs, fmt.Errorf("close stores: %w", err))
 		}
 	}
+	if ck.persister != nil {
+		ck.persister.close()
+	}
 	if ck.opts.DataDir != "" && ck.incarnation != 0 {
+		// What was really delivered: events persisted but still pending
+		// are delivered after the restart instead of being skipped.
 		ck.lastSeq.Lock()
 		last := ck.lastSeq.Seq
 		ck.lastSeq.Unlock()
-		f := nodefile.File{NodeID: ck.opts.NodeID, Incarnation: ck.incarnation, LastAliveUnixNano: time.Now().UnixNano(),
-			LastDeliveredIndex: last.Index, LastDeliveredSub: last.Sub}
-		if err := nodefile.Write(ck.opts.DataDir, f); err != nil {
+		if err := ck.writeNodeFile(last); err != nil {
 			errs = append(errs, fmt.Errorf("write node file: %w", err))
 		}
 	}

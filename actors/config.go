@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/raft"
 
 	"github.com/clusterkit/clusterkit/messages"
@@ -47,6 +48,10 @@ type Config struct {
 	// OnDelivered, when set, is told the seq of the last event of each
 	// delivered batch (for persistence). It runs in the dispatcher: keep it fast.
 	OnDelivered func(Seq)
+	// PersistDelivered, when set, is asked to make seq durable as the last
+	// delivered event before events up to it are delivered; it must not
+	// block, and answers with a Persisted message to hooks (the dispatcher).
+	PersistDelivered func(seq Seq, hooks *actor.PID)
 	// Tap, when set, sees every event delivered on this node, once, in seq
 	// order (the node's event log for GET /events). It runs in the
 	// dispatcher: it must not block.

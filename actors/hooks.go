@@ -25,7 +25,14 @@ type hooksActor struct {
 type dispatchState struct {
 	subs []*subscription
 	last Seq
+	// pending holds events waiting for their seq to be persisted (with a
+	// DataDir) before they are delivered.
+	pending []*messages.Event
 }
+
+// Persisted tells the dispatcher that the seq of the last delivered event is
+// durable up to Seq: pending events up to it may be delivered.
+type Persisted struct{ Seq Seq }
 
 // addCallback asks hooks to subscribe a callback actor the root spawned.
 type addCallback struct {
@@ -62,7 +69,9 @@ func (h *hooksActor) Receive(ctx actor.Context) {
 			}
 		}
 	case *EventBatch:
-		h.deliver(ctx, msg.Events)
+		h.receive(ctx, msg.Events)
+	case *Persisted:
+		h.release(ctx, msg.Seq)
 	case *Subscribe:
 		h.subscribe(ctx, msg.PID, msg.Filter, false)
 		ctx.Respond(&SubscribeAck{})
@@ -107,16 +116,50 @@ func (h *hooksActor) remove(pid *actor.PID) bool {
 	return false
 }
 
-func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
+// receive drops events delivered before a restart, then delivers the new
+// ones, or (with persistence) parks them until their seq is durable: a
+// crash never delivers an event twice (at worst, one group commit's worth
+// of events persisted but not yet delivered is skipped).
+func (h *hooksActor) receive(ctx actor.Context, events []*messages.Event) {
+	fresh := events[:0:0]
 	for _, e := range events {
-		p := Payload(e)
-		seq := SeqOf(p)
+		seq := SeqOf(Payload(e))
 		if !h.last.Less(seq) {
 			// Already delivered before a restart (replayed log): never twice.
 			h.cfg.Stats.EventsSuppressed[kindBit(KindOf(e))].Add(1)
 			continue
 		}
 		h.last = seq
+		fresh = append(fresh, e)
+	}
+	if len(fresh) == 0 {
+		return
+	}
+	if h.cfg.PersistDelivered == nil {
+		h.deliver(ctx, fresh)
+		return
+	}
+	h.pending = append(h.pending, fresh...)
+	h.cfg.PersistDelivered(h.last, ctx.Self())
+}
+
+// release delivers the pending events whose seq is durable.
+func (h *hooksActor) release(ctx actor.Context, upTo Seq) {
+	n := 0
+	for n < len(h.pending) && !upTo.Less(SeqOf(Payload(h.pending[n]))) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	ready := h.pending[:n]
+	h.pending = append([]*messages.Event(nil), h.pending[n:]...)
+	h.deliver(ctx, ready)
+}
+
+func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
+	for _, e := range events {
+		p := Payload(e)
 		if h.cfg.Tap != nil {
 			h.cfg.Tap(e)
 		}
@@ -133,10 +176,8 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 			h.cfg.Stats.EventsDelivered[bit].Add(1)
 		}
 	}
-	if len(events) > 0 {
-		if h.cfg.OnDelivered != nil {
-			h.cfg.OnDelivered(h.last)
-		}
+	if len(events) > 0 && h.cfg.OnDelivered != nil {
+		h.cfg.OnDelivered(SeqOf(Payload(events[len(events)-1])))
 	}
 }
 

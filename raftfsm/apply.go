@@ -198,6 +198,11 @@ func (f *FSM) applyRegister(r *messages.RegisterNode, now int64, a *Applied) (bo
 	}
 	if d, ok := f.departed[id]; ok {
 		lastSeen := max(d.GetLeftAtUnixNano(), d.GetMember().GetLastSeenUnixNano())
+		// The node's own record of when it was last alive beats the removal
+		// time, which comes a detection budget after a crash.
+		if la := r.GetLastAliveUnixNano(); la > 0 && la < lastSeen {
+			lastSeen = max(la, d.GetMember().GetLastSeenUnixNano())
+		}
 		next.JoinedAtUnixNano = now
 		next.Voter = f.voterCount() < int(f.config.GetMaxVoters())
 		delete(f.departed, id)

@@ -101,57 +101,74 @@ var fastArgs = []string{"-raft-heartbeat-timeout", "150ms", "-raft-election-time
 	"-log-level", "error", "-events"}
 
 func startProcs(t *testing.T, n int, extra ...string) []*proc {
-	bin := binary(t)
 	var procs []*proc
 	for i := range n {
-		p := &proc{id: fmt.Sprintf("node-%d", i+1), addr: freeAddr(t), done: make(chan struct{})}
-		args := append([]string{"-id", p.id, "-http", p.addr, "-services", fmt.Sprintf("kv=:%d", 9000+i)}, extra...)
+		args := append([]string{"-services", fmt.Sprintf("kv=:%d", 9000+i)}, extra...)
 		if i > 0 {
 			args = append(args, "-join", procs[0].addr)
 		}
-		p.cmd = exec.Command(bin, args...)
-		out, err := p.cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.cmd.Stderr = os.Stderr
-		if err := p.cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			_ = p.cmd.Process.Signal(syscall.SIGCONT)
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		})
-		ready := make(chan string, 1)
-		go func() {
-			defer close(p.done)
-			sc := bufio.NewScanner(out)
-			sc.Buffer(make([]byte, 1<<20), 1<<20)
-			for sc.Scan() {
-				line := sc.Text()
-				switch {
-				case strings.HasPrefix(line, "ready "):
-					ready <- line
-				case strings.HasPrefix(line, "event "):
-					p.mu.Lock()
-					p.seen = append(p.seen, line)
-					p.mu.Unlock()
-				}
-			}
-			_ = p.cmd.Wait()
-		}()
-		select {
-		case line := <-ready:
-			if !strings.Contains(line, "node="+p.id) {
-				t.Fatalf("ready line %q", line)
-			}
-		case <-time.After(30 * time.Second):
-			t.Fatalf("%s not ready", p.id)
-		}
-		procs = append(procs, p)
+		procs = append(procs, launch(t, fmt.Sprintf("node-%d", i+1), freeAddr(t), args...))
 	}
 	return procs
+}
+
+// launch starts one node process and waits until it prints "ready". The
+// test's cleanup kills it (kill -9) if it still runs.
+func launch(t *testing.T, id, addr string, args ...string) *proc {
+	t.Helper()
+	p := &proc{id: id, addr: addr, done: make(chan struct{})}
+	p.cmd = exec.Command(binary(t), append([]string{"-id", id, "-http", addr}, args...)...)
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = os.Stderr
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGCONT)
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	})
+	ready := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(out)
+		sc.Buffer(make([]byte, 4<<20), 4<<20)
+		for sc.Scan() {
+			line := sc.Text()
+			switch {
+			case strings.HasPrefix(line, "ready "):
+				ready <- line
+			case strings.HasPrefix(line, "event "):
+				p.mu.Lock()
+				p.seen = append(p.seen, line)
+				p.mu.Unlock()
+			}
+		}
+		_ = p.cmd.Wait()
+	}()
+	select {
+	case line := <-ready:
+		if !strings.Contains(line, "node="+p.id) {
+			t.Fatalf("ready line %q", line)
+		}
+	case <-p.done:
+		t.Fatalf("%s exited before it was ready", p.id)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s not ready", p.id)
+	}
+	return p
+}
+
+// kill9 kills p with SIGKILL and waits for its output to end.
+func (p *proc) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
 }
 
 type clusterDoc struct {

@@ -75,5 +75,14 @@ func Write(dir string, f File) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp.Name(), filepath.Join(dir, Name))
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, Name)); err != nil {
+		return err
+	}
+	// The rename is durable only once the directory is.
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
