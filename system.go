@@ -214,6 +214,11 @@ func (ck *ClusterKit) start() error {
 	if err != nil {
 		return fmt.Errorf("%w: read raft state: %w", ErrDataDir, err)
 	}
+	if hasState && o.DataDir != "" {
+		if err := ck.checkDataDir(stores); err != nil {
+			return err
+		}
+	}
 
 	// One port: Raft connections and HTTP (gateway and node-to-node requests).
 	ck.mux = mux.New(ln, ck.log.With("component", "mux"))
@@ -226,6 +231,9 @@ func (ck *ClusterKit) start() error {
 
 	r, err := raft.NewRaft(ck.raftConfig(hc), ck.fsm, stores.Log, stores.Stable, stores.Snapshots, ck.transport)
 	if err != nil {
+		if hasState {
+			return fmt.Errorf("%w: raft cannot load %s: %w", ErrDataDir, o.DataDir, err)
+		}
 		return fmt.Errorf("start raft: %w", err)
 	}
 	ck.raft = r
@@ -442,6 +450,32 @@ func exposedWithoutToken(addr net.Addr, token string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && !ip.IsLoopback()
+}
+
+// checkDataDir refuses persisted state that is damaged or belongs to another
+// cluster, before raft opens it: a clear error instead of a hang, a panic or
+// a silently different cluster.
+func (ck *ClusterKit) checkDataDir(stores *raftfsm.Stores) error {
+	o := ck.opts
+	start := time.Now()
+	sum, err := raftfsm.CheckStores(stores)
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w (restore it from a backup, or move it away to start this node afresh and let it rejoin)", ErrDataDir, o.DataDir, err)
+	}
+	ck.log.Debug("data directory checked", "snapshot_index", sum.SnapshotIndex, "first_index", sum.FirstIndex,
+		"last_index", sum.LastIndex, "took", time.Since(start).Round(time.Microsecond))
+	if c := sum.Config; c != nil {
+		if c.GetClusterName() != o.ClusterName {
+			return fmt.Errorf("%w: %s holds cluster %q, this node is configured for %q", ErrDataDir, o.DataDir, c.GetClusterName(), o.ClusterName)
+		}
+		if o.PartitionCount != 0 && uint32(o.PartitionCount) != c.GetPartitionCount() {
+			return fmt.Errorf("%w: %s holds a cluster with %d partitions, PartitionCount is %d", ErrConfigMismatch, o.DataDir, c.GetPartitionCount(), o.PartitionCount)
+		}
+		if o.ReplicationFactor != 0 && uint32(o.ReplicationFactor) != c.GetReplicationFactor() {
+			return fmt.Errorf("%w: %s holds a cluster with replication factor %d, ReplicationFactor is %d", ErrConfigMismatch, o.DataDir, c.GetReplicationFactor(), o.ReplicationFactor)
+		}
+	}
+	return nil
 }
 
 // persistFunc adapts a persister (nil: no persistence) to the actor config.

@@ -1,0 +1,110 @@
+package clusterkit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A damaged or foreign data directory gives a clear error at Start: never a
+// node that hangs, a panic, or a silently fresh cluster.
+func TestDamagedDataDir(t *testing.T) {
+	leakCheck(t)
+	for _, tc := range []struct {
+		name    string
+		damage  func(t *testing.T, dir string, o *Options)
+		want    error
+		message string
+	}{
+		{"truncated log", func(t *testing.T, dir string, _ *Options) {
+			for _, seg := range glob(t, dir, "raft", "wal", "*.wal") {
+				if err := os.Truncate(seg, 1000); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, ErrDataDir, "unreadable"},
+		{"garbage in the log", func(t *testing.T, dir string, _ *Options) {
+			for _, seg := range glob(t, dir, "raft", "wal", "*.wal") {
+				f, err := os.OpenFile(seg, os.O_WRONLY, 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = f.WriteAt(make([]byte, 8192), 256)
+				f.Close()
+			}
+		}, ErrDataDir, "unreadable"},
+		{"garbage snapshots", func(t *testing.T, dir string, _ *Options) {
+			for _, s := range glob(t, dir, "raft", "snapshots", "*", "state.bin") {
+				if err := os.WriteFile(s, []byte("garbage"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}, ErrDataDir, "no snapshot is readable"},
+		{"garbage log metadata", func(t *testing.T, dir string, _ *Options) {
+			if err := os.WriteFile(filepath.Join(dir, "raft", "wal", "wal-meta.db"), []byte("garbage"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrDataDir, "wal-meta.db"},
+		{"garbage node file", func(t *testing.T, dir string, _ *Options) {
+			if err := os.WriteFile(filepath.Join(dir, "node.json"), []byte("{"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrDataDir, "corrupt"},
+		{"another cluster", func(t *testing.T, _ string, o *Options) { o.ClusterName = "other" }, ErrDataDir, `holds cluster "clusterkit"`},
+		{"another node", func(t *testing.T, _ string, o *Options) { o.NodeID = "node-2" }, ErrDataDir, "another node"},
+		{"other partition count", func(t *testing.T, _ string, o *Options) { o.PartitionCount = 128 }, ErrConfigMismatch, "64 partitions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			o := fastOptions(t, "node-1")
+			o.DataDir = dir
+			o.Raft.SnapshotThreshold = 40
+			o.Raft.SnapshotInterval = 20 * time.Millisecond
+			ck, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ck.Start(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 200 {
+				if err := ck.SetCustomData(fmt.Sprintf("k%03d", i), []byte("v")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			waitFor(t, 5*time.Second, "two snapshots", func() bool { return len(glob(t, dir, "raft", "snapshots", "*", "state.bin")) == 2 })
+			if err := ck.Stop(); err != nil {
+				t.Fatal(err)
+			}
+			tc.damage(t, dir, &o)
+			o.StartTimeout = 10 * time.Second
+			again, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			start := time.Now()
+			err = again.Start()
+			if err == nil {
+				_ = again.Stop()
+				t.Fatalf("started on a damaged data directory (%d keys)", len(again.ListCustomDataKeys()))
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.message) || errors.Is(err, ErrStartTimeout) {
+				t.Fatalf("Start: %v; want %v mentioning %q", err, tc.want, tc.message)
+			}
+			t.Logf("%s after %v: %v", tc.name, time.Since(start).Round(time.Millisecond), err)
+		})
+	}
+}
+
+func glob(t *testing.T, parts ...string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(parts...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
