@@ -63,7 +63,7 @@ func (p *persister) run(written actors.Seq) {
 		p.mu.Lock()
 		want, pid := p.want, p.pid
 		p.mu.Unlock()
-		if err := p.ck.writeNodeFile(want); err != nil {
+		if err := p.ck.writeProgress(want); err != nil {
 			// Delivering without the record risks a replay after a crash;
 			// holding the events back would lose them for good.
 			p.ck.log.Error("cannot record delivered events; delivering anyway", "error", err)
@@ -81,13 +81,10 @@ func (p *persister) close() {
 	<-p.done
 }
 
-// writeNodeFile records the identity, now as the last time alive, and last
-// as the last delivered event.
-func (ck *ClusterKit) writeNodeFile(last actors.Seq) error {
-	ck.nodeFileMu.Lock()
-	defer ck.nodeFileMu.Unlock()
-	return nodefile.Write(ck.opts.DataDir, nodefile.File{
-		NodeID: ck.opts.NodeID, Incarnation: ck.incarnation, LastAliveUnixNano: time.Now().UnixNano(),
-		LastDeliveredIndex: last.Index, LastDeliveredSub: last.Sub,
-	})
+// writeProgress records last as the last delivered event, and now as the
+// last time this node was alive.
+func (ck *ClusterKit) writeProgress(last actors.Seq) error {
+	ck.progressMu.Lock()
+	defer ck.progressMu.Unlock()
+	return ck.progress.Write(nodefile.Progress{Index: last.Index, Sub: last.Sub, AliveUnixNano: time.Now().UnixNano()})
 }
