@@ -1,10 +1,13 @@
 package clusterkit
 
 import (
+	"errors"
+	"strconv"
 	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashicorp/raft"
 
 	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/internal/nodefile"
@@ -87,4 +90,55 @@ func (ck *ClusterKit) writeProgress(last actors.Seq) error {
 	ck.progressMu.Lock()
 	defer ck.progressMu.Unlock()
 	return ck.progress.Write(nodefile.Progress{Index: last.Index, Sub: last.Sub, AliveUnixNano: time.Now().UnixNano()})
+}
+
+// snapshotCheck is how often a node with a DataDir checks whether it should
+// take a snapshot.
+const snapshotCheck = 250 * time.Millisecond
+
+// snapshotter takes a snapshot as soon as more than SnapshotThreshold entries
+// were applied since the last one. Raft checks only every SnapshotInterval,
+// so under a high write rate the log a restart must read and replay would
+// grow with the rate; this bounds it by the threshold.
+type snapshotter struct {
+	stop chan struct{}
+	done chan struct{}
+}
+
+func (ck *ClusterKit) startSnapshotter() *snapshotter {
+	s := &snapshotter{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		tick := time.NewTicker(snapshotCheck)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+			ck.snapshotIfBehind(ck.opts.Raft.SnapshotThreshold)
+		}
+	}()
+	return s
+}
+
+func (s *snapshotter) close() {
+	close(s.stop)
+	<-s.done
+}
+
+// snapshotIfBehind takes a snapshot when more than threshold entries were
+// applied since the last one.
+func (ck *ClusterKit) snapshotIfBehind(threshold uint64) {
+	last, _ := strconv.ParseUint(ck.raft.Stats()["last_snapshot_index"], 10, 64)
+	if ck.fsm.AppliedIndex() <= last+threshold {
+		return
+	}
+	start := time.Now()
+	if err := ck.raft.Snapshot().Error(); err != nil && !errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		ck.log.Debug("snapshot failed", "error", err)
+		return
+	}
+	ck.log.Debug("snapshot taken", "applied", ck.fsm.AppliedIndex(), "previous", last, "took", time.Since(start).Round(time.Microsecond))
 }

@@ -45,6 +45,10 @@ import (
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
+// stopSnapshotBehind: a clean Stop takes a snapshot when more entries than
+// this were applied since the last one.
+const stopSnapshotBehind = 256
+
 // eventLogCapacity is how many recent events GET /events can resume from.
 const eventLogCapacity = 4096
 
@@ -89,6 +93,7 @@ type ClusterKit struct {
 	running atomic.Bool
 
 	persister  *persister             // nil without a DataDir
+	snapshots  *snapshotter           // nil without a DataDir
 	progress   *nodefile.ProgressFile // nil without a DataDir
 	progressMu sync.Mutex
 
@@ -238,6 +243,9 @@ func (ck *ClusterKit) start() error {
 		return fmt.Errorf("start raft: %w", err)
 	}
 	ck.raft = r
+	if o.DataDir != "" {
+		ck.snapshots = ck.startSnapshotter()
+	}
 	seeds := ck.seeds()
 	switch {
 	case hasState:
@@ -626,6 +634,12 @@ func (ck *ClusterKit) stop() error {
 		if err := ck.system.Root.StopFuture(ck.root).Wait(); err != nil {
 			errs = append(errs, fmt.Errorf("stop actors: %w", err))
 		}
+	}
+	if ck.snapshots != nil {
+		ck.snapshots.close()
+		// A clean stop leaves a short log: the next start reads and
+		// replays at most stopSnapshotBehind entries.
+		ck.snapshotIfBehind(stopSnapshotBehind)
 	}
 	if ck.raft != nil {
 		if err := ck.raft.Shutdown().Error(); err != nil {
