@@ -85,7 +85,7 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) {
 		return rc.Flush() == nil
 	}
 	// Tell EventSource how soon to reconnect, and show the stream is open.
-	buf.WriteString("retry: 1000\n: clusterkit events from " + eventlog.FormatSeq(cursor) + "\n\n")
+	buf.WriteString("retry: 1000\n: clusterkit events after " + eventlog.Describe(cursor) + "\n\n")
 	if !flush() {
 		return
 	}

@@ -1283,7 +1283,7 @@ func TestGatewayEventStream(t *testing.T) {
 		{"since=5.2", []string{"\nid: 5.3\n", "\nid: 5.18\n"}, []string{"id: 5.2\n"}},
 		{"since=5.17", []string{"\nid: 5.18\n"}, []string{"id: 5.17\n"}},
 		{"since=5.2&kinds=partition_change", []string{"event: partition_change\n"}, []string{"event: rebalance_complete\n"}},
-		{"", []string{"from 5.18\n"}, []string{"id: "}},
+		{"", []string{"after 5.18\n"}, []string{"id: "}},
 	} {
 		rec, _ := fzServe(t, fx, fzRequest{method: "GET", target: "/events?" + c.query})
 		body := rec.Body.String()

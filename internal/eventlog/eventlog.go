@@ -145,10 +145,10 @@ func (l *Log) After(since actors.Seq, max int) (events []*messages.Event, next <
 	if since.Less(l.floor) && since.Less(l.last) {
 		if len(l.buf) == 0 {
 			return nil, next, fmt.Errorf("%w: requested after %s, log empty with floor %s",
-				ErrGone, describe(since), describe(l.floor))
+				ErrGone, Describe(since), Describe(l.floor))
 		}
 		return nil, next, fmt.Errorf("%w: requested after %s, oldest retained is %s",
-			ErrGone, describe(since), describe(l.at(0).seq))
+			ErrGone, Describe(since), Describe(l.at(0).seq))
 	}
 
 	n := len(l.buf)
@@ -218,9 +218,9 @@ func (l *Log) Len() int {
 	return len(l.buf)
 }
 
-// describe formats s for error messages: a bare index for "after every event
-// of that entry" (what ParseSeq reads from a bare index).
-func describe(s actors.Seq) string {
+// Describe formats s for people: "entry N" for "after every event of entry
+// N" (what ParseSeq reads from a bare index), else the seq.
+func Describe(s actors.Seq) string {
 	if s.Sub == math.MaxUint32 {
 		return "entry " + strconv.FormatUint(s.Index, 10)
 	}
