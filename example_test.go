@@ -121,3 +121,32 @@ func ExampleOptions_Validate() {
 	// HTTPAddr "8080" is not host:port: address 8080: missing port in address
 	// ReplicationFactor -1 is outside [1, 16] (0 = default)
 }
+
+// Custom data is replicated through Raft; compare-and-set makes safe counters.
+func ExampleClusterKit_CompareAndSetCustomData() {
+	ck, err := clusterkit.New(clusterkit.Options{NodeID: "node-1", HTTPAddr: "127.0.0.1:0", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		panic(err)
+	}
+	if err := ck.Start(); err != nil {
+		panic(err)
+	}
+	defer ck.Stop()
+
+	// Create the counter only if it does not exist (expected version 0).
+	if _, err := ck.CompareAndSetCustomData("jobs", 0, []byte("1")); err != nil {
+		panic(err)
+	}
+	value, version, _ := ck.GetCustomDataVersion("jobs")
+	// A writer that read an older version loses, and nothing changes.
+	_, err = ck.CompareAndSetCustomData("jobs", version-1, []byte("99"))
+	fmt.Println(string(value), errors.Is(err, clusterkit.ErrVersionMismatch))
+	if _, err := ck.CompareAndSetCustomData("jobs", version, []byte("2")); err != nil {
+		panic(err)
+	}
+	value, _ = ck.GetCustomData("jobs")
+	fmt.Println(string(value), ck.ListCustomDataKeys())
+	// Output:
+	// 1 true
+	// 2 [jobs]
+}
