@@ -67,7 +67,9 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 func NewClient(dial Dialer, token string) *Client {
 	tr := &http.Transport{
 		DialContext:         dial,
-		MaxIdleConnsPerHost: 4,
+		// Forwarded writes from many goroutines go to one leader: keep
+		// enough connections alive that they are reused, not redialled.
+		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &Client{http: &http.Client{Transport: tr}, token: token}
