@@ -5,6 +5,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
+	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
@@ -31,6 +32,11 @@ var (
 	ErrJoinRefused = errors.New("clusterkit: join refused")
 	// ErrNotLeader means the operation needs the Raft leader.
 	ErrNotLeader = raft.ErrNotLeader
+	// ErrOutcomeUnknown means a write may or may not have been committed: the
+	// leader lost leadership with it in its log, or the connection to the
+	// leader failed after the request was sent. Read the state back (or use
+	// compare-and-set) before retrying a change that must not happen twice.
+	ErrOutcomeUnknown = actors.ErrOutcomeUnknown
 	// ErrTimeout means an operation did not complete in time.
 	ErrTimeout = errors.New("clusterkit: timed out")
 	// ErrDataDir means the data directory is unusable (another node's, corrupt).

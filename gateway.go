@@ -136,6 +136,8 @@ func httpError(err error) error {
 		status, code = http.StatusServiceUnavailable, "stopped"
 	case errors.Is(err, ErrNotLeader), errors.Is(err, raft.ErrLeadershipLost), errors.Is(err, raft.ErrLeadershipTransferInProgress):
 		status, code = http.StatusServiceUnavailable, "not_leader"
+	case errors.Is(err, ErrOutcomeUnknown):
+		status, code = http.StatusServiceUnavailable, "outcome_unknown"
 	case errors.Is(err, ErrTimeout), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusServiceUnavailable, "timeout"
 	case errors.Is(err, context.Canceled):

@@ -16,7 +16,9 @@ import (
 // propose commits cmd through the state actor (which forwards it to the
 // leader when this node follows) and waits for the result. While no leader is
 // known (an election, a leadership transfer) it retries with backoff, up to
-// DefaultApplyTimeout: "not the leader" answers mean nothing was committed.
+// DefaultApplyTimeout: "not the leader" answers mean the command never entered
+// a log. Any answer that leaves the outcome open (ErrOutcomeUnknown) is
+// returned as it is: retrying then could apply the command twice.
 func (ck *ClusterKit) propose(cmd *messages.Command) (uint64, error) {
 	return ck.proposeCtx(context.Background(), cmd)
 }
@@ -43,7 +45,11 @@ func (ck *ClusterKit) proposeCtx(ctx context.Context, cmd *messages.Command) (ui
 		if err != nil {
 			return 0, err
 		}
-		pr := res.(*messages.ProposeResult)
+		pr, ok := res.(*messages.ProposeResult)
+		if !ok {
+			// A dead letter: the node's actors stopped under the call.
+			return 0, fmt.Errorf("%w: the node stopped while proposing", ErrStopped)
+		}
 		if pr.GetCode() != actors.CodeNotLeader || time.Now().Add(backoff).After(deadline) {
 			return pr.GetIndex(), actors.ResultError(pr)
 		}

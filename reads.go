@@ -92,7 +92,10 @@ func (ck *ClusterKit) RebalancePartitions() error {
 	if err != nil {
 		return fmt.Errorf("%w: rebalance: %w", ErrTimeout, err)
 	}
-	pr := res.(*messages.ProposeResult)
+	pr, ok := res.(*messages.ProposeResult)
+	if !ok {
+		return fmt.Errorf("%w: the node stopped during the rebalance", ErrStopped)
+	}
 	if err := actors.ResultError(pr); err != nil {
 		return err
 	}

@@ -232,6 +232,10 @@ func (ck *ClusterKit) start() error {
 	ck.stream = raftfsm.NewStreamLayer(ck.mux.Raft(), dial, o.AuthToken, ck.log.With("component", "raft-transport"))
 	ck.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: ck.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hc.Named("transport"),
+		// No pipelining: raft's pipeline can deadlock its Shutdown (a sender
+		// and the response decoder block on each other's unbuffered channel),
+		// and with batching it brings nothing (hashicorp/raft#541).
+		MaxRPCsInFlight: 1,
 	})
 	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.dial(ctx, addr) }, o.AuthToken)
 

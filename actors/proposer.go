@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -144,8 +146,13 @@ func resultOf(index uint64, err error) *messages.ProposeResult {
 		res.Error = err.Error()
 		res.Code = raftfsm.Code(err)
 		switch err {
-		case raft.ErrNotLeader, raft.ErrLeadershipLost, raft.ErrLeadershipTransferInProgress:
+		case raft.ErrNotLeader, raft.ErrLeadershipTransferInProgress:
+			// Refused before it entered the log: retrying is safe.
 			res.Code = CodeNotLeader
+		case raft.ErrLeadershipLost:
+			// In the log, not known to be committed: a new leader may
+			// still commit it, so a retry could apply it twice.
+			res.Code = CodeUnknown
 		case raft.ErrRaftShutdown:
 			res.Code = CodeShutdown
 		case raft.ErrEnqueueTimeout:
@@ -157,10 +164,16 @@ func resultOf(index uint64, err error) *messages.ProposeResult {
 
 // Error codes of ProposeResult beyond raftfsm's.
 const (
-	CodeNotLeader = "not_leader"
+	CodeNotLeader = "not_leader" // not in the log: retry elsewhere
 	CodeShutdown  = "shutdown"
 	CodeTimeout   = "timeout"
+	CodeUnknown   = "outcome_unknown" // may or may not commit: do not retry blindly
 )
+
+// ErrOutcomeUnknown means a command may or may not have been committed (the
+// leader lost leadership with it in its log, or the connection to the leader
+// failed after the request was sent). Retrying blindly could apply it twice.
+var ErrOutcomeUnknown = errors.New("the command may or may not have been committed")
 
 // ResultError turns a ProposeResult back into an error (nil on success).
 func ResultError(r *messages.ProposeResult) error {
@@ -174,6 +187,8 @@ func ResultError(r *messages.ProposeResult) error {
 		return raft.ErrRaftShutdown
 	case CodeTimeout:
 		return raft.ErrEnqueueTimeout
+	case CodeUnknown:
+		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, r.GetError())
 	}
 	return raftfsm.FromCode(r.GetCode(), r.GetError())
 }

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -363,7 +365,13 @@ func (s *stateActor) forward(ctx actor.Context, forwarded bool, replyTo *actor.P
 		defer cancel()
 		res, err := call(ctx, addr)
 		if err != nil {
-			res = &messages.ProposeResult{Code: CodeNotLeader, Error: "forward to leader " + addr + ": " + err.Error()}
+			// Only a request that never left this node is known not to
+			// have reached the leader's log.
+			code := CodeUnknown
+			if errors.Is(err, rpc.ErrNotSent) {
+				code = CodeNotLeader
+			}
+			res = &messages.ProposeResult{Code: code, Error: "forward to leader " + addr + ": " + err.Error()}
 		}
 		if replyTo != nil {
 			system.Root.Send(replyTo, res)

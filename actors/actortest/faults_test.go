@@ -1,6 +1,7 @@
 package actortest_test
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/asynkron/protoactor-go/actor"
 	"google.golang.org/protobuf/proto"
 
@@ -29,7 +31,15 @@ import (
 //     with no gaps (all subscribers agree on every seq they both cover),
 //   - after healing, every node converges to one table,
 //   - every crashed node is removed within the detection budget, and no node
-//     that stayed reachable is removed for failing health checks.
+//     that stayed reachable is removed for failing health checks;
+//
+// and, of a custom-data workload (clients writing, compare-and-setting and
+// reading three keys on random live nodes with short timeouts), that
+//   - no acknowledged write is lost, no write is applied twice, and a
+//     compare-and-set that failed with ErrVersionMismatch changed nothing,
+//   - every live node holds the same custom data after a barrier,
+//   - the history is linearizable (porcupine; a check that cannot finish in
+//     time is logged and skipped).
 //
 // CI runs a few scenarios; CLUSTERKIT_FAULT_SCENARIOS=300 runs more and
 // CLUSTERKIT_FAULT_SEED=<n> starts from another seed (a failure names the
@@ -120,6 +130,111 @@ type world struct {
 	removedAt  map[string]time.Time
 	faultSince time.Time // start of the current run of partition-type faults
 	longFault  bool      // a partition-type fault lasted longer than the health budget
+
+	// the custom-data workload
+	cd      *cdHistory
+	guard   cdGuard // Kill and Leave wait for client operations on the node
+	cdStop  chan struct{}
+	cdOnce  sync.Once
+	clients sync.WaitGroup
+}
+
+// cdClients is how many custom-data clients run during a scenario.
+const cdClients = 3
+
+// cdClient writes, compare-and-sets and reads custom data on random live
+// nodes until stopCustomData.
+func (w *world) cdClient(id int, seed int64) {
+	defer w.clients.Done()
+	rng := rand.New(rand.NewPCG(uint64(seed), uint64(100+id)))
+	n := 0
+	for {
+		select {
+		case <-w.cdStop:
+			return
+		default:
+		}
+		definite := true
+		if live := w.c.Live(); len(live) > 0 {
+			i := live[rng.IntN(len(live))]
+			key, roll := cdKeys[rng.IntN(len(cdKeys))], rng.IntN(10)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			w.guard.use(w.c, i, func(ck *clusterkit.ClusterKit) { definite = cdClientOp(ctx, w.cd, ck, id, &n, key, roll) })
+			cancel()
+		}
+		pause := time.Duration(5+rng.IntN(10)) * time.Millisecond
+		if !definite {
+			pause = 50 * time.Millisecond
+		}
+		select {
+		case <-w.cdStop:
+			return
+		case <-time.After(pause):
+		}
+	}
+}
+
+// stopCustomData stops the clients and waits for them.
+func (w *world) stopCustomData() {
+	w.cdOnce.Do(func() { close(w.cdStop) })
+	w.clients.Wait()
+}
+
+// cdStreams turns the recorders' CustomDataChange events into event streams;
+// cover lists those that may cover every write: recorders of the first
+// nodes, subscribed before the first write, whose node still runs the same
+// process.
+func (w *world) cdStreams(first int) (all, cover []*cdStream) {
+	w.mu.Lock()
+	recs := slices.Clone(w.recorders)
+	w.mu.Unlock()
+	latest := map[int]*recorder{}
+	for _, r := range recs {
+		latest[r.node] = r
+	}
+	for k, r := range recs {
+		s := &cdStream{Name: fmt.Sprintf("node-%d (recorder %d)", r.node+1, k+1)}
+		r.mu.Lock()
+		for _, e := range r.events {
+			if cd, ok := e.(*messages.CustomDataChange); ok && !cd.GetDeleted() {
+				s.evs = append(s.evs, cdEvent{cd.GetKey(), string(cd.GetValue()), cd.GetVersion()})
+			}
+		}
+		r.mu.Unlock()
+		all = append(all, s)
+		if k < first && latest[r.node] == r && w.c.Alive(r.node) {
+			cover = append(cover, s)
+		}
+	}
+	return all, cover
+}
+
+// checkCustomData: after healing, every live node holds the same custom data,
+// no acknowledged write is lost, and the history is linearizable.
+func (w *world) checkCustomData(first int) string {
+	final := cdFinalReads(w.t, w.c, w.cd, cdClients)
+	if diff := cdSame(w.c, 5*time.Second); diff != "" {
+		w.failf("the nodes hold different custom data after a barrier:\n%s", diff)
+	}
+	// Events are delivered asynchronously: let the streams catch up.
+	var maxFinal uint64
+	for _, f := range final {
+		maxFinal = max(maxFinal, f.Version)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	all, candidates := w.cdStreams(first)
+	for cdCover(candidates, final, 0) == nil && len(candidates) > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+		all, candidates = w.cdStreams(first)
+	}
+	rep := w.cd.verify(final, all, cdCover(candidates, final, 0), 10*time.Second)
+	for _, p := range rep.Problems {
+		w.failf("custom data: %s", p)
+	}
+	if rep.Result == porcupine.Unknown {
+		w.t.Logf("custom data: porcupine could not decide within its timeout; linearizability not checked")
+	}
+	return rep.String()
 }
 
 func (w *world) failf(format string, args ...any) {
@@ -329,6 +444,13 @@ func runScenario(t *testing.T, seed int64) {
 		close(w.stop)
 		w.sampler.Wait()
 	}()
+	first := len(w.recorders)
+	w.cd, w.cdStop = newCDHistory(), make(chan struct{})
+	for k := range cdClients {
+		w.clients.Add(1)
+		go w.cdClient(k, seed)
+	}
+	defer w.stopCustomData() // before the cluster stops, also on a failure
 
 	var log []string
 	step := func(format string, args ...any) { log = append(log, fmt.Sprintf(format, args...)) }
@@ -388,7 +510,7 @@ func runScenario(t *testing.T, seed int64) {
 			step("delay %v", d)
 		case k == 5 && dead < 0 && !partitioned:
 			leader := c.WaitLeader(10 * time.Second)
-			c.Kill(leader)
+			w.guard.stopping(leader, func() { c.Kill(leader) })
 			dead = leader
 			crashedEver[c.Node(leader).GetMyNodeID()] = true
 			w.mu.Lock()
@@ -418,7 +540,9 @@ func runScenario(t *testing.T, seed int64) {
 				if i != leader && i != dead {
 					c.Heal()
 					healed()
-					if err := c.Leave(i); err != nil {
+					var err error
+					w.guard.stopping(i, func() { err = c.Leave(i) })
+					if err != nil {
 						step("leave node-%d failed: %v", i+1, err)
 					} else {
 						step("leave node-%d", i+1)
@@ -436,6 +560,7 @@ func runScenario(t *testing.T, seed int64) {
 	}
 	c.Heal()
 	healed()
+	w.stopCustomData()
 	step("heal (final)")
 	healedAt := time.Now()
 	// A crashed node must be removed within the allowance of its crash.
@@ -464,6 +589,7 @@ func runScenario(t *testing.T, seed int64) {
 	}
 	took := c.WaitConverged(convergeBudget() + time.Since(healedAt))
 	step("converged %v after healing", took.Round(time.Millisecond))
+	cdSummary := w.checkCustomData(first)
 	// Quiesce: every live subscriber has caught up with the last event.
 	deadline := time.Now().Add(10 * time.Second)
 	for !w.caughtUp() && time.Now().Before(deadline) {
@@ -474,10 +600,10 @@ func runScenario(t *testing.T, seed int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.problems) > 0 {
-		t.Fatalf("invariants broken:\n  %s", strings.Join(w.problems, "\n  "))
+		t.Fatalf("invariants broken:\n  %s\ncustom data: %s", strings.Join(w.problems, "\n  "), cdSummary)
 	}
-	t.Logf("seed %d: converged %v after healing; %d (partition, epoch) pairs observed; steps: %s",
-		seed, took.Round(time.Millisecond), len(w.primary), strings.Join(log, "; "))
+	t.Logf("seed %d: converged %v after healing; %d (partition, epoch) pairs observed; custom data: %s; steps: %s",
+		seed, took.Round(time.Millisecond), len(w.primary), cdSummary, strings.Join(log, "; "))
 }
 
 // caughtUp: the latest recorder of every live node ends at the same seq.

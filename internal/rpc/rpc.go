@@ -34,6 +34,10 @@ const (
 	MaxBody = 2 << 20
 )
 
+// ErrNotSent wraps failures to connect: the request never left this node,
+// so the peer did not act on it.
+var ErrNotSent = errors.New("request not sent")
+
 // ErrRemote is wrapped by errors the remote node answered with (as opposed
 // to transport failures).
 var ErrRemote = errors.New("remote node refused the request")
@@ -66,7 +70,13 @@ type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 // token (when not empty).
 func NewClient(dial Dialer, token string) *Client {
 	tr := &http.Transport{
-		DialContext:         dial,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			conn, err := dial(ctx, network, addr)
+			if err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+			}
+			return conn, nil
+		},
 		// Forwarded writes from many goroutines go to one leader: keep
 		// enough connections alive that they are reused, not redialled.
 		MaxIdleConnsPerHost: 64,
