@@ -56,7 +56,7 @@ func TestDamagedDataDir(t *testing.T) {
 		}, ErrDataDir, "corrupt"},
 		{"another cluster", func(t *testing.T, _ string, o *Options) { o.ClusterName = "other" }, ErrDataDir, `holds cluster "clusterkit"`},
 		{"another node", func(t *testing.T, _ string, o *Options) { o.NodeID = "node-2" }, ErrDataDir, "another node"},
-		{"other partition count", func(t *testing.T, _ string, o *Options) { o.PartitionCount = 128 }, ErrConfigMismatch, "64 partitions"},
+		{"other partition count", func(t *testing.T, _ string, o *Options) { o.PartitionCount = 128 }, ErrConfigMismatch, "PartitionCount is 128 but the cluster has 64"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

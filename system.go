@@ -495,10 +495,10 @@ func (ck *ClusterKit) checkDataDir(stores *raftfsm.Stores) error {
 			return fmt.Errorf("%w: %s holds cluster %q, this node is configured for %q", ErrDataDir, o.DataDir, c.GetClusterName(), o.ClusterName)
 		}
 		if o.PartitionCount != 0 && uint32(o.PartitionCount) != c.GetPartitionCount() {
-			return fmt.Errorf("%w: %s holds a cluster with %d partitions, PartitionCount is %d", ErrConfigMismatch, o.DataDir, c.GetPartitionCount(), o.PartitionCount)
+			return fmt.Errorf("%w: PartitionCount is %d but the cluster has %d (in %s)", ErrConfigMismatch, o.PartitionCount, c.GetPartitionCount(), o.DataDir)
 		}
 		if o.ReplicationFactor != 0 && uint32(o.ReplicationFactor) != c.GetReplicationFactor() {
-			return fmt.Errorf("%w: %s holds a cluster with replication factor %d, ReplicationFactor is %d", ErrConfigMismatch, o.DataDir, c.GetReplicationFactor(), o.ReplicationFactor)
+			return fmt.Errorf("%w: ReplicationFactor is %d but the cluster has %d (in %s)", ErrConfigMismatch, o.ReplicationFactor, c.GetReplicationFactor(), o.DataDir)
 		}
 	}
 	return nil
