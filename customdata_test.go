@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -275,5 +274,4 @@ func TestCustomDataHTTP(t *testing.T) {
 	if r := a.do("GET", "/custom-data/new", nil, nil); r.status != 404 {
 		t.Fatalf("GET after DELETE on the same node: %d", r.status)
 	}
-	_ = http.StatusOK
 }

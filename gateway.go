@@ -44,32 +44,7 @@ func (g gatewayBackend) Metrics() prometheus.Gatherer { return g.ck.registry }
 func (g gatewayBackend) MetricsJSON() any             { return g.ck.GetMetrics() }
 func (g gatewayBackend) Events() *eventlog.Log        { return g.ck.eventLog.Load() }
 
-func (g gatewayBackend) Consensus() httpgw.Consensus {
-	ck := g.ck
-	c := httpgw.Consensus{State: "Shutdown", Voters: []string{}, NonVoters: []string{}, Raw: map[string]string{}}
-	r := ck.raft
-	if r == nil || ck.lifecycle() == "stopped" {
-		return c
-	}
-	st := r.Stats()
-	num := func(k string) uint64 { n, _ := strconv.ParseUint(st[k], 10, 64); return n }
-	addr, id := r.LeaderWithID()
-	c.State, c.LeaderID, c.LeaderAddress = r.State().String(), string(id), string(addr)
-	c.Term, c.CommitIndex, c.AppliedIndex = num("term"), num("commit_index"), r.AppliedIndex()
-	c.LastLogIndex, c.LastLogTerm, c.LastSnapshotIndex = num("last_log_index"), num("last_log_term"), num("last_snapshot_index")
-	c.LastContact, c.Raw = st["last_contact"], st
-	if f := r.GetConfiguration(); f.Error() == nil {
-		for _, srv := range f.Configuration().Servers {
-			if srv.Suffrage == raft.Voter {
-				c.Voters = append(c.Voters, string(srv.ID))
-			} else {
-				c.NonVoters = append(c.NonVoters, string(srv.ID))
-			}
-		}
-	}
-	c.NumPeers = max(0, len(c.Voters)+len(c.NonVoters)-1) // 0 while joining (empty configuration)
-	return c
-}
+func (g gatewayBackend) Consensus() httpgw.Consensus { return g.ck.raftStatus() }
 
 func (g gatewayBackend) RebalanceNow(context.Context) error {
 	return httpError(g.ck.RebalancePartitions())

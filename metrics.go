@@ -68,7 +68,7 @@ func (ck *ClusterKit) GetMetrics() *Metrics {
 		Term:             rs.Term,
 		CommitIndex:      rs.CommitIndex,
 		AppliedIndex:     rs.AppliedIndex,
-		LastLogIndex:     rs.Last,
+		LastLogIndex:     rs.LastLogIndex,
 		ClusterHealth:    v.Health().Status,
 		EventsPublished:  map[string]uint64{},
 		EventsDelivered:  map[string]uint64{},
@@ -87,14 +87,7 @@ func (ck *ClusterKit) GetMetrics() *Metrics {
 			m.LastSync = mem.LastSeen
 		}
 	}
-	for n := range v.PartitionCount() {
-		switch v.Role(n) {
-		case raftfsm.RolePrimary:
-			m.PrimaryPartitions++
-		case raftfsm.RoleReplica:
-			m.ReplicaPartitions++
-		}
-	}
+	m.PrimaryPartitions, m.ReplicaPartitions = ownedByRole(v)
 	for k, name := range actors.KindNames {
 		m.EventsPublished[name] = s.Published(k)
 		m.EventsDelivered[name] = s.Delivered(k)
@@ -202,15 +195,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descMembers, float64(active), raftfsm.StatusActive)
 	gauge(descMembers, float64(suspect), raftfsm.StatusSuspect)
 	gauge(descPartitions, float64(v.PartitionCount()))
-	primary, replica := 0, 0
-	for n := range v.PartitionCount() {
-		switch v.Role(n) {
-		case raftfsm.RolePrimary:
-			primary++
-		case raftfsm.RoleReplica:
-			replica++
-		}
-	}
+	primary, replica := ownedByRole(v)
 	gauge(descOwned, float64(primary), "primary")
 	gauge(descOwned, float64(replica), "replica")
 	gauge(descLeader, flag(rs.State == raft.Leader.String()))
@@ -220,9 +205,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descTerm, float64(rs.Term))
 	gauge(descCommit, float64(rs.CommitIndex))
 	gauge(descApplied, float64(rs.AppliedIndex))
-	gauge(descLastIndex, float64(rs.Last))
-	gauge(descVoters, float64(rs.Voters))
-	gauge(descNonVoters, float64(rs.NonVoters))
+	gauge(descLastIndex, float64(rs.LastLogIndex))
+	gauge(descVoters, float64(len(rs.Voters)))
+	gauge(descNonVoters, float64(len(rs.NonVoters)))
 	status := v.Health().Status
 	for _, h := range healthStatuses {
 		gauge(descHealth, flag(status == h), h)
@@ -249,6 +234,19 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSuspects, float64(v.Health().UnhealthyNodes))
 	ch <- histogram(descProbeLatency, &s.ProbeLatency)
 	gauge(descUptime, time.Since(ck.createdAt).Seconds())
+}
+
+// ownedByRole counts the partitions this node holds as primary and replica.
+func ownedByRole(v *raftfsm.View) (primary, replica int) {
+	for n := range v.PartitionCount() {
+		switch v.Role(n) {
+		case raftfsm.RolePrimary:
+			primary++
+		case raftfsm.RoleReplica:
+			replica++
+		}
+	}
+	return primary, replica
 }
 
 // histogram converts an actors.Histogram to a Prometheus one (cumulative

@@ -8,6 +8,7 @@ import (
 	"github.com/hashicorp/raft"
 
 	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/httpgw"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -104,36 +105,32 @@ func (ck *ClusterKit) RebalancePartitions() error {
 	return nil
 }
 
-// raftStatus is what the node knows about consensus right now.
-type raftStatus struct {
-	State                                 string
-	LeaderID, LeaderAddr                  string
-	Term, CommitIndex, AppliedIndex, Last uint64
-	Voters, NonVoters                     int
-}
-
-func (ck *ClusterKit) raftStatus() raftStatus {
+// raftStatus is what the node knows about consensus right now (also the
+// body of GET /consensus/stats).
+func (ck *ClusterKit) raftStatus() httpgw.Consensus {
+	c := httpgw.Consensus{State: "Shutdown", Voters: []string{}, NonVoters: []string{}, Raw: map[string]string{}}
 	r := ck.raft
 	if r == nil || ck.lifecycle() == "stopped" {
-		return raftStatus{State: "Shutdown"}
+		return c
 	}
 	st := r.Stats()
 	num := func(k string) uint64 { n, _ := strconv.ParseUint(st[k], 10, 64); return n }
 	addr, id := r.LeaderWithID()
-	s := raftStatus{
-		State: r.State().String(), LeaderID: string(id), LeaderAddr: string(addr),
-		Term: num("term"), CommitIndex: num("commit_index"), AppliedIndex: r.AppliedIndex(), Last: r.LastIndex(),
-	}
+	c.State, c.LeaderID, c.LeaderAddress = r.State().String(), string(id), string(addr)
+	c.Term, c.CommitIndex, c.AppliedIndex = num("term"), num("commit_index"), r.AppliedIndex()
+	c.LastLogIndex, c.LastLogTerm, c.LastSnapshotIndex = r.LastIndex(), num("last_log_term"), num("last_snapshot_index")
+	c.LastContact, c.Raw = st["last_contact"], st
 	if f := r.GetConfiguration(); f.Error() == nil {
 		for _, srv := range f.Configuration().Servers {
 			if srv.Suffrage == raft.Voter {
-				s.Voters++
+				c.Voters = append(c.Voters, string(srv.ID))
 			} else {
-				s.NonVoters++
+				c.NonVoters = append(c.NonVoters, string(srv.ID))
 			}
 		}
 	}
-	return s
+	c.NumPeers = max(0, len(c.Voters)+len(c.NonVoters)-1) // 0 while joining (empty configuration)
+	return c
 }
 
 // HealthStatus is the detailed health of this node and of the cluster as this
@@ -176,9 +173,9 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		NodeID: ck.opts.NodeID, NodeName: ck.opts.NodeName, IsLeader: rs.State == raft.Leader.String(),
 		NodeCount: len(v.Members()), PartitionCount: v.PartitionCount(), RaftState: rs.State,
 		Uptime: time.Since(ck.createdAt).Round(time.Second).String(), ClusterStatus: h.Status,
-		Leader: rs.LeaderID, LeaderAddress: rs.LeaderAddr, Term: rs.Term, CommitIndex: rs.CommitIndex,
-		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.Last, TableVersion: v.TableVersion(),
-		Voters: rs.Voters, NonVoters: rs.NonVoters, UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
+		Leader: rs.LeaderID, LeaderAddress: rs.LeaderAddress, Term: rs.Term, CommitIndex: rs.CommitIndex,
+		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex, TableVersion: v.TableVersion(),
+		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
 		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
 	}
 	if m, ok := v.Member(ck.opts.NodeID); ok {
