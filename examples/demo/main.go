@@ -1,7 +1,8 @@
 // Command demo runs a three-node ClusterKit cluster in one process over
 // loopback TCP and narrates what happens: bootstrap, two joins with the
-// partitions that move, where keys live, service discovery, a graceful leave,
-// and the events a user actor received. It exits 0.
+// partitions that move, where keys live, service discovery, custom data
+// written on one node and read on another, a graceful leave, and the events a
+// user actor received. It exits 0.
 //
 //	go run ./examples/demo          # the narrated run
 //	go run ./examples/demo -serve   # then keep the nodes running (Ctrl-C stops)
@@ -62,6 +63,8 @@ func (j *journal) Receive(ctx actor.Context) {
 			delete(j.done, e.GetTriggerNodeId())
 		}
 		j.mu.Unlock()
+	case *messages.CustomDataChange:
+		line = fmt.Sprintf("CustomDataChange  %s=%q version %d", e.GetKey(), e.GetValue(), e.GetVersion())
 	case *messages.ClusterHealthChange:
 		line = fmt.Sprintf("ClusterHealth     %s -> %s (%d/%d nodes healthy, %d partitions under-replicated)", e.GetPreviousStatus(), e.GetStatus(), e.GetHealthyNodes(), e.GetTotalNodes(), e.GetUnderReplicatedPartitions())
 	default:
@@ -187,6 +190,22 @@ func run(serve, verbose bool) error {
 		fmt.Printf("  %-9s -> %-13s primary=%s replicas=%v epoch=%d\n", key, p.ID, first.GetPrimary(p).ID, replicas, p.Epoch)
 	}
 	fmt.Printf("\nservice discovery, as seen from node-3: kv on %v\n", nodes[2].ServiceAddresses("kv"))
+
+	// Custom data: written on a follower (forwarded to the leader), read
+	// linearizably on another node.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	t := time.Now()
+	if _, err := nodes[1].SetCustomDataContext(ctx, "flags/dark-mode", []byte("on")); err != nil {
+		return err
+	}
+	wrote := time.Since(t)
+	value, version, err := nodes[2].GetCustomDataLinearizable(ctx, "flags/dark-mode")
+	if err != nil {
+		return err
+	}
+	fmt.Printf("custom data written on node-2 in %v (forwarded to the leader), read on node-3: flags/dark-mode=%s (version %d)\n",
+		wrote.Round(time.Millisecond), value, version)
 
 	left := j.expect("node-3")
 	if err := nodes[2].Leave(); err != nil {
