@@ -135,10 +135,7 @@ func (ck *ClusterKit) usable() error {
 		return nil
 	case "starting":
 		return fmt.Errorf("%w: still starting", ErrNotStarted)
-	}
-	ck.mu.Lock()
-	defer ck.mu.Unlock()
-	if ck.stopped {
+	case "stopped":
 		return ErrStopped
 	}
 	return ErrNotStarted

@@ -110,7 +110,7 @@ func (ck *ClusterKit) RebalancePartitions() error {
 func (ck *ClusterKit) raftStatus() httpgw.Consensus {
 	c := httpgw.Consensus{State: "Shutdown", Voters: []string{}, NonVoters: []string{}, Raw: map[string]string{}}
 	r := ck.raft
-	if r == nil || ck.lifecycle() == "stopped" {
+	if l := ck.lifecycle(); r == nil || l == "new" || l == "stopped" {
 		return c
 	}
 	st := r.Stats()

@@ -599,18 +599,21 @@ func (ck *ClusterKit) Stop() error {
 // or POST /leave through the gateway).
 func (ck *ClusterKit) Done() <-chan struct{} { return ck.done }
 
-// lifecycle is "starting" (Start called, not ready yet), "running" or
-// "stopped" (also before Start).
+// lifecycle is "new" (before Start), "starting" (Start called, not ready
+// yet), "running" or "stopped".
 func (ck *ClusterKit) lifecycle() string {
 	if ck.running.Load() {
 		return "running"
 	}
 	ck.mu.Lock()
 	defer ck.mu.Unlock()
-	if ck.started && !ck.stopped {
+	switch {
+	case ck.stopped:
+		return "stopped"
+	case ck.started:
 		return "starting"
 	}
-	return "stopped"
+	return "new"
 }
 
 func (ck *ClusterKit) stop() error {

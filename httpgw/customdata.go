@@ -2,6 +2,7 @@ package httpgw
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -71,7 +72,7 @@ func (g *Gateway) getCustomData(w http.ResponseWriter, r *http.Request) {
 		var err error
 		if value, version, err = g.b.CustomDataLinearizable(r.Context(), key); err != nil {
 			var se *StatusError
-			if !asStatus(err, &se) || se.Code != "key_not_found" {
+			if !errors.As(err, &se) || se.Code != "key_not_found" {
 				g.failErr(w, r, err)
 				return
 			}

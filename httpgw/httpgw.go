@@ -262,12 +262,10 @@ func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code,
 	g.write(w, r, status, Error{Error: msg, Code: code})
 }
 
-func asStatus(err error, se **StatusError) bool { return errors.As(err, se) }
-
 // failErr answers err with the status a backend chose (StatusError), or 500.
 func (g *Gateway) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	var se *StatusError
-	if asStatus(err, &se) {
+	if errors.As(err, &se) {
 		g.fail(w, r, se.Status, se.Code, err.Error())
 		return
 	}
