@@ -1,109 +1,407 @@
-// Command demo runs a three-node ClusterKit cluster in one process over
-// loopback TCP and narrates what happens: bootstrap, two joins with the
-// partitions that move, where keys live, service discovery, custom data
-// written on one node and read on another, a graceful leave, and the events a
-// user actor received. It exits 0.
+// Command demo runs a five-node ClusterKit cluster in one process over
+// loopback TCP and narrates what happens: bootstrap and leader election,
+// four joins with the partitions that move and the balance after each
+// rebalance, where keys live, service discovery, a node killed (detected,
+// removed, rebalanced) and restarted (NodeRejoin with its offline time), the
+// leader killed (failover time), custom data written on one node and read on
+// another, the events a user actor received, and a summary of the timings.
+// It exits 0 within a minute, or 1 with the reason.
 //
 //	go run ./examples/demo          # the narrated run
-//	go run ./examples/demo -serve   # then keep the nodes running (Ctrl-C stops)
+//	go run ./examples/demo -serve   # then keep the nodes running and print their addresses (Ctrl-C stops)
 //	go run ./examples/demo -v       # with ClusterKit's own logs
+//
+// A "kill" makes a node vanish the way kill -9 does (its listener and every
+// connection close at once, internal/crashnet); nothing tells the cluster.
+// Each node keeps its state in a temporary data directory, so a killed node
+// restarts on it, like a process on its disk.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"sort"
+	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
+	"github.com/lmittmann/tint"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/crashnet"
 	"github.com/clusterkit/clusterkit/messages"
 )
 
+// budget bounds the whole narrated run: the demo must end within a minute.
+const budget = 55 * time.Second
+
 func main() {
-	serve := flag.Bool("serve", false, "keep the nodes running after the demo (Ctrl-C to stop)")
+	serve := flag.Bool("serve", false, "keep the nodes running after the demo and print their HTTP addresses (Ctrl-C to stop)")
 	verbose := flag.Bool("v", false, "show ClusterKit's own logs")
 	flag.Parse()
-	if err := run(*serve, *verbose); err != nil {
+	d := &demo{verbose: *verbose, nodes: map[string]*node{}}
+	err := d.run(*serve)
+	d.stopAll()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "demo failed:", err)
 		os.Exit(1)
 	}
 }
 
-// journal is a user actor: it receives lifecycle events as protobuf
-// messages and writes one line per interesting event.
-type journal struct {
-	mu    sync.Mutex
-	lines []string
-	done  map[string]chan struct{} // closed when a rebalance for that trigger node completes
+// node is one cluster member: the ClusterKit instance, the network that can
+// kill it, and the events its user actor received.
+type node struct {
+	id   string
+	addr string // host:port, kept across a restart
+	dir  string
+	ck   *clusterkit.ClusterKit
+	net  *crashnet.Network
+	rec  *recorder
+	// stopped receives the result of stopping a killed node's instance.
+	stopped chan error
 }
 
-func (j *journal) Receive(ctx actor.Context) {
-	var line string
-	switch e := ctx.Message().(type) {
-	case *messages.NodeJoin:
-		line = fmt.Sprintf("NodeJoin          %s (cluster size %d, bootstrap %v)", e.GetNode().GetId(), e.GetClusterSize(), e.GetIsBootstrap())
-	case *messages.NodeLeave:
-		line = fmt.Sprintf("NodeLeave         %s (%s; it was primary of %d partitions)", e.GetNode().GetId(), e.GetReason(), len(e.GetPartitionsOwned()))
-	case *messages.RebalanceStart:
-		line = fmt.Sprintf("RebalanceStart    trigger=%s node=%s partitions_to_move=%d", e.GetTrigger(), e.GetTriggerNodeId(), e.GetPartitionsToMove())
-	case *messages.RebalanceComplete:
-		line = fmt.Sprintf("RebalanceComplete moved=%d nodes=%v in %v", e.GetPartitionsMoved(), e.GetNodesAffected(), time.Duration(e.GetDurationNanos()).Round(time.Millisecond))
-		j.mu.Lock()
-		if ch, ok := j.done[e.GetTriggerNodeId()]; ok {
-			close(ch)
-			delete(j.done, e.GetTriggerNodeId())
-		}
-		j.mu.Unlock()
-	case *messages.CustomDataChange:
-		line = fmt.Sprintf("CustomDataChange  %s=%q version %d", e.GetKey(), e.GetValue(), e.GetVersion())
-	case *messages.ClusterHealthChange:
-		line = fmt.Sprintf("ClusterHealth     %s -> %s (%d/%d nodes healthy, %d partitions under-replicated)", e.GetPreviousStatus(), e.GetStatus(), e.GetHealthyNodes(), e.GetTotalNodes(), e.GetUnderReplicatedPartitions())
-	default:
-		return
-	}
-	j.mu.Lock()
-	j.lines = append(j.lines, line)
-	j.mu.Unlock()
+type demo struct {
+	verbose bool
+	root    string // parent of the data directories
+	order   []string
+	nodes   map[string]*node
+	timings []timing
+	ctx     context.Context
 }
 
-// expect returns a channel closed when a rebalance triggered by node completes.
-func (j *journal) expect(node string) chan struct{} {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	ch := make(chan struct{})
-	j.done[node] = ch
-	return ch
+type timing struct{ what, took, note string }
+
+func (d *demo) note(what string, took time.Duration, note string) {
+	d.timings = append(d.timings, timing{what, took.Round(time.Millisecond).String(), note})
 }
 
-func wait(ch chan struct{}, what string) error {
-	select {
-	case <-ch:
-		return nil
-	case <-time.After(15 * time.Second):
-		return fmt.Errorf("timed out waiting for %s", what)
-	}
-}
-
-func options(id, join string, verbose bool) clusterkit.Options {
+func (d *demo) options(n *node, join string) clusterkit.Options {
 	o := clusterkit.DefaultOptions()
-	o.NodeID, o.HTTPAddr, o.JoinAddr = id, "127.0.0.1:0", join
-	o.Services = map[string]string{"kv": ":9" + strings.TrimPrefix(id, "node-") + "00"}
-	if !verbose {
-		o.Logger = slog.New(slog.DiscardHandler)
+	o.NodeID, o.HTTPAddr, o.JoinAddr, o.DataDir = n.id, n.addr, join, n.dir
+	o.Network = n.net
+	o.Services = map[string]string{"kv": "127.0.0.1:9" + strings.TrimPrefix(n.id, "node-") + "00"}
+	o.Logger = slog.New(slog.DiscardHandler)
+	if d.verbose {
+		o.Logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: slog.LevelInfo, TimeFormat: time.TimeOnly + ".000"})).With("node", n.id)
 	}
 	return o
 }
 
-func address(ck *clusterkit.ClusterKit) string {
+// start creates (or re-creates, on the same data directory and address) a
+// node, subscribes its user actor before Start so it sees its own join, and
+// starts it.
+func (d *demo) start(id, join string) (*node, time.Duration, error) {
+	n := d.nodes[id]
+	if n == nil {
+		dir, err := os.MkdirTemp(d.root, id+"-")
+		if err != nil {
+			return nil, 0, err
+		}
+		n = &node{id: id, addr: "127.0.0.1:0", dir: dir}
+		d.nodes[id] = n
+		d.order = append(d.order, id)
+	}
+	n.net = &crashnet.Network{}
+	ck, err := clusterkit.New(d.options(n, join))
+	if err != nil {
+		return nil, 0, err
+	}
+	n.ck, n.rec = ck, newRecorder()
+	if err := n.rec.subscribe(ck); err != nil {
+		return nil, 0, err
+	}
+	t := time.Now()
+	if err := ck.Start(); err != nil {
+		_ = ck.Stop()
+		return nil, 0, fmt.Errorf("start %s: %w", id, err)
+	}
+	took := time.Since(t)
+	n.addr = selfAddr(ck) // the port chosen at the first start is kept for restarts
+	return n, took, nil
+}
+
+// kill makes the node vanish like a killed process: its listener and every
+// connection close at once. Its instance is then stopped in the background,
+// as a dead process does nothing more (no probes, no liveness record).
+func (d *demo) kill(id string) {
+	n := d.nodes[id]
+	n.net.Crash()
+	n.stopped = make(chan error, 1)
+	ck := n.ck
+	go func() { n.stopped <- ck.Stop() }()
+}
+
+// reap waits until a killed node's instance has stopped, so that it can be
+// restarted on its data directory.
+func (d *demo) reap(id string) error {
+	n := d.nodes[id]
+	select {
+	case err := <-n.stopped:
+		if err != nil && d.verbose {
+			fmt.Printf("  (stopping the killed %s's leftovers: %v)\n", id, err)
+		}
+	case <-d.ctx.Done():
+		return fmt.Errorf("the killed %s did not stop", id)
+	}
+	n.ck = nil
+	return nil
+}
+
+func (d *demo) stopAll() {
+	for _, id := range slices.Backward(d.order) {
+		if n := d.nodes[id]; n.ck != nil {
+			_ = n.ck.Stop()
+		}
+	}
+	if d.root != "" {
+		_ = os.RemoveAll(d.root)
+	}
+}
+
+func (d *demo) alive() []*node {
+	var out []*node
+	for _, id := range d.order {
+		if n := d.nodes[id]; n.ck != nil && !n.net.Crashed() {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+func (d *demo) leader() *node {
+	for _, n := range d.alive() {
+		if n.ck.HealthCheck().IsLeader {
+			return n
+		}
+	}
+	return nil
+}
+
+func (d *demo) run(serve bool) error {
+	begin := time.Now()
+	var cancel context.CancelFunc
+	d.ctx, cancel = context.WithTimeout(context.Background(), budget)
+	defer cancel()
+	root, err := os.MkdirTemp("", "clusterkit-demo-")
+	if err != nil {
+		return err
+	}
+	d.root = root
+
+	fmt.Println("== 1. bootstrap and leader election")
+	first, took, err := d.start("node-1", "")
+	if err != nil {
+		return err
+	}
+	if _, err := first.rec.await(d.ctx, 0, rebalanceBy("node-1")); err != nil {
+		return err
+	}
+	d.note("bootstrap: Start returned (leader elected, table committed)", took, "")
+	fmt.Printf("node-1 bootstrapped a new cluster and was elected leader in %v, at %s\n", took.Round(time.Millisecond), first.addr)
+	fmt.Printf("  %d partitions, replication factor %d; alone it holds every copy\n", len(first.ck.GetCluster().PartitionMap.Partitions), first.ck.GetCluster().Config.ReplicationFactor)
+	printBalance(first.ck)
+
+	fmt.Println("\n== 2. four nodes join; after each, the rebalance moves the fewest partitions to restore balance")
+	for _, id := range []string{"node-2", "node-3", "node-4", "node-5"} {
+		from := first.rec.len()
+		_, took, err := d.start(id, first.addr)
+		if err != nil {
+			return err
+		}
+		done, err := first.rec.await(d.ctx, from, rebalanceBy(id))
+		if err != nil {
+			return err
+		}
+		d.note(id+" join: Start returned (admitted, voter, table received)", took, "")
+		moves := first.rec.partitionChangesFor(from, id)
+		fmt.Printf("%s joined through node-1 in %v; the rebalance moved %d partitions in %v: it copies %s\n",
+			id, took.Round(time.Millisecond), done.(*messages.RebalanceComplete).GetPartitionsMoved(),
+			time.Duration(done.(*messages.RebalanceComplete).GetDurationNanos()).Round(time.Millisecond), moves)
+		printBalance(first.ck)
+	}
+
+	fmt.Println("\n== 3. where keys live (answered locally from the committed table: one atomic load, no network hop)")
+	five := d.nodes["node-5"].ck
+	for _, key := range []string{"user:123", "test-key", "order:42"} {
+		p, err := five.GetPartition(key)
+		if err != nil {
+			return err
+		}
+		var replicas []string
+		for _, r := range five.GetReplicas(p) {
+			replicas = append(replicas, r.ID)
+		}
+		fmt.Printf("  %-9s -> %-13s primary=%s replicas=%v epoch=%d\n", key, p.ID, five.GetPrimary(p).ID, replicas, p.Epoch)
+	}
+	fmt.Printf("service discovery, as seen from node-5: kv is served at %v\n", five.ServiceAddresses("kv"))
+
+	if err := d.killFollower(); err != nil {
+		return err
+	}
+	if err := d.killLeader(); err != nil {
+		return err
+	}
+	if err := d.customData(); err != nil {
+		return err
+	}
+
+	witness := d.nodes["node-2"] // alive from its join to the end
+	fmt.Printf("\n== 8. what a user actor on %s received, in commit order (the same on every node)\n", witness.id)
+	for _, l := range witness.rec.journal() {
+		fmt.Println("  " + l)
+	}
+
+	fmt.Println("\n== summary")
+	for _, t := range d.timings {
+		fmt.Println(strings.TrimRight(fmt.Sprintf("  %-62s %9s  %s", t.what, t.took, t.note), " "))
+	}
+	fmt.Printf("  %-62s %9s\n", "the whole demo", time.Since(begin).Round(time.Millisecond))
+
+	if serve {
+		fmt.Println("\nserving; every node answers the HTTP API on its address (Ctrl-C to stop):")
+		for _, n := range d.alive() {
+			fmt.Printf("  %s  http://%s   e.g. curl http://%s/cluster\n", n.id, n.addr, n.addr)
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		<-ctx.Done()
+	}
+	return nil
+}
+
+// killFollower kills a follower, waits for the leader to detect and remove
+// it, then restarts it on its data directory.
+func (d *demo) killFollower() error {
+	fmt.Println("\n== 4. node-4 (a follower) is killed: detected, removed, rebalanced")
+	witness := d.nodes["node-2"]
+	from := witness.rec.len()
+	t := time.Now()
+	d.kill("node-4")
+	left, err := witness.rec.await(d.ctx, from, leaveOf("node-4"))
+	if err != nil {
+		return err
+	}
+	detected := time.Since(t)
+	if _, err := witness.rec.await(d.ctx, from, rebalanceBy("node-4")); err != nil {
+		return err
+	}
+	rebalanced := time.Since(t)
+	l := left.(*messages.NodeLeave)
+	fmt.Printf("the leader's prober missed node-4, marked it suspect, and removed it (%s) %v after the kill;\n", l.GetReason(), detected.Round(time.Millisecond))
+	fmt.Printf("  it had been primary of %d and replica of %d partitions; %v after the kill every partition had three live owners again\n",
+		len(l.GetPartitionsOwned()), len(l.GetPartitionsReplica()), rebalanced.Round(time.Millisecond))
+	printBalance(witness.ck)
+	d.note("follower killed -> removed on every node (NodeLeave)", detected, "DefaultHealthCheck")
+	d.note("follower killed -> rebalanced", rebalanced, "")
+	if err := d.reap("node-4"); err != nil {
+		return err
+	}
+
+	fmt.Println("\n== 5. node-4 restarts on its data directory and rejoins")
+	from = witness.rec.len()
+	killedAt := t
+	restartAt := time.Now()
+	n, took, err := d.start("node-4", witness.addr)
+	if err != nil {
+		return err
+	}
+	rj, err := witness.rec.await(d.ctx, from, rejoinOf("node-4"))
+	if err != nil {
+		return err
+	}
+	if _, err := witness.rec.await(d.ctx, from, rebalanceBy("node-4")); err != nil {
+		return err
+	}
+	r := rj.(*messages.NodeRejoin)
+	fmt.Printf("node-4 was ready %v after Start; NodeRejoin says it was offline for %v (measured from its own last record: it restarted %v after the kill)\n",
+		took.Round(time.Millisecond), time.Duration(r.GetOfflineDurationNanos()).Round(time.Millisecond), restartAt.Sub(killedAt).Round(time.Millisecond))
+	// node-4's own user actor is told what to reload, like every node.
+	if _, err := n.rec.await(d.ctx, 0, rebalanceBy("node-4")); err != nil {
+		return err
+	}
+	fmt.Printf("  its own user actor got NodeRejoin and a PartitionChange for each of the %s\n", n.rec.partitionChangesFor(0, "node-4"))
+	printBalance(witness.ck)
+	d.note("killed follower restarted: Start returned (NodeRejoin)", took, "")
+	return nil
+}
+
+// killLeader kills the leader and measures how long the cluster cannot
+// commit: until a write through a survivor succeeds.
+func (d *demo) killLeader() error {
+	old := d.leader()
+	if old == nil {
+		return errors.New("no leader among the live nodes")
+	}
+	fmt.Printf("\n== 6. the leader, %s, is killed\n", old.id)
+	witness := d.nodes["node-2"]
+	if witness == old {
+		witness = d.nodes["node-3"]
+	}
+	from := witness.rec.len()
+	t := time.Now()
+	d.kill(old.id)
+	// The write is sent after the kill, so it can only be retried until a new
+	// leader commits it: its latency is the time the cluster could not write.
+	if _, err := witness.ck.SetCustomDataContext(d.ctx, "demo/failover", []byte("written by "+witness.id+" after the leader died")); err != nil {
+		return fmt.Errorf("write after the leader died: %w", err)
+	}
+	failover := time.Since(t)
+	leader := d.leader()
+	if leader == nil {
+		return errors.New("a write committed but no live node says it leads")
+	}
+	fmt.Printf("%s was elected and a write through %s committed %v after the kill\n", leader.id, witness.id, failover.Round(time.Millisecond))
+	d.note("leader killed -> a write commits again (failover)", failover, "Raft election timeout 500 ms")
+	left, err := witness.rec.await(d.ctx, from, leaveOf(old.id))
+	if err != nil {
+		return err
+	}
+	removed := time.Since(t)
+	if _, err := witness.rec.await(d.ctx, from, rebalanceBy(old.id)); err != nil {
+		return err
+	}
+	fmt.Printf("the new leader then removed %s (%s) %v after the kill; the cluster runs on %d nodes: %s\n",
+		old.id, left.(*messages.NodeLeave).GetReason(), removed.Round(time.Millisecond), len(d.alive()), witness.ck.HealthCheck().ClusterStatus)
+	d.note("leader killed -> removed on every node", removed, "")
+	return d.reap(old.id)
+}
+
+// customData writes on one node and reads linearizably on another.
+func (d *demo) customData() error {
+	fmt.Println("\n== 7. custom data: written on one node, read on another")
+	writer, reader := d.nodes["node-3"], d.nodes["node-5"]
+	t := time.Now()
+	version, err := writer.ck.SetCustomDataContext(d.ctx, "flags/dark-mode", []byte("on"))
+	if err != nil {
+		return err
+	}
+	wrote := time.Since(t)
+	value, v, err := reader.ck.GetCustomDataLinearizable(d.ctx, "flags/dark-mode")
+	if err != nil {
+		return err
+	}
+	if v != version || string(value) != "on" {
+		return fmt.Errorf("node-5 read %q version %d, node-3 wrote %q version %d", value, v, "on", version)
+	}
+	where := "forwarded to the leader"
+	if writer.ck.HealthCheck().IsLeader {
+		where = "it leads"
+	}
+	fmt.Printf("%s wrote flags/dark-mode=on in %v (%s); %s read it linearizably: %q, version %d\n",
+		writer.id, wrote.Round(time.Millisecond), where, reader.id, value, v)
+	value, _ = d.nodes["node-2"].ck.GetCustomData("demo/failover")
+	fmt.Printf("and the write made during the failover is there too: demo/failover=%q\n", value)
+	d.note("custom data write from a follower (commit + apply)", wrote, "")
+	return nil
+}
+
+func selfAddr(ck *clusterkit.ClusterKit) string {
 	for _, n := range ck.GetCluster().Nodes {
 		if n.ID == ck.GetMyNodeID() {
 			return n.IP
@@ -112,123 +410,42 @@ func address(ck *clusterkit.ClusterKit) string {
 	return ""
 }
 
-func balance(ck *clusterkit.ClusterKit) string {
-	primaries, slots := map[string]int{}, map[string]int{}
-	for _, p := range ck.GetCluster().PartitionMap.Partitions {
+// printBalance prints, per node, how many partitions it is primary of and
+// how many copies it holds, against the integer optimum.
+func printBalance(ck *clusterkit.ClusterKit) {
+	c := ck.GetCluster()
+	primaries, copies := map[string]int{}, map[string]int{}
+	for _, p := range c.PartitionMap.Partitions {
 		primaries[p.PrimaryNode]++
-		slots[p.PrimaryNode]++
+		copies[p.PrimaryNode]++
 		for _, r := range p.ReplicaNodes {
-			slots[r]++
+			copies[r]++
 		}
 	}
 	var ids []string
-	for id := range slots {
-		ids = append(ids, id)
+	for _, n := range c.Nodes {
+		ids = append(ids, n.ID)
 	}
-	sort.Strings(ids)
+	slices.Sort(ids)
 	var parts []string
 	for _, id := range ids {
-		parts = append(parts, fmt.Sprintf("%s %d primary/%d total", id, primaries[id], slots[id]))
+		parts = append(parts, fmt.Sprintf("%s %d/%d", id, primaries[id], copies[id]))
 	}
-	return strings.Join(parts, ", ")
+	total := 0
+	for _, n := range copies {
+		total += n
+	}
+	fmt.Printf("  balance (primary/copies): %s   [optimum %s primaries, %s copies per node; %s]\n",
+		strings.Join(parts, "  "), optimum(len(c.PartitionMap.Partitions), len(ids)), optimum(total, len(ids)), ck.HealthCheck().ClusterStatus)
 }
 
-func run(serve, verbose bool) error {
-	begin := time.Now()
-	j := &journal{done: map[string]chan struct{}{}}
-
-	first, err := clusterkit.New(options("node-1", "", verbose))
-	if err != nil {
-		return err
+// optimum is the integer optimum of spreading n items over k nodes.
+func optimum(n, k int) string {
+	if k == 0 {
+		return "-"
 	}
-	defer first.Stop()
-	pid := first.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return j }))
-	if err := first.Subscribe(pid); err != nil { // before Start: it sees the bootstrap too
-		return err
+	if n%k == 0 {
+		return fmt.Sprint(n / k)
 	}
-	booted := j.expect("node-1")
-	t0 := time.Now()
-	if err := first.Start(); err != nil {
-		return err
-	}
-	if err := wait(booted, "the bootstrap"); err != nil {
-		return err
-	}
-	fmt.Printf("node-1 bootstrapped a cluster in %v and leads it: %s\n", time.Since(t0).Round(time.Millisecond), address(first))
-	fmt.Printf("  64 partitions, replication factor 3; alone it holds every copy: %s\n", balance(first))
-
-	nodes := []*clusterkit.ClusterKit{first}
-	for _, id := range []string{"node-2", "node-3"} {
-		ck, err := clusterkit.New(options(id, address(first), verbose))
-		if err != nil {
-			return err
-		}
-		defer ck.Stop()
-		done := j.expect(id)
-		t := time.Now()
-		if err := ck.Start(); err != nil {
-			return err
-		}
-		joined := time.Since(t)
-		if err := wait(done, id+"'s rebalance"); err != nil {
-			return err
-		}
-		nodes = append(nodes, ck)
-		fmt.Printf("%s joined through node-1 in %v; after the rebalance: %s\n", id, joined.Round(time.Millisecond), balance(first))
-	}
-
-	fmt.Println("\nwhere keys live (answered locally from the committed table, no network hop):")
-	for _, key := range []string{"user:123", "test-key", "order:42"} {
-		p, err := first.GetPartition(key)
-		if err != nil {
-			return err
-		}
-		var replicas []string
-		for _, r := range first.GetReplicas(p) {
-			replicas = append(replicas, r.ID)
-		}
-		fmt.Printf("  %-9s -> %-13s primary=%s replicas=%v epoch=%d\n", key, p.ID, first.GetPrimary(p).ID, replicas, p.Epoch)
-	}
-	fmt.Printf("\nservice discovery, as seen from node-3: kv on %v\n", nodes[2].ServiceAddresses("kv"))
-
-	// Custom data: written on a follower (forwarded to the leader), read
-	// linearizably on another node.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	t := time.Now()
-	if _, err := nodes[1].SetCustomDataContext(ctx, "flags/dark-mode", []byte("on")); err != nil {
-		return err
-	}
-	wrote := time.Since(t)
-	value, version, err := nodes[2].GetCustomDataLinearizable(ctx, "flags/dark-mode")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("custom data written on node-2 in %v (forwarded to the leader), read on node-3: flags/dark-mode=%s (version %d)\n",
-		wrote.Round(time.Millisecond), value, version)
-
-	left := j.expect("node-3")
-	if err := nodes[2].Leave(); err != nil {
-		return err
-	}
-	if err := wait(left, "the rebalance after node-3 left"); err != nil {
-		return err
-	}
-	fmt.Printf("\nnode-3 left gracefully; after the rebalance: %s (health %s)\n", balance(first), first.HealthCheck().ClusterStatus)
-
-	j.mu.Lock()
-	fmt.Println("\nevents received by a user actor on node-1, in commit order:")
-	for _, l := range j.lines {
-		fmt.Println("  " + l)
-	}
-	j.mu.Unlock()
-	fmt.Printf("\ndemo finished in %v\n", time.Since(begin).Round(time.Millisecond))
-
-	if serve {
-		fmt.Println("\nserving; try: curl http://" + address(first) + "/cluster   (Ctrl-C to stop)")
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		<-ctx.Done()
-	}
-	return nil
+	return fmt.Sprintf("%d-%d", n/k, n/k+1)
 }
