@@ -23,6 +23,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"os/signal"
 	"slices"
@@ -220,9 +221,10 @@ func (d *demo) run(serve bool) error {
 		}
 		d.note(id+" join: Start returned (admitted, voter, table received)", took, "")
 		moves := first.rec.partitionChangesFor(from, id)
-		fmt.Printf("%s joined through node-1 in %v; the rebalance moved %d partitions in %v: it copies %s\n",
+		fmt.Printf("%s joined through node-1 in %v; the rebalance moved %d partitions in %v\n",
 			id, took.Round(time.Millisecond), done.(*messages.RebalanceComplete).GetPartitionsMoved(),
-			time.Duration(done.(*messages.RebalanceComplete).GetDurationNanos()).Round(time.Millisecond), moves)
+			time.Duration(done.(*messages.RebalanceComplete).GetDurationNanos()).Round(time.Millisecond))
+		fmt.Printf("  %s copies %s\n", id, moves)
 		printBalance(first.ck)
 	}
 
@@ -239,7 +241,11 @@ func (d *demo) run(serve bool) error {
 		}
 		fmt.Printf("  %-9s -> %-13s primary=%s replicas=%v epoch=%d\n", key, p.ID, five.GetPrimary(p).ID, replicas, p.Epoch)
 	}
-	fmt.Printf("service discovery, as seen from node-5: kv is served at %v\n", five.ServiceAddresses("kv"))
+	kv := five.ServiceAddresses("kv")
+	fmt.Println("service discovery, as seen from node-5: the kv service of each node")
+	for _, id := range slices.Sorted(maps.Keys(kv)) {
+		fmt.Printf("  %s kv=%s\n", id, kv[id])
+	}
 
 	if err := d.killFollower(); err != nil {
 		return err
@@ -252,7 +258,7 @@ func (d *demo) run(serve bool) error {
 	}
 
 	witness := d.nodes["node-2"] // alive from its join to the end
-	fmt.Printf("\n== 8. what a user actor on %s received, in commit order (the same on every node)\n", witness.id)
+	fmt.Printf("\n== 8. what a user actor on %s received, in commit order (every node delivers the same events from its own join on)\n", witness.id)
 	for _, l := range witness.rec.journal() {
 		fmt.Println("  " + l)
 	}
@@ -294,10 +300,10 @@ func (d *demo) killFollower() error {
 	rebalanced := time.Since(t)
 	l := left.(*messages.NodeLeave)
 	fmt.Printf("the leader's prober missed node-4, marked it suspect, and removed it (%s) %v after the kill;\n", l.GetReason(), detected.Round(time.Millisecond))
-	fmt.Printf("  it had been primary of %d and replica of %d partitions; %v after the kill every partition had three live owners again\n",
+	fmt.Printf("  it had been primary of %d and replica of %d partitions;\n  %v after the kill every partition had three live owners again\n",
 		len(l.GetPartitionsOwned()), len(l.GetPartitionsReplica()), rebalanced.Round(time.Millisecond))
 	printBalance(witness.ck)
-	d.note("follower killed -> removed on every node (NodeLeave)", detected, "DefaultHealthCheck")
+	d.note("follower killed -> removed (NodeLeave on node-2)", detected, "DefaultHealthCheck")
 	d.note("follower killed -> rebalanced", rebalanced, "")
 	if err := d.reap("node-4"); err != nil {
 		return err
@@ -319,13 +325,13 @@ func (d *demo) killFollower() error {
 		return err
 	}
 	r := rj.(*messages.NodeRejoin)
-	fmt.Printf("node-4 was ready %v after Start; NodeRejoin says it was offline for %v (measured from its own last record: it restarted %v after the kill)\n",
+	fmt.Printf("node-4 was ready %v after Start; NodeRejoin says it was offline for %v (from its own last record; it restarted %v after the kill)\n",
 		took.Round(time.Millisecond), time.Duration(r.GetOfflineDurationNanos()).Round(time.Millisecond), restartAt.Sub(killedAt).Round(time.Millisecond))
 	// node-4's own user actor is told what to reload, like every node.
 	if _, err := n.rec.await(d.ctx, 0, rebalanceBy("node-4")); err != nil {
 		return err
 	}
-	fmt.Printf("  its own user actor got NodeRejoin and a PartitionChange for each of the %s\n", n.rec.partitionChangesFor(0, "node-4"))
+	fmt.Printf("  its own user actor got NodeRejoin, then a PartitionChange for each partition to reload:\n    %s\n", n.rec.partitionChangesFor(0, "node-4"))
 	printBalance(witness.ck)
 	d.note("killed follower restarted: Start returned (NodeRejoin)", took, "")
 	return nil
@@ -368,14 +374,25 @@ func (d *demo) killLeader() error {
 	}
 	fmt.Printf("the new leader then removed %s (%s) %v after the kill; the cluster runs on %d nodes: %s\n",
 		old.id, left.(*messages.NodeLeave).GetReason(), removed.Round(time.Millisecond), len(d.alive()), witness.ck.HealthCheck().ClusterStatus)
-	d.note("leader killed -> removed on every node", removed, "")
+	d.note("leader killed -> removed (NodeLeave)", removed, "")
 	return d.reap(old.id)
 }
 
 // customData writes on one node and reads linearizably on another.
 func (d *demo) customData() error {
 	fmt.Println("\n== 7. custom data: written on one node, read on another")
-	writer, reader := d.nodes["node-3"], d.nodes["node-5"]
+	// Written on a follower, so the write is forwarded to the leader; read
+	// on another node, linearizably.
+	var followers []*node
+	for _, n := range d.alive() {
+		if !n.ck.HealthCheck().IsLeader {
+			followers = append(followers, n)
+		}
+	}
+	if len(followers) < 2 {
+		return errors.New("fewer than two followers alive")
+	}
+	writer, reader := followers[0], followers[len(followers)-1]
 	t := time.Now()
 	version, err := writer.ck.SetCustomDataContext(d.ctx, "flags/dark-mode", []byte("on"))
 	if err != nil {
@@ -387,14 +404,10 @@ func (d *demo) customData() error {
 		return err
 	}
 	if v != version || string(value) != "on" {
-		return fmt.Errorf("node-5 read %q version %d, node-3 wrote %q version %d", value, v, "on", version)
+		return fmt.Errorf("%s read %q version %d, %s wrote %q version %d", reader.id, value, v, writer.id, "on", version)
 	}
-	where := "forwarded to the leader"
-	if writer.ck.HealthCheck().IsLeader {
-		where = "it leads"
-	}
-	fmt.Printf("%s wrote flags/dark-mode=on in %v (%s); %s read it linearizably: %q, version %d\n",
-		writer.id, wrote.Round(time.Millisecond), where, reader.id, value, v)
+	fmt.Printf("%s (a follower) wrote flags/dark-mode=on in %v, forwarded to the leader; %s read it linearizably: %q, version %d\n",
+		writer.id, wrote.Round(time.Millisecond), reader.id, value, v)
 	value, _ = d.nodes["node-2"].ck.GetCustomData("demo/failover")
 	fmt.Printf("and the write made during the failover is there too: demo/failover=%q\n", value)
 	d.note("custom data write from a follower (commit + apply)", wrote, "")

@@ -127,7 +127,7 @@ func (r *recorder) partitionChangesFor(from int, node string) string {
 			continue
 		}
 		n++
-		if len(examples) < 3 {
+		if len(examples) < 2 {
 			var src []string
 			for _, s := range pc.GetCopyFromNodes() {
 				src = append(src, s.GetId())
