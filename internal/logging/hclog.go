@@ -2,10 +2,13 @@ package logging
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"strings"
+	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 )
@@ -47,7 +50,33 @@ func (h *hcAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 	if level == hclog.Off {
 		return
 	}
-	h.l.Log(context.Background(), toSlog(level), msg, normalizeArgs(args)...)
+	lvl := toSlog(level)
+	if lvl == slog.LevelError {
+		lvl = connectionLevel(args)
+	}
+	h.l.Log(context.Background(), lvl, msg, normalizeArgs(args)...)
+}
+
+// connectionLevel is the level of a raft ERROR record by the error it
+// carries. Raft logs every failed RPC to an unreachable peer at ERROR, once
+// per retry: a member that is down or restarting is normal operation (failure
+// detection reports it once, as a warning), so refused or reset connections
+// are warnings; a connection closed under the node's own shutdown is debug.
+func connectionLevel(args []interface{}) slog.Level {
+	for i := 1; i < len(args); i += 2 {
+		err, ok := args[i].(error)
+		if !ok {
+			continue
+		}
+		switch {
+		case errors.Is(err, net.ErrClosed):
+			return slog.LevelDebug
+		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
+			errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+			return slog.LevelWarn
+		}
+	}
+	return slog.LevelError
 }
 
 // normalizeArgs turns hclog's key/value pairs into slog arguments; hclog

@@ -3,8 +3,14 @@ package logging
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
 	"log/slog"
+	"net"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
@@ -74,5 +80,29 @@ func TestDemote(t *testing.T) {
 	recs := records(t, &buf)
 	if len(recs) != 1 || recs[0]["level"] != "INFO" || recs[0]["msg"] != "now info: kept" {
 		t.Fatalf("records = %v", recs)
+	}
+}
+
+// TestHCLogConnectionErrors: raft's ERROR records about peers that are down
+// become warnings, and connections closed by our own shutdown debug; other
+// errors stay errors.
+func TestHCLogConnectionErrors(t *testing.T) {
+	var buf bytes.Buffer
+	l := HCLog(jsonLogger(&buf, slog.LevelDebug), "raft")
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	closed := &net.OpError{Op: "read", Net: "tcp", Err: net.ErrClosed}
+	l.Error("failed to heartbeat to", "peer", "127.0.0.1:1", "error", refused)
+	l.Error("failed to decode incoming command", "error", closed)
+	l.Error("failed to make TimeoutNow RPC", "error", fmt.Errorf("rpc: %w", io.EOF))
+	l.Error("failed to apply", "error", errors.New("disk full"))
+	recs := records(t, &buf)
+	want := []string{"WARN", "DEBUG", "WARN", "ERROR"}
+	if len(recs) != len(want) {
+		t.Fatalf("records = %v", recs)
+	}
+	for i, w := range want {
+		if recs[i]["level"] != w {
+			t.Errorf("record %d (%v): level %v, want %s", i, recs[i]["msg"], recs[i]["level"], w)
+		}
 	}
 }
