@@ -141,6 +141,10 @@ func TestBadJoinsAreRefused(t *testing.T) {
 		{"claims an existing node's id", member("node-2", leader.advertise), actors.JoinImpersonation},
 		{"config mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
 			Expect: &messages.ClusterConfig{PartitionCount: 32}}, actors.JoinConfigMismatch},
+		{"cluster name mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
+			Expect: &messages.ClusterConfig{ClusterName: "another-cluster"}}, actors.JoinConfigMismatch},
+		{"key hash mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
+			Expect: &messages.ClusterConfig{KeyHash: messages.KeyHash_KEY_HASH_XXH64}, ExpectKeyHash: true}, actors.JoinConfigMismatch},
 	}
 	for _, c := range cases {
 		// Through the follower: it forwards to the leader.
@@ -174,6 +178,10 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	for name, mod := range map[string]func(*Options){
 		"wrong token":        func(o *Options) { o.AuthToken = "wrong" },
 		"partition mismatch": func(o *Options) { o.AuthToken = "s3cret-token"; o.PartitionCount = 32 },
+		// Refused before admission: found only afterwards, the joiner would
+		// stop as a dead voter.
+		"key hash mismatch":     func(o *Options) { o.AuthToken = "s3cret-token"; o.KeyHash = KeyHashXXH64 },
+		"cluster name mismatch": func(o *Options) { o.AuthToken = "s3cret-token"; o.ClusterName = "another-cluster" },
 	} {
 		o := clusterOptions(t, 9, leader.advertise)
 		mod(&o)
@@ -186,8 +194,13 @@ func TestBadJoinsAreRefused(t *testing.T) {
 		if !errors.Is(err, ErrJoinRefused) || time.Since(start) > o.StartTimeout/2 {
 			t.Errorf("%s: Start = %v after %v", name, err, time.Since(start))
 		}
-		if name == "partition mismatch" && !strings.Contains(err.Error(), "PartitionCount is 32 but the cluster has 64") {
-			t.Errorf("unclear error: %v", err)
+		want := map[string]string{
+			"partition mismatch":    "PartitionCount is 32 but the cluster has 64",
+			"key hash mismatch":     "KeyHash is KEY_HASH_XXH64 but the cluster uses KEY_HASH_MD5",
+			"cluster name mismatch": `ClusterName is "another-cluster"`,
+		}[name]
+		if err != nil && !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: unclear error: %v", name, err)
 		}
 	}
 	if servers() != beforeServers || len(leader.fsm.View().Members()) != 2 {

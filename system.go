@@ -380,12 +380,14 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Self: &messages.Member{
 			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services, Incarnation: ck.incarnation,
 		},
-		LastAlive:  ck.lastAlive,
-		Cluster:    ck.clusterConfig(),
-		Expect:     &messages.ClusterConfig{PartitionCount: uint32(o.PartitionCount), ReplicationFactor: uint32(o.ReplicationFactor)},
-		Seeds:      seeds,
-		Peers:      ck.peers,
-		RPCTimeout: rpcTimeout,
+		LastAlive: ck.lastAlive,
+		Cluster:   ck.clusterConfig(),
+		Expect: &messages.ClusterConfig{ClusterName: o.ClusterName, PartitionCount: uint32(o.PartitionCount),
+			ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto()},
+		ExpectKeyHash: o.KeyHash != KeyHashDefault,
+		Seeds:         seeds,
+		Peers:         ck.peers,
+		RPCTimeout:    rpcTimeout,
 		OnJoinRefused: func(err error) {
 			select {
 			case ck.refused <- err:

@@ -28,6 +28,8 @@ type Config struct {
 	Cluster *messages.ClusterConfig
 	// Expect holds this node's explicit cluster settings (zero fields: any).
 	Expect *messages.ClusterConfig
+	// ExpectKeyHash marks Expect.KeyHash as explicit (MD5 is its zero value).
+	ExpectKeyHash bool
 	// Seeds are members to send join requests to until a leader is known.
 	Seeds []string
 	// Peers calls other nodes.

@@ -105,6 +105,7 @@ func (s *stateActor) ensureRegistered() {
 		Member:            proto.Clone(s.cfg.Self).(*messages.Member),
 		LastAliveUnixNano: s.cfg.LastAlive,
 		Expect:            s.cfg.Expect,
+		ExpectKeyHash:     s.cfg.ExpectKeyHash,
 	}
 	s.regInFlight = true
 	peers, system, self, timeout := s.cfg.Peers, s.system, s.self, s.cfg.rpcTimeout()
@@ -166,16 +167,23 @@ func (s *stateActor) retryRegistration(after time.Duration) {
 	s.regTimer = time.AfterFunc(after, func() { system.Root.Send(self, &registerTick{}) })
 }
 
-func configMismatch(expect, c *messages.ClusterConfig) error {
+func configMismatch(expect, c *messages.ClusterConfig, keyHashExplicit bool) error {
 	var problems []string
+	if n := expect.GetClusterName(); n != "" && n != c.GetClusterName() {
+		problems = append(problems, fmt.Sprintf("ClusterName is %q but the cluster is %q", n, c.GetClusterName()))
+	}
 	if n := expect.GetPartitionCount(); n != 0 && n != c.GetPartitionCount() {
 		problems = append(problems, fmt.Sprintf("PartitionCount is %d but the cluster has %d", n, c.GetPartitionCount()))
 	}
 	if n := expect.GetReplicationFactor(); n != 0 && n != c.GetReplicationFactor() {
 		problems = append(problems, fmt.Sprintf("ReplicationFactor is %d but the cluster has %d", n, c.GetReplicationFactor()))
 	}
-	// KeyHash is sent only when explicit: MD5 is the zero value, so the
-	// joiner checks it itself once it has the configuration.
+	// Checked here, before the joiner becomes a voter: a joiner that found
+	// the mismatch only after admission would stop as a dead voter, and a
+	// one-node cluster would lose its quorum for good.
+	if keyHashExplicit && expect.GetKeyHash() != c.GetKeyHash() {
+		problems = append(problems, fmt.Sprintf("KeyHash is %v but the cluster uses %v", expect.GetKeyHash(), c.GetKeyHash()))
+	}
 	if len(problems) == 0 {
 		return nil
 	}
@@ -235,7 +243,7 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		refuse(JoinNotReady, "the cluster is still bootstrapping")
 		return
 	}
-	if err := configMismatch(req.GetExpect(), cfg); err != nil {
+	if err := configMismatch(req.GetExpect(), cfg, req.GetExpectKeyHash()); err != nil {
 		refuse(JoinConfigMismatch, "%v", err)
 		return
 	}

@@ -34,7 +34,10 @@ type JoinRequest struct {
 	// The joiner's explicit settings; zero fields accept the cluster's values.
 	Expect *ClusterConfig `protobuf:"bytes,3,opt,name=expect,proto3" json:"expect,omitempty"`
 	// Set by a member that forwards the request to the leader (one hop only).
-	Forwarded     bool `protobuf:"varint,4,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	Forwarded bool `protobuf:"varint,4,opt,name=forwarded,proto3" json:"forwarded,omitempty"`
+	// expect.key_hash is explicit: MD5 is the enum's zero value, so without
+	// this flag an explicit MD5 could not be told from "any".
+	ExpectKeyHash bool `protobuf:"varint,5,opt,name=expect_key_hash,json=expectKeyHash,proto3" json:"expect_key_hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -93,6 +96,13 @@ func (x *JoinRequest) GetExpect() *ClusterConfig {
 func (x *JoinRequest) GetForwarded() bool {
 	if x != nil {
 		return x.Forwarded
+	}
+	return false
+}
+
+func (x *JoinRequest) GetExpectKeyHash() bool {
+	if x != nil {
+		return x.ExpectKeyHash
 	}
 	return false
 }
@@ -415,12 +425,13 @@ var File_clusterkit_v1_rpc_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_rpc_proto_rawDesc = "" +
 	"\n" +
-	"\x17clusterkit/v1/rpc.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\xc1\x01\n" +
+	"\x17clusterkit/v1/rpc.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\xe9\x01\n" +
 	"\vJoinRequest\x12-\n" +
 	"\x06member\x18\x01 \x01(\v2\x15.clusterkit.v1.MemberR\x06member\x12/\n" +
 	"\x14last_alive_unix_nano\x18\x02 \x01(\x03R\x11lastAliveUnixNano\x124\n" +
 	"\x06expect\x18\x03 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06expect\x12\x1c\n" +
-	"\tforwarded\x18\x04 \x01(\bR\tforwarded\"\xe4\x01\n" +
+	"\tforwarded\x18\x04 \x01(\bR\tforwarded\x12&\n" +
+	"\x0fexpect_key_hash\x18\x05 \x01(\bR\rexpectKeyHash\"\xe4\x01\n" +
 	"\fJoinResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
