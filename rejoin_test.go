@@ -104,6 +104,38 @@ func TestRejoinAfterRestart(t *testing.T) {
 	}
 }
 
+// TestRemovedWhileDownRejoinsWithoutJoinAddr: a member removed while it was
+// down is in nobody's Raft configuration any more, so nobody contacts it; a
+// restart on its data directory without a join address still brings it back,
+// through the peers its persisted configuration names.
+func TestRemovedWhileDownRejoinsWithoutJoinAddr(t *testing.T) {
+	leakCheck(t)
+	dirs := map[int]string{1: t.TempDir(), 2: t.TempDir(), 3: t.TempDir()}
+	nodes := startCluster(t, 3, func(i int, o *Options) { o.DataDir = dirs[i]; o.PartitionCount = 16 }, nil)
+	// The bootstrap node, which leads: the one usually started without a
+	// join address, and whose successor it has never heard of.
+	victim := nodes[0]
+	addr := victim.advertise
+	if err := victim.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	survivors := nodes[1:]
+	leader := leaderOf(t, survivors)
+	if err := leader.RemoveNode("node-1"); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, survivors, 2)
+	waitFor(t, 10*time.Second, "node-1 out of raft's configuration", func() bool {
+		f := leader.raft.GetConfiguration()
+		return f.Error() == nil && len(f.Configuration().Servers) == 2
+	})
+
+	o := clusterOptions(t, 1, "") // no join address
+	o.DataDir, o.HTTPAddr = dirs[1], addr
+	back := startNode(t, o)
+	waitConverged(t, append(survivors, back), 3)
+}
+
 // TestBadJoinsAreRefused: joins with an empty, malformed, unreachable or
 // impersonating address (or a mismatched configuration, or a wrong token) are
 // refused with a clear error, and the membership and raft configuration stay

@@ -251,6 +251,12 @@ func (ck *ClusterKit) start() error {
 		ck.snapshots = ck.startSnapshotter()
 	}
 	seeds := ck.seeds()
+	if hasState {
+		// A member removed while it was down is no longer in anyone's Raft
+		// configuration, so nobody contacts it: the peers it knew are where
+		// it asks to join again, even without a join address.
+		seeds = append(seeds, knownPeers(r, o.NodeID, ck.advertise, seeds)...)
+	}
 	switch {
 	case hasState:
 		ck.log.Info("resuming from existing state", "data_dir", o.DataDir, "advertise", ck.advertise)
@@ -288,6 +294,23 @@ func (ck *ClusterKit) seeds() []string {
 	for _, a := range append([]string{ck.opts.JoinAddr}, ck.opts.JoinAddrs...) {
 		if a != "" && a != ck.advertise && !slices.Contains(out, a) {
 			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// knownPeers are the addresses of the other servers in r's persisted
+// configuration, without those already in seeds.
+func knownPeers(r *raft.Raft, self, advertise string, seeds []string) []string {
+	f := r.GetConfiguration()
+	if f.Error() != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range f.Configuration().Servers {
+		addr := string(s.Address)
+		if string(s.ID) != self && addr != advertise && addr != "" && !slices.Contains(seeds, addr) && !slices.Contains(out, addr) {
+			out = append(out, addr)
 		}
 	}
 	return out
