@@ -205,6 +205,9 @@ func (o Options) withDefaults() Options {
 	case hc.Disable:
 		hc.Enabled = false
 	default:
+		// A partly filled config is a tuned one, not a disabled one: only
+		// Disable turns detection off.
+		hc.Enabled = true
 		if hc.Interval == 0 {
 			hc.Interval = d.Interval
 		}

@@ -46,6 +46,27 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 // TestSingleNodeLifecycleEvents: a user actor and the Go callbacks receive
 // NodeJoin (bootstrap), RebalanceStart, one PartitionChange per partition and
 // RebalanceComplete, in that order, with increasing seqs.
+// TestHealthCheckDefaults: a zero or partly filled HealthCheckConfig means
+// detection on, missing fields from DefaultHealthCheck; only Disable turns it
+// off.
+func TestHealthCheckDefaults(t *testing.T) {
+	d := DefaultHealthCheck()
+	for name, c := range map[string]struct {
+		in   HealthCheckConfig
+		want HealthCheckConfig
+	}{
+		"zero":         {HealthCheckConfig{}, d},
+		"only a grace": {HealthCheckConfig{RemovalGrace: 10 * time.Second}, HealthCheckConfig{Enabled: true, Interval: d.Interval, Timeout: d.Timeout, FailureThreshold: d.FailureThreshold, RemovalGrace: 10 * time.Second}},
+		"reference":    {HealthCheckConfig{Enabled: true, Interval: 5 * time.Second}, HealthCheckConfig{Enabled: true, Interval: 5 * time.Second, Timeout: d.Timeout, FailureThreshold: d.FailureThreshold, RemovalGrace: d.RemovalGrace}},
+		"disabled":     {HealthCheckConfig{Disable: true, Interval: time.Second}, HealthCheckConfig{Disable: true, Interval: time.Second}},
+	} {
+		o := Options{HealthCheck: c.in}.withDefaults()
+		if o.HealthCheck != c.want {
+			t.Errorf("%s: %+v, want %+v", name, o.HealthCheck, c.want)
+		}
+	}
+}
+
 func TestSingleNodeLifecycleEvents(t *testing.T) {
 	leakCheck(t)
 	o := fastOptions(t, "node-1")
