@@ -1,0 +1,44 @@
+// Command kv is a replicated in-memory key/value store built on ClusterKit,
+// the actor way: ClusterKit decides who owns which partition, one actor per
+// node owns the data and reacts to the cluster's events.
+//
+//	go run ./examples/kv -id node-1 -http 127.0.0.1:8081 -kv 127.0.0.1:9081 -data-dir /tmp/kv1
+//	go run ./examples/kv -id node-2 -http 127.0.0.1:8082 -kv 127.0.0.1:9082 -data-dir /tmp/kv2 -join 127.0.0.1:8081
+//
+// Each node serves the kv API on the address it registers as its "kv"
+// service: GET/PUT/DELETE /kv/{key}, GET /ready, and for the other nodes
+// POST /internal/replicate and GET /internal/partitions/{id}.
+//
+// The store actor (store.go), subscribed with ck.Subscribe(pid, OnlyMine()),
+// is the only code that touches the data. PartitionChange: copy the
+// partition from CopyFromNodes in order, then from its other current
+// owners, with backoff, for up to 30 s (NoLiveSource: start it empty and
+// log a warning). NodeRejoin of itself: what it held before the restart is
+// stale (in memory, nothing is left), every partition waits for the reload
+// that follows. NodeLeave of itself: drop everything. RebalanceComplete:
+// partitions the table moved away stop serving clients and are dropped
+// after a hand-off grace, during which the new owners may copy them. A
+// partition serves clients only once loaded (503 "loading" before); GET
+// /ready is true once the node is a member and all it holds is loaded.
+//
+// Consistency: primary-backup, last writer wins per key. A write goes to
+// the partition's primary; any other node answers 421 "not_owner" naming
+// it. The primary's actor versions the write above every version it has
+// seen (a hybrid logical clock: a new primary supersedes its predecessor),
+// applies it, and the primary sends it to every replica in parallel; it
+// answers once every reachable replica applied it. An unreachable replica
+// is skipped: it is down, and reloads the partition when it rejoins. Each
+// write carries the primary's partition epoch; a node whose table is newer
+// refuses it (the client gets 503 and retries; the write may be visible on
+// the primary meanwhile), and a node serves a copy only once its table
+// reached the loader's epoch. So an acknowledged write is in the copy or
+// was sent to the loader, which takes writes while loading and merges by
+// version. Deletes are kept as tombstones. Reads go to the primary, then
+// the replicas; all have every acknowledged write, except a replica that
+// was unreachable for a moment without restarting (a production store adds
+// hinted hand-off or anti-entropy for that).
+//
+// Client (client.go) routes from GET /cluster alone, as a client in another
+// language would: hash_config maps keys to partitions, nodes carry their
+// services; it refreshes the view and retries, bounded, on any failure.
+package main

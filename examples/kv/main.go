@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+
+	"github.com/clusterkit/clusterkit"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "kv:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	d := clusterkit.DefaultOptions()
+	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
+	var (
+		id          = fs.String("id", "", "node ID; required")
+		httpAddr    = fs.String("http", "127.0.0.1:8080", "ClusterKit address (Raft and the gateway)")
+		kvAddr      = fs.String("kv", "127.0.0.1:9080", "kv API address, registered as the \"kv\" service")
+		join        = fs.String("join", "", "comma-separated ClusterKit addresses to join through")
+		dataDir     = fs.String("data-dir", "", "ClusterKit's data directory (the kv data itself is in memory); empty: nothing on disk")
+		partitions  = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
+		rf          = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
+		keyHash     = fs.String("key-hash", "", "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
+		hcInterval  = fs.Duration("health-interval", d.HealthCheck.Interval, "failure detection: probe interval")
+		hcTimeout   = fs.Duration("health-timeout", d.HealthCheck.Timeout, "failure detection: probe timeout")
+		hcThreshold = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "failure detection: missed probes before a peer is suspect")
+		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "failure detection: how long a suspect member stays before it is removed")
+		rebalance   = fs.Duration("rebalance-delay", d.RebalanceDelay, "debounce of membership changes")
+		heartbeat   = fs.Duration("raft-heartbeat-timeout", d.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
+		election    = fs.Duration("raft-election-timeout", d.Raft.ElectionTimeout, "Raft election timeout")
+		handoff     = fs.Duration("handoff-grace", copyDeadline, "how long a partition moved to other nodes is kept for them to copy")
+		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+	)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("-log-level: %w", err)
+	}
+	logger := slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000"}))
+
+	o := d
+	o.NodeID, o.HTTPAddr, o.DataDir, o.Logger = *id, *httpAddr, *dataDir, logger
+	o.PartitionCount, o.ReplicationFactor = *partitions, *rf
+	o.HealthCheck.Interval, o.HealthCheck.Timeout = *hcInterval, *hcTimeout
+	o.HealthCheck.FailureThreshold, o.HealthCheck.RemovalGrace = *hcThreshold, *hcGrace
+	o.RebalanceDelay = *rebalance
+	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
+	switch *keyHash {
+	case "":
+	case "md5":
+		o.KeyHash = clusterkit.KeyHashMD5
+	case "xxh64":
+		o.KeyHash = clusterkit.KeyHashXXH64
+	default:
+		return fmt.Errorf("-key-hash %q: want md5 or xxh64", *keyHash)
+	}
+	for _, a := range strings.Split(*join, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			o.JoinAddrs = append(o.JoinAddrs, a)
+		}
+	}
+
+	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff})
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	started := make(chan error, 1)
+	go func() { started <- n.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		return errors.Join(errors.New("interrupted while starting"), n.Stop())
+	}
+	c := n.CK.GetCluster()
+	fmt.Printf("ready node=%s http=%s kv=%s members=%d partitions=%d\n", n.CK.GetMyNodeID(), *httpAddr, n.KVAddr, len(c.Nodes), c.Config.PartitionCount)
+	select {
+	case <-ctx.Done():
+	case <-n.CK.Done():
+		fmt.Printf("stopped node=%s\n", n.CK.GetMyNodeID())
+		return nil
+	}
+	return n.Stop()
+}

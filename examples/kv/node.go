@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit"
+)
+
+// Node is one kv node: a ClusterKit node, its store actor and the kv API.
+type Node struct {
+	// CK is the node's ClusterKit.
+	CK *clusterkit.ClusterKit
+	// KVAddr is the address registered as the "kv" service.
+	KVAddr string
+
+	ln      net.Listener
+	srv     *http.Server
+	srvDone chan struct{}
+	pid     *actor.PID
+	cancel  context.CancelFunc
+	closed  sync.Once
+}
+
+// Config configures a Node.
+type Config struct {
+	// ClusterKit are the node's ClusterKit options; NewNode adds the "kv" service.
+	ClusterKit clusterkit.Options
+	// KVAddr is the kv API's listen address (port 0: any free port).
+	KVAddr string
+	// HandoffGrace is how long a partition the table moved away stays in
+	// memory, served only to the nodes that copy it (default 30 s).
+	HandoffGrace time.Duration
+}
+
+// NewNode listens on the kv address, creates the ClusterKit node with the
+// "kv" service registered and subscribes the store actor before Start, so
+// that it sees every event of the node's life. Call Start, then Stop.
+func NewNode(cfg Config) (*Node, error) {
+	o := cfg.ClusterKit
+	if cfg.HandoffGrace <= 0 {
+		cfg.HandoffGrace = copyDeadline
+	}
+	ln, advertised, err := listen(cfg.KVAddr)
+	if err != nil {
+		return nil, err
+	}
+	o.Services = maps.Clone(o.Services)
+	if o.Services == nil {
+		o.Services = map[string]string{}
+	}
+	o.Services["kv"] = advertised
+	ck, err := clusterkit.New(o)
+	if err != nil {
+		_ = ln.Close()
+		return nil, err
+	}
+	logger := o.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	// Node-to-node calls (replication, copies) are short: a dead peer must
+	// not hold a client write for long.
+	client := &http.Client{Timeout: 2 * time.Second}
+	st := newStore(ctx, ck, logger.With("node", o.NodeID, "component", "kv"), client, cfg.HandoffGrace)
+	pid := ck.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }))
+	err = ck.Subscribe(pid, clusterkit.OnlyMine(), clusterkit.WithKinds(clusterkit.EventPartitionChange,
+		clusterkit.EventNodeRejoin, clusterkit.EventNodeLeave, clusterkit.EventRebalanceComplete))
+	if err != nil {
+		cancel()
+		_ = ln.Close()
+		_ = ck.Stop()
+		return nil, fmt.Errorf("subscribe the store: %w", err)
+	}
+	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, cancel: cancel, srvDone: make(chan struct{})}
+	n.srv = &http.Server{
+		Handler:           (&server{ck: ck, system: ck.ActorSystem(), store: pid, st: st}).routes(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       time.Minute,
+	}
+	// Serve before Start: primaries replicate to this node as soon as the
+	// table names it, and a restarted node must receive those writes from
+	// before it asks for its copies (see the package documentation).
+	go func() {
+		defer close(n.srvDone)
+		if err := n.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("kv server stopped", "error", err)
+		}
+	}()
+	return n, nil
+}
+
+// Start starts ClusterKit (it returns once the node holds a committed table).
+func (n *Node) Start() error {
+	if err := n.CK.Start(); err != nil {
+		n.closeKV()
+		return err
+	}
+	return nil
+}
+
+// Stop stops the kv API, the store and ClusterKit (without leaving).
+func (n *Node) Stop() error {
+	n.closeKV()
+	return n.CK.Stop()
+}
+
+func (n *Node) closeKV() {
+	n.closed.Do(func() {
+		n.cancel()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := n.srv.Shutdown(ctx); err != nil {
+			_ = n.srv.Close()
+		}
+		<-n.srvDone
+		select {
+		case <-n.CK.Done():
+			// A failed Start stopped ClusterKit, and its actor system with it.
+		default:
+			_ = n.CK.ActorSystem().Root.StopFuture(n.pid).Wait()
+		}
+	})
+}

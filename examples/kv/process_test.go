@@ -1,0 +1,422 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/clusterkit/clusterkit/actors/actortest"
+)
+
+// These tests run the kv binary as real processes on loopback, so that
+// failures are real: kill -9, restarts on the same data directory.
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func kvBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "ckkv")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "kv")
+		build := exec.Command("go", "build", "-o", binPath, ".")
+		build.Stderr = os.Stderr
+		buildErr = build.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build: %v", buildErr)
+	}
+	return binPath
+}
+
+// fastArgs: quick Raft and failure detection (a crashed node is removed
+// within about a second).
+var fastArgs = []string{"-raft-heartbeat-timeout", "150ms", "-raft-election-timeout", "150ms", "-rebalance-delay", "20ms",
+	"-health-interval", "100ms", "-health-timeout", "150ms", "-health-failure-threshold", "3", "-health-removal-grace", "300ms"}
+
+// kvProc is one node process. Its log goes to a file, shown if the test fails.
+type kvProc struct {
+	id, http, kv, dataDir string
+	cmd                   *exec.Cmd
+	done                  chan struct{}
+	logPath               string // of the current run
+}
+
+// mustLog fails unless the current run of p logged text.
+func (p *kvProc) mustLog(t *testing.T, text string) {
+	t.Helper()
+	data, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), text) {
+		t.Fatalf("%s did not log %q", p.id, text)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// launch starts p and waits until it prints "ready". The test's cleanup
+// kills it (kill -9) if it still runs.
+func (p *kvProc) launch(t *testing.T, args ...string) {
+	t.Helper()
+	p.done = make(chan struct{})
+	args = append([]string{"-id", p.id, "-http", p.http, "-kv", p.kv, "-data-dir", p.dataDir, "-log-level", "debug"}, args...)
+	p.cmd = exec.Command(kvBinary(t), args...)
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), p.id+".log")
+	p.logPath = logPath
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Stderr = logFile
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	cmd, done := p.cmd, p.done
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-done
+		_ = logFile.Close()
+		if t.Failed() {
+			if data, err := os.ReadFile(logPath); err == nil {
+				t.Logf("log of %s (pid %d):\n%s", p.id, cmd.Process.Pid, tail(string(data), 60))
+			}
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, "ready ") {
+				ready <- line
+			}
+		}
+		_ = cmd.Wait()
+	}()
+	select {
+	case line := <-ready:
+		if !strings.Contains(line, "node="+p.id) || !strings.Contains(line, "kv="+p.kv) {
+			t.Fatalf("ready line %q", line)
+		}
+	case <-done:
+		t.Fatalf("%s exited before it was ready", p.id)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s not ready", p.id)
+	}
+}
+
+// kill9 kills p with SIGKILL and waits for it to be gone.
+func (p *kvProc) kill9(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-p.done
+}
+
+func tail(s string, lines int) string {
+	all := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return strings.Join(all, "\n")
+}
+
+var probe = &http.Client{Timeout: 2 * time.Second}
+
+// kvStatus reads GET /ready of a node's kv API.
+func kvStatus(addr string) (Status, error) {
+	var st Status
+	resp, err := probe.Get("http://" + addr + "/ready")
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	return st, json.NewDecoder(resp.Body).Decode(&st)
+}
+
+// waitLoaded waits until p is ready and holds exactly held partitions, all loaded.
+func waitLoaded(t *testing.T, p *kvProc, held int) {
+	t.Helper()
+	var last Status
+	var lastErr error
+	start := time.Now()
+	ok := poll(20*time.Second, func() bool {
+		last, lastErr = kvStatus(p.kv)
+		return lastErr == nil && last.Ready && last.Held == held && last.Loaded == held
+	})
+	if !ok {
+		t.Fatalf("%s did not load its %d partitions: last status %+v, error %v", p.id, held, last, lastErr)
+	}
+	t.Logf("%s ready with %d partitions loaded, %d keys (waited %v)", p.id, last.Loaded, last.Keys, time.Since(start).Round(time.Millisecond))
+}
+
+// waitMembers waits until the gateway of every listed process reports
+// exactly the given number of members.
+func waitMembers(t *testing.T, procs []*kvProc, n int) {
+	t.Helper()
+	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("%d members on every node", n), func() bool {
+		for _, p := range procs {
+			c := NewClient(p.http)
+			if c.Refresh(context.Background()) != nil || len(c.Routing().Gateways) != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func poll(timeout time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// checkAll reads every key through read and compares it with want.
+func checkAll(t *testing.T, what string, want map[string]string, read func(ctx context.Context, key string) ([]byte, error)) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		bad  []string
+		keys = make(chan string)
+		wg   sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for k := range keys {
+				got, err := read(ctx, k)
+				if err != nil || string(got) != want[k] {
+					mu.Lock()
+					bad = append(bad, fmt.Sprintf("%s: got %q, %v; want %q", k, got, err, want[k]))
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for k := range want {
+		keys <- k
+	}
+	close(keys)
+	wg.Wait()
+	if len(bad) > 0 {
+		t.Fatalf("%s: %d of %d keys wrong, e.g. %v", what, len(bad), len(want), bad[:min(5, len(bad))])
+	}
+	t.Logf("%s: all %d keys read back in %v", what, len(want), time.Since(start).Round(time.Millisecond))
+}
+
+// writeAll writes every key of kvs through the client, 8 at a time.
+func writeAll(t *testing.T, c *Client, kvs map[string]string) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		errs []error
+		keys = make(chan string)
+		wg   sync.WaitGroup
+	)
+	for range 8 {
+		wg.Go(func() {
+			for k := range keys {
+				if err := c.Put(ctx, k, []byte(kvs[k])); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	for k := range kvs {
+		keys <- k
+	}
+	close(keys)
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d writes failed, e.g. %v", len(errs), len(kvs), errs[0])
+	}
+	t.Logf("wrote %d keys in %v", len(kvs), time.Since(start).Round(time.Millisecond))
+}
+
+// direct reads a key from one node's kv API, without routing: the node
+// must hold the key's partition, loaded.
+func direct(p *kvProc) func(context.Context, string) ([]byte, error) {
+	return func(ctx context.Context, key string) ([]byte, error) {
+		r := &Routing{KV: map[string]string{p.id: p.kv}}
+		res, err := NewClient().call(ctx, r, p.id, http.MethodGet, key, nil)
+		if err != nil {
+			return nil, err
+		}
+		if res.status != http.StatusOK {
+			return nil, res.err()
+		}
+		return res.body, nil
+	}
+}
+
+// TestKillRestartKill: a 3-node cluster (RF 3, 64 partitions) with data
+// directories takes 1,000 keys through the smart client; kill -9 of one
+// node loses none; the node restarts on its data directory (with the join
+// address), rejoins and reloads every partition from the live owners; kill
+// -9 of another node loses none either.
+//
+// "removed": the restart comes after failure detection removed the node,
+// and writes go on against the survivors while the second dead node may
+// still be a primary. "in place": a long removal grace keeps the node a
+// member, so it restarts as one (NodeRejoin without a NodeLeave).
+func TestKillRestartKill(t *testing.T) {
+	t.Run("removed", func(t *testing.T) { killRestartKill(t, true) })
+	t.Run("in place", func(t *testing.T) { killRestartKill(t, false) })
+}
+
+func killRestartKill(t *testing.T, removed bool) {
+	args := fastArgs
+	if !removed {
+		args = append(slices.Clone(fastArgs), "-health-removal-grace", "30s")
+	}
+	dir := t.TempDir()
+	procs := make([]*kvProc, 3)
+	for i := range procs {
+		procs[i] = &kvProc{id: fmt.Sprintf("node-%d", i+1), http: freeAddr(t), kv: freeAddr(t), dataDir: filepath.Join(dir, fmt.Sprintf("node-%d", i+1))}
+	}
+	procs[0].launch(t, append([]string{"-partitions", "64", "-replication-factor", "3"}, args...)...)
+	for _, p := range procs[1:] {
+		p.launch(t, append([]string{"-join", procs[0].http}, args...)...)
+	}
+	waitMembers(t, procs, 3)
+	for _, p := range procs {
+		waitLoaded(t, p, 64) // RF 3 on 3 nodes: every node holds every partition
+	}
+
+	client := NewClient(procs[0].http, procs[1].http, procs[2].http)
+	want := map[string]string{}
+	for i := range 1000 {
+		want[fmt.Sprintf("key-%04d", i)] = fmt.Sprintf("value-%04d-%d", i, time.Now().UnixNano())
+	}
+	writeAll(t, client, want)
+	for _, p := range procs {
+		checkAll(t, p.id+" directly", want, direct(p))
+	}
+
+	// kill -9 the first node (the bootstrap node, most likely the Raft
+	// leader too): reads fall back to the replicas.
+	first := procs[0]
+	first.kill9(t)
+	checkAll(t, "after kill -9 of "+first.id, want, client.Get)
+	if removed {
+		waitMembers(t, procs[1:], 2)
+	} else if got := members(t, procs[1]); got != 3 {
+		t.Fatalf("%s has %d members: the dead node was removed despite the long grace", procs[1].id, got)
+	}
+
+	// Restart it on its data directory, with the join address (needed
+	// when failure detection removed it).
+	first.launch(t, append([]string{"-join", procs[1].http + "," + procs[2].http}, args...)...)
+	waitMembers(t, procs, 3)
+	waitLoaded(t, first, 64)
+	first.mustLog(t, "this node rejoined")
+	checkAll(t, first.id+" directly after its restart", want, direct(first))
+
+	// kill -9 a second node: the restarted one and the third have everything.
+	second := procs[1]
+	second.kill9(t)
+	survivors := []*kvProc{procs[0], procs[2]}
+	checkAll(t, "after kill -9 of "+second.id, want, client.Get)
+	for _, p := range survivors {
+		checkAll(t, p.id+" directly after the second kill", want, direct(p))
+	}
+	if !removed {
+		return // the second dead node stays a primary for 30 s: writes to its partitions wait
+	}
+
+	// Writes go on while the dead node may still be a primary in the table
+	// (until failure detection removes it): the client refreshes and retries.
+	updates := map[string]string{}
+	for i := range 200 {
+		k := fmt.Sprintf("key-%04d", i*5)
+		updates[k] = fmt.Sprintf("updated-%04d", i*5)
+		want[k] = updates[k]
+	}
+	writeAll(t, client, updates)
+	waitMembers(t, survivors, 2)
+	for _, p := range survivors {
+		checkAll(t, p.id+" directly after the updates", want, direct(p))
+	}
+	checkAll(t, "through the client at the end", want, client.Get)
+
+	// SIGTERM stops a node cleanly (exit status 0).
+	for _, p := range survivors {
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-p.done:
+			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+				t.Fatalf("%s exited with %d after SIGTERM", p.id, code)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s did not stop after SIGTERM", p.id)
+		}
+	}
+}
+
+// members is the number of members p's gateway reports.
+func members(t *testing.T, p *kvProc) int {
+	t.Helper()
+	c := NewClient(p.http)
+	if err := c.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return len(c.Routing().Gateways)
+}

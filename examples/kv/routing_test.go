@@ -1,0 +1,215 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/actors/actortest"
+)
+
+// A /cluster document as the gateway writes it (trimmed to two partitions).
+const clusterDoc = `{
+  "cluster": {
+    "nodes": [
+      {"id": "node-1", "ip": "10.1.0.1:8080", "port": 8080, "status": "active", "services": {"kv": "10.1.0.1:9080"}},
+      {"id": "node-2", "ip": "10.1.0.2:8080", "port": 8080, "status": "active", "services": {"kv": ":9080"}},
+      {"id": "node-3", "ip": "10.1.0.3:8080", "port": 8080, "status": "active"}
+    ],
+    "partition_map": {"partitions": {
+      "partition-48": {"id": "partition-48", "primary_node": "node-2", "replica_nodes": ["node-1", "node-3"], "epoch": 3},
+      "partition-49": {"id": "partition-49", "primary_node": "node-3", "replica_nodes": ["node-2"], "epoch": 1}
+    }},
+    "hash_config": {"algorithm": "md5", "formula": "BigEndian.Uint32(md5(key)[0:4]) % partition_count", "partition_count": 64, "partition_id_format": "partition-%d"},
+    "version": 14
+  },
+  "hash_config": {"algorithm": "md5", "formula": "BigEndian.Uint32(md5(key)[0:4]) % partition_count", "partition_count": 64, "partition_id_format": "partition-%d"}
+}`
+
+func TestRoutingFromJSON(t *testing.T) {
+	r, err := ParseRouting([]byte(clusterDoc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The reference contract: md5 with 64 partitions.
+	for key, want := range map[string]string{"user:123": "partition-48", "test-key": "partition-49"} {
+		if got, err := r.PartitionOf(key); err != nil || got != want {
+			t.Errorf("PartitionOf(%q) = %s, %v; want %s", key, got, err, want)
+		}
+	}
+	part, owners, err := r.Locate("user:123")
+	if err != nil || part != "partition-48" || !slices.Equal(owners, []string{"node-2", "node-1", "node-3"}) {
+		t.Fatalf("Locate(user:123) = %s %v %v", part, owners, err)
+	}
+	// A service registered without a host takes the node's host.
+	if r.KV["node-1"] != "10.1.0.1:9080" || r.KV["node-2"] != "10.1.0.2:9080" || r.KV["node-3"] != "" {
+		t.Fatalf("kv addresses %v", r.KV)
+	}
+	if r.Gateways["node-3"] != "10.1.0.3:8080" || r.Version != 14 {
+		t.Fatalf("gateways %v, version %d", r.Gateways, r.Version)
+	}
+	if _, _, err := r.Locate("key-without-owner"); err == nil {
+		t.Fatal("a key of a partition missing from the map must not route")
+	}
+
+	for _, bad := range []string{
+		`{"cluster": {}}`,
+		`{"hash_config": {"algorithm": "sha1", "partition_count": 64}}`,
+		`{"hash_config": {"algorithm": "md5", "partition_count": 0}}`,
+		`not json`,
+	} {
+		if _, err := ParseRouting([]byte(bad)); err == nil {
+			t.Errorf("ParseRouting(%s) succeeded", bad)
+		}
+	}
+}
+
+func testOptions(id string) clusterkit.Options {
+	o := clusterkit.DefaultOptions()
+	o.NodeID, o.HTTPAddr = id, "127.0.0.1:0"
+	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = 50*time.Millisecond, 50*time.Millisecond
+	o.RebalanceDelay = 10 * time.Millisecond
+	o.HealthCheck = clusterkit.HealthCheckConfig{Disable: true}
+	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	return o
+}
+
+// startNode starts an in-process kv node on loopback and stops it with the test.
+func startNode(t *testing.T, o clusterkit.Options) *Node {
+	t.Helper()
+	n, err := NewNode(Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Stop(); err != nil {
+			t.Errorf("stop %s: %v", o.NodeID, err)
+		}
+	})
+	return n
+}
+
+func gateway(n *Node) string {
+	for _, m := range n.CK.GetCluster().Nodes {
+		if m.ID == n.CK.GetMyNodeID() {
+			return m.IP
+		}
+	}
+	return ""
+}
+
+// TestRoutingMatchesClusterKit: the client, from the JSON of GET /cluster
+// alone, maps keys to the partitions and owners ck.GetPartition gives, with
+// both hash algorithms.
+func TestRoutingMatchesClusterKit(t *testing.T) {
+	for name, hash := range map[string]clusterkit.KeyHash{"md5": clusterkit.KeyHashMD5, "xxh64": clusterkit.KeyHashXXH64} {
+		t.Run(name, func(t *testing.T) {
+			o := testOptions("node-1")
+			o.PartitionCount, o.KeyHash = 64, hash
+			n := startNode(t, o)
+			c := NewClient(gateway(n))
+			if err := c.Refresh(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r := c.Routing()
+			if r.Algorithm != name {
+				t.Fatalf("hash_config.algorithm %q, want %q", r.Algorithm, name)
+			}
+			if hash == clusterkit.KeyHashMD5 {
+				if got, _ := r.PartitionOf("user:123"); got != "partition-48" {
+					t.Fatalf("user:123 -> %s, want partition-48", got)
+				}
+			}
+			for i := range 2000 {
+				key := fmt.Sprintf("k-%d-%s", i, strings.Repeat("é", i%40))
+				p, err := n.CK.GetPartition(key)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, owners, err := r.Locate(key)
+				if err != nil || got != p.ID || owners[0] != p.PrimaryNode {
+					t.Fatalf("%q: client says %s %v (%v), ClusterKit says %s (primary %s)", key, got, owners, err, p.ID, p.PrimaryNode)
+				}
+			}
+			if r.KV["node-1"] != n.KVAddr {
+				t.Fatalf("kv address %q, want %q", r.KV["node-1"], n.KVAddr)
+			}
+		})
+	}
+}
+
+// TestAPI: two in-process nodes (RF 2): the primary replicates before it
+// answers; a non-primary refuses a write naming the primary; a replica
+// refuses a write from an older table; deletes are replicated.
+func TestAPI(t *testing.T) {
+	o1 := testOptions("node-1")
+	o1.PartitionCount, o1.ReplicationFactor = 16, 2
+	n1 := startNode(t, o1)
+	o2 := testOptions("node-2")
+	o2.JoinAddr = gateway(n1)
+	n2 := startNode(t, o2)
+	nodes := map[string]*Node{"node-1": n1, "node-2": n2}
+	for _, n := range nodes {
+		actortest.Eventually(t, 10*time.Second, n.CK.GetMyNodeID()+" to load its 16 partitions", func() bool {
+			st, err := kvStatus(n.KVAddr)
+			return err == nil && st.Ready && st.Held == 16
+		})
+	}
+	ctx := context.Background()
+	c := NewClient(gateway(n1))
+	if err := c.Put(ctx, "user:123", []byte("alice")); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := n1.CK.GetPartition("user:123")
+	primary, replica := nodes[p.PrimaryNode], nodes[p.ReplicaNodes[0]]
+	// Acknowledged means on the replica too.
+	for _, n := range nodes {
+		r := &Routing{KV: map[string]string{"x": n.KVAddr}}
+		res, err := c.call(ctx, r, "x", http.MethodGet, "user:123", nil)
+		if err != nil || res.status != http.StatusOK || string(res.body) != "alice" {
+			t.Fatalf("%s: %+v %v", n.CK.GetMyNodeID(), res, err)
+		}
+	}
+
+	// A write sent to the replica is refused with the primary's name.
+	res, err := c.call(ctx, &Routing{KV: map[string]string{"r": replica.KVAddr}}, "r", http.MethodPut, "user:123", []byte("bob"))
+	if err != nil || res.status != http.StatusMisdirectedRequest || res.apiErr.Code != "not_owner" ||
+		res.apiErr.Primary != p.PrimaryNode || res.apiErr.PrimaryKV != primary.KVAddr {
+		t.Fatalf("write to the replica: %+v %v", res, err)
+	}
+
+	// A replicated write from an older table is refused.
+	body := fmt.Sprintf(`{"partition": %q, "epoch": %d, "key": "user:123", "entry": {"value": "ZXZl", "version": 99}}`, p.ID, p.Epoch-1)
+	resp, err := http.Post("http://"+replica.KVAddr+"/internal/replicate", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict {
+		t.Fatalf("stale replicate: %s", resp.Status)
+	}
+
+	// Delete goes everywhere; a missing key is 404 on every owner.
+	if err := c.Delete(ctx, "user:123"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "user:123"); err != ErrNotFound {
+		t.Fatalf("Get after Delete: %v", err)
+	}
+	for _, n := range nodes {
+		res, err := c.call(ctx, &Routing{KV: map[string]string{"x": n.KVAddr}}, "x", http.MethodGet, "user:123", nil)
+		if err != nil || res.status != http.StatusNotFound {
+			t.Fatalf("%s after delete: %+v %v", n.CK.GetMyNodeID(), res, err)
+		}
+	}
+}

@@ -1,0 +1,530 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// entry is a key's last write. A delete is kept as a tombstone so that a
+// copy or a late replica message cannot bring an older value back.
+type entry struct {
+	Value   []byte `json:"value,omitempty"`
+	Version uint64 `json:"version"`
+	Deleted bool   `json:"deleted,omitempty"`
+	lsn     uint64 // local order of arrival (see store.bootLSN)
+}
+
+// partitionData is one partition on this node.
+type partitionData struct {
+	data   map[string]entry
+	loaded bool   // holds every write acknowledged before its load began
+	failed bool   // no source could be copied from: not loaded, not ready
+	gen    uint64 // identifies the load in progress: late copy results of an older one are ignored
+	epoch  uint64 // epoch of the PartitionChange that started the load
+	ahead  uint64 // highest epoch a primary sent writes with (it may know a table this node has not applied yet)
+	// releasedAt: when the table stopped giving this partition to this
+	// node. It is kept for handoffGrace, to serve the nodes copying it.
+	releasedAt time.Time
+}
+
+// Messages to the store actor. Only the actor touches the data.
+type (
+	getRequest struct{ key string }
+	getReply   struct {
+		entry entry
+		found bool
+		part  string
+		role  string
+		err   *apiError
+	}
+	writeRequest struct {
+		key     string
+		value   []byte
+		deleted bool
+	}
+	writeReply struct {
+		part     string
+		version  uint64
+		epoch    uint64
+		replicas []string
+		err      *apiError
+	}
+	// replicateRequest is also the JSON body of POST /internal/replicate.
+	replicateRequest struct {
+		Partition string `json:"partition"`
+		Epoch     uint64 `json:"epoch"`
+		Key       string `json:"key"`
+		Entry     entry  `json:"entry"`
+	}
+	snapshotRequest struct {
+		part  string
+		epoch uint64
+	}
+	snapshotReply struct {
+		entries map[string]entry
+		err     *apiError
+	}
+	replicateReply struct{ err *apiError }
+	statusRequest  struct{}
+	releaseCheck   struct{}
+	copyResult     struct {
+		part    string
+		gen     uint64
+		source  string
+		entries map[string]entry
+		err     error
+	}
+)
+
+// Status is the body of GET /ready on the kv API.
+type Status struct {
+	Node    string   `json:"node"`
+	Ready   bool     `json:"ready"`
+	Member  bool     `json:"member"`
+	Held    int      `json:"held"`    // partitions this node owns in the current table
+	Loaded  int      `json:"loaded"`  // of those, how many are loaded
+	Loading []string `json:"loading"` // held and not loaded yet
+	Failed  []string `json:"failed"`  // held, and no source could be copied from
+	Keys    int      `json:"keys"`    // live keys in held partitions
+	Stored  int      `json:"stored"`  // partitions in memory: held, kept for hand-off, or written to by a primary with a newer table
+}
+
+// store is the actor that owns this node's data.
+type store struct {
+	ck     *clusterkit.ClusterKit
+	self   string
+	log    *slog.Logger
+	client *http.Client
+	ctx    context.Context // ends when the node stops: copies give up
+
+	parts map[string]*partitionData
+	clock uint64 // last version issued or seen (a hybrid logical clock)
+	gen   uint64
+	lsn   uint64
+	// bootLSN: entries with lsn <= bootLSN predate this incarnation. Memory
+	// starts empty, so it is 0; a store that persists its data would set
+	// it to its last LSN when it opens, and NodeRejoin would drop those.
+	bootLSN  uint64
+	wasReady bool
+
+	handoffGrace   time.Duration
+	checkScheduled bool // a releaseCheck is on its way
+}
+
+func newStore(ctx context.Context, ck *clusterkit.ClusterKit, log *slog.Logger, client *http.Client, handoffGrace time.Duration) *store {
+	return &store{ck: ck, self: ck.GetMyNodeID(), log: log, client: client, ctx: ctx, parts: map[string]*partitionData{}, handoffGrace: handoffGrace}
+}
+
+// Receive implements actor.Actor.
+func (s *store) Receive(ctx actor.Context) {
+	switch m := ctx.Message().(type) {
+	case *messages.PartitionChange:
+		s.partitionChange(ctx, m)
+	case *messages.NodeRejoin:
+		if m.GetNode().GetId() == s.self {
+			s.rejoined(m)
+		}
+	case *messages.NodeLeave:
+		s.nodeLeft(m)
+	case *messages.RebalanceComplete:
+		s.release(ctx)
+	case *releaseCheck:
+		s.release(ctx)
+	case *copyResult:
+		s.copied(m)
+	case *getRequest:
+		ctx.Respond(s.get(m))
+	case *writeRequest:
+		ctx.Respond(s.write(m))
+	case *replicateRequest:
+		ctx.Respond(&replicateReply{err: s.replicate(m)})
+	case *snapshotRequest:
+		ctx.Respond(s.snapshot(m))
+	case *statusRequest:
+		st := s.status(true)
+		ctx.Respond(&st)
+	}
+}
+
+// partitionChange: this node newly holds a partition (or must reload it).
+// What the partition already has (writes replicated to it meanwhile) is
+// kept: copies merge by version.
+func (s *store) partitionChange(ctx actor.Context, e *messages.PartitionChange) {
+	id := e.GetPartitionId()
+	p := s.parts[id]
+	if p == nil {
+		p = &partitionData{data: map[string]entry{}}
+		s.parts[id] = p
+	}
+	s.gen++
+	p.gen, p.epoch, p.loaded, p.failed, p.releasedAt = s.gen, e.GetEpoch(), false, false, time.Time{}
+	switch {
+	case e.GetInitial():
+		p.loaded = true // a brand new cluster: there is no data anywhere yet
+		s.log.Debug("partition assigned", "partition", id, "role", e.GetRole())
+	case e.GetNoLiveSource():
+		p.loaded = true
+		s.log.Warn("no live source for partition: starting it empty (any data it had is lost)",
+			"partition", id, "reason", e.GetChangeReason(), "epoch", e.GetEpoch())
+	default:
+		var sources []source
+		for _, n := range e.GetCopyFromNodes() {
+			sources = append(sources, source{id: n.GetId(), kv: serviceAddr(n.GetServices()["kv"], n.GetAddress())})
+		}
+		s.log.Debug("loading partition", "partition", id, "role", e.GetRole(), "reason", e.GetChangeReason(), "from", sources)
+		go s.copyPartition(ctx.ActorSystem(), ctx.Self(), id, p.gen, p.epoch, sources)
+	}
+	s.logReadiness()
+}
+
+// rejoined: this node restarted and the cluster knows it again. What it held
+// before the restart may be stale: it is dropped, and every partition waits
+// for the PartitionChange (reload) that follows.
+func (s *store) rejoined(e *messages.NodeRejoin) {
+	dropped := 0
+	for _, p := range s.parts {
+		for k, en := range p.data {
+			if en.lsn <= s.bootLSN {
+				delete(p.data, k)
+				dropped++
+			}
+		}
+		s.gen++
+		p.gen, p.loaded, p.failed = s.gen, false, false
+	}
+	s.log.Info("this node rejoined: its partitions are reloaded from live owners",
+		"offline", time.Duration(e.GetOfflineDurationNanos()).Round(time.Millisecond),
+		"partitions_before", len(e.GetPartitionsBeforeLeave()), "stale_keys_dropped", dropped)
+}
+
+func (s *store) nodeLeft(e *messages.NodeLeave) {
+	if e.GetNode().GetId() != s.self {
+		s.log.Info("node left", "left", e.GetNode().GetId(), "reason", e.GetReason(),
+			"was_primary_of", len(e.GetPartitionsOwned()), "was_replica_of", len(e.GetPartitionsReplica()))
+		return
+	}
+	// Removed: replication no longer reaches this node, so its data goes
+	// stale. Drop it; a restart rejoins and reloads.
+	s.log.Warn("this node was removed from the cluster: dropping its data (restart it to rejoin)", "reason", e.GetReason())
+	clear(s.parts)
+}
+
+// release handles the partitions the current table no longer gives this
+// node: they stop serving clients at once (reads and writes check the
+// table), are kept for handoffGrace so that the nodes that gained them can
+// copy them, then dropped. A check is scheduled while any is kept.
+func (s *store) release(ctx actor.Context) {
+	if _, ok := ctx.Message().(*releaseCheck); ok {
+		s.checkScheduled = false
+	}
+	held := s.held()
+	parts := s.ck.GetCluster().PartitionMap.Partitions
+	now, pending := time.Now(), false
+	for id, d := range s.parts {
+		// A partition written to by a primary with a newer table is about
+		// to be given to this node: keep what it received.
+		if held[id] || (parts[id] != nil && d.ahead > parts[id].Epoch) {
+			d.releasedAt = time.Time{}
+			continue
+		}
+		switch {
+		case d.releasedAt.IsZero():
+			d.releasedAt = now
+			pending = true
+		case now.Sub(d.releasedAt) >= s.handoffGrace:
+			delete(s.parts, id)
+			s.log.Debug("partition dropped: no longer held", "partition", id)
+		default:
+			pending = true
+		}
+	}
+	if pending && !s.checkScheduled {
+		s.checkScheduled = true
+		system, self := ctx.ActorSystem(), ctx.Self()
+		time.AfterFunc(s.handoffGrace/4, func() {
+			if s.ctx.Err() == nil {
+				system.Root.Send(self, &releaseCheck{})
+			}
+		})
+	}
+	s.logReadiness()
+}
+
+func (s *store) copied(r *copyResult) {
+	p := s.parts[r.part]
+	if p == nil || p.gen != r.gen {
+		return // dropped or reloaded since: this result is stale
+	}
+	if r.err != nil {
+		p.failed = true
+		s.log.Error("cannot load partition: no source answered; it stays unloaded", "partition", r.part, "error", r.err)
+		return
+	}
+	for k, en := range r.entries {
+		s.merge(p, k, en)
+	}
+	p.loaded = true
+	s.log.Debug("partition loaded", "partition", r.part, "from", r.source, "keys", len(r.entries))
+	s.logReadiness()
+}
+
+// logReadiness logs each transition of the readiness.
+func (s *store) logReadiness() {
+	st := s.status(false)
+	if st.Ready != s.wasReady {
+		s.wasReady = st.Ready
+		if st.Ready {
+			s.log.Info("all held partitions loaded", "held", st.Held)
+		} else {
+			s.log.Info("loading partitions", "held", st.Held, "loaded", st.Loaded)
+		}
+	}
+}
+
+// merge keeps the newer of the stored entry and en.
+func (s *store) merge(p *partitionData, key string, en entry) {
+	s.clock = max(s.clock, en.Version)
+	if cur, ok := p.data[key]; ok && cur.Version >= en.Version {
+		return
+	}
+	s.lsn++
+	en.lsn = s.lsn
+	p.data[key] = en
+}
+
+// nextVersion: above every version this node issued or saw, and close to
+// the wall clock, so that a new primary's writes supersede its
+// predecessor's even though the two never talked.
+func (s *store) nextVersion() uint64 {
+	s.clock = max(s.clock+1, uint64(time.Now().UnixNano()))
+	return s.clock
+}
+
+// notOwner describes who owns part instead.
+func (s *store) notOwner(p *clusterkit.Partition, what string) *apiError {
+	e := &apiError{Status: http.StatusMisdirectedRequest, Code: "not_owner", Partition: p.ID, Epoch: p.Epoch,
+		Message: fmt.Sprintf("%s is not %s of %s", s.self, what, p.ID), Primary: p.PrimaryNode}
+	if p.PrimaryNode != "" {
+		e.PrimaryKV = s.ck.ServiceAddresses("kv")[p.PrimaryNode]
+	}
+	return e
+}
+
+func (s *store) get(m *getRequest) *getReply {
+	p, err := s.ck.GetPartition(m.key)
+	if err != nil {
+		return &getReply{err: errNotReady(err)}
+	}
+	role := "replica"
+	switch {
+	case p.PrimaryNode == s.self:
+		role = "primary"
+	case !slices.Contains(p.ReplicaNodes, s.self):
+		return &getReply{err: s.notOwner(p, "an owner")}
+	}
+	d := s.parts[p.ID]
+	if d == nil || !d.loaded {
+		return &getReply{err: errLoading(p.ID)}
+	}
+	en, ok := d.data[m.key]
+	return &getReply{entry: en, found: ok && !en.Deleted, part: p.ID, role: role}
+}
+
+// write applies a client write on the primary and says where to replicate
+// it. The table is read here, in the actor, so that a snapshot taken later
+// (after the table that added a replica) and this write are ordered.
+func (s *store) write(m *writeRequest) *writeReply {
+	p, err := s.ck.GetPartition(m.key)
+	if err != nil {
+		return &writeReply{err: errNotReady(err)}
+	}
+	if p.PrimaryNode != s.self {
+		return &writeReply{err: s.notOwner(p, "the primary")}
+	}
+	d := s.parts[p.ID]
+	if d == nil || !d.loaded {
+		return &writeReply{err: errLoading(p.ID)}
+	}
+	en := entry{Value: m.value, Version: s.nextVersion(), Deleted: m.deleted}
+	s.merge(d, m.key, en)
+	return &writeReply{part: p.ID, version: en.Version, epoch: p.Epoch, replicas: slices.Clone(p.ReplicaNodes)}
+}
+
+// replicate applies a write sent by the primary. A primary whose table is
+// older than this node's is refused (stale_epoch): it may not know an owner
+// that is copying the partition right now, which would miss the write.
+func (s *store) replicate(m *replicateRequest) *apiError {
+	p, err := s.ck.GetPartition(m.Key)
+	if err != nil {
+		return errNotReady(err)
+	}
+	switch {
+	case p.ID != m.Partition:
+		return &apiError{Status: http.StatusBadRequest, Code: "wrong_partition",
+			Message: fmt.Sprintf("key %q is in %s here, not %s: the nodes disagree on the key hash", m.Key, p.ID, m.Partition)}
+	case p.Epoch > m.Epoch:
+		return &apiError{Status: http.StatusConflict, Code: "stale_epoch", Partition: p.ID, Epoch: p.Epoch,
+			Message: fmt.Sprintf("%s is at epoch %d, the primary sent epoch %d", p.ID, p.Epoch, m.Epoch)}
+	case p.Epoch == m.Epoch && !slices.Contains(p.ReplicaNodes, s.self):
+		return s.notOwner(p, "a replica")
+	}
+	// p.Epoch < m.Epoch: this node has not applied the primary's table yet
+	// (in which it owns the partition); keep the write, the load merges.
+	d := s.parts[p.ID]
+	if d == nil {
+		d = &partitionData{data: map[string]entry{}}
+		s.parts[p.ID] = d
+	}
+	d.ahead = max(d.ahead, m.Epoch)
+	s.merge(d, m.Key, m.Entry)
+	return nil
+}
+
+// snapshot copies a loaded partition for a node that is loading it. The
+// HTTP handler waited until this node's table reached the requested epoch.
+func (s *store) snapshot(m *snapshotRequest) *snapshotReply {
+	d := s.parts[m.part]
+	switch {
+	case d == nil:
+		return &snapshotReply{err: &apiError{Status: http.StatusNotFound, Code: "not_held", Partition: m.part,
+			Message: fmt.Sprintf("%s does not hold %s", s.self, m.part)}}
+	case !d.loaded:
+		return &snapshotReply{err: errLoading(m.part)}
+	}
+	return &snapshotReply{entries: maps.Clone(d.data)}
+}
+
+// held is the set of partitions this node owns in the current table.
+func (s *store) held() map[string]bool {
+	held := map[string]bool{}
+	c := s.ck.GetCluster()
+	if c.PartitionMap == nil {
+		return held
+	}
+	for id, p := range c.PartitionMap.Partitions {
+		if p.PrimaryNode == s.self || slices.Contains(p.ReplicaNodes, s.self) {
+			held[id] = true
+		}
+	}
+	return held
+}
+
+// status: ready once this node is a member, holds what the table gives it
+// and has loaded all of it. A member that holds nothing while the table has
+// a slot for every member is still waiting for its first assignment.
+// Counting the keys reads every entry: only GET /ready asks for it.
+func (s *store) status(countKeys bool) Status {
+	st := Status{Node: s.self, Loading: []string{}, Failed: []string{}}
+	c := s.ck.GetCluster()
+	for _, n := range c.Nodes {
+		st.Member = st.Member || n.ID == s.self
+	}
+	held := s.held()
+	st.Held, st.Stored = len(held), len(s.parts)
+	for _, id := range sortedKeys(held) {
+		d := s.parts[id]
+		switch {
+		case d != nil && d.loaded:
+			st.Loaded++
+			if countKeys {
+				for _, en := range d.data {
+					if !en.Deleted {
+						st.Keys++
+					}
+				}
+			}
+		case d != nil && d.failed:
+			st.Failed = append(st.Failed, id)
+		default:
+			st.Loading = append(st.Loading, id)
+		}
+	}
+	slots := 0
+	if c.Config != nil {
+		slots = c.Config.PartitionCount * min(c.Config.ReplicationFactor, len(c.Nodes))
+	}
+	waiting := st.Held == 0 && slots >= len(c.Nodes)
+	st.Ready = st.Member && !waiting && st.Loaded == st.Held
+	return st
+}
+
+// source is a node to copy a partition from.
+type source struct {
+	id string
+	kv string
+}
+
+func (s source) String() string { return s.id }
+
+// copyPartition fetches the partition from the first source that serves
+// it, outside the actor, and sends the result back. The sources of the
+// event come first, then the partition's other current owners; rounds
+// repeat with backoff for up to copyDeadline.
+func (s *store) copyPartition(system *actor.ActorSystem, self *actor.PID, part string, gen, epoch uint64, sources []source) {
+	ctx, cancel := context.WithTimeout(s.ctx, copyDeadline)
+	defer cancel()
+	backoff := 50 * time.Millisecond
+	var last error
+	for round := 0; ; round++ {
+		if round > 0 {
+			sources = s.withCurrentOwners(part, sources)
+		}
+		for _, src := range sources {
+			entries, err := s.fetchPartition(ctx, src, part, epoch)
+			if err == nil {
+				system.Root.Send(self, &copyResult{part: part, gen: gen, source: src.id, entries: entries})
+				return
+			}
+			last = err
+			s.log.Debug("copy source failed", "partition", part, "source", src.id, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			if s.ctx.Err() == nil {
+				if last == nil {
+					last = errors.New("no node to copy from")
+				}
+				system.Root.Send(self, &copyResult{part: part, gen: gen, err: fmt.Errorf("%d rounds over %v, last: %w", round+1, copyDeadline, last)})
+			}
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+	}
+}
+
+// copyDeadline bounds the load of one partition.
+const copyDeadline = 30 * time.Second
+
+// withCurrentOwners appends the partition's current owners (other than
+// this node) that are not already sources: the event's sources may have died.
+func (s *store) withCurrentOwners(part string, sources []source) []source {
+	c := s.ck.GetCluster()
+	p := c.PartitionMap.Partitions[part]
+	if p == nil {
+		return sources
+	}
+	kv := s.ck.ServiceAddresses("kv")
+	ip := map[string]string{}
+	for _, n := range c.Nodes {
+		ip[n.ID] = n.IP
+	}
+	for _, id := range append([]string{p.PrimaryNode}, p.ReplicaNodes...) {
+		if id == s.self || kv[id] == "" || slices.ContainsFunc(sources, func(x source) bool { return x.id == id }) {
+			continue
+		}
+		sources = append(sources, source{id: id, kv: serviceAddr(kv[id], ip[id])})
+	}
+	return sources
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/clusterkit/clusterkit/actors/actortest"
+)
+
+// syncBuffer is a log destination tests can read while nodes write to it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitSettled waits until every node applied the same table, is ready
+// (holds partitions, all loaded) and keeps no partition it does not hold.
+func waitSettled(t *testing.T, nodes map[string]*Node) {
+	t.Helper()
+	var last []Status
+	defer func() {
+		if t.Failed() {
+			t.Logf("last statuses: %+v", last)
+		}
+	}()
+	actortest.Eventually(t, 10*time.Second, "every node ready with the same table, holding only its partitions", func() bool {
+		var sums []uint64
+		last = last[:0]
+		for _, n := range nodes {
+			st, err := kvStatus(n.KVAddr)
+			last = append(last, st)
+			if err != nil || !st.Ready || st.Stored != st.Held || len(n.CK.GetCluster().Nodes) != len(nodes) {
+				return false
+			}
+			sums = append(sums, n.CK.TableChecksum())
+		}
+		return len(slices.Compact(sums)) == 1
+	})
+}
+
+// readOwners checks that every owner of every key in the current table
+// serves its value directly.
+func readOwners(t *testing.T, nodes map[string]*Node, want map[string]string) {
+	t.Helper()
+	ctx := context.Background()
+	c := NewClient()
+	for k, v := range want {
+		p, err := nodes["node-1"].CK.GetPartition(k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range append([]string{p.PrimaryNode}, p.ReplicaNodes...) {
+			res, err := c.call(ctx, &Routing{KV: map[string]string{id: nodes[id].KVAddr}}, id, http.MethodGet, k, nil)
+			if err != nil || res.status != http.StatusOK || string(res.body) != v {
+				t.Fatalf("%s on %s (owner of %s): %+v %v", k, id, p.ID, res, err)
+			}
+		}
+	}
+}
+
+func putAll(t *testing.T, c *Client, want map[string]string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for k, v := range want {
+		if err := c.Put(ctx, k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestJoinCopiesAndDrops: a node that joins a cluster with data copies the
+// partitions it gains from their previous owners (PartitionChange), and the
+// nodes that lost them drop them (RebalanceComplete) after the hand-off
+// grace. With RF 1 the only source of a moved partition is a node that no
+// longer holds it.
+func TestJoinCopiesAndDrops(t *testing.T) {
+	for _, rf := range []int{1, 2} {
+		t.Run(fmt.Sprintf("rf=%d", rf), func(t *testing.T) { joinCopiesAndDrops(t, rf) })
+	}
+}
+
+func joinCopiesAndDrops(t *testing.T, rf int) {
+	nodes := map[string]*Node{}
+	o := testOptions("node-1")
+	o.PartitionCount, o.ReplicationFactor = 16, rf
+	nodes["node-1"] = startNode(t, o)
+	o = testOptions("node-2")
+	o.JoinAddr = gateway(nodes["node-1"])
+	nodes["node-2"] = startNode(t, o)
+	waitSettled(t, nodes)
+
+	want := map[string]string{}
+	for i := range 300 {
+		want[fmt.Sprintf("k%d", i)] = fmt.Sprintf("v%d", i)
+	}
+	c := NewClient(gateway(nodes["node-1"]))
+	putAll(t, c, want)
+
+	o = testOptions("node-3")
+	o.JoinAddr = gateway(nodes["node-2"])
+	nodes["node-3"] = startNode(t, o)
+	waitSettled(t, nodes)
+	for _, n := range nodes {
+		if st, _ := kvStatus(n.KVAddr); st.Held >= 16*rf/2 {
+			t.Fatalf("%s still holds every partition after the join: %+v", n.CK.GetMyNodeID(), st)
+		}
+	}
+	readOwners(t, nodes, want)
+}
+
+// TestNoLiveSource: with RF 1, removing a stopped node leaves its partitions
+// without a live source: the nodes that gain them start them empty, say so
+// in their log, and serve them (the other keys are untouched).
+func TestNoLiveSource(t *testing.T) {
+	var logs syncBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	nodes := map[string]*Node{}
+	var stopped *Node
+	for _, id := range []string{"node-1", "node-2", "node-3"} {
+		o := testOptions(id)
+		o.PartitionCount, o.ReplicationFactor, o.Logger = 16, 1, logger
+		if id != "node-1" {
+			o.JoinAddr = gateway(nodes["node-1"])
+		}
+		if id != "node-2" {
+			nodes[id] = startNode(t, o)
+			continue
+		}
+		// node-2 is stopped by the test itself.
+		n, err := NewNode(Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(); err != nil {
+			t.Fatal(err)
+		}
+		nodes[id], stopped = n, n
+	}
+	waitSettled(t, nodes)
+
+	want := map[string]string{}
+	for i := range 200 {
+		want[fmt.Sprintf("k%d", i)] = fmt.Sprintf("v%d", i)
+	}
+	putAll(t, NewClient(gateway(nodes["node-1"])), want)
+	lost := map[string]bool{}
+	for k := range want {
+		if p, _ := nodes["node-1"].CK.GetPartition(k); p.PrimaryNode == "node-2" {
+			lost[k] = true
+		}
+	}
+	if len(lost) == 0 || len(lost) == len(want) {
+		t.Fatalf("%d of %d keys on node-2: want some", len(lost), len(want))
+	}
+
+	if err := stopped.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	delete(nodes, "node-2")
+	if err := nodes["node-1"].CK.RemoveNode("node-2"); err != nil {
+		t.Fatal(err)
+	}
+	waitSettled(t, nodes)
+	if !strings.Contains(logs.String(), "no live source for partition") {
+		t.Fatal("no node logged the partitions it started empty")
+	}
+	c := NewClient(gateway(nodes["node-1"]))
+	ctx := context.Background()
+	for k, v := range want {
+		got, err := c.Get(ctx, k)
+		switch {
+		case lost[k] && !errors.Is(err, ErrNotFound):
+			t.Fatalf("%s was only on the removed node: got %q, %v", k, got, err)
+		case !lost[k] && (err != nil || string(got) != v):
+			t.Fatalf("%s: got %q, %v; want %q", k, got, err, v)
+		}
+	}
+	// The emptied partitions take writes again.
+	for k := range lost {
+		if err := c.Put(ctx, k, []byte("again")); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
