@@ -18,7 +18,9 @@ const Name = "node.json"
 type File struct {
 	NodeID      string `json:"node_id"`
 	Incarnation uint64 `json:"incarnation"`
-	// LastAliveUnixNano is refreshed while the node runs and at a clean stop.
+	// LastAliveUnixNano is from older versions, which refreshed it here;
+	// progress.dat now records liveness every second and the later of the two
+	// counts.
 	LastAliveUnixNano int64 `json:"last_alive_unix_nano"`
 	// The seq of the last event delivered to subscribers, so a restart does
 	// not deliver the replayed history again.
