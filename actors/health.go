@@ -316,6 +316,11 @@ func (p *peerProber) result(ctx actor.Context, r *probeResult) {
 		p.log.Debug("probe missed", "misses", p.misses, "error", r.err)
 	}
 	ctx.Send(ctx.Parent(), rep)
+	// Probes start every Interval, however long the last one took: a peer
+	// whose host vanished (no reset, as when a container's IP disappears)
+	// times out every probe, and waiting a whole Interval after each timeout
+	// stretched detection by Timeout per miss (4-4.8 s instead of 2.5 s).
+	next := max(p.cfg.Health.Interval-r.latency, 0)
 	system, self := ctx.ActorSystem(), ctx.Self()
-	p.timer = time.AfterFunc(p.cfg.Health.Interval, func() { system.Root.Send(self, &probeTick{}) })
+	p.timer = time.AfterFunc(next, func() { system.Root.Send(self, &probeTick{}) })
 }
