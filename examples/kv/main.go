@@ -15,6 +15,7 @@ import (
 	"github.com/lmittmann/tint"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
 func main() {
@@ -53,7 +54,7 @@ func run(args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	logger := slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000"}))
+	logger := slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
 
 	o := d
 	o.NodeID, o.HTTPAddr, o.DataDir, o.Logger = *id, *httpAddr, *dataDir, logger

@@ -31,6 +31,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
 func env(name, def string) string {
@@ -97,7 +98,7 @@ func run(args []string) error {
 	if *logJSON {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	} else {
-		logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000"}))
+		logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
 	}
 	o := d
 	o.NodeID, o.HTTPAddr, o.NodeName, o.AdvertiseAddr = *id, *httpAddr, *name, *advertise

@@ -7,6 +7,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/lmittmann/tint"
@@ -50,4 +51,11 @@ func (d *demoteHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 
 func (d *demoteHandler) WithGroup(name string) slog.Handler {
 	return &demoteHandler{h: d.h.WithGroup(name), by: d.by}
+}
+
+// IsTerminal reports whether f is a terminal: colours only there, not in
+// files, pipes and `docker logs`.
+func IsTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
