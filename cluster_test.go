@@ -357,6 +357,34 @@ func TestLeaderLeaveHandsOverLeadership(t *testing.T) {
 	}
 }
 
+// TestLeaveFromTwoNodes: when one of two nodes leaves, the other keeps a
+// quorum of one at once: the leaver stops counting as a voter while it gets
+// its grace to learn of its removal, so the survivor still leads and commits.
+func TestLeaveFromTwoNodes(t *testing.T) {
+	leakCheck(t)
+	nodes := startCluster(t, 2, nil, nil)
+	first, second := nodes[0], nodes[1]
+	waitFor(t, 10*time.Second, "two voters", func() bool { return first.HealthCheck().Voters == 2 })
+	if err := second.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the leader's lease and the departure grace together: a
+	// leader counting the gone voter would have stepped down by now.
+	deadline := time.Now().Add(3 * time.Second)
+	for i := 0; time.Now().Before(deadline) && i < 100000; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, err := first.SetCustomDataContext(ctx, "after-leave", []byte(fmt.Sprint(i)))
+		cancel()
+		if err != nil {
+			t.Fatalf("write %d after the other node left: %v", i, err)
+		}
+	}
+	f := first.raft.GetConfiguration()
+	if f.Error() != nil || len(f.Configuration().Servers) != 1 {
+		t.Fatalf("raft configuration %v %v, want only node-1", f.Configuration().Servers, f.Error())
+	}
+}
+
 func TestStopLeaderHandsOverLeadership(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 3, nil, nil)

@@ -433,8 +433,14 @@ func (s *stateActor) reconcile() {
 			}
 			// A node that just left gets a moment to learn that its removal
 			// committed (and deliver its own NodeLeave) before replication
-			// to it stops; a later pass removes it.
+			// to it stops; a later pass removes it. Meanwhile it must not
+			// count towards the quorum: it may already be gone, and in a
+			// two-voter cluster a dead voter for a whole grace outlasts the
+			// leader's lease and leaves no leader for good.
 			if d, ok := v.Departed(id); ok && time.Since(d.At) < departGrace {
+				if servers[id].Suffrage == raft.Voter {
+					change("demote departed voter", id, r.DemoteVoter(raft.ServerID(id), 0, timeout))
+				}
 				continue
 			}
 			change("remove", id, r.RemoveServer(raft.ServerID(id), 0, timeout))
