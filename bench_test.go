@@ -1,12 +1,8 @@
 package clusterkit
 
 import (
-	"crypto/md5"
-	"encoding/binary"
-	"fmt"
 	"log/slog"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -14,6 +10,7 @@ import (
 
 	"github.com/clusterkit/clusterkit/internal/keyhash"
 	"github.com/clusterkit/clusterkit/internal/placement"
+	"github.com/clusterkit/clusterkit/internal/refbaseline"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -55,78 +52,19 @@ func benchNode(b testing.TB, hash KeyHash) *ClusterKit {
 	return ck
 }
 
-// refCluster maps keys the way the reference library did: md5, then
-// fmt.Sprintf of the partition ID, then a string-keyed map under an RWMutex;
-// owner lookups copy nodes out of a map into a new slice.
-type refCluster struct {
-	mu         sync.RWMutex
-	count      int
-	partitions map[string]*refPartition
-	nodes      map[string]*Node
-}
+type refPartition = refbaseline.Partition
 
-type refPartition struct {
-	ID           string
-	PrimaryNode  string
-	ReplicaNodes []string
-}
-
-func newRefCluster(ck *ClusterKit) *refCluster {
+// newRefCluster copies ck's committed table into the reference layout.
+func newRefCluster(ck *ClusterKit) *refbaseline.Cluster[Node] {
 	v := ck.fsm.View()
-	rc := &refCluster{count: v.PartitionCount(), partitions: map[string]*refPartition{}, nodes: map[string]*Node{}}
+	rc := refbaseline.New[Node](v.PartitionCount())
 	for _, p := range v.Partitions() {
-		rc.partitions[p.ID] = &refPartition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: p.ReplicaNodes}
+		rc.AddPartition(refPartition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: p.ReplicaNodes})
 	}
 	for _, m := range v.Members() {
-		n := m
-		rc.nodes[m.ID] = &n
+		rc.AddNode(m.ID, m)
 	}
 	return rc
-}
-
-func (c *refCluster) GetPartition(key string) (*refPartition, error) {
-	sum := md5.Sum([]byte(key))
-	id := fmt.Sprintf("partition-%d", binary.BigEndian.Uint32(sum[:4])%uint32(c.count))
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	p, ok := c.partitions[id]
-	if !ok {
-		return nil, fmt.Errorf("partition %s not found", id)
-	}
-	return p, nil
-}
-
-func (c *refCluster) GetReplicas(p *refPartition) []Node {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]Node, 0, len(p.ReplicaNodes))
-	for _, id := range p.ReplicaNodes {
-		if n, ok := c.nodes[id]; ok {
-			out = append(out, *n)
-		}
-	}
-	return out
-}
-
-func (c *refCluster) GetNodes(p *refPartition) []Node {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	out := make([]Node, 0, 1+len(p.ReplicaNodes))
-	if n, ok := c.nodes[p.PrimaryNode]; ok {
-		out = append(out, *n)
-	}
-	for _, id := range p.ReplicaNodes {
-		if n, ok := c.nodes[id]; ok {
-			out = append(out, *n)
-		}
-	}
-	return out
-}
-
-func (c *refCluster) IsPrimary(p *refPartition, self string) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.partitions[p.ID].PrimaryNode == self
 }
 
 var benchKeys = func() []string {

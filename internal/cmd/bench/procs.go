@@ -1,0 +1,208 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times: 100 on
+// every Linux architecture Go supports.
+const clockTicks = 100
+
+// proc is one examples/node process.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+}
+
+// procCPU returns the user+system CPU time of pid from /proc/<pid>/stat.
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may contain spaces: split after its ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseInt(f[11], 10, 64) // field 14 overall
+	st, err2 := strconv.ParseInt(f[12], 10, 64) // field 15
+	if err := errors.Join(err1, err2); err != nil {
+		return 0, err
+	}
+	return time.Duration(ut+st) * time.Second / clockTicks, nil
+}
+
+// procRSS returns VmRSS of pid in bytes.
+func procRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
+}
+
+// startProc starts bin as a node and waits for its "ready" line.
+func startProc(bin, id, join string) (*proc, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"-id", id, "-http", addr, "-log-level", "error"}
+	if join != "" {
+		args = append(args, "-join", join)
+	}
+	p := &proc{cmd: exec.Command(bin, args...), addr: addr, done: make(chan error, 1)}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	p.cmd.Stderr = io.Discard
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan bool, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		ok := false
+		for sc.Scan() {
+			if !ok && strings.HasPrefix(sc.Text(), "ready ") {
+				ok = true
+				ready <- true
+			}
+		}
+		if !ok {
+			ready <- false
+		}
+		p.done <- p.cmd.Wait()
+	}()
+	select {
+	case ok := <-ready:
+		if ok {
+			return p, nil
+		}
+		p.stop()
+		return nil, fmt.Errorf("%s exited before it was ready", id)
+	case <-time.After(30 * time.Second):
+		p.stop()
+		return nil, fmt.Errorf("%w: %s not ready within 30 s", errTimeout, id)
+	}
+}
+
+// stop sends SIGTERM and waits; SIGKILL after 10 s.
+func (p *proc) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+// procHealth is the part of GET /health/detailed this program reads.
+type procHealth struct {
+	Ready        bool   `json:"ready"`
+	NodeCount    int    `json:"node_count"`
+	TableVersion uint64 `json:"table_version"`
+}
+
+func procsConverged(ps []*proc) bool {
+	var version uint64
+	for i, p := range ps {
+		resp, err := http.Get("http://" + p.addr + "/health/detailed")
+		if err != nil {
+			return false
+		}
+		var h procHealth
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		_ = resp.Body.Close()
+		if err != nil || !h.Ready || h.NodeCount != len(ps) || (i > 0 && h.TableVersion != version) {
+			return false
+		}
+		version = h.TableVersion
+	}
+	return true
+}
+
+// idleProcesses builds examples/node, runs n of them as one cluster and
+// returns CPU per process per 1 s interval (% of one core) and the RSS of
+// each process at the end.
+func idleProcesses(n int, window time.Duration) (cpu, rss []float64, err error) {
+	dir, err := os.MkdirTemp("", "clusterkit-bench-node-")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "node")
+	build := exec.Command("go", "build", "-o", bin, "./examples/node")
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, nil, fmt.Errorf("go build ./examples/node (run from the module root): %v: %s", err, out)
+	}
+	var ps []*proc
+	defer func() {
+		for _, p := range ps {
+			p.stop()
+		}
+	}()
+	for i := range n {
+		join := ""
+		if i > 0 {
+			join = ps[0].addr
+		}
+		p, err := startProc(bin, fmt.Sprintf("node-%d", i+1), join)
+		if err != nil {
+			return nil, nil, err
+		}
+		ps = append(ps, p)
+	}
+	if err := waitFor(30*time.Second, "the node processes to converge", func() bool { return procsConverged(ps) }); err != nil {
+		return nil, nil, err
+	}
+	time.Sleep(time.Second) // settle, as in-process
+	prev := make([]time.Duration, n)
+	for i, p := range ps {
+		if prev[i], err = procCPU(p.cmd.Process.Pid); err != nil {
+			return nil, nil, err
+		}
+	}
+	for range int(window / time.Second) {
+		time.Sleep(time.Second)
+		for i, p := range ps {
+			now, err := procCPU(p.cmd.Process.Pid)
+			if err != nil {
+				return nil, nil, err
+			}
+			cpu = append(cpu, 100*(now-prev[i]).Seconds())
+			prev[i] = now
+		}
+	}
+	for _, p := range ps {
+		r, err := procRSS(p.cmd.Process.Pid)
+		if err != nil {
+			return nil, nil, err
+		}
+		rss = append(rss, float64(r)/mib)
+	}
+	return cpu, rss, nil
+}
