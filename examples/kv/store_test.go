@@ -182,10 +182,12 @@ func TestNoLiveSource(t *testing.T) {
 	if err := nodes["node-1"].CK.RemoveNode("node-2"); err != nil {
 		t.Fatal(err)
 	}
+	// The table may settle before the new owners' actors have handled the
+	// PartitionChange that tells them no copy is left: wait for that too.
+	actortest.Eventually(t, 10*time.Second, "a node to log the partitions it started empty", func() bool {
+		return strings.Contains(logs.String(), "no live source for partition")
+	})
 	waitSettled(t, nodes)
-	if !strings.Contains(logs.String(), "no live source for partition") {
-		t.Fatal("no node logged the partitions it started empty")
-	}
 	c := NewClient(gateway(nodes["node-1"]))
 	ctx := context.Background()
 	for k, v := range want {
