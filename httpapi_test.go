@@ -287,7 +287,7 @@ func TestHTTPRoutes(t *testing.T) {
 		{"POST", "/join", jsonAuth, []byte(`{}`), 400, "bad_request"},
 		{"POST", "/join", jsonAuth, huge, 413, "body_too_large"},
 		{"POST", "/join", bearer, []byte(validJoin), 415, "unsupported_media_type"},
-		{"POST", "/join", jsonAuth, []byte(`{"member":{"id":"bad id!","address":"127.0.0.1:1"}}`), 409, "invalid_member"},
+		{"POST", "/join", jsonAuth, []byte(`{"member":{"id":"bad id!","address":"127.0.0.1:1"}}`), 400, "invalid_member"},
 		{"POST", "/join", jsonAuth, []byte(validJoin), 409, "unreachable"},
 		{"POST", "/rebalance", bearer, []byte("please"), 400, "unexpected_body"},
 		{"POST", "/rebalance", bearer, huge, 413, "body_too_large"},

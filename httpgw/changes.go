@@ -41,9 +41,16 @@ func (g *Gateway) join(w http.ResponseWriter, r *http.Request) {
 	resp := g.b.Join(r.Context(), req)
 	status := http.StatusOK
 	if !resp.GetAccepted() && r.URL.Path == "/join" {
-		status = http.StatusConflict // the public route reports refusals as HTTP errors
-		if resp.GetCode() == "not_leader" {
+		// The public route reports refusals as HTTP errors: a malformed
+		// member is the caller's bad input, no leader is temporary, the
+		// rest conflict with the cluster's state.
+		switch resp.GetCode() {
+		case "invalid_member":
+			status = http.StatusBadRequest
+		case "not_leader":
 			status = http.StatusServiceUnavailable
+		default:
+			status = http.StatusConflict
 		}
 	}
 	g.answer(w, r, status, resp)
