@@ -37,7 +37,7 @@ const (
 	// KeyHashMD5 is BigEndian.Uint32(md5(key)[0:4]) % PartitionCount, the
 	// reference contract ("user:123" -> "partition-48" with 64 partitions).
 	KeyHashMD5
-	// KeyHashXXH64 is xxhash64(key) % PartitionCount: about ten times faster.
+	// KeyHashXXH64 is xxhash64(key) % PartitionCount: about 15 times faster.
 	KeyHashXXH64
 )
 
