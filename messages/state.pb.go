@@ -30,7 +30,7 @@ type KeyHash int32
 const (
 	// BigEndian.Uint32(md5(key)[0:4]) % partition_count (the reference contract).
 	KeyHash_KEY_HASH_MD5 KeyHash = 0
-	// xxhash64(key) % partition_count: about ten times faster.
+	// xxhash64(key) % partition_count: about 15 times faster.
 	KeyHash_KEY_HASH_XXH64 KeyHash = 1
 )
 
