@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -265,12 +266,15 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		lastAlive = t.UnixNano()
 	}
 	s.pendingJoins[m.GetId()]++
+	unreachable := maps.Clone(s.unreachable)
+	delete(unreachable, m.GetId())
 	peers, r, prop, self, timeout := s.cfg.Peers, s.cfg.Raft, s.prop, s.self, s.cfg.rpcTimeout()
 	applyTimeout, selfID, selfAddr, logger := s.cfg.ApplyTimeout, s.cfg.NodeID, s.cfg.Self.GetAddress(), s.log
 	s.goWork(func(ctx context.Context) {
 		defer system.Root.Send(self, &joinDone{id: m.GetId()})
 		resp := admit(ctx, admission{
 			peers: peers, r: r, prop: prop, system: system, m: m, oldAddr: oldAddr, lastAlive: lastAlive,
+			restarted: known && existing.Incarnation != m.GetIncarnation(), unreachable: unreachable,
 			rpcTimeout: timeout, applyTimeout: applyTimeout,
 		})
 		if resp.GetAccepted() {
@@ -284,13 +288,17 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 }
 
 type admission struct {
-	peers        Peers
-	r            *raft.Raft
-	prop         *proposer
-	system       *actor.ActorSystem
-	m            *messages.Member
-	oldAddr      string
-	lastAlive    int64
+	peers     Peers
+	r         *raft.Raft
+	prop      *proposer
+	system    *actor.ActorSystem
+	m         *messages.Member
+	oldAddr   string
+	lastAlive int64
+	// restarted: a known member with a new incarnation (a process restart).
+	restarted bool
+	// unreachable: the other peers whose heartbeats fail right now.
+	unreachable  map[string]bool
 	rpcTimeout   time.Duration
 	applyTimeout time.Duration
 }
@@ -339,6 +347,8 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 		err = a.r.AddVoter(id, addr, 0, a.applyTimeout).Error() // moves the address, keeps the vote
 	case current.Address != addr:
 		err = a.r.AddNonvoter(id, addr, 0, a.applyTimeout).Error()
+	case a.restarted && (current.Suffrage != raft.Voter || quorumWithout(f.Configuration(), id, a.unreachable)):
+		err = readd(a.r, id, addr, a.applyTimeout)
 	}
 	if err != nil {
 		return refuse(JoinNotLeader, "add to raft configuration: %v", err)
@@ -367,6 +377,36 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 		return refuse(code, "registration refused: %v", err)
 	}
 	return &messages.JoinResponse{Accepted: true, Index: pr.GetIndex()}
+}
+
+// readd removes a restarted server from raft's configuration and adds it back
+// as a non-voter (the reconciler promotes it again). Raft backs off
+// replication to a peer that kept failing, exponentially and without a cap
+// (10 ms doubling up to about 10 s), and only success or a fresh replication
+// resets it: without this, a node restarted after a few seconds down waited
+// for the backoff to expire before it got a single entry.
+func readd(r *raft.Raft, id raft.ServerID, addr raft.ServerAddress, timeout time.Duration) error {
+	if err := r.RemoveServer(id, 0, timeout).Error(); err != nil {
+		return err
+	}
+	return r.AddNonvoter(id, addr, 0, timeout).Error()
+}
+
+// quorumWithout reports whether the voters other than id that answer
+// heartbeats are a majority of the configuration without id: only then may
+// id leave the configuration for a moment without stalling commits.
+func quorumWithout(c raft.Configuration, id raft.ServerID, unreachable map[string]bool) bool {
+	voters, live := 0, 0
+	for _, srv := range c.Servers {
+		if srv.ID == id || srv.Suffrage != raft.Voter {
+			continue
+		}
+		voters++
+		if !unreachable[string(srv.ID)] {
+			live++
+		}
+	}
+	return live > voters/2
 }
 
 // reconcile makes raft's configuration follow the committed membership: every

@@ -51,7 +51,9 @@ type stateActor struct {
 	reconciling  bool
 	reconcileDue bool
 	lastContact  map[string]time.Time
-	tick         *time.Timer
+	// unreachable holds the peers whose heartbeats fail right now.
+	unreachable map[string]bool
+	tick        *time.Timer
 }
 
 // drainTimeout bounds how long stopping waits for proposals and goroutines
@@ -135,6 +137,9 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		s.scheduleReconcile()
 	case *peerLastContact:
 		s.lastContact[msg.id] = msg.at
+		s.unreachable[msg.id] = true
+	case *peerResumed:
+		delete(s.unreachable, msg.id)
 	case *messages.ProposeResult:
 		// Results of this actor's own proposals (its registration as leader).
 		s.regInFlight = false
@@ -156,6 +161,7 @@ func (s *stateActor) started(ctx actor.Context) {
 	s.stopped = make(chan struct{})
 	s.pendingJoins = map[string]int{}
 	s.lastContact = map[string]time.Time{}
+	s.unreachable = map[string]bool{}
 	system, self := s.system, s.self
 	s.prop = newProposer(s.cfg.Raft, s.cfg.ApplyTimeout, func(pid *actor.PID, res *messages.ProposeResult) {
 		if pid != nil {
@@ -167,7 +173,7 @@ func (s *stateActor) started(ctx actor.Context) {
 	ch := make(chan raft.Observation, 64)
 	s.obs = raft.NewObserver(ch, false, func(o *raft.Observation) bool {
 		switch o.Data.(type) {
-		case raft.LeaderObservation, raft.RaftState, raft.FailedHeartbeatObservation:
+		case raft.LeaderObservation, raft.RaftState, raft.FailedHeartbeatObservation, raft.ResumedHeartbeatObservation:
 			return true
 		}
 		return false
@@ -181,8 +187,12 @@ func (s *stateActor) started(ctx actor.Context) {
 			case <-stop:
 				return
 			case o := <-ch:
-				if fh, ok := o.Data.(raft.FailedHeartbeatObservation); ok {
-					system.Root.Send(self, &peerLastContact{id: string(fh.PeerID), at: fh.LastContact})
+				switch h := o.Data.(type) {
+				case raft.FailedHeartbeatObservation:
+					system.Root.Send(self, &peerLastContact{id: string(h.PeerID), at: h.LastContact})
+					continue
+				case raft.ResumedHeartbeatObservation:
+					system.Root.Send(self, &peerResumed{id: string(h.PeerID)})
 					continue
 				}
 				system.Root.Send(self, &leadershipChanged{})
@@ -198,6 +208,9 @@ type peerLastContact struct {
 	id string
 	at time.Time
 }
+
+// peerResumed: heartbeats to a peer succeed again.
+type peerResumed struct{ id string }
 
 // stopping releases what the actor started. The node stops its actors before
 // raft, so futures in flight still resolve; for a final stop the FSM's records
