@@ -274,8 +274,8 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		defer system.Root.Send(self, &joinDone{id: m.GetId()})
 		resp := admit(ctx, admission{
 			peers: peers, r: r, prop: prop, system: system, m: m, oldAddr: oldAddr, lastAlive: lastAlive,
-			restarted: known && existing.Incarnation != m.GetIncarnation(), unreachable: unreachable,
-			rpcTimeout: timeout, applyTimeout: applyTimeout,
+			unreachable: unreachable,
+			rpcTimeout:  timeout, applyTimeout: applyTimeout,
 		})
 		if resp.GetAccepted() {
 			resp.Config, resp.LeaderId, resp.LeaderAddress = cfg, selfID, selfAddr
@@ -295,8 +295,6 @@ type admission struct {
 	m         *messages.Member
 	oldAddr   string
 	lastAlive int64
-	// restarted: a known member with a new incarnation (a process restart).
-	restarted bool
 	// unreachable: the other peers whose heartbeats fail right now.
 	unreachable  map[string]bool
 	rpcTimeout   time.Duration
@@ -347,7 +345,9 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 		err = a.r.AddVoter(id, addr, 0, a.applyTimeout).Error() // moves the address, keeps the vote
 	case current.Address != addr:
 		err = a.r.AddNonvoter(id, addr, 0, a.applyTimeout).Error()
-	case a.restarted && (current.Suffrage != raft.Voter || quorumWithout(f.Configuration(), id, a.unreachable)):
+	case current.Suffrage != raft.Voter || quorumWithout(f.Configuration(), id, a.unreachable):
+		// Still a server at the same address, so a new process (a member
+		// restarted, or one removed whose departure is still in its grace).
 		err = readd(a.r, id, addr, a.applyTimeout)
 	}
 	if err != nil {
