@@ -26,8 +26,10 @@
 // it. The primary's actor versions the write above every version it has
 // seen (a hybrid logical clock: a new primary supersedes its predecessor),
 // applies it, and the primary sends it to every replica in parallel; it
-// answers once every reachable replica applied it. An unreachable replica
-// is skipped: it is down, and reloads the partition when it rejoins. Each
+// answers once every reachable replica applied it. A replica that refuses
+// the connection is skipped: it is down, and reloads the partition when it
+// rejoins; one that was reached but does not answer in time fails the write
+// (503: it may or may not have applied it, and would not reload). Each
 // write carries the primary's partition epoch; a node whose table is newer
 // refuses it (the client gets 503 and retries; the write may be visible on
 // the primary meanwhile), and a node serves a copy only once its table

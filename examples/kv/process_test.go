@@ -154,7 +154,11 @@ func (p *kvProc) kill9(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-p.done
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s still running 10 s after SIGKILL", p.id)
+	}
 }
 
 func tail(s string, lines int) string {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -188,15 +189,20 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("write to the replica: %+v %v", res, err)
 	}
 
-	// A replicated write from an older table is refused.
-	body := fmt.Sprintf(`{"partition": %q, "epoch": %d, "key": "user:123", "entry": {"value": "ZXZl", "version": 99}}`, p.ID, p.Epoch-1)
-	resp, err := http.Post("http://"+replica.KVAddr+"/internal/replicate", "application/json", strings.NewReader(body))
+	// A replicated write from an older table is refused, and not applied:
+	// its version is above every real one, so a merge would let it win.
+	body := fmt.Sprintf(`{"partition": %q, "epoch": %d, "key": "user:123", "entry": {"value": "ZXZl", "version": %d}}`, p.ID, p.Epoch-1, uint64(1)<<63)
+	resp, err := probe.Post("http://"+replica.KVAddr+"/internal/replicate", "application/json", strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("stale replicate: %s", resp.Status)
+	}
+	res, err = c.call(ctx, &Routing{KV: map[string]string{"r": replica.KVAddr}}, "r", http.MethodGet, "user:123", nil)
+	if err != nil || res.status != http.StatusOK || string(res.body) != "alice" {
+		t.Fatalf("the replica applied a refused stale write: %+v %v", res, err)
 	}
 
 	// Delete goes everywhere; a missing key is 404 on every owner.
@@ -211,5 +217,30 @@ func TestAPI(t *testing.T) {
 		if err != nil || res.status != http.StatusNotFound {
 			t.Fatalf("%s after delete: %+v %v", n.CK.GetMyNodeID(), res, err)
 		}
+	}
+}
+
+// TestSendReplicaDownOrSilent: only a replica that refuses the connection
+// is skipped as down; one that accepts the request and does not answer in
+// time fails the write, since it may miss an acknowledged write for good.
+func TestSendReplicaDownOrSilent(t *testing.T) {
+	s := &server{st: &store{client: &http.Client{Timeout: 200 * time.Millisecond}}}
+	release := make(chan struct{})
+	silent := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release // answers only once the test is over
+	}))
+	defer silent.Close()
+	defer close(release) // before Close, which waits for the handler
+	refused, down := s.sendReplica(context.Background(), silent.Listener.Addr().String(), []byte("{}"))
+	if refused == nil || down != nil {
+		t.Fatalf("silent replica: refused %v, down %v; want a refusal", refused, down)
+	}
+
+	closed := httptest.NewServer(http.NotFoundHandler())
+	addr := closed.Listener.Addr().String()
+	closed.Close()
+	refused, down = s.sendReplica(context.Background(), addr, []byte("{}"))
+	if refused != nil || down == nil {
+		t.Fatalf("closed port: refused %v, down %v; want down", refused, down)
 	}
 }

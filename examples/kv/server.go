@@ -154,8 +154,13 @@ func (s *server) handleWrite(w http.ResponseWriter, r *http.Request) {
 	if !deleted {
 		var err error
 		value, err = io.ReadAll(http.MaxBytesReader(w, r.Body, maxValue))
-		if err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
 			writeError(w, &apiError{Status: http.StatusRequestEntityTooLarge, Code: "too_large", Message: err.Error()})
+			return
+		case err != nil: // the client went away or timed out mid-body: nothing was written
+			writeError(w, &apiError{Status: http.StatusBadRequest, Code: "bad_request", Message: "reading the value: " + err.Error()})
 			return
 		}
 		if value == nil {
@@ -185,8 +190,8 @@ func (s *server) handleWrite(w http.ResponseWriter, r *http.Request) {
 }
 
 // replicateAll sends msg to every replica and waits for each: an ack, a
-// refusal (which fails the write) or unreachability (skipped: the replica
-// is down, and reloads the partition when it comes back).
+// refusal or no answer (either fails the write), or a refused connection
+// (skipped: the replica is down, and reloads the partition when it comes back).
 func (s *server) replicateAll(ctx context.Context, msg *replicateRequest, replicas []string, out *writeResult) *apiError {
 	body, err := json.Marshal(msg)
 	if err != nil {
@@ -233,22 +238,30 @@ func (s *server) replicateAll(ctx context.Context, msg *replicateRequest, replic
 	}
 	if len(failed) > 0 {
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "replication_refused", Partition: msg.Partition, Epoch: msg.Epoch,
-			Message: fmt.Sprintf("applied on the primary but refused by %v; retry", failed)}
+			Message: fmt.Sprintf("applied on the primary but not confirmed by %v; retry", failed)}
 	}
 	return nil
 }
 
-// sendReplica returns the replica's refusal, or down when it could not be
-// reached or did not answer in time.
+// sendReplica returns the replica's refusal, or down when no connection to
+// it could be made. A replica that was reached but did not answer (in time)
+// is not down: it may have applied the write or not, it will not reload the
+// partition, and skipping it would let it miss an acknowledged write for
+// good (and lose it if it becomes the primary). That is a refusal: the
+// client retries.
 func (s *server) sendReplica(ctx context.Context, addr string, body []byte) (refused *apiError, down error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+"/internal/replicate", bytes.NewReader(body))
 	if err != nil {
-		return nil, err
+		return &apiError{Code: "bad_address", Message: err.Error()}, nil
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.st.client.Do(req)
-	if err != nil {
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &opErr) && opErr.Op == "dial":
 		return nil, err
+	case err != nil:
+		return &apiError{Code: "no_answer", Message: err.Error()}, nil
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNoContent {
@@ -264,8 +277,12 @@ func (s *server) sendReplica(ctx context.Context, addr string, body []byte) (ref
 
 func (s *server) handleReplicate(w http.ResponseWriter, r *http.Request) {
 	var msg replicateRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 2*maxValue)).Decode(&msg); err != nil || msg.Key == "" || msg.Entry.Version == 0 {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 2*maxValue)).Decode(&msg); err != nil {
 		writeError(w, &apiError{Status: http.StatusBadRequest, Code: "bad_request", Message: fmt.Sprintf("replicate body: %v", err)})
+		return
+	}
+	if msg.Key == "" || msg.Entry.Version == 0 {
+		writeError(w, &apiError{Status: http.StatusBadRequest, Code: "bad_request", Message: "replicate body: key and entry.version are required"})
 		return
 	}
 	res, aerr := s.ask(&msg)
@@ -294,21 +311,20 @@ type snapshotJSON struct {
 // loader.
 func (s *server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	epoch, _ := strconv.ParseUint(r.URL.Query().Get("epoch"), 10, 64)
-	deadline := time.Now().Add(2 * time.Second)
-	for {
-		c := s.ck.GetCluster()
-		if p := c.PartitionMap.Partitions[id]; p != nil && p.Epoch >= epoch {
-			break
-		}
-		if time.Now().After(deadline) || r.Context().Err() != nil {
-			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "behind", Partition: id, Epoch: epoch,
-				Message: fmt.Sprintf("%s has not applied epoch %d of %s yet", s.st.self, epoch, id)})
-			return
-		}
-		time.Sleep(5 * time.Millisecond)
+	// The epoch is the fence: without it (0) any table would do, and a copy
+	// could miss a write acknowledged by a primary that does not know the loader.
+	epoch, err := strconv.ParseUint(r.URL.Query().Get("epoch"), 10, 64)
+	if err != nil || epoch == 0 {
+		writeError(w, &apiError{Status: http.StatusBadRequest, Code: "bad_request", Partition: id,
+			Message: fmt.Sprintf("epoch %q: want the loader's partition epoch (> 0)", r.URL.Query().Get("epoch"))})
+		return
 	}
-	res, aerr := s.ask(&snapshotRequest{part: id, epoch: epoch})
+	if !s.waitEpoch(r.Context(), id, epoch) {
+		writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: "behind", Partition: id, Epoch: epoch,
+			Message: fmt.Sprintf("%s has not applied epoch %d of %s yet", s.st.self, epoch, id)})
+		return
+	}
+	res, aerr := s.ask(&snapshotRequest{part: id})
 	if aerr != nil {
 		writeError(w, aerr)
 		return
@@ -319,6 +335,33 @@ func (s *server) handleSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, snapshotJSON{Partition: id, Node: s.st.self, Entries: sr.entries})
+}
+
+// waitEpoch reports whether this node's table reaches epoch for partition
+// id within a second (the loader's request times out after 2 s: it then
+// still has time to try another source) or before ctx ends.
+func (s *server) waitEpoch(ctx context.Context, id string, epoch uint64) bool {
+	reached := func() bool {
+		p := s.ck.GetCluster().PartitionMap.Partitions[id]
+		return p != nil && p.Epoch >= epoch
+	}
+	if reached() {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return reached()
+		case <-tick.C:
+			if reached() {
+				return true
+			}
+		}
+	}
 }
 
 func (s *server) handleReady(w http.ResponseWriter, _ *http.Request) {

@@ -67,11 +67,10 @@ type (
 		Key       string `json:"key"`
 		Entry     entry  `json:"entry"`
 	}
-	snapshotRequest struct {
-		part  string
-		epoch uint64
-	}
-	snapshotReply struct {
+	// snapshotRequest: the HTTP handler already waited for the loader's
+	// epoch (see handleSnapshot), so the actor needs only the partition.
+	snapshotRequest struct{ part string }
+	snapshotReply   struct {
 		entries map[string]entry
 		err     *apiError
 	}

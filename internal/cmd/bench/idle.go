@@ -48,6 +48,33 @@ func heapAfterGC() uint64 {
 
 const mib = 1 << 20
 
+// sampleCPU reads the CPU times that read returns (one per process) once a
+// second for window and returns, per process and interval, the CPU used in
+// % of one core. Each interval is divided by the wall time it really took:
+// a sleep that overruns on a busy machine must not inflate the figure.
+func sampleCPU(window time.Duration, read func() ([]time.Duration, error)) ([]float64, error) {
+	prev, err := read()
+	if err != nil {
+		return nil, err
+	}
+	var out []float64
+	t0 := time.Now()
+	for range int(window / time.Second) {
+		time.Sleep(time.Second)
+		now, err := read()
+		if err != nil {
+			return nil, err
+		}
+		t1 := time.Now()
+		wall := t1.Sub(t0).Seconds()
+		for i := range now {
+			out = append(out, 100*(now[i]-prev[i]).Seconds()/wall)
+		}
+		prev, t0 = now, t1
+	}
+	return out, nil
+}
+
 func runIdle(cfg *config) (*section, error) {
 	s := &section{
 		title: "Idle cost per node ([harness])",
@@ -67,17 +94,16 @@ binary are shared, so a separate process per node costs more).`, cfg.idleWindow)
 		}
 		formed := time.Since(t0)
 		time.Sleep(time.Second)
-		var cpu []float64
-		prev, err := cpuTime()
+		cpu, err := sampleCPU(cfg.idleWindow, func() ([]time.Duration, error) {
+			d, err := cpuTime()
+			return []time.Duration{d}, err
+		})
 		if err != nil {
 			c.stop()
 			return nil, err
 		}
-		for range int(cfg.idleWindow / time.Second) {
-			time.Sleep(time.Second)
-			now, _ := cpuTime()
-			cpu = append(cpu, 100*(now-prev).Seconds()/float64(n))
-			prev = now
+		for i := range cpu {
+			cpu[i] /= float64(n)
 		}
 		heap, rss, g := heapAfterGC(), rssBytes(), runtime.NumGoroutine()
 		ok := converged(c.cks(), n)

@@ -148,6 +148,7 @@ func run(quick bool, out, only string) error {
 	start := time.Now()
 	watchdog := time.AfterFunc(cfg.limit, func() {
 		fmt.Fprintf(os.Stderr, "bench: the run exceeded %s; giving up\n", cfg.limit)
+		killRunning()
 		os.Exit(2)
 	})
 	defer watchdog.Stop()

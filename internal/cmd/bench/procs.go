@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -26,6 +27,27 @@ type proc struct {
 	addr string
 	done chan error
 }
+
+// running holds the node processes not yet reaped, for killRunning.
+var running = struct {
+	sync.Mutex
+	procs map[*proc]bool
+}{procs: map[*proc]bool{}}
+
+// killRunning kills every node process still running. The watchdog calls it
+// before os.Exit, which skips the deferred stops: without it the nodes
+// would outlive the program.
+func killRunning() {
+	running.Lock()
+	defer running.Unlock()
+	for p := range running.procs {
+		_ = p.cmd.Process.Kill()
+	}
+}
+
+// probeClient bounds every request to a node process: one that accepts
+// and never answers must not hang the run.
+var probeClient = &http.Client{Timeout: 2 * time.Second}
 
 // procCPU returns the user+system CPU time of pid from /proc/<pid>/stat.
 func procCPU(pid int) (time.Duration, error) {
@@ -81,8 +103,16 @@ func startProc(bin, id, join string) (*proc, error) {
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
+	running.Lock()
+	running.procs[p] = true
+	running.Unlock()
 	ready := make(chan bool, 1)
 	go func() {
+		defer func() {
+			running.Lock()
+			delete(running.procs, p)
+			running.Unlock()
+		}()
 		sc := bufio.NewScanner(out)
 		ok := false
 		for sc.Scan() {
@@ -130,7 +160,7 @@ type procHealth struct {
 func procsConverged(ps []*proc) bool {
 	var version uint64
 	for i, p := range ps {
-		resp, err := http.Get("http://" + p.addr + "/health/detailed")
+		resp, err := probeClient.Get("http://" + p.addr + "/health/detailed")
 		if err != nil {
 			return false
 		}
@@ -180,22 +210,18 @@ func idleProcesses(n int, window time.Duration) (cpu, rss []float64, err error) 
 		return nil, nil, err
 	}
 	time.Sleep(time.Second) // settle, as in-process
-	prev := make([]time.Duration, n)
-	for i, p := range ps {
-		if prev[i], err = procCPU(p.cmd.Process.Pid); err != nil {
-			return nil, nil, err
-		}
-	}
-	for range int(window / time.Second) {
-		time.Sleep(time.Second)
+	cpu, err = sampleCPU(window, func() ([]time.Duration, error) {
+		times := make([]time.Duration, len(ps))
 		for i, p := range ps {
-			now, err := procCPU(p.cmd.Process.Pid)
-			if err != nil {
-				return nil, nil, err
+			var err error
+			if times[i], err = procCPU(p.cmd.Process.Pid); err != nil {
+				return nil, err
 			}
-			cpu = append(cpu, 100*(now-prev[i]).Seconds())
-			prev[i] = now
 		}
+		return times, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
 	for _, p := range ps {
 		r, err := procRSS(p.cmd.Process.Pid)

@@ -38,7 +38,7 @@ type section struct {
 	notes []string
 }
 
-// target builds the target cell and the met cell for a "lower is better"
+// targetLE builds the target cell and the met cell for a "lower is better"
 // figure: value ≤ limit.
 func targetLE(value, limit float64, text, issue string) (string, string) {
 	return text + " " + issue, yesNo(value <= limit)
