@@ -20,6 +20,9 @@ type settings struct {
 	// dataDir gives every node a DataDir (raft-wal, fsync) in a temporary directory.
 	dataDir bool
 	keyHash clusterkit.KeyHash
+	// removalGrace, when set, replaces the health check's removal grace
+	// (a member that is down stays a member for that long).
+	removalGrace time.Duration
 }
 
 // node is one in-process ClusterKit with its own crashable network.
@@ -39,6 +42,9 @@ func options(id, addr string, join []string, s settings) clusterkit.Options {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
 	}
 	o.KeyHash = s.keyHash
+	if s.removalGrace > 0 {
+		o.HealthCheck.RemovalGrace = s.removalGrace
+	}
 	if s.tuned {
 		o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout, o.Raft.LeaderLeaseTimeout = 150*time.Millisecond, 150*time.Millisecond, 100*time.Millisecond
 		o.HealthCheck = clusterkit.FastHealthCheck()

@@ -29,6 +29,9 @@ type config struct {
 	lookupIters, lookupTrials     int
 	formation3Trials, formation10 int
 	joinTrials                    int
+	// rolling restart: a member down for rollingDown, then restarted
+	rollingDown                   time.Duration
+	rollingTrials                 int
 	detectTrials, failoverTrials  int
 	transferTrials                int
 	eventLatencyEvents            int
@@ -46,7 +49,8 @@ func fullConfig() *config {
 	return &config{
 		lookupIters: 1_000_000, lookupTrials: 11,
 		formation3Trials: 10, formation10: 5,
-		joinTrials:   20,
+		joinTrials:  20,
+		rollingDown: 5 * time.Second, rollingTrials: 3,
 		detectTrials: 10, failoverTrials: 10,
 		transferTrials:     10,
 		eventLatencyEvents: 2000,
@@ -64,7 +68,8 @@ func quickConfig() *config {
 		quick:       true,
 		lookupIters: 200_000, lookupTrials: 2,
 		formation3Trials: 2, formation10: 1,
-		joinTrials:   3,
+		joinTrials:  3,
+		rollingDown: 2 * time.Second, rollingTrials: 1,
 		detectTrials: 1, failoverTrials: 1,
 		transferTrials:     2,
 		eventLatencyEvents: 200,
