@@ -124,6 +124,9 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		if s.pendingJoins[msg.id]--; s.pendingJoins[msg.id] <= 0 {
 			delete(s.pendingJoins, msg.id)
 		}
+		// A re-added server gets a fresh replication, which reports no
+		// "resumed": the admission itself proved the node answers.
+		delete(s.unreachable, msg.id)
 		s.reconcile()
 	case *reconcileTick:
 		s.tick = nil
