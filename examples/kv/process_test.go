@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,45 +16,18 @@ import (
 	"time"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
+	"github.com/clusterkit/clusterkit/internal/proctest"
 )
 
 // These tests run the kv binary as real processes on loopback, so that
 // failures are real: kill -9, restarts on the same data directory.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+var kvBin = proctest.Binary{Pkg: "."}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
+	kvBin.Remove()
 	os.Exit(code)
-}
-
-func kvBinary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs processes")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ckkv")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "kv")
-		build := exec.Command("go", "build", "-o", binPath, ".")
-		build.Stderr = os.Stderr
-		buildErr = build.Run()
-	})
-	if buildErr != nil {
-		t.Fatalf("build: %v", buildErr)
-	}
-	return binPath
 }
 
 // fastArgs: quick Raft and failure detection (a crashed node is removed
@@ -70,6 +41,7 @@ type kvProc struct {
 	cmd                   *exec.Cmd
 	done                  chan struct{}
 	logPath               string // of the current run
+	running               *proctest.Proc
 }
 
 // mustLog fails unless the current run of p logged text.
@@ -84,26 +56,14 @@ func (p *kvProc) mustLog(t *testing.T, text string) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 // launch starts p and waits until it prints "ready". The test's cleanup
-// kills it (kill -9) if it still runs.
+// kills it (kill -9) if it still runs, and shows its log if the test failed.
 func (p *kvProc) launch(t *testing.T, args ...string) {
 	t.Helper()
-	p.done = make(chan struct{})
 	args = append([]string{"-id", p.id, "-http", p.http, "-kv", p.kv, "-data-dir", p.dataDir, "-log-level", "debug"}, args...)
-	p.cmd = exec.Command(kvBinary(t), args...)
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	p.cmd = exec.Command(kvBin.Path(t), args...)
 	logPath := filepath.Join(t.TempDir(), p.id+".log")
 	p.logPath = logPath
 	logFile, err := os.Create(logPath)
@@ -111,54 +71,25 @@ func (p *kvProc) launch(t *testing.T, args ...string) {
 		t.Fatal(err)
 	}
 	p.cmd.Stderr = logFile
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	cmd, done := p.cmd, p.done
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
+	id, cmd := p.id, p.cmd
+	t.Cleanup(func() { // runs after proctest's cleanup has killed the process
 		_ = logFile.Close()
 		if t.Failed() {
 			if data, err := os.ReadFile(logPath); err == nil {
-				t.Logf("log of %s (pid %d):\n%s", p.id, cmd.Process.Pid, tail(string(data), 60))
+				t.Logf("log of %s (pid %d):\n%s", id, cmd.Process.Pid, tail(string(data), 60))
 			}
 		}
 	})
-	ready := make(chan string, 1)
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "ready ") {
-				ready <- line
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	select {
-	case line := <-ready:
-		if !strings.Contains(line, "node="+p.id) || !strings.Contains(line, "kv="+p.kv) {
-			t.Fatalf("ready line %q", line)
-		}
-	case <-done:
-		t.Fatalf("%s exited before it was ready", p.id)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not ready", p.id)
-	}
+	p.running = proctest.Start(t, p.id, p.cmd, func(line string) bool {
+		return strings.Contains(line, "node="+p.id) && strings.Contains(line, "kv="+p.kv)
+	}, nil)
+	p.done = p.running.Done
 }
 
 // kill9 kills p with SIGKILL and waits for it to be gone.
 func (p *kvProc) kill9(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("%s still running 10 s after SIGKILL", p.id)
-	}
+	p.running.Kill9(t, p.id)
 }
 
 func tail(s string, lines int) string {

@@ -1,15 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,46 +15,21 @@ import (
 	"time"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
+	"github.com/clusterkit/clusterkit/internal/proctest"
 )
 
 // These tests run the node binary as real processes on loopback, so that
 // failures are real: SIGTERM, kill -9, kill -STOP.
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+var nodeBin = proctest.Binary{Pkg: "."}
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		_ = os.RemoveAll(filepath.Dir(binPath))
-	}
+	nodeBin.Remove()
 	os.Exit(code)
 }
 
-func binary(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs processes")
-	}
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "cknode")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "node")
-		build := exec.Command("go", "build", "-o", binPath, ".")
-		build.Stderr = os.Stderr
-		buildErr = build.Run()
-	})
-	if buildErr != nil {
-		t.Fatalf("build: %v", buildErr)
-	}
-	return binPath
-}
+func binary(t *testing.T) string { return nodeBin.Path(t) }
 
 // proc is one node process and what it printed.
 type proc struct {
@@ -67,6 +39,8 @@ type proc struct {
 	mu   sync.Mutex
 	seen []string // "event <Kind> <json>" lines
 	done chan struct{}
+	// running is the process as proctest started it.
+	running *proctest.Proc
 }
 
 func (p *proc) events(kind string) []map[string]any {
@@ -86,14 +60,7 @@ func (p *proc) events(kind string) []map[string]any {
 	return out
 }
 
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 // fastArgs: quick Raft and failure detection (budget about 0.75 s).
 var fastArgs = []string{"-raft-heartbeat-timeout", "150ms", "-raft-election-timeout", "150ms", "-rebalance-delay", "20ms",
@@ -116,59 +83,24 @@ func startProcs(t *testing.T, n int, extra ...string) []*proc {
 // test's cleanup kills it (kill -9) if it still runs.
 func launch(t *testing.T, id, addr string, args ...string) *proc {
 	t.Helper()
-	p := &proc{id: id, addr: addr, done: make(chan struct{})}
-	p.cmd = exec.Command(binary(t), append([]string{"-id", id, "-http", addr}, args...)...)
-	out, err := p.cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd.Stderr = os.Stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGCONT)
-		_ = p.cmd.Process.Kill()
-		<-p.done
+	p := &proc{id: id, addr: addr}
+	cmd := exec.Command(binary(t), append([]string{"-id", id, "-http", addr}, args...)...)
+	cmd.Stderr = os.Stderr
+	running := proctest.Start(t, id, cmd, func(line string) bool { return strings.Contains(line, "node="+id) }, func(line string) {
+		if strings.HasPrefix(line, "event ") {
+			p.mu.Lock()
+			p.seen = append(p.seen, line)
+			p.mu.Unlock()
+		}
 	})
-	ready := make(chan string, 1)
-	go func() {
-		defer close(p.done)
-		sc := bufio.NewScanner(out)
-		sc.Buffer(make([]byte, 4<<20), 4<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case strings.HasPrefix(line, "ready "):
-				ready <- line
-			case strings.HasPrefix(line, "event "):
-				p.mu.Lock()
-				p.seen = append(p.seen, line)
-				p.mu.Unlock()
-			}
-		}
-		_ = p.cmd.Wait()
-	}()
-	select {
-	case line := <-ready:
-		if !strings.Contains(line, "node="+p.id) {
-			t.Fatalf("ready line %q", line)
-		}
-	case <-p.done:
-		t.Fatalf("%s exited before it was ready", p.id)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not ready", p.id)
-	}
+	p.cmd, p.done, p.running = cmd, running.Done, running
 	return p
 }
 
 // kill9 kills p with SIGKILL and waits for its output to end.
 func (p *proc) kill9(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	<-p.done
+	p.running.Kill9(t, p.id)
 }
 
 type clusterDoc struct {
