@@ -41,6 +41,39 @@ const (
 	KeyHashXXH64
 )
 
+// String is the name used by /cluster's hash_config and by flags: "md5",
+// "xxh64", or "" for KeyHashDefault.
+func (k KeyHash) String() string {
+	switch k {
+	case KeyHashMD5:
+		return "md5"
+	case KeyHashXXH64:
+		return "xxh64"
+	case KeyHashDefault:
+		return ""
+	}
+	return fmt.Sprintf("KeyHash(%d)", uint8(k))
+}
+
+// MarshalText returns String, so a KeyHash can be a flag (flag.TextVar) or
+// a configuration field.
+func (k KeyHash) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses "md5", "xxh64", or "" (the cluster's hash).
+func (k *KeyHash) UnmarshalText(b []byte) error {
+	switch string(b) {
+	case "":
+		*k = KeyHashDefault
+	case "md5":
+		*k = KeyHashMD5
+	case "xxh64":
+		*k = KeyHashXXH64
+	default:
+		return fmt.Errorf("key hash %q: want md5 or xxh64", b)
+	}
+	return nil
+}
+
 func (k KeyHash) proto() messages.KeyHash {
 	if k == KeyHashXXH64 {
 		return messages.KeyHash_KEY_HASH_XXH64

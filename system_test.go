@@ -465,3 +465,22 @@ func TestExplicitConfigMismatchFailsStart(t *testing.T) {
 		t.Fatalf("adopted partition count %d", n)
 	}
 }
+
+// TestKeyHashText: KeyHash reads and writes the names of /cluster's
+// hash_config, so it works as a flag; anything else is refused.
+func TestKeyHashText(t *testing.T) {
+	for _, k := range []KeyHash{KeyHashDefault, KeyHashMD5, KeyHashXXH64} {
+		text, err := k.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back KeyHash = 99
+		if err := back.UnmarshalText(text); err != nil || back != k {
+			t.Errorf("%v: round trip gave %v, %v", k, back, err)
+		}
+	}
+	k := KeyHashXXH64
+	if err := k.UnmarshalText([]byte("sha1")); err == nil || k != KeyHashXXH64 {
+		t.Errorf("sha1 accepted, or the value changed: %v, %v", k, err)
+	}
+}

@@ -36,7 +36,6 @@ func run(args []string) error {
 		dataDir     = fs.String("data-dir", "", "ClusterKit's data directory (the kv data itself is in memory); empty: nothing on disk")
 		partitions  = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
 		rf          = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
-		keyHash     = fs.String("key-hash", "", "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
 		hcInterval  = fs.Duration("health-interval", d.HealthCheck.Interval, "failure detection: probe interval")
 		hcTimeout   = fs.Duration("health-timeout", d.HealthCheck.Timeout, "failure detection: probe timeout")
 		hcThreshold = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "failure detection: missed probes before a peer is suspect")
@@ -47,6 +46,8 @@ func run(args []string) error {
 		handoff     = fs.Duration("handoff-grace", copyDeadline, "how long a partition moved to other nodes is kept for them to copy")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
+	var keyHash clusterkit.KeyHash
+	fs.TextVar(&keyHash, "key-hash", clusterkit.KeyHashDefault, "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,21 +58,13 @@ func run(args []string) error {
 	logger := slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
 
 	o := d
+	o.KeyHash = keyHash
 	o.NodeID, o.HTTPAddr, o.DataDir, o.Logger = *id, *httpAddr, *dataDir, logger
 	o.PartitionCount, o.ReplicationFactor = *partitions, *rf
 	o.HealthCheck.Interval, o.HealthCheck.Timeout = *hcInterval, *hcTimeout
 	o.HealthCheck.FailureThreshold, o.HealthCheck.RemovalGrace = *hcThreshold, *hcGrace
 	o.RebalanceDelay = *rebalance
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
-	switch *keyHash {
-	case "":
-	case "md5":
-		o.KeyHash = clusterkit.KeyHashMD5
-	case "xxh64":
-		o.KeyHash = clusterkit.KeyHashXXH64
-	default:
-		return fmt.Errorf("-key-hash %q: want md5 or xxh64", *keyHash)
-	}
 	for _, a := range strings.Split(*join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			o.JoinAddrs = append(o.JoinAddrs, a)

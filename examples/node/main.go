@@ -65,7 +65,6 @@ func run(args []string) error {
 		cluster     = fs.String("cluster-name", env("CLUSTER_NAME", d.ClusterName), "cluster name (env CLUSTER_NAME)")
 		partitions  = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
 		rf          = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
-		keyHash     = fs.String("key-hash", "", "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
 		maxVoters   = fs.Int("max-voters", d.MaxVoters, "maximum Raft voters")
 		dataDir     = fs.String("data-dir", env("DATA_DIR", ""), "data directory (env DATA_DIR); empty keeps everything in memory")
 		hcEnabled   = fs.Bool("health-check", d.HealthCheck.Enabled, "enable failure detection")
@@ -87,6 +86,8 @@ func run(args []string) error {
 		events      = fs.Bool("events", false, "print every lifecycle event on stdout as one line: event <Kind> <JSON>")
 		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
 	)
+	var keyHash clusterkit.KeyHash
+	fs.TextVar(&keyHash, "key-hash", clusterkit.KeyHashDefault, "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -101,6 +102,7 @@ func run(args []string) error {
 		logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
 	}
 	o := d
+	o.KeyHash = keyHash
 	o.NodeID, o.HTTPAddr, o.NodeName, o.AdvertiseAddr = *id, *httpAddr, *name, *advertise
 	o.Bootstrap, o.ClusterName, o.PartitionCount, o.ReplicationFactor = *bootstrap, *cluster, *partitions, *rf
 	o.MaxVoters, o.DataDir, o.AuthToken, o.Logger = *maxVoters, *dataDir, *token, logger
@@ -108,15 +110,6 @@ func run(args []string) error {
 		FailureThreshold: *hcThreshold, RemovalGrace: *hcGrace}
 	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
-	switch *keyHash {
-	case "":
-	case "md5":
-		o.KeyHash = clusterkit.KeyHashMD5
-	case "xxh64":
-		o.KeyHash = clusterkit.KeyHashXXH64
-	default:
-		return fmt.Errorf("-key-hash %q: want md5 or xxh64", *keyHash)
-	}
 	for _, a := range strings.Split(*join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			o.JoinAddrs = append(o.JoinAddrs, a)
