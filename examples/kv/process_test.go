@@ -155,47 +155,9 @@ func poll(timeout time.Duration, cond func() bool) bool {
 	return true
 }
 
-// checkAll reads every key through read and compares it with want.
-func checkAll(t *testing.T, what string, want map[string]string, read func(ctx context.Context, key string) ([]byte, error)) {
-	t.Helper()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var (
-		mu   sync.Mutex
-		bad  []string
-		keys = make(chan string)
-		wg   sync.WaitGroup
-	)
-	for range 8 {
-		wg.Go(func() {
-			for k := range keys {
-				got, err := read(ctx, k)
-				if err != nil || string(got) != want[k] {
-					mu.Lock()
-					bad = append(bad, fmt.Sprintf("%s: got %q, %v; want %q", k, got, err, want[k]))
-					mu.Unlock()
-				}
-			}
-		})
-	}
-	for k := range want {
-		keys <- k
-	}
-	close(keys)
-	wg.Wait()
-	if len(bad) > 0 {
-		t.Fatalf("%s: %d of %d keys wrong, e.g. %v", what, len(bad), len(want), bad[:min(5, len(bad))])
-	}
-	t.Logf("%s: all %d keys read back in %v", what, len(want), time.Since(start).Round(time.Millisecond))
-}
-
-// writeAll writes every key of kvs through the client, 8 at a time.
-func writeAll(t *testing.T, c *Client, kvs map[string]string) {
-	t.Helper()
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+// eachKey runs fn on every key of kvs, 8 at a time, and returns the
+// failures it reported.
+func eachKey(kvs map[string]string, fn func(key, value string) error) []error {
 	var (
 		mu   sync.Mutex
 		errs []error
@@ -205,7 +167,7 @@ func writeAll(t *testing.T, c *Client, kvs map[string]string) {
 	for range 8 {
 		wg.Go(func() {
 			for k := range keys {
-				if err := c.Put(ctx, k, []byte(kvs[k])); err != nil {
+				if err := fn(k, kvs[k]); err != nil {
 					mu.Lock()
 					errs = append(errs, err)
 					mu.Unlock()
@@ -218,6 +180,34 @@ func writeAll(t *testing.T, c *Client, kvs map[string]string) {
 	}
 	close(keys)
 	wg.Wait()
+	return errs
+}
+
+// checkAll reads every key through read and compares it with want.
+func checkAll(t *testing.T, what string, want map[string]string, read func(ctx context.Context, key string) ([]byte, error)) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	bad := eachKey(want, func(k, v string) error {
+		if got, err := read(ctx, k); err != nil || string(got) != v {
+			return fmt.Errorf("%s: got %q, %v; want %q", k, got, err, v)
+		}
+		return nil
+	})
+	if len(bad) > 0 {
+		t.Fatalf("%s: %d of %d keys wrong, e.g. %v", what, len(bad), len(want), bad[:min(5, len(bad))])
+	}
+	t.Logf("%s: all %d keys read back in %v", what, len(want), time.Since(start).Round(time.Millisecond))
+}
+
+// writeAll writes every key of kvs through the client, 8 at a time.
+func writeAll(t *testing.T, c *Client, kvs map[string]string) {
+	t.Helper()
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	errs := eachKey(kvs, func(k, v string) error { return c.Put(ctx, k, []byte(v)) })
 	if len(errs) > 0 {
 		t.Fatalf("%d of %d writes failed, e.g. %v", len(errs), len(kvs), errs[0])
 	}
