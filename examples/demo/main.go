@@ -31,8 +31,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/lmittmann/tint"
-
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/internal/crashnet"
 	"github.com/clusterkit/clusterkit/internal/logging"
@@ -90,7 +88,7 @@ func (d *demo) options(n *node, join string) clusterkit.Options {
 	o.Services = map[string]string{"kv": "127.0.0.1:9" + strings.TrimPrefix(n.id, "node-") + "00"}
 	o.Logger = slog.New(slog.DiscardHandler)
 	if d.verbose {
-		o.Logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: slog.LevelInfo, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
+		o.Logger = logging.Default(os.Stderr, slog.LevelInfo)
 	}
 	return o
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -10,11 +9,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
-
-	"github.com/lmittmann/tint"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/cli"
 	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
@@ -55,7 +52,7 @@ func run(args []string) error {
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
-	logger := slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
+	logger := logging.Default(os.Stderr, level)
 
 	o := d
 	o.KeyHash = keyHash
@@ -77,15 +74,8 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	started := make(chan error, 1)
-	go func() { started <- n.Start() }()
-	select {
-	case err := <-started:
-		if err != nil {
-			return err
-		}
-	case <-ctx.Done():
-		return errors.Join(errors.New("interrupted while starting"), n.Stop())
+	if err := cli.StartOrInterrupt(ctx, n.Start, n.Stop); err != nil {
+		return err
 	}
 	c := n.CK.GetCluster()
 	fmt.Printf("ready node=%s http=%s kv=%s members=%d partitions=%d\n", n.CK.GetMyNodeID(), *httpAddr, n.KVAddr, len(c.Nodes), c.Config.PartitionCount)

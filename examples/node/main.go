@@ -14,7 +14,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -23,14 +22,13 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"github.com/lmittmann/tint"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/cli"
 	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
@@ -99,7 +97,7 @@ func run(args []string) error {
 	if *logJSON {
 		logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	} else {
-		logger = slog.New(tint.NewTextHandler(os.Stderr, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000", NoColor: !logging.IsTerminal(os.Stderr)}))
+		logger = logging.Default(os.Stderr, level)
 	}
 	o := d
 	o.KeyHash = keyHash
@@ -143,15 +141,8 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	started := make(chan error, 1)
-	go func() { started <- ck.Start() }()
-	select {
-	case err := <-started:
-		if err != nil {
-			return err
-		}
-	case <-ctx.Done():
-		return errors.Join(errors.New("interrupted while starting"), ck.Stop())
+	if err := cli.StartOrInterrupt(ctx, ck.Start, ck.Stop); err != nil {
+		return err
 	}
 	c := ck.GetCluster()
 	var self clusterkit.Node

@@ -13,9 +13,12 @@ import (
 	"github.com/lmittmann/tint"
 )
 
-// Default returns the default logger: a tint text handler on w at level.
+// Default returns the default logger: a tint text handler on w at level,
+// in colour only when w is a terminal.
 func Default(w io.Writer, level slog.Leveler) *slog.Logger {
-	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000"}))
+	f, isFile := w.(*os.File)
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, TimeFormat: time.TimeOnly + ".000",
+		NoColor: !isFile || !IsTerminal(f)}))
 }
 
 // Discard returns a logger that drops everything (tests, benchmarks).
