@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -129,6 +131,7 @@ func TestSimultaneousStart(t *testing.T) {
 func startCluster(t *testing.T, n int, mod func(i int, o *Options), setup func(i int, ck *ClusterKit)) []*ClusterKit {
 	t.Helper()
 	var nodes []*ClusterKit
+	maxVoters := DefaultMaxVoters
 	for i := 1; i <= n; i++ {
 		seed := ""
 		if i > 1 {
@@ -138,6 +141,9 @@ func startCluster(t *testing.T, n int, mod func(i int, o *Options), setup func(i
 		if mod != nil {
 			mod(i, &o)
 		}
+		if i == 1 && o.MaxVoters != 0 {
+			maxVoters = o.MaxVoters
+		}
 		nodes = append(nodes, startNode(t, o, func(ck *ClusterKit) {
 			if setup != nil {
 				setup(i, ck)
@@ -145,6 +151,7 @@ func startCluster(t *testing.T, n int, mod func(i int, o *Options), setup func(i
 		}))
 	}
 	waitConverged(t, nodes, n)
+	waitVoters(t, nodes, min(n, maxVoters))
 	return nodes
 }
 
@@ -638,27 +645,32 @@ func fullyPlaced(v *raftfsm.View, members int) bool {
 }
 
 // TestRemovedNodeStaysOut: a node removed by an admin keeps running but does
-// not register again; a join with its removed incarnation is refused.
+// not register again (the admin's decision is not undone), says why, and a
+// join of its removed life is refused.
 func TestRemovedNodeStaysOut(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 3, nil, nil)
 	victim := nodes[2]
+	removedNonce := victim.life.Nonce()
 	if err := nodes[1].RemoveNode(victim.GetMyNodeID()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the removal to reach the victim", func() bool {
-		_, ok := victim.fsm.View().Member(victim.GetMyNodeID())
-		return !ok
+	waitFor(t, 10*time.Second, "the victim to know it was removed", func() bool {
+		return victim.life.Status().State == actors.MemberRemoved
 	})
 	// Long enough for its registration loop to have tried, were it going to.
 	time.Sleep(1500 * time.Millisecond)
 	if _, ok := nodes[0].fsm.View().Member(victim.GetMyNodeID()); ok {
 		t.Fatal("the removed node registered again")
 	}
+	h := victim.HealthCheck()
+	if h.Ready || h.Membership != actors.MemberRemoved || !strings.Contains(strings.Join(h.Problems, "; "), "removed_by_admin") {
+		t.Fatalf("victim health: ready=%v membership=%q problems=%v", h.Ready, h.Membership, h.Problems)
+	}
 	resp := gatewayBackend{nodes[0]}.Join(context.Background(), &messages.JoinRequest{Member: &messages.Member{
-		Id: victim.GetMyNodeID(), Address: victim.advertise, Incarnation: victim.incarnation,
+		Id: victim.GetMyNodeID(), Address: victim.advertise, Nonce: removedNonce,
 	}})
-	if resp.GetAccepted() || resp.GetCode() != "removed" {
-		t.Fatalf("join of the removed incarnation: %v", resp)
+	if resp.GetAccepted() || resp.GetCode() != actors.JoinRemoved {
+		t.Fatalf("join of the removed life: %v", resp)
 	}
 }

@@ -71,12 +71,19 @@ func TestDamagedDataDir(t *testing.T) {
 			if err := ck.Start(); err != nil {
 				t.Fatal(err)
 			}
-			for i := range 200 {
-				if err := ck.SetCustomData(fmt.Sprintf("k%03d", i), []byte("v")); err != nil {
-					t.Fatal(err)
+			t.Cleanup(func() { _ = ck.Stop() })
+			// Writes until two snapshots exist: a fixed count may all land
+			// between two snapshot checks on a fast machine.
+			i := 0
+			waitFor(t, 20*time.Second, "two snapshots", func() bool {
+				for range 50 {
+					if err := ck.SetCustomData(fmt.Sprintf("k%04d", i), []byte("v")); err != nil {
+						t.Fatal(err)
+					}
+					i++
 				}
-			}
-			waitFor(t, 5*time.Second, "two snapshots", func() bool { return len(glob(t, dir, "raft", "snapshots", "*", "state.bin")) == 2 })
+				return len(glob(t, dir, "raft", "snapshots", "*", "state.bin")) == 2
+			})
 			if err := ck.Stop(); err != nil {
 				t.Fatal(err)
 			}

@@ -41,6 +41,11 @@ var (
 	ErrTimeout = errors.New("clusterkit: timed out")
 	// ErrDataDir means the data directory is unusable (another node's, corrupt).
 	ErrDataDir = errors.New("clusterkit: unusable data directory")
+	// ErrClusterMismatch means the data directory belongs to another cluster
+	// than the one the node was asked to join (another cluster ID): the node
+	// refuses to start instead of mixing two clusters' state. The message
+	// names both cluster IDs.
+	ErrClusterMismatch = raftfsm.ErrClusterMismatch
 	// ErrConfigMismatch means an explicit option disagrees with the cluster's committed configuration.
 	ErrConfigMismatch = raftfsm.ErrConfigMismatch
 	// ErrUnknownNode means the node ID is not a member of the cluster.

@@ -27,9 +27,24 @@ func (g gatewayBackend) View() *raftfsm.View { return g.ck.fsm.View() }
 func (g gatewayBackend) Detailed() any       { return g.ck.HealthCheck() }
 func (g gatewayBackend) AuthToken() string   { return g.ck.opts.AuthToken }
 
+func (g gatewayBackend) ClusterID() string { return g.ck.ClusterID() }
+
 func (g gatewayBackend) Status() httpgw.Status {
 	rs := g.ck.raftStatus()
-	return httpgw.Status{Running: g.ck.running.Load(), State: g.ck.lifecycle(), Leader: rs.LeaderID}
+	st := httpgw.Status{Running: g.ck.running.Load(), State: g.ck.lifecycle(), Leader: rs.LeaderID}
+	m := g.ck.life.Status()
+	st.Membership = m.State
+	switch m.State {
+	case actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused:
+		st.Removal = &httpgw.Removal{Reason: m.Reason, RemovedBy: m.RemovedBy, Index: m.Index}
+	case actors.MemberJoining:
+		if g.ck.life.Admitted() != 0 {
+			// Removed, and rejoining as a new life.
+			st.Membership = actors.MemberRemoved
+			st.Removal = &httpgw.Removal{Reason: "rejoining as a new life", Rejoining: true}
+		}
+	}
+	return st
 }
 
 func (g gatewayBackend) CountRequest(route string, status int) {
@@ -170,8 +185,12 @@ func (g gatewayBackend) Rebalance(ctx context.Context, req *messages.RebalanceRe
 	return &messages.ProposeResult{Code: actors.CodeTimeout, Error: errText(err, "no answer")}
 }
 
-func (g gatewayBackend) Ping() *messages.PingResponse {
-	return &messages.PingResponse{NodeId: g.ck.opts.NodeID, Incarnation: g.ck.incarnation, ClusterName: g.ck.opts.ClusterName}
+func (g gatewayBackend) Ping(ctx context.Context, req *messages.PingRequest) *messages.PingResponse {
+	return g.ck.ping(ctx, req.GetWaitIndex())
+}
+
+func (g gatewayBackend) MemberStatus(req *messages.MemberStatusRequest) *messages.MemberStatusResponse {
+	return g.ck.memberStatus(req.GetId())
 }
 
 func errText(err error, fallback string) string {

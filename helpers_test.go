@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -20,8 +21,32 @@ func fastOptions(t *testing.T, id string) Options {
 	o.RebalanceDelay = 10 * time.Millisecond
 	o.StartTimeout = 20 * time.Second
 	o.Raft = RaftTimings{HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
+	o.VoterStabilization = 200 * time.Millisecond
 	o.Logger = testLogger(t)
 	return o
+}
+
+// waitVoters waits until the running nodes agree that want members are
+// voters, in the committed membership and in Raft's configuration.
+func waitVoters(t *testing.T, nodes []*ClusterKit, want int) {
+	t.Helper()
+	waitFor(t, 20*time.Second, fmt.Sprintf("%d voters", want), func() bool {
+		for _, n := range nodes {
+			if !n.running.Load() {
+				continue
+			}
+			voters := 0
+			for _, m := range n.fsm.View().Members() {
+				if m.Voter {
+					voters++
+				}
+			}
+			if voters != want || len(n.raftStatus().Voters) != want {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // testLogger writes through t.Log, so logs show only for failing tests.
@@ -162,6 +187,6 @@ func waitDelivered(t *testing.T, ck *ClusterKit) {
 	waitFor(t, 5*time.Second, "events delivered up to the current state", func() bool {
 		ck.lastSeq.Lock()
 		defer ck.lastSeq.Unlock()
-		return ck.lastSeq.Index >= ck.fsm.View().Version()
+		return ck.stats.Derived.Load() >= ck.fsm.View().Version() && ck.lastSeq.Index >= ck.stats.Emitted.Load()
 	})
 }

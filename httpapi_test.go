@@ -236,7 +236,7 @@ func TestHTTPRoutes(t *testing.T) {
 	}
 
 	before := clusterState(nodes)
-	validJoin := `{"member":{"id":"node-9","address":"127.0.0.1:1"}}`
+	validJoin := `{"member":{"id":"node-9","address":"127.0.0.1:1","nonce":"7"}}`
 	huge := bytes.Repeat([]byte("x"), 2<<20)
 	bad := []struct {
 		method, path string
@@ -754,14 +754,14 @@ func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
 	}
 	ping := self.do("POST", "/internal/v1/ping", map[string]string{"Content-Type": "application/json"}, []byte("{}"))
 	var who struct {
-		NodeID      string `json:"node_id"`
-		Incarnation string `json:"incarnation"`
+		NodeID string `json:"node_id"`
+		Nonce  string `json:"nonce"`
 	}
 	ping.json(t, &who)
-	if who.NodeID != "node-3" || who.Incarnation == "" {
+	if who.NodeID != "node-3" || who.Nonce == "" {
 		t.Fatalf("ping: %s", ping.body)
 	}
-	join := fmt.Sprintf(`{"member":{"id":"node-3","address":%q,"incarnation":%q}}`, o.HTTPAddr, who.Incarnation)
+	join := fmt.Sprintf(`{"member":{"id":"node-3","address":%q,"nonce":%q}}`, o.HTTPAddr, who.Nonce)
 	r := newAPI(t, nodes[1]).do("POST", "/join", map[string]string{"Content-Type": "application/json"}, []byte(join))
 	var resp struct {
 		Accepted bool   `json:"accepted"`

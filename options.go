@@ -105,6 +105,26 @@ func (h HealthCheckConfig) Budget() time.Duration {
 	return time.Duration(h.FailureThreshold)*h.Interval + h.Timeout + h.RemovalGrace
 }
 
+// AutoRejoin says what a node does when it finds out the cluster removed it
+// while it was running (it was paused or cut off for longer than the removal
+// grace: no leader talks to a node outside the configuration, so it learns
+// it from another member).
+type AutoRejoin uint8
+
+const (
+	// AutoRejoinOn (the default): after a removal by failure detection the
+	// node rejoins as a new life, with a NodeRejoin on every node. A
+	// graceful leave and an admin's removal are final for the process.
+	AutoRejoinOn AutoRejoin = iota
+	// AutoRejoinOff: the node stays out, reports itself not ready (reason
+	// "removed") and says so in its log; restart it to rejoin.
+	AutoRejoinOff
+)
+
+// DefaultVoterStabilization is how long a joining node must be healthy
+// (caught up, in recent contact with the leader) before it becomes a voter.
+const DefaultVoterStabilization = 2 * time.Second
+
 // RaftTimings tunes Raft. Zero fields take the defaults in DefaultOptions.
 type RaftTimings struct {
 	HeartbeatTimeout   time.Duration
@@ -147,6 +167,14 @@ type Options struct {
 	KeyHash KeyHash
 	// MaxVoters caps the Raft voters (default 5); other members are non-voters.
 	MaxVoters int
+	// VoterStabilization is how long a non-voter must be healthy (its log
+	// within reach of the leader's, recent contact with the leader, Raft's
+	// heartbeats to it succeeding) before the leader promotes it to voter;
+	// a voter unhealthy for twice as long is replaced or demoted. Default
+	// DefaultVoterStabilization. Every joiner starts as a non-voter.
+	VoterStabilization time.Duration
+	// AutoRejoin: what a node does on finding out it was removed.
+	AutoRejoin AutoRejoin
 
 	// DataDir holds the Raft log, snapshots and the node file; empty keeps
 	// everything in memory.
@@ -184,12 +212,13 @@ type Options struct {
 // NodeID and HTTPAddr, which the caller must set.
 func DefaultOptions() Options {
 	return Options{
-		ClusterName:    DefaultClusterName,
-		MaxVoters:      DefaultMaxVoters,
-		HealthCheck:    DefaultHealthCheck(),
-		RebalanceDelay: DefaultRebalanceDelay,
-		StartTimeout:   DefaultStartTimeout,
-		Raft:           DefaultRaftTimings(),
+		ClusterName:        DefaultClusterName,
+		MaxVoters:          DefaultMaxVoters,
+		VoterStabilization: DefaultVoterStabilization,
+		HealthCheck:        DefaultHealthCheck(),
+		RebalanceDelay:     DefaultRebalanceDelay,
+		StartTimeout:       DefaultStartTimeout,
+		Raft:               DefaultRaftTimings(),
 	}
 }
 
@@ -231,6 +260,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxVoters == 0 {
 		o.MaxVoters = DefaultMaxVoters
+	}
+	if o.VoterStabilization == 0 {
+		o.VoterStabilization = DefaultVoterStabilization
 	}
 	switch hc, d := &o.HealthCheck, DefaultHealthCheck(); {
 	case *hc == (HealthCheckConfig{}):
@@ -328,6 +360,12 @@ func (o Options) Validate() error {
 	}
 	if o.KeyHash > KeyHashXXH64 {
 		bad("KeyHash %d is unknown", o.KeyHash)
+	}
+	if o.AutoRejoin > AutoRejoinOff {
+		bad("AutoRejoin %d is unknown", o.AutoRejoin)
+	}
+	if o.VoterStabilization < 0 {
+		bad("VoterStabilization must not be negative")
 	}
 	if hc := o.HealthCheck; !hc.Disable {
 		if hc.Interval < 0 {

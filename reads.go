@@ -161,7 +161,14 @@ type HealthStatus struct {
 	UnhealthyNodeIDs          []string `json:"unhealthy_node_ids"`
 	UnderReplicatedPartitions int      `json:"under_replicated_partitions"`
 	UnownedPartitions         int      `json:"unowned_partitions"`
-	Problems                  []string `json:"problems,omitempty"`
+	// ClusterID is the cluster's identity ("" until this node knows it).
+	ClusterID string `json:"cluster_id"`
+	// Incarnation of this node's current life (0 until admitted).
+	Incarnation uint64 `json:"incarnation,string"`
+	// Membership is this node's own place: "joining", "member", "removed",
+	// "fenced" or "refused".
+	Membership string   `json:"membership"`
+	Problems   []string `json:"problems,omitempty"`
 }
 
 // HealthCheck reports the node's and the cluster's health truthfully.
@@ -177,6 +184,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex, TableVersion: v.TableVersion(),
 		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
 		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
+		ClusterID: ck.ClusterID(), Incarnation: ck.life.Status().Incarnation,
 	}
 	if m, ok := v.Member(ck.opts.NodeID); ok {
 		st.LastSync = m.LastSeen
@@ -196,16 +204,33 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		}
 	}
 	st.Healthy = len(st.Problems) == 0
-	member, ok := v.Member(ck.opts.NodeID)
-	registered := ok && member.Incarnation == ck.incarnation
+	registered := ck.registered(v)
 	st.Ready = st.Healthy && v.HasTable() && registered
+	st.Membership = ck.life.Status().State
 	if !v.HasTable() {
 		st.Problems = append(st.Problems, "no partition table committed yet")
 	}
 	if !registered {
-		st.Problems = append(st.Problems, "this node is not a member of the cluster")
+		st.Problems = append(st.Problems, ck.notMemberProblem())
 	}
 	return st
+}
+
+// notMemberProblem says why this node is not a member.
+func (ck *ClusterKit) notMemberProblem() string {
+	m := ck.life.Status()
+	switch m.State {
+	case actors.MemberRemoved:
+		return fmt.Sprintf("removed from the cluster (%s, by %s at index %d)", m.Reason, m.RemovedBy, m.Index)
+	case actors.MemberFenced:
+		return "fenced: " + m.Reason
+	case actors.MemberRefused:
+		return "refused by the cluster: " + m.Reason
+	}
+	if ck.life.Admitted() != 0 {
+		return "removed from the cluster; rejoining as a new life"
+	}
+	return "this node is not a member of the cluster"
 }
 
 // TableChecksum identifies the committed partition table (owners and epochs):

@@ -154,10 +154,10 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	beforeServers, beforeVersion := servers(), leader.fsm.View().Version()
 	client := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	}, "s3cret-token")
+	}, "s3cret-token", nil)
 	defer client.Close()
 	member := func(id, addr string) *messages.JoinRequest {
-		return &messages.JoinRequest{Member: &messages.Member{Id: id, Address: addr, Incarnation: 7}}
+		return &messages.JoinRequest{Member: &messages.Member{Id: id, Address: addr, Nonce: 7}}
 	}
 	cases := []struct {
 		name string
@@ -171,11 +171,11 @@ func TestBadJoinsAreRefused(t *testing.T) {
 		{"unreachable address", member("node-9", freeAddr(t)), actors.JoinUnreachable},
 		{"address of another node", member("node-9", follower.advertise), actors.JoinImpersonation},
 		{"claims an existing node's id", member("node-2", leader.advertise), actors.JoinImpersonation},
-		{"config mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
+		{"config mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Nonce: 1},
 			Expect: &messages.ClusterConfig{PartitionCount: 32}}, actors.JoinConfigMismatch},
-		{"cluster name mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
+		{"cluster name mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Nonce: 1},
 			Expect: &messages.ClusterConfig{ClusterName: "another-cluster"}}, actors.JoinConfigMismatch},
-		{"key hash mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Incarnation: 1},
+		{"key hash mismatch", &messages.JoinRequest{Member: &messages.Member{Id: "node-9", Address: "127.0.0.1:1", Nonce: 1},
 			Expect: &messages.ClusterConfig{KeyHash: messages.KeyHash_KEY_HASH_XXH64}, ExpectKeyHash: true}, actors.JoinConfigMismatch},
 	}
 	for _, c := range cases {
@@ -197,7 +197,7 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	// Without the token: 401.
 	anon := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	}, "")
+	}, "", nil)
 	defer anon.Close()
 	_, err := anon.Join(context.Background(), leader.advertise, member("node-9", "127.0.0.1:1"))
 	var remote *rpc.RemoteError

@@ -17,7 +17,9 @@ package clusterkit
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,7 +85,11 @@ type ClusterKit struct {
 	server      *http.Server
 	serverDone  chan struct{}
 	advertise   string
-	incarnation uint64
+	life        *actors.Life
+	tracker     *actors.PeerTracker
+	resumed     bool          // started from its own persisted Raft state
+	identity    nodefile.File // the node file (zero without a DataDir)
+	identityMu  sync.Mutex
 	lastAlive   int64
 	delivered   actors.Seq // last delivered event seq before this start
 	lastSeq     struct {
@@ -133,7 +139,9 @@ func New(opts Options) (*ClusterKit, error) {
 		network:   opts.Network,
 		refused:   make(chan error, 1),
 		done:      make(chan struct{}),
+		tracker:   actors.NewPeerTracker(),
 	}
+	ck.life = actors.NewLife(ck.membershipChanged)
 	if ck.network == nil {
 		ck.network = &TCPNetwork{}
 	}
@@ -225,11 +233,21 @@ func (ck *ClusterKit) start() error {
 			return err
 		}
 	}
+	ck.resumed = hasState
 
 	// One port: Raft connections and HTTP (gateway and node-to-node requests).
 	ck.mux = mux.New(ln, ck.log.With("component", "mux"))
 	dial := ck.dial
-	ck.stream = raftfsm.NewStreamLayer(ck.mux.Raft(), dial, o.AuthToken, ck.log.With("component", "raft-transport"))
+	ck.stream = raftfsm.NewStreamLayer(ck.mux.Raft(), dial, raftfsm.Handshake{
+		Token: o.AuthToken,
+		Local: func() (string, string, uint64) { return ck.ClusterID(), o.NodeID, ck.lastIncarnation() },
+		Check: func(h *messages.StreamHello) (string, string) { return raftfsm.CheckHello(ck.fsm.View(), h) },
+		Refused: func(addr string, ack *messages.StreamHelloAck) {
+			if ack.GetCode() == raftfsm.HelloStale {
+				ck.tellState(&actors.Fenced{Reason: ack.GetReason(), Source: addr})
+			}
+		},
+	}, ck.log.With("component", "raft-transport"))
 	ck.transport = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: ck.stream, MaxPool: 3, Timeout: 10 * time.Second, Logger: hc.Named("transport"),
 		// No pipelining: raft's pipeline can deadlock its Shutdown (a sender
@@ -237,7 +255,14 @@ func (ck *ClusterKit) start() error {
 		// and with batching it brings nothing (hashicorp/raft#541).
 		MaxRPCsInFlight: 1,
 	})
-	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.dial(ctx, addr) }, o.AuthToken)
+	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.dial(ctx, addr) }, o.AuthToken, ck.ClusterID)
+	if hasState {
+		// A data directory of another cluster must not join the cluster its
+		// join addresses lead to, nor send it a single Raft message.
+		if err := ck.checkSeedsCluster(); err != nil {
+			return err
+		}
+	}
 
 	r, err := raft.NewRaft(ck.raftConfig(hc), ck.fsm, stores.Log, stores.Stable, stores.Snapshots, ck.transport)
 	if err != nil {
@@ -259,7 +284,7 @@ func (ck *ClusterKit) start() error {
 	}
 	switch {
 	case hasState:
-		ck.log.Info("resuming from existing state", "data_dir", o.DataDir, "advertise", ck.advertise)
+		ck.log.Info("resuming from existing state", "data_dir", o.DataDir, "advertise", ck.advertise, "cluster_id", ck.ClusterID())
 	case len(seeds) == 0:
 		ck.log.Info("no existing state and no join address: bootstrapping a new cluster", "advertise", ck.advertise)
 		// This node will see the cluster's whole history: GET /events may
@@ -283,7 +308,8 @@ func (ck *ClusterKit) start() error {
 	}
 	ck.running.Store(true)
 	v := ck.fsm.View()
-	ck.log.Info("node ready", "http", ln.Addr().String(), "advertise", ck.advertise, "members", len(v.Members()),
+	ck.log.Info("node ready", "cluster_id", v.ClusterID(), "cluster", v.Config().GetClusterName(), "incarnation", ck.life.Status().Incarnation,
+		"http", ln.Addr().String(), "advertise", ck.advertise, "members", len(v.Members()),
 		"partitions", v.PartitionCount(), "table_version", v.TableVersion(), "health", v.Health().Status)
 	return nil
 }
@@ -316,17 +342,17 @@ func knownPeers(r *raft.Raft, self, advertise string, seeds []string) []string {
 	return out
 }
 
-// loadIdentity picks this start's incarnation: a counter in the data
-// directory, or the clock when running in memory.
+// loadIdentity reads the node file and the delivery progress of the data
+// directory (nothing without one). The incarnation is not chosen here: the
+// cluster assigns one to every life when it admits it.
 func (ck *ClusterKit) loadIdentity() error {
 	if ck.opts.DataDir == "" {
-		ck.incarnation = uint64(time.Now().UnixNano())
 		return nil
 	}
 	if err := os.MkdirAll(ck.opts.DataDir, 0o750); err != nil {
 		return fmt.Errorf("%w: %w", ErrDataDir, err)
 	}
-	f, err := nodefile.Begin(ck.opts.DataDir, ck.opts.NodeID)
+	f, err := nodefile.Open(ck.opts.DataDir, ck.opts.NodeID)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDataDir, err)
 	}
@@ -335,7 +361,8 @@ func (ck *ClusterKit) loadIdentity() error {
 		return fmt.Errorf("%w: %w", ErrDataDir, err)
 	}
 	ck.progress = pf
-	ck.incarnation, ck.lastAlive = f.Incarnation, max(f.LastAliveUnixNano, rec.AliveUnixNano)
+	ck.identity = f
+	ck.lastAlive = max(f.LastAliveUnixNano, rec.AliveUnixNano)
 	// node.json held the delivery record before the progress file did.
 	ck.delivered = actors.Seq{Index: rec.Index, Sub: rec.Sub}
 	if old := (actors.Seq{Index: f.LastDeliveredIndex, Sub: f.LastDeliveredSub}); ck.delivered.Less(old) {
@@ -344,6 +371,108 @@ func (ck *ClusterKit) loadIdentity() error {
 	ck.lastSeq.Seq = ck.delivered
 	return nil
 }
+
+// ClusterID returns the ID of the cluster this node belongs to: the
+// committed one, or the one its data directory recorded ("" for a node that
+// has not joined yet).
+func (ck *ClusterKit) ClusterID() string {
+	if id := ck.fsm.View().ClusterID(); id != "" {
+		return id
+	}
+	ck.identityMu.Lock()
+	defer ck.identityMu.Unlock()
+	return ck.identity.ClusterID
+}
+
+// lastIncarnation is the incarnation this node was last admitted with, in
+// this process or (from the node file) in the previous one.
+func (ck *ClusterKit) lastIncarnation() uint64 {
+	if inc := ck.life.Admitted(); inc != 0 {
+		return inc
+	}
+	ck.identityMu.Lock()
+	defer ck.identityMu.Unlock()
+	return ck.identity.Incarnation
+}
+
+// membershipChanged is told (by the state actor) every change of this
+// node's own membership. Admission is recorded in the node file: the
+// cluster ID, so the directory never serves another cluster, and the
+// incarnation, so a stale copy of this process can be fenced.
+func (ck *ClusterKit) membershipChanged(m actors.Membership) {
+	if m.State != actors.MemberActive || ck.opts.DataDir == "" {
+		return
+	}
+	id := ck.fsm.View().ClusterID()
+	ck.identityMu.Lock()
+	f := ck.identity
+	if f.Incarnation == m.Incarnation && (id == "" || f.ClusterID == id) {
+		ck.identityMu.Unlock()
+		return
+	}
+	f.Incarnation = m.Incarnation
+	if id != "" {
+		f.ClusterID = id
+	}
+	ck.identity = f
+	ck.identityMu.Unlock()
+	// A small atomic rename, a few times per process life at most.
+	if err := nodefile.Write(ck.opts.DataDir, f); err != nil {
+		ck.log.Error("cannot record the node's identity in its data directory", "error", err)
+	}
+}
+
+// checkSeedsCluster refuses to start a node whose data directory belongs to
+// another cluster than the one its join addresses lead to. It asks the join
+// addresses (in parallel, briefly): one that answers for this node's cluster
+// settles it; if only other clusters answer, Start fails naming both IDs. A
+// node whose seeds are all down starts as before.
+func (ck *ClusterKit) checkSeedsCluster() error {
+	ours := ck.ClusterID()
+	seeds := ck.seeds()
+	if ours == "" || len(seeds) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), seedCheckTimeout)
+	defer cancel()
+	type answer struct {
+		addr, cluster string
+	}
+	answers := make(chan answer, len(seeds))
+	for _, addr := range seeds {
+		go func() {
+			pong, err := ck.peers.Ping(ctx, addr, &messages.PingRequest{})
+			var remote *rpc.RemoteError
+			switch {
+			case err == nil:
+				answers <- answer{addr, pong.GetClusterId()}
+			case errors.As(err, &remote) && remote.Code == "cluster_mismatch":
+				answers <- answer{addr, remote.ClusterID}
+			default:
+				answers <- answer{addr, ""}
+			}
+		}()
+	}
+	var foreign []answer
+	for range seeds {
+		a := <-answers
+		switch a.cluster {
+		case ours:
+			return nil
+		case "":
+		default:
+			foreign = append(foreign, a)
+		}
+	}
+	if len(foreign) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: the data directory %s belongs to cluster %s, but the join address %s leads to cluster %s: a node never moves between clusters (start it with an empty data directory to join that cluster)",
+		ErrClusterMismatch, ck.opts.DataDir, ours, foreign[0].addr, foreign[0].cluster)
+}
+
+// seedCheckTimeout bounds checkSeedsCluster.
+const seedCheckTimeout = time.Second
 
 func (ck *ClusterKit) raftConfig(hc hclog.Logger) *raft.Config {
 	o := ck.opts
@@ -370,9 +499,12 @@ func (ck *ClusterKit) raftConfig(hc hclog.Logger) *raft.Config {
 	return c
 }
 
+// clusterConfig is the configuration this node commits if it bootstraps a
+// cluster, with a freshly minted cluster ID.
 func (ck *ClusterKit) clusterConfig() *messages.ClusterConfig {
 	o := ck.opts
 	c := &messages.ClusterConfig{
+		ClusterId:         newClusterID(),
 		ClusterName:       o.ClusterName,
 		PartitionCount:    uint32(o.PartitionCount),
 		ReplicationFactor: uint32(o.ReplicationFactor),
@@ -401,12 +533,18 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Logger: ck.log,
 		Stats:  ck.stats,
 		Self: &messages.Member{
-			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services, Incarnation: ck.incarnation,
+			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services,
 		},
-		LastAlive: ck.lastAlive,
-		Cluster:   ck.clusterConfig(),
+		Life:               ck.life,
+		Resumed:            ck.resumed,
+		AutoRejoin:         o.AutoRejoin == AutoRejoinOn,
+		VoterStabilization: o.VoterStabilization,
+		ElectionTimeout:    o.Raft.ElectionTimeout,
+		Tracker:            ck.tracker,
+		LastAlive:          ck.lastAlive,
+		Cluster:            ck.clusterConfig(),
 		Expect: &messages.ClusterConfig{ClusterName: o.ClusterName, PartitionCount: uint32(o.PartitionCount),
-			ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto()},
+			ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto(), ClusterId: ck.ClusterID()},
 		ExpectKeyHash: o.KeyHash != KeyHashDefault,
 		Seeds:         seeds,
 		Peers:         ck.peers,
@@ -516,6 +654,16 @@ func (ck *ClusterKit) checkDataDir(stores *raftfsm.Stores) error {
 	ck.log.Debug("data directory checked", "snapshot_index", sum.SnapshotIndex, "first_index", sum.FirstIndex,
 		"last_index", sum.LastIndex, "took", time.Since(start).Round(time.Microsecond))
 	if c := sum.Config; c != nil {
+		ck.identityMu.Lock()
+		recorded := ck.identity.ClusterID
+		if recorded == "" {
+			ck.identity.ClusterID = c.GetClusterId() // written by an older version: adopt it
+		}
+		ck.identityMu.Unlock()
+		if id := c.GetClusterId(); recorded != "" && id != "" && id != recorded {
+			return fmt.Errorf("%w: %s holds the Raft state of cluster %s but its node file says cluster %s: the directory mixes two clusters' files",
+				ErrClusterMismatch, o.DataDir, id, recorded)
+		}
 		if c.GetClusterName() != o.ClusterName {
 			return fmt.Errorf("%w: %s holds cluster %q, this node is configured for %q", ErrDataDir, o.DataDir, c.GetClusterName(), o.ClusterName)
 		}
@@ -572,18 +720,35 @@ func (ck *ClusterKit) waitReady() error {
 		if err := ck.checkConfig(v.Config()); err != nil {
 			return err
 		}
-		if m, ok := v.Member(ck.opts.NodeID); ok && m.Incarnation == ck.incarnation && v.HasTable() {
+		if ck.registered(v) && v.HasTable() {
 			return nil
 		}
 		select {
 		case <-v.Done():
 		case err := <-ck.refused:
+			var refused *actors.JoinRefusedError
+			if errors.As(err, &refused) && refused.Code == actors.JoinClusterMismatch {
+				return fmt.Errorf("%w: %w: %w", ErrJoinRefused, ErrClusterMismatch, err)
+			}
 			return fmt.Errorf("%w: %w", ErrJoinRefused, err)
 		case <-deadline.C:
 			return fmt.Errorf("%w after %v: config committed=%v, registered=%v, table=%v, raft state %v",
 				ErrStartTimeout, ck.opts.StartTimeout, v.Config() != nil, func() bool { _, ok := v.Member(ck.opts.NodeID); return ok }(),
 				v.HasTable(), ck.raft.State())
 		}
+	}
+}
+
+// registered reports whether v has this process's current life as a member.
+func (ck *ClusterKit) registered(v *raftfsm.View) bool {
+	n, ok := v.Nonce(ck.opts.NodeID)
+	return ok && n == ck.life.Nonce()
+}
+
+// tellState sends msg to the state actor (dropped before start and after stop).
+func (ck *ClusterKit) tellState(msg any) {
+	if pid := ck.stateActor(); pid != nil {
+		ck.system.Root.Send(pid, msg)
 	}
 }
 
@@ -828,6 +993,13 @@ func privateIP() string {
 		return fallback
 	}
 	return "127.0.0.1"
+}
+
+// newClusterID mints a cluster ID: 128 random bits, as 32 hex digits.
+func newClusterID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return hex.EncodeToString(b[:])
 }
 
 func errorf(sentinel error, format string, args ...any) error {

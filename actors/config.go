@@ -20,13 +20,31 @@ type Config struct {
 	FSM    *raftfsm.FSM
 	Logger *slog.Logger
 	Stats  *Stats
-	// Self is this node's registration (ID, name, address, services, incarnation).
+	// Self is this node's registration template (ID, name, address,
+	// services); the nonce and incarnation of the current life are in Life.
 	Self *messages.Member
+	// Life is this process's current life in the cluster.
+	Life *Life
+	// Resumed: this process started from its own persisted Raft state, so a
+	// voter keeps its vote across the restart.
+	Resumed bool
+	// AutoRejoin: a node removed by failure detection that finds out it was
+	// removed rejoins as a new life.
+	AutoRejoin bool
+	// VoterStabilization is how long a non-voter must be healthy before the
+	// leader promotes it.
+	VoterStabilization time.Duration
+	// ElectionTimeout is Raft's; it paces the removal self-check and bounds
+	// autopilot's leader-contact threshold.
+	ElectionTimeout time.Duration
+	// Tracker holds the leader's evidence about its peers' replication.
+	Tracker *PeerTracker
 	// LastAlive is when this node last knew itself alive before this start (0 if unknown).
 	LastAlive int64
 	// Cluster is the configuration proposed when this node bootstraps a cluster.
 	Cluster *messages.ClusterConfig
-	// Expect holds this node's explicit cluster settings (zero fields: any).
+	// Expect holds this node's explicit cluster settings (zero fields: any),
+	// and the cluster ID its data directory belongs to ("" = none).
 	Expect *messages.ClusterConfig
 	// ExpectKeyHash marks Expect.KeyHash as explicit (MD5 is its zero value).
 	ExpectKeyHash bool
@@ -77,5 +95,6 @@ type Peers interface {
 	Join(ctx context.Context, addr string, req *messages.JoinRequest) (*messages.JoinResponse, error)
 	Propose(ctx context.Context, addr string, req *messages.Propose) (*messages.ProposeResult, error)
 	Rebalance(ctx context.Context, addr string, req *messages.RebalanceRequest) (*messages.ProposeResult, error)
-	Ping(ctx context.Context, addr string) (*messages.PingResponse, error)
+	Ping(ctx context.Context, addr string, req *messages.PingRequest) (*messages.PingResponse, error)
+	MemberStatus(ctx context.Context, addr string, req *messages.MemberStatusRequest) (*messages.MemberStatusResponse, error)
 }

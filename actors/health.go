@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -46,6 +47,16 @@ type peerChild struct {
 	suspect     bool
 }
 
+// raftFailAfter is how long Raft's heartbeats to a peer may fail before a
+// probe that the peer answers still counts as a miss: a member that answers
+// pings but does not take the log is not alive for the cluster.
+func (c *Config) raftFailAfter() time.Duration {
+	if c.Health.Interval > 0 {
+		return c.Health.Interval
+	}
+	return time.Second
+}
+
 // peerReport is what a peer prober tells the health actor.
 type peerReport struct {
 	id          string
@@ -55,6 +66,7 @@ type peerReport struct {
 	suspect     bool // misses reached the threshold
 	dead        bool // suspect for longer than the removal grace
 	latency     time.Duration
+	lastOK      time.Time // when the peer last answered (zero: never, to this prober)
 }
 
 func newHealthActor(cfg *Config) actor.Actor {
@@ -115,7 +127,8 @@ func (h *healthActor) sync(ctx actor.Context) {
 		if _, ok := h.peers[id]; ok {
 			continue
 		}
-		probe := &peerProber{cfg: h.cfg, id: id, addr: m.IP, incarnation: m.Incarnation, log: h.log.With("peer", id)}
+		nonce, _ := v.Nonce(id)
+		probe := &peerProber{cfg: h.cfg, id: id, addr: m.IP, incarnation: m.Incarnation, nonce: nonce, log: h.log.With("peer", id)}
 		pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor { return probe.fresh() },
 			actor.WithMailbox(actor.Unbounded())), "peer-"+id+"-"+uitoa(m.Incarnation))
 		if err != nil {
@@ -185,7 +198,13 @@ func (h *healthActor) report(ctx actor.Context, r *peerReport) {
 		}}})
 	case r.suspect && m.Status != raftfsm.StatusSuspect:
 		h.log.Warn("member suspect", "peer", r.id, "misses", r.misses)
-		h.setStatus(ctx, r.id, r.incarnation, messages.NodeStatus_NODE_STATUS_SUSPECT)
+		var seen int64
+		if !r.lastOK.IsZero() {
+			seen = r.lastOK.UnixNano()
+		}
+		h.propose(ctx, &messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{
+			Id: r.id, Status: messages.NodeStatus_NODE_STATUS_SUSPECT, Incarnation: r.incarnation, LastSeenUnixNano: seen,
+		}}})
 	}
 }
 
@@ -215,16 +234,19 @@ func uitoa(n uint64) string {
 }
 
 // peerProber probes one peer: a protobuf ping to its address every Interval,
-// answered by the expected incarnation within Timeout. It reports every
-// outcome to the health actor, which decides; the prober only counts.
+// answered by the expected process (its nonce) within Timeout, while Raft's
+// heartbeats to it succeed. It reports every outcome to the health actor,
+// which decides; the prober only counts.
 type peerProber struct {
 	cfg         *Config
 	id, addr    string
 	incarnation uint64
+	nonce       uint64
 	log         *slog.Logger
 
 	misses       int
 	suspectSince time.Time
+	lastOK       time.Time
 	inFlight     bool
 	timer        *time.Timer
 	cancel       context.CancelFunc
@@ -233,7 +255,7 @@ type peerProber struct {
 
 // fresh returns a clean prober (a restart by the supervisor starts over).
 func (p *peerProber) fresh() actor.Actor {
-	return &peerProber{cfg: p.cfg, id: p.id, addr: p.addr, incarnation: p.incarnation, log: p.log}
+	return &peerProber{cfg: p.cfg, id: p.id, addr: p.addr, incarnation: p.incarnation, nonce: p.nonce, log: p.log}
 }
 
 type probeTick struct{}
@@ -271,7 +293,8 @@ func (p *peerProber) probe(ctx actor.Context) {
 	pctx, cancel := context.WithTimeout(context.Background(), p.cfg.Health.Timeout)
 	done := make(chan struct{})
 	p.cancel, p.done = cancel, done
-	system, self, peers, addr, id, inc := ctx.ActorSystem(), ctx.Self(), p.cfg.Peers, p.addr, p.id, p.incarnation
+	system, self, peers, addr, id, nonce := ctx.ActorSystem(), ctx.Self(), p.cfg.Peers, p.addr, p.id, p.nonce
+	tracker, failAfter := p.cfg.Tracker, p.cfg.raftFailAfter()
 	go func() {
 		defer close(done)
 		defer cancel()
@@ -280,19 +303,27 @@ func (p *peerProber) probe(ctx actor.Context) {
 		// One immediate retry: a single refused or reset connection (a
 		// flaky link) is not a miss; a node that is down fails both.
 		for attempt := 0; attempt < 2 && pctx.Err() == nil; attempt++ {
-			pong, err := peers.Ping(pctx, addr)
-			if err == nil && pong.GetNodeId() == id && pong.GetIncarnation() == inc {
+			pong, err := peers.Ping(pctx, addr, &messages.PingRequest{})
+			if err == nil && pong.GetNodeId() == id && pong.GetNonce() == nonce {
 				res.ok = true
 				break
 			}
 			res.err = err
 			if err == nil {
-				// Another process answers there: this incarnation is gone
-				// (a restarted node registers its new incarnation itself).
+				// Another process answers there: this life is gone (a
+				// restarted node registers its new life itself).
+				res.err = errors.New("another process answers at this address")
 				break
 			}
 		}
 		res.latency = time.Since(start)
+		if res.ok {
+			if d := tracker.FailingFor(id, time.Now()); d > failAfter {
+				res.ok, res.err = false, fmt.Errorf("answers pings, but Raft's heartbeats to it have failed for %v", d.Round(time.Millisecond))
+			} else {
+				tracker.probeOK(id, time.Now())
+			}
+		}
 		if errors.Is(pctx.Err(), context.Canceled) {
 			return // the prober is stopping: nobody to tell
 		}
@@ -304,8 +335,12 @@ func (p *peerProber) result(ctx actor.Context, r *probeResult) {
 	p.inFlight, p.cancel, p.done = false, nil, nil
 	rep := &peerReport{id: p.id, incarnation: p.incarnation, ok: r.ok, latency: r.latency}
 	if r.ok {
-		p.misses, p.suspectSince = 0, time.Time{}
+		p.misses, p.suspectSince, p.lastOK = 0, time.Time{}, time.Now()
 	} else {
+		rep.lastOK = p.lastOK
+		if t, ok := p.cfg.Tracker.LastSeen(p.id); ok && t.After(rep.lastOK) {
+			rep.lastOK = t
+		}
 		p.misses++
 		if p.misses >= p.cfg.Health.FailureThreshold && p.suspectSince.IsZero() {
 			p.suspectSince = time.Now()

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"maps"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,14 +27,22 @@ const (
 	JoinDuplicateNode  = "duplicate_node"
 	JoinFailed         = "join_failed"
 	JoinUnauthorized   = "unauthorized"
-	JoinRemoved        = "removed"
+	// JoinRemoved: the request comes from a life that was removed (its
+	// nonce); a node that rejoins does so as a new life, with a new nonce.
+	JoinRemoved = "removed"
+	// JoinClusterMismatch: the joiner's data directory belongs to another cluster.
+	JoinClusterMismatch = "cluster_mismatch"
+	// JoinNoLog: the joiner answers pings but did not take the Raft log
+	// (retryable: a slow node may succeed later; a process that only looks
+	// alive never will).
+	JoinNoLog = "no_log"
 )
 
 // PermanentJoinRefusal reports whether a refusal code means "retrying will
 // not help": the joiner must change its configuration.
 func PermanentJoinRefusal(code string) bool {
 	switch code {
-	case JoinInvalidMember, JoinConfigMismatch, JoinImpersonation, JoinDuplicateNode, JoinUnauthorized, JoinRemoved:
+	case JoinInvalidMember, JoinConfigMismatch, JoinImpersonation, JoinDuplicateNode, JoinUnauthorized, JoinClusterMismatch, JoinRemoved:
 		return true
 	}
 	return false
@@ -48,22 +56,36 @@ type JoinRefusedError struct {
 func (e *JoinRefusedError) Error() string { return "join refused (" + e.Code + "): " + e.Message }
 
 func (s *stateActor) isRegistered(v *raftfsm.View) bool {
-	m, ok := v.Member(s.cfg.NodeID)
-	return ok && m.Incarnation == s.cfg.Self.GetIncarnation()
+	n, ok := v.Nonce(s.cfg.NodeID)
+	return ok && n == s.cfg.Life.Nonce()
 }
 
-// wasRemoved: this very process was removed (left, or removed by an admin or
-// for failing health checks). It must not register again: removal is final
-// for an incarnation; a restart (a new incarnation) may rejoin.
-func (s *stateActor) wasRemoved(v *raftfsm.View) bool {
+// removal returns this life's departure: it was removed (left, removed by an
+// admin or for failing health checks) and is not a member again.
+func (s *stateActor) removal(v *raftfsm.View) (raftfsm.Departure, bool) {
 	d, ok := v.Departed(s.cfg.NodeID)
-	_, member := v.Member(s.cfg.NodeID)
-	return ok && !member && d.Incarnation == s.cfg.Self.GetIncarnation()
+	if !ok || d.Nonce != s.cfg.Life.Nonce() || s.isRegistered(v) {
+		return raftfsm.Departure{}, false
+	}
+	return d, true
+}
+
+// fencedBy returns the member that replaced this process: the same node ID
+// in a newer life than any this process held (another process took the ID
+// over while this one was paused, cut off or removed).
+func (s *stateActor) fencedBy(v *raftfsm.View) (*raftfsm.Node, bool) {
+	m, ok := v.Member(s.cfg.NodeID)
+	admitted := s.cfg.Life.Admitted()
+	if !ok || s.isRegistered(v) || admitted == 0 || m.Incarnation <= admitted {
+		return nil, false
+	}
+	return m, true
 }
 
 // ensureRegistered makes sure the committed membership has this node's
-// current incarnation: a leader proposes it, a follower asks the leader (or a
-// seed, which forwards) and retries with backoff.
+// current life: a leader proposes it, a follower asks the leader (or a seed,
+// which forwards) and retries with backoff. A removed life rejoins as a new
+// one when the rules allow it; a fenced or refused process stays out.
 func (s *stateActor) ensureRegistered() {
 	if s.prop == nil || s.regInFlight || s.regTimer != nil {
 		return
@@ -71,21 +93,33 @@ func (s *stateActor) ensureRegistered() {
 	v := s.cfg.FSM.View()
 	if s.isRegistered(v) {
 		s.regBackoff = 0
+		m, _ := v.Member(s.cfg.NodeID)
+		s.cfg.Life.set(Membership{State: MemberActive, Incarnation: m.Incarnation})
 		return
 	}
-	if s.wasRemoved(v) {
-		if !s.removedLogged {
-			s.removedLogged = true
-			d, _ := v.Departed(s.cfg.NodeID)
-			s.log.Warn("this node was removed from the cluster; it stays out until restarted", "reason", d.Reason)
+	switch st := s.cfg.Life.Status(); st.State {
+	case MemberFenced, MemberRefused:
+		return // for good: only a new process may try again
+	case MemberRemoved:
+		if !s.rejoinAllowed(st.Reason) {
+			return
 		}
+	}
+	if m, ok := s.fencedBy(v); ok {
+		s.fence(m.Incarnation, m.IP, "the committed membership")
 		return
+	}
+	if d, ok := s.removal(v); ok {
+		if !s.removed(d, false) {
+			return
+		}
 	}
 	if s.leader {
 		if s.ready {
 			s.regInFlight = true
+			self := s.member()
 			s.proposeOwn(&messages.Command{Op: &messages.Command_RegisterNode{RegisterNode: &messages.RegisterNode{
-				Member: proto.Clone(s.cfg.Self).(*messages.Member), LastAliveUnixNano: s.cfg.LastAlive,
+				Member: self, LastAliveUnixNano: s.cfg.LastAlive, Resumed: s.cfg.Resumed,
 			}}})
 		}
 		return
@@ -96,24 +130,27 @@ func (s *stateActor) ensureRegistered() {
 		target, s.leaderHint, s.viaHint = s.leaderHint, "", true
 	}
 	if target == "" || target == s.cfg.Self.GetAddress() {
-		if len(s.cfg.Seeds) == 0 || s.cfg.Peers == nil {
+		seeds := s.joinTargets(v)
+		if len(seeds) == 0 || s.cfg.Peers == nil {
 			return // a bootstrapping node registers itself once it leads
 		}
-		target = s.cfg.Seeds[s.seedNext%len(s.cfg.Seeds)]
+		target = seeds[s.seedNext%len(seeds)]
 		s.seedNext++
 	}
 	req := &messages.JoinRequest{
-		Member:            proto.Clone(s.cfg.Self).(*messages.Member),
+		Member:            s.member(),
 		LastAliveUnixNano: s.cfg.LastAlive,
 		Expect:            s.cfg.Expect,
 		ExpectKeyHash:     s.cfg.ExpectKeyHash,
+		Resumed:           s.cfg.Resumed,
 	}
 	s.regInFlight = true
 	peers, system, self, timeout := s.cfg.Peers, s.system, s.self, s.cfg.rpcTimeout()
 	s.log.Debug("asking to join", "via", target)
 	s.goWork(func(ctx context.Context) {
-		// Admission pings us back and waits for a commit: allow for both.
-		ctx, cancel := context.WithTimeout(ctx, 2*timeout+s.cfg.ApplyTimeout)
+		// Admission pings us back, waits for us to take the log and for a
+		// commit: allow for all of them.
+		ctx, cancel := context.WithTimeout(ctx, 3*timeout+2*s.cfg.ApplyTimeout)
 		defer cancel()
 		resp, err := peers.Join(ctx, target, req)
 		if err == nil && !resp.GetAccepted() {
@@ -121,6 +158,89 @@ func (s *stateActor) ensureRegistered() {
 		}
 		system.Root.Send(self, &registerResult{resp: resp, err: err})
 	})
+}
+
+// member is this life's registration.
+func (s *stateActor) member() *messages.Member {
+	m := proto.Clone(s.cfg.Self).(*messages.Member)
+	m.Nonce = s.cfg.Life.Nonce()
+	m.Incarnation = 0 // assigned by the cluster
+	return m
+}
+
+// joinTargets are where a node without a known leader asks to join: its
+// seeds, then the members it knows (a removed node rejoins through them).
+func (s *stateActor) joinTargets(v *raftfsm.View) []string {
+	out := slices.Clone(s.cfg.Seeds)
+	for _, m := range v.Members() {
+		if m.ID != s.cfg.NodeID && m.IP != "" && !slices.Contains(out, m.IP) {
+			out = append(out, m.IP)
+		}
+	}
+	return out
+}
+
+// rejoinAllowed: after a removal the node rejoins as a new life only when
+// failure detection removed it (it is alive, so that was a mistake or a
+// healed partition) and AutoRejoin is on. A graceful leave is final, and an
+// admin's removal is a decision this node does not undo (like etcd's member
+// remove); restarting the process rejoins in both cases.
+func (s *stateActor) rejoinAllowed(reason string) bool {
+	return s.cfg.AutoRejoin && (reason == raftfsm.LeaveHealthFailure || reason == removalForgotten)
+}
+
+// removalForgotten is the reason of a removal the cluster no longer has on
+// record (the departed list is bounded).
+const removalForgotten = "unknown (no longer on record)"
+
+// removed handles the discovery that this life was removed: it logs it once,
+// reports it, and starts a new life when rejoining is allowed (reported by
+// the result). synthesize delivers this life's NodeLeave locally (the node
+// learned it from another member, not from its own log).
+func (s *stateActor) removed(d raftfsm.Departure, synthesize bool) bool {
+	st := Membership{State: MemberRemoved, Incarnation: d.Incarnation, Reason: d.Reason, RemovedBy: d.RemovedBy, Index: d.Index}
+	if s.cfg.Life.set(st) {
+		rejoin := s.rejoinAllowed(d.Reason)
+		what := "it stays out: restart the process to rejoin"
+		switch {
+		case rejoin:
+			what = "rejoining as a new life"
+		case d.Reason == raftfsm.LeaveHealthFailure:
+			what = "it stays out (AutoRejoin is off): restart the process to rejoin"
+		}
+		s.log.Warn("this node was removed from the cluster; "+what, "reason", d.Reason, "removed_by", d.RemovedBy,
+			"index", d.Index, "incarnation", d.Incarnation)
+	}
+	if synthesize {
+		s.system.Root.Send(s.partitions, &selfRemoved{nonce: s.cfg.Life.Nonce(), event: s.leaveEvent(d)})
+	}
+	if !s.rejoinAllowed(d.Reason) {
+		return false
+	}
+	s.cfg.Life.renew()
+	s.cfg.Stats.Rejoins.Add(1)
+	return true
+}
+
+// leaveEvent is the NodeLeave of this life's removal, as the log derives it.
+func (s *stateActor) leaveEvent(d raftfsm.Departure) *messages.Event {
+	self := s.cfg.Self
+	return d.LeaveEvent(&messages.NodeInfo{Id: s.cfg.NodeID, Name: self.GetName(), Address: self.GetAddress(),
+		Services: self.GetServices(), Status: raftfsm.StatusActive})
+}
+
+// fence stops this process from claiming membership: a newer life of its ID
+// is a member. It is logged once and reported (not ready); the process stays
+// out for good.
+func (s *stateActor) fence(newer uint64, addr, source string) {
+	s.fenceFor(fmt.Sprintf("node %s is incarnation %d now (at %s)", s.cfg.NodeID, newer, addr), source)
+}
+
+func (s *stateActor) fenceFor(reason, source string) {
+	if s.cfg.Life.set(Membership{State: MemberFenced, Incarnation: s.cfg.Life.Admitted(), Reason: reason}) {
+		s.log.Warn("a newer process of this node ID is a member: this process is stale and stays out; stop it",
+			"reason", reason, "this_incarnation", s.cfg.Life.Admitted(), "learned_from", source)
+	}
 }
 
 func (s *stateActor) registered(r *registerResult) {
@@ -141,6 +261,9 @@ func (s *stateActor) registered(r *registerResult) {
 		return
 	case errors.As(r.err, &refused) && PermanentJoinRefusal(refused.Code):
 		s.log.Error("the cluster refused this node", "code", refused.Code, "reason", refused.Message)
+		// For good: retrying cannot help (a starting node fails Start, a
+		// running one reports it and stays out).
+		s.cfg.Life.set(Membership{State: MemberRefused, Reason: refused.Code + ": " + refused.Message})
 		if s.cfg.OnJoinRefused != nil {
 			s.cfg.OnJoinRefused(refused)
 		}
@@ -191,9 +314,20 @@ func configMismatch(expect, c *messages.ClusterConfig, keyHashExplicit bool) err
 	return fmt.Errorf("%v", problems)
 }
 
+// clusterMismatch describes a joiner whose data directory belongs to another
+// cluster, naming both IDs ("" when there is no conflict).
+func clusterMismatch(joiner string, c *messages.ClusterConfig) string {
+	if joiner == "" || c.GetClusterId() == "" || joiner == c.GetClusterId() {
+		return ""
+	}
+	return fmt.Sprintf("the joining node's data directory belongs to cluster %s, but this is cluster %s (%q): a node never moves between clusters; give it an empty data directory to join this one",
+		joiner, c.GetClusterId(), c.GetClusterName())
+}
+
 // handleJoin admits a node. Only the leader admits; other members forward the
-// request to it once. Validation happens before raft's configuration is
-// touched, so a refused join leaves no trace.
+// request to it once. Every validation (ID, address, services, limits,
+// cluster ID, configuration) runs before Raft's configuration is touched, so
+// a refused join leaves no trace.
 func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 	system := s.system
 	reply := func(r *messages.JoinResponse) {
@@ -203,7 +337,8 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 	}
 	leaderAddr, leaderID := s.cfg.Raft.LeaderWithID()
 	refuse := func(code, format string, args ...any) {
-		reply(&messages.JoinResponse{Code: code, Error: fmt.Sprintf(format, args...), LeaderId: string(leaderID), LeaderAddress: string(leaderAddr)})
+		reply(&messages.JoinResponse{Code: code, Error: fmt.Sprintf(format, args...), LeaderId: string(leaderID), LeaderAddress: string(leaderAddr),
+			ClusterId: s.cfg.FSM.View().ClusterID()})
 	}
 	m := req.GetMember()
 	if !s.leader || !s.ready {
@@ -216,7 +351,7 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		fwd.Forwarded = true
 		peers, timeout := s.cfg.Peers, s.cfg.rpcTimeout()
 		s.goWork(func(ctx context.Context) {
-			ctx, cancel := context.WithTimeout(ctx, 2*timeout+s.cfg.ApplyTimeout)
+			ctx, cancel := context.WithTimeout(ctx, 3*timeout+2*s.cfg.ApplyTimeout)
 			defer cancel()
 			resp, err := peers.Join(ctx, addr, fwd)
 			if err != nil {
@@ -230,12 +365,12 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		refuse(JoinInvalidMember, "no member in the request")
 		return
 	}
-	if err := raftfsm.ValidateNodeID(m.GetId()); err != nil {
+	if err := raftfsm.ValidateMember(m); err != nil {
 		refuse(JoinInvalidMember, "%v", err)
 		return
 	}
-	if err := raftfsm.ValidateAddress(m.GetAddress()); err != nil {
-		refuse(JoinInvalidMember, "%v", err)
+	if m.GetNonce() == 0 {
+		refuse(JoinInvalidMember, "node %q sent no nonce (a node of an older version?)", m.GetId())
 		return
 	}
 	v := s.cfg.FSM.View()
@@ -244,17 +379,23 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		refuse(JoinNotReady, "the cluster is still bootstrapping")
 		return
 	}
+	if why := clusterMismatch(req.GetExpect().GetClusterId(), cfg); why != "" {
+		refuse(JoinClusterMismatch, "%s", why)
+		return
+	}
 	if err := configMismatch(req.GetExpect(), cfg, req.GetExpectKeyHash()); err != nil {
 		refuse(JoinConfigMismatch, "%v", err)
 		return
 	}
-	if d, ok := v.Departed(m.GetId()); ok && d.Incarnation == m.GetIncarnation() {
-		refuse(JoinRemoved, "node %q (incarnation %d) was removed (%s); restart it to rejoin", m.GetId(), m.GetIncarnation(), d.Reason)
+	if d, ok := v.Departed(m.GetId()); ok && d.Nonce == m.GetNonce() {
+		refuse(JoinRemoved, "this life of node %q (incarnation %d) was removed (%s): a removed life never comes back; a new process (or a new life of this one) may rejoin",
+			m.GetId(), d.Incarnation, d.Reason)
 		return
 	}
 	existing, known := v.Member(m.GetId())
-	if known && existing.Incarnation == m.GetIncarnation() && existing.IP == m.GetAddress() {
-		reply(&messages.JoinResponse{Accepted: true, Config: cfg, LeaderId: s.cfg.NodeID, LeaderAddress: s.cfg.Self.GetAddress(), Index: v.Version()})
+	if nonce, _ := v.Nonce(m.GetId()); known && nonce == m.GetNonce() && existing.IP == m.GetAddress() {
+		reply(&messages.JoinResponse{Accepted: true, Config: cfg, LeaderId: s.cfg.NodeID, LeaderAddress: s.cfg.Self.GetAddress(),
+			Index: v.Version(), ClusterId: cfg.GetClusterId()})
 		return
 	}
 	var oldAddr string
@@ -262,26 +403,28 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		oldAddr = existing.IP
 	}
 	lastAlive := req.GetLastAliveUnixNano()
-	if t, ok := s.lastContact[m.GetId()]; ok && t.UnixNano() > lastAlive {
-		lastAlive = t.UnixNano()
+	if known && existing.Status == raftfsm.StatusActive {
+		// Not suspect: this leader may have seen it since its own record
+		// (a suspect's last sighting is committed with the suspicion).
+		if t, ok := s.cfg.Tracker.LastSeen(m.GetId()); ok && t.UnixNano() > lastAlive {
+			lastAlive = t.UnixNano()
+		}
 	}
 	s.pendingJoins[m.GetId()]++
-	unreachable := maps.Clone(s.unreachable)
-	delete(unreachable, m.GetId())
 	peers, r, prop, self, timeout := s.cfg.Peers, s.cfg.Raft, s.prop, s.self, s.cfg.rpcTimeout()
-	applyTimeout, selfID, selfAddr, logger := s.cfg.ApplyTimeout, s.cfg.NodeID, s.cfg.Self.GetAddress(), s.log
+	applyTimeout, selfID, selfAddr, logger, tracker := s.cfg.ApplyTimeout, s.cfg.NodeID, s.cfg.Self.GetAddress(), s.log, s.cfg.Tracker
 	s.goWork(func(ctx context.Context) {
 		defer system.Root.Send(self, &joinDone{id: m.GetId()})
 		resp := admit(ctx, admission{
 			peers: peers, r: r, prop: prop, system: system, m: m, oldAddr: oldAddr, lastAlive: lastAlive,
-			unreachable: unreachable,
-			rpcTimeout:  timeout, applyTimeout: applyTimeout,
+			resumed: req.GetResumed(), clusterID: cfg.GetClusterId(), tracker: tracker,
+			rpcTimeout: timeout, applyTimeout: applyTimeout,
 		})
 		if resp.GetAccepted() {
-			resp.Config, resp.LeaderId, resp.LeaderAddress = cfg, selfID, selfAddr
-			logger.Info("admitted node", "node", m.GetId(), "address", m.GetAddress(), "index", resp.GetIndex())
+			resp.Config, resp.LeaderId, resp.LeaderAddress, resp.ClusterId = cfg, selfID, selfAddr, cfg.GetClusterId()
+			logger.Info("admitted node", "peer", m.GetId(), "address", m.GetAddress(), "index", resp.GetIndex(), "resumed", req.GetResumed())
 		} else {
-			logger.Warn("join refused", "node", m.GetId(), "address", m.GetAddress(), "code", resp.GetCode(), "reason", resp.GetError())
+			logger.Warn("join refused", "peer", m.GetId(), "address", m.GetAddress(), "code", resp.GetCode(), "reason", resp.GetError())
 		}
 		reply(resp)
 	})
@@ -295,36 +438,42 @@ type admission struct {
 	m         *messages.Member
 	oldAddr   string
 	lastAlive int64
-	// unreachable: the other peers whose heartbeats fail right now.
-	unreachable  map[string]bool
+	resumed   bool
+	clusterID string
+	// tracker says which other peers Raft's heartbeats fail to reach now.
+	tracker      *PeerTracker
 	rpcTimeout   time.Duration
 	applyTimeout time.Duration
 }
 
 // admit runs the admission steps off the actor: prove the address belongs to
-// the node, add it to raft as a non-voter (the reconciler promotes it if the
-// committed membership makes it a voter), then commit its registration.
+// the joining process, add it to Raft as a non-voter, prove it takes the log,
+// then commit its registration. The leader promotes it to voter later, once
+// it has been healthy for the stabilisation window.
 func admit(ctx context.Context, a admission) *messages.JoinResponse {
 	m := a.m
 	refuse := func(code, format string, args ...any) *messages.JoinResponse {
 		return &messages.JoinResponse{Code: code, Error: fmt.Sprintf(format, args...)}
 	}
 	pctx, cancel := context.WithTimeout(ctx, a.rpcTimeout)
-	pong, err := a.peers.Ping(pctx, m.GetAddress())
+	pong, err := a.peers.Ping(pctx, m.GetAddress(), &messages.PingRequest{})
 	cancel()
 	if err != nil {
 		return refuse(JoinUnreachable, "advertised address %s does not answer: %v", m.GetAddress(), err)
 	}
-	if pong.GetNodeId() != m.GetId() || pong.GetIncarnation() != m.GetIncarnation() {
-		return refuse(JoinImpersonation, "advertised address %s answers as node %q incarnation %d, not %q incarnation %d",
-			m.GetAddress(), pong.GetNodeId(), pong.GetIncarnation(), m.GetId(), m.GetIncarnation())
+	if pong.GetNodeId() != m.GetId() || pong.GetNonce() != m.GetNonce() {
+		return refuse(JoinImpersonation, "advertised address %s answers as another process (node %q), not the one asking to join as %q",
+			m.GetAddress(), pong.GetNodeId(), m.GetId())
+	}
+	if id := pong.GetClusterId(); id != "" && a.clusterID != "" && id != a.clusterID {
+		return refuse(JoinClusterMismatch, "the node at %s belongs to cluster %s, but this is cluster %s", m.GetAddress(), id, a.clusterID)
 	}
 	if a.oldAddr != "" && a.oldAddr != m.GetAddress() {
 		pctx, cancel := context.WithTimeout(ctx, a.rpcTimeout)
-		old, err := a.peers.Ping(pctx, a.oldAddr)
+		old, err := a.peers.Ping(pctx, a.oldAddr, &messages.PingRequest{})
 		cancel()
-		if err == nil && old.GetNodeId() == m.GetId() && old.GetIncarnation() != m.GetIncarnation() {
-			return refuse(JoinDuplicateNode, "node %q is already running at %s (incarnation %d)", m.GetId(), a.oldAddr, old.GetIncarnation())
+		if err == nil && old.GetNodeId() == m.GetId() && old.GetNonce() != m.GetNonce() {
+			return refuse(JoinDuplicateNode, "node %q is already running at %s (incarnation %d): stop one of them", m.GetId(), a.oldAddr, old.GetIncarnation())
 		}
 	}
 	f := a.r.GetConfiguration()
@@ -338,26 +487,54 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 			current = &srv
 		}
 	}
+	var changed raft.IndexFuture
 	switch {
 	case current == nil:
-		err = a.r.AddNonvoter(id, addr, 0, a.applyTimeout).Error()
-	case current.Address != addr && current.Suffrage == raft.Voter:
-		err = a.r.AddVoter(id, addr, 0, a.applyTimeout).Error() // moves the address, keeps the vote
+		changed = a.r.AddNonvoter(id, addr, 0, a.applyTimeout)
+	case current.Suffrage == raft.Voter && a.resumed && current.Address != addr:
+		changed = a.r.AddVoter(id, addr, 0, a.applyTimeout) // moves the address, keeps the vote
+	case current.Suffrage == raft.Voter && quorumWithout(f.Configuration(), id, a.tracker):
+		// A new process at the same address (a member restarted, or one
+		// removed whose departure is still in its grace): re-added as a
+		// non-voter; a resumed voter gets its vote back once healthy.
+		changed, err = readd(a.r, id, addr, a.applyTimeout)
 	case current.Address != addr:
-		err = a.r.AddNonvoter(id, addr, 0, a.applyTimeout).Error()
-	case current.Suffrage != raft.Voter || quorumWithout(f.Configuration(), id, a.unreachable):
-		// Still a server at the same address, so a new process (a member
-		// restarted, or one removed whose departure is still in its grace).
-		err = readd(a.r, id, addr, a.applyTimeout)
+		changed = a.r.AddNonvoter(id, addr, 0, a.applyTimeout) // moves the address (a voter keeps its vote until it is safe to demote)
+	case current.Suffrage != raft.Voter:
+		changed, err = readd(a.r, id, addr, a.applyTimeout)
+	}
+	if err == nil && changed != nil {
+		err = changed.Error()
 	}
 	if err != nil {
 		return refuse(JoinNotLeader, "add to raft configuration: %v", err)
 	}
+	// Proof that the joiner takes the log: it answers once its log holds
+	// the configuration entry that added it. A process that only answers
+	// pings never does, and never becomes a member.
+	want := a.r.LastIndex()
+	if changed != nil {
+		want = max(want, changed.Index())
+	}
+	pctx, cancel = context.WithTimeout(ctx, a.applyTimeout)
+	proof, err := a.peers.Ping(pctx, m.GetAddress(), &messages.PingRequest{WaitIndex: want})
+	cancel()
+	if err != nil || proof.GetNonce() != m.GetNonce() || proof.GetLastIndex() < want {
+		if current == nil {
+			// Leave the configuration as it was.
+			if rerr := a.r.RemoveServer(id, 0, a.applyTimeout).Error(); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("remove it again: %w", rerr))
+			}
+		}
+		return refuse(JoinNoLog, "node %q answers pings but its Raft log did not reach index %d (it has %d): %v",
+			m.GetId(), want, proof.GetLastIndex(), err)
+	}
+	a.tracker.heartbeatOK(m.GetId()) // it takes the log now
 	cmd := &messages.Command{
 		TimeUnixNano: time.Now().UnixNano(),
 		Origin:       string(id),
 		Op: &messages.Command_RegisterNode{RegisterNode: &messages.RegisterNode{
-			Member: proto.Clone(m).(*messages.Member), LastAliveUnixNano: a.lastAlive,
+			Member: proto.Clone(m).(*messages.Member), LastAliveUnixNano: a.lastAlive, Resumed: a.resumed,
 		}},
 	}
 	fut := actor.NewFuture(a.system, a.applyTimeout+a.rpcTimeout)
@@ -385,24 +562,25 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 // (10 ms doubling up to about 10 s), and only success or a fresh replication
 // resets it: without this, a node restarted after a few seconds down waited
 // for the backoff to expire before it got a single entry.
-func readd(r *raft.Raft, id raft.ServerID, addr raft.ServerAddress, timeout time.Duration) error {
+func readd(r *raft.Raft, id raft.ServerID, addr raft.ServerAddress, timeout time.Duration) (raft.IndexFuture, error) {
 	if err := r.RemoveServer(id, 0, timeout).Error(); err != nil {
-		return err
+		return nil, err
 	}
-	return r.AddNonvoter(id, addr, 0, timeout).Error()
+	return r.AddNonvoter(id, addr, 0, timeout), nil
 }
 
 // quorumWithout reports whether the voters other than id that answer
 // heartbeats are a majority of the configuration without id: only then may
-// id leave the configuration for a moment without stalling commits.
-func quorumWithout(c raft.Configuration, id raft.ServerID, unreachable map[string]bool) bool {
+// id leave the voters (for a moment, or for good) without stalling commits.
+func quorumWithout(c raft.Configuration, id raft.ServerID, tracker *PeerTracker) bool {
 	voters, live := 0, 0
+	now := time.Now()
 	for _, srv := range c.Servers {
 		if srv.ID == id || srv.Suffrage != raft.Voter {
 			continue
 		}
 		voters++
-		if !unreachable[string(srv.ID)] {
+		if tracker.FailingFor(string(srv.ID), now) == 0 {
 			live++
 		}
 	}
@@ -427,7 +605,8 @@ func (s *stateActor) reconcile() {
 	for id := range s.pendingJoins {
 		pending[id] = true
 	}
-	r, system, self, selfID, logger, timeout := s.cfg.Raft, s.system, s.self, s.cfg.NodeID, s.log, s.cfg.ApplyTimeout
+	r, system, self, selfID, logger, timeout, tracker := s.cfg.Raft, s.system, s.self, s.cfg.NodeID, s.log, s.cfg.ApplyTimeout, s.cfg.Tracker
+	healthy := s.pilot.healthyFunc()
 	s.goWork(func(context.Context) {
 		defer system.Root.Send(self, &reconcileDone{})
 		f := r.GetConfiguration()
@@ -440,10 +619,10 @@ func (s *stateActor) reconcile() {
 		}
 		change := func(what, id string, fut raft.IndexFuture) {
 			if err := fut.Error(); err != nil {
-				logger.Warn("raft configuration change failed", "change", what, "node", id, "error", err)
+				logger.Warn("raft configuration change failed", "change", what, "peer", id, "error", err)
 				return
 			}
-			logger.Info("raft configuration changed", "change", what, "node", id)
+			logger.Info("raft configuration changed", "change", what, "peer", id)
 		}
 		members := v.Members()
 		logger.Debug("reconciling raft configuration", "servers", len(servers), "members", len(members), "pending", len(pending))
@@ -457,14 +636,24 @@ func (s *stateActor) reconcile() {
 			id, addr := raft.ServerID(m.ID), raft.ServerAddress(m.IP)
 			srv, in := servers[m.ID]
 			switch {
-			case (!in || srv.Address != addr) && m.Voter:
-				change("add voter", m.ID, r.AddVoter(id, addr, 0, timeout))
-			case !in || srv.Address != addr:
+			case !in:
+				// Never straight in as a voter: a member missing from the
+				// configuration (after a quorum-loss recovery, say) may be
+				// dead, and a dead voter costs the quorum.
 				change("add non-voter", m.ID, r.AddNonvoter(id, addr, 0, timeout))
-			case m.Voter && srv.Suffrage != raft.Voter:
+			case srv.Address != addr && srv.Suffrage == raft.Voter:
+				change("move voter", m.ID, r.AddVoter(id, addr, 0, timeout))
+			case srv.Address != addr:
+				change("move non-voter", m.ID, r.AddNonvoter(id, addr, 0, timeout))
+			case m.Voter && srv.Suffrage != raft.Voter && healthy(m.ID):
+				// A committed voter that was re-added (a restart on its
+				// disk): its vote back once it takes the log.
 				change("promote to voter", m.ID, r.AddVoter(id, addr, 0, timeout))
 			case !m.Voter && srv.Suffrage == raft.Voter:
-				change("demote to non-voter", m.ID, r.DemoteVoter(id, 0, timeout))
+				f := r.GetConfiguration()
+				if f.Error() == nil && quorumWithout(f.Configuration(), id, tracker) {
+					change("demote to non-voter", m.ID, r.DemoteVoter(id, 0, timeout))
+				}
 			}
 		}
 		for id := range servers {
@@ -484,6 +673,7 @@ func (s *stateActor) reconcile() {
 				continue
 			}
 			change("remove", id, r.RemoveServer(raft.ServerID(id), 0, timeout))
+			tracker.forget(id)
 		}
 		if !isMember[selfID] && len(members) > 0 {
 			// This leader was removed: hand over so the next leader removes it.

@@ -2,6 +2,7 @@ package actors
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -44,7 +45,11 @@ func TestQuorumWithout(t *testing.T) {
 		if len(c.c.Servers) == 2 {
 			restarted = "b"
 		}
-		if got := quorumWithout(c.c, restarted, c.unreachable); got != c.want {
+		tracker := NewPeerTracker()
+		for id := range c.unreachable {
+			tracker.heartbeatFailed(id, time.Now())
+		}
+		if got := quorumWithout(c.c, restarted, tracker); got != c.want {
 			t.Errorf("%s: quorumWithout = %v, want %v", c.name, got, c.want)
 		}
 	}

@@ -48,6 +48,12 @@ type EventBatch struct {
 	Events []*messages.Event
 }
 
+// Fenced tells the state actor that a peer refused this process as stale: a
+// newer life of its node ID is a member.
+type Fenced struct {
+	Reason, Source string
+}
+
 // LeaderActive tells the rebalancer that this node leads and its FSM is caught up.
 type LeaderActive struct{}
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
@@ -16,12 +17,22 @@ type partitionsActor struct {
 	cfg   *Config
 	log   *slog.Logger
 	hooks *actor.PID
-	// open once this node's current incarnation is registered: the entries
-	// before it are history this process did not witness (a new node's
-	// catch-up, or what a restarted node missed, which its rejoin and reload
-	// events summarise). Every node thus delivers the same events from its
-	// own registration on.
-	open bool
+	// openFor is the nonce of the life whose registration opened delivery
+	// (0: closed). The entries before a life's admission are history this
+	// process did not witness as a member (a new node's catch-up, what a
+	// restarted or wiped node missed, which its rejoin and reload events
+	// summarise), and nothing is delivered after its own NodeLeave until a
+	// new life is admitted. Every node thus delivers the same events from
+	// its own registration on, and never an event twice.
+	openFor uint64
+}
+
+// selfRemoved tells the partitions actor that the node learned from another
+// member (not from its own log) that its life nonce was removed: it delivers
+// the NodeLeave the log would have delivered, and closes.
+type selfRemoved struct {
+	nonce uint64
+	event *messages.Event
 }
 
 func newPartitionsActor(cfg *Config) actor.Actor {
@@ -32,32 +43,55 @@ func (p *partitionsActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		p.hooks = sibling(ctx.Parent(), "hooks")
-		p.open = p.registered(p.cfg.FSM.View())
+		if p.registered(p.cfg.FSM.View()) {
+			p.openFor = p.cfg.Life.Nonce()
+		}
 	case *raftfsm.Applied:
 		p.applied(ctx, msg)
+	case *selfRemoved:
+		if p.openFor == msg.nonce && msg.nonce != 0 {
+			p.cfg.Stats.EventsPublished[kindBit(KindOf(msg.event))].Add(1)
+			p.cfg.Stats.Emitted.Store(SeqOf(Payload(msg.event)).Index)
+			ctx.Send(p.hooks, &EventBatch{Events: []*messages.Event{msg.event}})
+			p.openFor = 0
+		}
 	}
 }
 
 func (p *partitionsActor) registered(v *raftfsm.View) bool {
-	m, ok := v.Member(p.cfg.NodeID)
-	return ok && m.Incarnation == p.cfg.Self.GetIncarnation()
+	n, ok := v.Nonce(p.cfg.NodeID)
+	return ok && n == p.cfg.Life.Nonce()
 }
 
 func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
+	defer p.cfg.Stats.Derived.Store(a.Index)
+	nonce := p.cfg.Life.Nonce()
 	if a.Restored {
 		p.log.Info("state restored from snapshot", "index", a.Index, "members", len(a.Next.Members()), "table_version", a.Next.TableVersion())
-		p.open = p.open || p.registered(a.Next)
+		if p.registered(a.Next) {
+			p.openFor = nonce
+		}
 		return
 	}
-	if !p.open {
+	if p.openFor != nonce {
+		// Closed, or opened by a life that has ended (the node rejoins as
+		// a new one): deliver from this life's admission on.
+		p.openFor = 0
 		mine := func(n *raftfsm.Node) bool {
-			return n != nil && n.ID == p.cfg.NodeID && n.Incarnation == p.cfg.Self.GetIncarnation()
+			if n == nil || n.ID != p.cfg.NodeID {
+				return false
+			}
+			got, _ := a.Next.Nonce(n.ID)
+			return got == nonce
 		}
-		if !mine(a.Change.Joined) && !mine(a.Change.Rejoined) {
-			p.open = a.Err == nil && p.registered(a.Next) // e.g. an update of an incarnation already known
+		if a.Err != nil || (!mine(a.Change.Joined) && !mine(a.Change.Rejoined)) {
 			return
 		}
-		p.open = true
+		p.openFor = nonce
+	}
+	if left := a.Change.Left; left != nil && left.ID == p.cfg.NodeID {
+		// This life's own removal: its NodeLeave is the last event it delivers.
+		defer func() { p.openFor = 0 }()
 	}
 	if a.Err != nil {
 		p.log.Debug("entry rejected", "index", a.Index, "origin", a.Origin, "error", a.Err)
@@ -79,5 +113,6 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 			"trigger_node", r.GetTriggerNodeId(), "moved", events[0].GetRebalanceStart().GetPartitionsToMove(),
 			"nodes_affected", events[0].GetRebalanceStart().GetNodesAffected())
 	}
+	p.cfg.Stats.Emitted.Store(a.Index)
 	ctx.Send(p.hooks, &EventBatch{Events: events})
 }

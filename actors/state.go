@@ -44,16 +44,18 @@ type stateActor struct {
 	seedNext      int
 	leaderHint    string // leader address named by a refused join
 	viaHint       bool   // the join in flight went to leaderHint
-	removedLogged bool
+
+	// finding out about its own removal while no leader talks to it
+	leaderlessSince time.Time
+	checkTimer      *time.Timer
+	checking        bool
 
 	// leader duties
 	pendingJoins map[string]int
 	reconciling  bool
 	reconcileDue bool
-	lastContact  map[string]time.Time
-	// unreachable holds the peers whose heartbeats fail right now.
-	unreachable map[string]bool
-	tick        *time.Timer
+	tick         *time.Timer
+	pilot        *voterPilot // promotes and demotes voters (raft-autopilot)
 }
 
 // drainTimeout bounds how long stopping waits for proposals and goroutines
@@ -124,9 +126,6 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		if s.pendingJoins[msg.id]--; s.pendingJoins[msg.id] <= 0 {
 			delete(s.pendingJoins, msg.id)
 		}
-		// A re-added server gets a fresh replication, which reports no
-		// "resumed": the admission itself proved the node answers.
-		delete(s.unreachable, msg.id)
 		s.reconcile()
 	case *reconcileTick:
 		s.tick = nil
@@ -138,11 +137,15 @@ func (s *stateActor) Receive(ctx actor.Context) {
 			s.reconcile()
 		}
 		s.scheduleReconcile()
-	case *peerLastContact:
-		s.lastContact[msg.id] = msg.at
-		s.unreachable[msg.id] = true
-	case *peerResumed:
-		delete(s.unreachable, msg.id)
+	case *Fenced:
+		if st := s.cfg.Life.Status().State; st != MemberFenced && st != MemberRefused {
+			s.fenceFor(msg.Reason, "peer "+msg.Source)
+		}
+	case *membershipTick:
+		s.checkTimer = nil
+		s.checkMembership()
+	case *membershipAnswer:
+		s.membershipAnswered(msg)
 	case *messages.ProposeResult:
 		// Results of this actor's own proposals (its registration as leader).
 		s.regInFlight = false
@@ -163,9 +166,8 @@ func (s *stateActor) started(ctx actor.Context) {
 	s.system, s.self = ctx.ActorSystem(), ctx.Self()
 	s.stopped = make(chan struct{})
 	s.pendingJoins = map[string]int{}
-	s.lastContact = map[string]time.Time{}
-	s.unreachable = map[string]bool{}
-	system, self := s.system, s.self
+	s.leaderlessSince = time.Now()
+	system, self, tracker := s.system, s.self, s.cfg.Tracker
 	s.prop = newProposer(s.cfg.Raft, s.cfg.ApplyTimeout, func(pid *actor.PID, res *messages.ProposeResult) {
 		if pid != nil {
 			system.Root.Send(pid, res)
@@ -192,10 +194,10 @@ func (s *stateActor) started(ctx actor.Context) {
 			case o := <-ch:
 				switch h := o.Data.(type) {
 				case raft.FailedHeartbeatObservation:
-					system.Root.Send(self, &peerLastContact{id: string(h.PeerID), at: h.LastContact})
+					tracker.heartbeatFailed(string(h.PeerID), time.Now())
 					continue
 				case raft.ResumedHeartbeatObservation:
-					system.Root.Send(self, &peerResumed{id: string(h.PeerID)})
+					tracker.heartbeatOK(string(h.PeerID))
 					continue
 				}
 				system.Root.Send(self, &leadershipChanged{})
@@ -205,15 +207,8 @@ func (s *stateActor) started(ctx actor.Context) {
 	s.cfg.FSM.SetNotifier(func(a *raftfsm.Applied) { system.Root.Send(self, a) })
 	system.Root.Send(self, &leadershipChanged{})
 	system.Root.Send(self, &registerTick{})
+	s.scheduleMembershipCheck()
 }
-
-type peerLastContact struct {
-	id string
-	at time.Time
-}
-
-// peerResumed: heartbeats to a peer succeed again.
-type peerResumed struct{ id string }
 
 // stopping releases what the actor started. The node stops its actors before
 // raft, so futures in flight still resolve; for a final stop the FSM's records
@@ -224,11 +219,13 @@ func (s *stateActor) stopping(final bool) {
 		close(s.stopObs)
 		s.obs = nil
 	}
+	s.pilot.stop()
+	s.pilot = nil
 	if s.stopped != nil {
 		close(s.stopped)
 		s.stopped = nil
 	}
-	for _, t := range []*time.Timer{s.regTimer, s.tick} {
+	for _, t := range []*time.Timer{s.regTimer, s.tick, s.checkTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -286,13 +283,21 @@ func (s *stateActor) checkLeadership() {
 	if st == raft.Shutdown {
 		return // the whole tree is stopping; siblings may already be gone
 	}
+	if addr, _ := s.cfg.Raft.LeaderWithID(); addr != "" {
+		s.leaderlessSince = time.Time{}
+	} else if s.leaderlessSince.IsZero() {
+		s.leaderlessSince = time.Now()
+	}
 	isLeader := st == raft.Leader
 	if isLeader == s.leader {
 		return
 	}
 	s.leader, s.ready = isLeader, false
+	s.cfg.Tracker.reset()
 	if !isLeader {
 		s.log.Info("lost leadership")
+		s.pilot.stop()
+		s.pilot = nil
 		s.system.Root.Send(s.rebalancer, &LeaderInactive{})
 		s.system.Root.Send(s.health, &LeaderInactive{})
 		s.ensureRegistered()
@@ -329,6 +334,7 @@ func (s *stateActor) afterBarrier(msg *barrierDone) {
 	s.ensureRegistered()
 	s.system.Root.Send(s.rebalancer, &LeaderActive{})
 	s.system.Root.Send(s.health, &LeaderActive{})
+	s.pilot = startPilot(s.cfg, s.system, s.prop, s.log)
 	s.reconcile()
 }
 

@@ -17,6 +17,14 @@ type Stats struct {
 	Proposals         atomic.Uint64
 	ProposalErrors    atomic.Uint64
 	Subscribers       atomic.Int64
+	// Derived is the index of the last entry the partitions actor turned
+	// into events (none or some), Emitted the index of the last event it
+	// handed to the dispatcher: delivery has caught up with the log when
+	// Derived reaches the applied index and the last delivered seq Emitted.
+	Derived, Emitted atomic.Uint64
+	// Membership: voter changes decided by this node as leader, and new
+	// lives this node started after finding itself removed.
+	VoterPromotions, VoterDemotions, Rejoins atomic.Uint64
 	// Mailbox lengths of the actors that receive from the FSM.
 	StateQueue, PartitionsQueue, HooksQueue QueueGauge
 	probeStats

@@ -171,5 +171,17 @@ func (g *Gateway) rebalanceFromPeer(w http.ResponseWriter, r *http.Request) {
 }
 
 func (g *Gateway) ping(w http.ResponseWriter, r *http.Request) {
-	g.answer(w, r, http.StatusOK, g.b.Ping())
+	req := &messages.PingRequest{}
+	if r.ContentLength != 0 && !g.decode(w, r, req) {
+		return
+	}
+	g.answer(w, r, http.StatusOK, g.b.Ping(r.Context(), req))
+}
+
+func (g *Gateway) memberStatus(w http.ResponseWriter, r *http.Request) {
+	req := &messages.MemberStatusRequest{}
+	if !g.decode(w, r, req) {
+		return
+	}
+	g.answer(w, r, http.StatusOK, g.b.MemberStatus(req))
 }

@@ -888,9 +888,17 @@ func (b *fzBackend) Rebalance(context.Context, *messages.RebalanceRequest) *mess
 	return &messages.ProposeResult{Index: 43}
 }
 
-func (b *fzBackend) Ping() *messages.PingResponse {
-	return &messages.PingResponse{NodeId: "n1", Incarnation: 1, ClusterName: "fuzz"}
+func (b *fzBackend) Ping(context.Context, *messages.PingRequest) *messages.PingResponse {
+	return &messages.PingResponse{NodeId: "n1", Incarnation: 1, ClusterName: "fuzz", ClusterId: fzClusterID, Nonce: 7}
 }
+
+func (b *fzBackend) MemberStatus(req *messages.MemberStatusRequest) *messages.MemberStatusResponse {
+	return &messages.MemberStatusResponse{ClusterId: fzClusterID, NodeId: "n1", AppliedIndex: 9}
+}
+
+const fzClusterID = "0123456789abcdef0123456789abcdef"
+
+func (b *fzBackend) ClusterID() string { return fzClusterID }
 
 // fzStatuses are every status the gateway answers with: its own (200, 304,
 // 400, 401, 404, 405, 409, 410, 413, 415, 500, 503, 504) and those a Backend

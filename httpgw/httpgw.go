@@ -82,8 +82,13 @@ type Backend interface {
 	Propose(ctx context.Context, req *messages.Propose) *messages.ProposeResult
 	// Rebalance runs a rebalance requested by another member.
 	Rebalance(ctx context.Context, req *messages.RebalanceRequest) *messages.ProposeResult
-	// Ping identifies this node (liveness only).
-	Ping() *messages.PingResponse
+	// Ping identifies this node and its Raft progress; with a wait index it
+	// answers once its log reaches it (or ctx ends).
+	Ping(ctx context.Context, req *messages.PingRequest) *messages.PingResponse
+	// MemberStatus says what this node has committed about one node.
+	MemberStatus(req *messages.MemberStatusRequest) *messages.MemberStatusResponse
+	// ClusterID is this node's cluster ID ("" while it does not know it).
+	ClusterID() string
 
 	CustomData
 }
@@ -94,6 +99,20 @@ type Status struct {
 	// State is "starting" (joining, not ready yet), "running" or "stopped".
 	State  string
 	Leader string
+	// Membership is this node's own place in the cluster: "joining",
+	// "member", "removed", "fenced" or "refused" (with Removal set for the
+	// last three).
+	Membership string
+	Removal    *Removal
+}
+
+// Removal explains why a node is out of the cluster (GET /ready).
+type Removal struct {
+	Reason    string `json:"reason"`
+	RemovedBy string `json:"removed_by,omitempty"`
+	Index     uint64 `json:"index,omitempty"`
+	// Rejoining: the node rejoins on its own as a new life.
+	Rejoining bool `json:"rejoining"`
 }
 
 // Consensus is the Raft state of one node, as GET /consensus/stats shows it.
@@ -172,12 +191,14 @@ func New(b Backend, logger *slog.Logger) *Gateway {
 		http.MethodGet: g.getCustomData, http.MethodPut: g.auth(g.putCustomData), http.MethodDelete: g.auth(g.deleteCustomData),
 	})
 
-	// Node to node (always authenticated when there is a token).
-	g.handle(rpc.PathJoin, post(g.auth(g.join)))
-	g.handle(rpc.PathPropose, post(g.auth(g.propose)))
-	g.handle(rpc.PathRebalance, post(g.auth(g.rebalanceFromPeer)))
-	g.handle(rpc.PathPing, post(g.auth(g.ping)))
-	g.handle(rpc.PathTransferLeadership, post(g.auth(g.transferFromPeer)))
+	// Node to node (always authenticated when there is a token, and only
+	// between nodes of one cluster).
+	g.handle(rpc.PathJoin, post(g.auth(g.sameCluster(g.join))))
+	g.handle(rpc.PathPropose, post(g.auth(g.sameCluster(g.propose))))
+	g.handle(rpc.PathRebalance, post(g.auth(g.sameCluster(g.rebalanceFromPeer))))
+	g.handle(rpc.PathPing, post(g.auth(g.sameCluster(g.ping))))
+	g.handle(rpc.PathMemberStatus, post(g.auth(g.sameCluster(g.memberStatus))))
+	g.handle(rpc.PathTransferLeadership, post(g.auth(g.sameCluster(g.transferFromPeer))))
 
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
@@ -284,6 +305,20 @@ func (g *Gateway) auth(h http.HandlerFunc) http.HandlerFunc {
 				g.fail(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token")
 				return
 			}
+		}
+		h(w, r)
+	}
+}
+
+// sameCluster refuses a node-to-node request from a node of another cluster
+// (409 cluster_mismatch) once both sides know their cluster ID.
+func (g *Gateway) sameCluster(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		theirs, ours := r.Header.Get(rpc.ClusterHeader), g.b.ClusterID()
+		if theirs != "" && ours != "" && theirs != ours {
+			w.Header().Set(rpc.ClusterHeader, ours)
+			g.fail(w, r, http.StatusConflict, "cluster_mismatch", "this node belongs to cluster "+ours+", the request comes from cluster "+theirs)
+			return
 		}
 		h(w, r)
 	}

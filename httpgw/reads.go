@@ -9,7 +9,7 @@ import (
 // health is liveness only: the process serves HTTP and its node runs.
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	st := g.b.Status()
-	body := map[string]any{"status": "ok", "node_id": g.b.NodeID()}
+	body := map[string]any{"status": "ok", "node_id": g.b.NodeID(), "cluster_id": g.b.ClusterID()}
 	switch st.State {
 	case "stopped":
 		body["status"] = "stopped"
@@ -51,8 +51,15 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
 	if !v.HasTable() {
 		reasons = append(reasons, "no partition table committed yet")
 	}
-	if _, ok := v.Member(g.b.NodeID()); !ok {
-		reasons = append(reasons, "this node is not a member")
+	switch st.Membership {
+	case "removed", "fenced", "refused":
+		// The exact word first, for scripts; the details in "removal".
+		reasons = append(reasons, st.Membership)
+		body["removal"] = st.Removal
+	default:
+		if _, ok := v.Member(g.b.NodeID()); !ok {
+			reasons = append(reasons, "this node is not a member")
+		}
 	}
 	if len(reasons) > 0 {
 		body["reasons"] = reasons

@@ -44,6 +44,7 @@ type Command struct {
 	//	*Command_DeleteCustomData
 	//	*Command_CompareAndSetCustomData
 	//	*Command_Noop
+	//	*Command_SetVoter
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -181,6 +182,15 @@ func (x *Command) GetNoop() *Noop {
 	return nil
 }
 
+func (x *Command) GetSetVoter() *SetVoter {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SetVoter); ok {
+			return x.SetVoter
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -221,6 +231,10 @@ type Command_Noop struct {
 	Noop *Noop `protobuf:"bytes,24,opt,name=noop,proto3,oneof"`
 }
 
+type Command_SetVoter struct {
+	SetVoter *SetVoter `protobuf:"bytes,25,opt,name=set_voter,json=setVoter,proto3,oneof"`
+}
+
 func (*Command_SetConfig) isCommand_Op() {}
 
 func (*Command_RegisterNode) isCommand_Op() {}
@@ -238,6 +252,8 @@ func (*Command_DeleteCustomData) isCommand_Op() {}
 func (*Command_CompareAndSetCustomData) isCommand_Op() {}
 
 func (*Command_Noop) isCommand_Op() {}
+
+func (*Command_SetVoter) isCommand_Op() {}
 
 // SetConfig fixes the cluster configuration; once set it can only be re-proposed unchanged.
 type SetConfig struct {
@@ -284,15 +300,21 @@ func (x *SetConfig) GetConfig() *ClusterConfig {
 	return nil
 }
 
-// RegisterNode adds a member, or updates it; a known ID with a new incarnation is a rejoin.
+// RegisterNode adds a member, or updates it. The member's nonce identifies
+// the process: the same nonce is an update of the current life; a new nonce
+// is a new life, whose incarnation is this entry's index (a known ID: a rejoin).
 type RegisterNode struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Member *Member                `protobuf:"bytes,1,opt,name=member,proto3" json:"member,omitempty"`
 	// When the node last knew itself alive before this start (0 if unknown);
 	// used for OfflineDuration when the node was never removed.
 	LastAliveUnixNano int64 `protobuf:"varint,2,opt,name=last_alive_unix_nano,json=lastAliveUnixNano,proto3" json:"last_alive_unix_nano,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The node resumed from its own persisted Raft state (log, term, vote):
+	// a voter that restarts on its disk keeps its vote; any other new life
+	// starts as a non-voter and earns it.
+	Resumed       bool `protobuf:"varint,3,opt,name=resumed,proto3" json:"resumed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterNode) Reset() {
@@ -339,15 +361,25 @@ func (x *RegisterNode) GetLastAliveUnixNano() int64 {
 	return 0
 }
 
+func (x *RegisterNode) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
+}
+
 // SetNodeStatus changes a member's committed liveness.
 type SetNodeStatus struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
 	Status NodeStatus             `protobuf:"varint,2,opt,name=status,proto3,enum=clusterkit.v1.NodeStatus" json:"status,omitempty"`
 	// Only applies when it matches the member's current incarnation (0 = any).
-	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Incarnation uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	// With SUSPECT: when the proposer last reached the member (0 = unknown).
+	// Committed, so a later leader still knows when the node was last seen.
+	LastSeenUnixNano int64 `protobuf:"varint,4,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *SetNodeStatus) Reset() {
@@ -397,6 +429,13 @@ func (x *SetNodeStatus) GetStatus() NodeStatus {
 func (x *SetNodeStatus) GetIncarnation() uint64 {
 	if x != nil {
 		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *SetNodeStatus) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
 	}
 	return 0
 }
@@ -786,11 +825,83 @@ func (*Noop) Descriptor() ([]byte, []int) {
 	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{10}
 }
 
+// SetVoter records the leader's decision to promote a member to Raft voter or
+// to demote it (autopilot's health rules); raft's configuration follows it.
+type SetVoter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Only applies when it matches the member's current incarnation (0 = any).
+	Incarnation uint64 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Voter       bool   `protobuf:"varint,3,opt,name=voter,proto3" json:"voter,omitempty"`
+	// Why, for the log: "caught up and healthy for 2s", "unhealthy for 4s", ...
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetVoter) Reset() {
+	*x = SetVoter{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetVoter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetVoter) ProtoMessage() {}
+
+func (x *SetVoter) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetVoter.ProtoReflect.Descriptor instead.
+func (*SetVoter) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SetVoter) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetVoter) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *SetVoter) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *SetVoter) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
 var File_clusterkit_v1_commands_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclusterkit/v1/commands.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\xd2\x05\n" +
+	"\x1cclusterkit/v1/commands.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\x8a\x06\n" +
 	"\aCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x129\n" +
@@ -804,17 +915,20 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\x0fset_custom_data\x18\x15 \x01(\v2\x1c.clusterkit.v1.SetCustomDataH\x00R\rsetCustomData\x12O\n" +
 	"\x12delete_custom_data\x18\x16 \x01(\v2\x1f.clusterkit.v1.DeleteCustomDataH\x00R\x10deleteCustomData\x12f\n" +
 	"\x1bcompare_and_set_custom_data\x18\x17 \x01(\v2&.clusterkit.v1.CompareAndSetCustomDataH\x00R\x17compareAndSetCustomData\x12)\n" +
-	"\x04noop\x18\x18 \x01(\v2\x13.clusterkit.v1.NoopH\x00R\x04noopB\x04\n" +
+	"\x04noop\x18\x18 \x01(\v2\x13.clusterkit.v1.NoopH\x00R\x04noop\x126\n" +
+	"\tset_voter\x18\x19 \x01(\v2\x17.clusterkit.v1.SetVoterH\x00R\bsetVoterB\x04\n" +
 	"\x02op\"A\n" +
 	"\tSetConfig\x124\n" +
-	"\x06config\x18\x01 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06config\"n\n" +
+	"\x06config\x18\x01 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06config\"\x88\x01\n" +
 	"\fRegisterNode\x12-\n" +
 	"\x06member\x18\x01 \x01(\v2\x15.clusterkit.v1.MemberR\x06member\x12/\n" +
-	"\x14last_alive_unix_nano\x18\x02 \x01(\x03R\x11lastAliveUnixNano\"t\n" +
+	"\x14last_alive_unix_nano\x18\x02 \x01(\x03R\x11lastAliveUnixNano\x12\x18\n" +
+	"\aresumed\x18\x03 \x01(\bR\aresumed\"\xa3\x01\n" +
 	"\rSetNodeStatus\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.clusterkit.v1.NodeStatusR\x06status\x12 \n" +
-	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"4\n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12-\n" +
+	"\x13last_seen_unix_nano\x18\x04 \x01(\x03R\x10lastSeenUnixNano\"4\n" +
 	"\n" +
 	"RemoveNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
@@ -839,7 +953,12 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12)\n" +
 	"\x10expected_version\x18\x03 \x01(\x04R\x0fexpectedVersion\"\x06\n" +
-	"\x04NoopB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\x04Noop\"j\n" +
+	"\bSetVoter\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reasonB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_commands_proto_rawDescOnce sync.Once
@@ -853,7 +972,7 @@ func file_clusterkit_v1_commands_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_commands_proto_rawDescData
 }
 
-var file_clusterkit_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_clusterkit_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_clusterkit_v1_commands_proto_goTypes = []any{
 	(*Command)(nil),                 // 0: clusterkit.v1.Command
 	(*SetConfig)(nil),               // 1: clusterkit.v1.SetConfig
@@ -866,10 +985,11 @@ var file_clusterkit_v1_commands_proto_goTypes = []any{
 	(*DeleteCustomData)(nil),        // 8: clusterkit.v1.DeleteCustomData
 	(*CompareAndSetCustomData)(nil), // 9: clusterkit.v1.CompareAndSetCustomData
 	(*Noop)(nil),                    // 10: clusterkit.v1.Noop
-	(*ClusterConfig)(nil),           // 11: clusterkit.v1.ClusterConfig
-	(*Member)(nil),                  // 12: clusterkit.v1.Member
-	(NodeStatus)(0),                 // 13: clusterkit.v1.NodeStatus
-	(*PartitionAssignment)(nil),     // 14: clusterkit.v1.PartitionAssignment
+	(*SetVoter)(nil),                // 11: clusterkit.v1.SetVoter
+	(*ClusterConfig)(nil),           // 12: clusterkit.v1.ClusterConfig
+	(*Member)(nil),                  // 13: clusterkit.v1.Member
+	(NodeStatus)(0),                 // 14: clusterkit.v1.NodeStatus
+	(*PartitionAssignment)(nil),     // 15: clusterkit.v1.PartitionAssignment
 }
 var file_clusterkit_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: clusterkit.v1.Command.set_config:type_name -> clusterkit.v1.SetConfig
@@ -881,16 +1001,17 @@ var file_clusterkit_v1_commands_proto_depIdxs = []int32{
 	8,  // 6: clusterkit.v1.Command.delete_custom_data:type_name -> clusterkit.v1.DeleteCustomData
 	9,  // 7: clusterkit.v1.Command.compare_and_set_custom_data:type_name -> clusterkit.v1.CompareAndSetCustomData
 	10, // 8: clusterkit.v1.Command.noop:type_name -> clusterkit.v1.Noop
-	11, // 9: clusterkit.v1.SetConfig.config:type_name -> clusterkit.v1.ClusterConfig
-	12, // 10: clusterkit.v1.RegisterNode.member:type_name -> clusterkit.v1.Member
-	13, // 11: clusterkit.v1.SetNodeStatus.status:type_name -> clusterkit.v1.NodeStatus
-	14, // 12: clusterkit.v1.SetPartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
-	5,  // 13: clusterkit.v1.SetPartitionTable.rebalance:type_name -> clusterkit.v1.RebalanceInfo
-	14, // [14:14] is the sub-list for method output_type
-	14, // [14:14] is the sub-list for method input_type
-	14, // [14:14] is the sub-list for extension type_name
-	14, // [14:14] is the sub-list for extension extendee
-	0,  // [0:14] is the sub-list for field type_name
+	11, // 9: clusterkit.v1.Command.set_voter:type_name -> clusterkit.v1.SetVoter
+	12, // 10: clusterkit.v1.SetConfig.config:type_name -> clusterkit.v1.ClusterConfig
+	13, // 11: clusterkit.v1.RegisterNode.member:type_name -> clusterkit.v1.Member
+	14, // 12: clusterkit.v1.SetNodeStatus.status:type_name -> clusterkit.v1.NodeStatus
+	15, // 13: clusterkit.v1.SetPartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
+	5,  // 14: clusterkit.v1.SetPartitionTable.rebalance:type_name -> clusterkit.v1.RebalanceInfo
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_commands_proto_init() }
@@ -909,6 +1030,7 @@ func file_clusterkit_v1_commands_proto_init() {
 		(*Command_DeleteCustomData)(nil),
 		(*Command_CompareAndSetCustomData)(nil),
 		(*Command_Noop)(nil),
+		(*Command_SetVoter)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -916,7 +1038,7 @@ func file_clusterkit_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_commands_proto_rawDesc), len(file_clusterkit_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

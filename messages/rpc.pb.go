@@ -38,6 +38,8 @@ type JoinRequest struct {
 	// expect.key_hash is explicit: MD5 is the enum's zero value, so without
 	// this flag an explicit MD5 could not be told from "any".
 	ExpectKeyHash bool `protobuf:"varint,5,opt,name=expect_key_hash,json=expectKeyHash,proto3" json:"expect_key_hash,omitempty"`
+	// The joiner resumed from its own persisted Raft state (see RegisterNode).
+	Resumed       bool `protobuf:"varint,6,opt,name=resumed,proto3" json:"resumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -107,6 +109,13 @@ func (x *JoinRequest) GetExpectKeyHash() bool {
 	return false
 }
 
+func (x *JoinRequest) GetResumed() bool {
+	if x != nil {
+		return x.Resumed
+	}
+	return false
+}
+
 // JoinResponse answers a JoinRequest.
 type JoinResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -120,7 +129,9 @@ type JoinResponse struct {
 	LeaderAddress string         `protobuf:"bytes,5,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
 	Config        *ClusterConfig `protobuf:"bytes,6,opt,name=config,proto3" json:"config,omitempty"`
 	// Raft index of the committed registration.
-	Index         uint64 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	Index uint64 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	// The cluster's ID.
+	ClusterId     string `protobuf:"bytes,8,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,9 +215,19 @@ func (x *JoinResponse) GetIndex() uint64 {
 	return 0
 }
 
+func (x *JoinResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 // PingRequest checks that a node is alive and who it is (liveness only).
 type PingRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When set, answer only once this node's Raft log reaches this index (or
+	// the request's time is up): admission's proof that the joiner takes the log.
+	WaitIndex     uint64 `protobuf:"varint,1,opt,name=wait_index,json=waitIndex,proto3" json:"wait_index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -241,12 +262,32 @@ func (*PingRequest) Descriptor() ([]byte, []int) {
 	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{2}
 }
 
-// PingResponse identifies the answering node.
+func (x *PingRequest) GetWaitIndex() uint64 {
+	if x != nil {
+		return x.WaitIndex
+	}
+	return 0
+}
+
+// PingResponse identifies the answering node and reports its Raft progress
+// (autopilot's server stats).
 type PingResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	NodeId        string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	Incarnation   uint64                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
-	ClusterName   string                 `protobuf:"bytes,3,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	NodeId string                 `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// 0 until the node is admitted.
+	Incarnation uint64 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	ClusterName string `protobuf:"bytes,3,opt,name=cluster_name,json=clusterName,proto3" json:"cluster_name,omitempty"`
+	// Empty until the node knows its cluster.
+	ClusterId string `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The nonce of the process's current life.
+	Nonce uint64 `protobuf:"fixed64,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// Raft's last log index and the term of that entry.
+	LastIndex uint64 `protobuf:"varint,6,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
+	LastTerm  uint64 `protobuf:"varint,7,opt,name=last_term,json=lastTerm,proto3" json:"last_term,omitempty"`
+	// Time since the last contact with a leader; 0 on the leader, -1 never.
+	LastContactNanos int64 `protobuf:"varint,8,opt,name=last_contact_nanos,json=lastContactNanos,proto3" json:"last_contact_nanos,omitempty"`
+	// Raft state: "Follower", "Candidate", "Leader", "Shutdown" ("" when Raft does not run).
+	RaftState     string `protobuf:"bytes,9,opt,name=raft_state,json=raftState,proto3" json:"raft_state,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -302,6 +343,328 @@ func (x *PingResponse) GetClusterName() string {
 	return ""
 }
 
+func (x *PingResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *PingResponse) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
+func (x *PingResponse) GetLastIndex() uint64 {
+	if x != nil {
+		return x.LastIndex
+	}
+	return 0
+}
+
+func (x *PingResponse) GetLastTerm() uint64 {
+	if x != nil {
+		return x.LastTerm
+	}
+	return 0
+}
+
+func (x *PingResponse) GetLastContactNanos() int64 {
+	if x != nil {
+		return x.LastContactNanos
+	}
+	return 0
+}
+
+func (x *PingResponse) GetRaftState() string {
+	if x != nil {
+		return x.RaftState
+	}
+	return ""
+}
+
+// MemberStatusRequest asks another node what it knows of one member: how a
+// node that lost contact finds out it was removed or replaced.
+type MemberStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatusRequest) Reset() {
+	*x = MemberStatusRequest{}
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatusRequest) ProtoMessage() {}
+
+func (x *MemberStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatusRequest.ProtoReflect.Descriptor instead.
+func (*MemberStatusRequest) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *MemberStatusRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// MemberStatusResponse answers MemberStatusRequest from the answerer's
+// committed state.
+type MemberStatusResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// The answering node.
+	NodeId string `protobuf:"bytes,2,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The answerer's applied index: its state is at least this recent.
+	AppliedIndex  uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LeaderId      string `protobuf:"bytes,4,opt,name=leader_id,json=leaderId,proto3" json:"leader_id,omitempty"`
+	LeaderAddress string `protobuf:"bytes,5,opt,name=leader_address,json=leaderAddress,proto3" json:"leader_address,omitempty"`
+	// The member, if the ID is a member now.
+	Member *Member `protobuf:"bytes,6,opt,name=member,proto3" json:"member,omitempty"`
+	// Its departure, if it is in the departed list.
+	Departed      *DepartedMember `protobuf:"bytes,7,opt,name=departed,proto3" json:"departed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemberStatusResponse) Reset() {
+	*x = MemberStatusResponse{}
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemberStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemberStatusResponse) ProtoMessage() {}
+
+func (x *MemberStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemberStatusResponse.ProtoReflect.Descriptor instead.
+func (*MemberStatusResponse) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *MemberStatusResponse) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *MemberStatusResponse) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *MemberStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *MemberStatusResponse) GetLeaderId() string {
+	if x != nil {
+		return x.LeaderId
+	}
+	return ""
+}
+
+func (x *MemberStatusResponse) GetLeaderAddress() string {
+	if x != nil {
+		return x.LeaderAddress
+	}
+	return ""
+}
+
+func (x *MemberStatusResponse) GetMember() *Member {
+	if x != nil {
+		return x.Member
+	}
+	return nil
+}
+
+func (x *MemberStatusResponse) GetDeparted() *DepartedMember {
+	if x != nil {
+		return x.Departed
+	}
+	return nil
+}
+
+// StreamHello opens every Raft connection (after the mux byte, as a 2-byte
+// big-endian length and this message): who dials, for which cluster.
+type StreamHello struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Token []byte                 `protobuf:"bytes,1,opt,name=token,proto3" json:"token,omitempty"`
+	// Empty while the dialer does not know its cluster yet.
+	ClusterId string `protobuf:"bytes,2,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	NodeId    string `protobuf:"bytes,3,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
+	// The dialer's last known incarnation (0 = none yet).
+	Incarnation   uint64 `protobuf:"varint,4,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamHello) Reset() {
+	*x = StreamHello{}
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamHello) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamHello) ProtoMessage() {}
+
+func (x *StreamHello) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamHello.ProtoReflect.Descriptor instead.
+func (*StreamHello) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *StreamHello) GetToken() []byte {
+	if x != nil {
+		return x.Token
+	}
+	return nil
+}
+
+func (x *StreamHello) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
+func (x *StreamHello) GetNodeId() string {
+	if x != nil {
+		return x.NodeId
+	}
+	return ""
+}
+
+func (x *StreamHello) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+// StreamHelloAck answers StreamHello (same framing); Raft's own protocol
+// follows only when code is empty.
+type StreamHelloAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "" (accepted), "unauthorized", "cluster_mismatch" or "stale_incarnation".
+	Code   string `protobuf:"bytes,1,opt,name=code,proto3" json:"code,omitempty"`
+	Reason string `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The answerer's cluster ID (empty if unknown).
+	ClusterId     string `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StreamHelloAck) Reset() {
+	*x = StreamHelloAck{}
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StreamHelloAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StreamHelloAck) ProtoMessage() {}
+
+func (x *StreamHelloAck) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StreamHelloAck.ProtoReflect.Descriptor instead.
+func (*StreamHelloAck) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *StreamHelloAck) GetCode() string {
+	if x != nil {
+		return x.Code
+	}
+	return ""
+}
+
+func (x *StreamHelloAck) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *StreamHelloAck) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 // TransferLeadershipRequest asks the leader to hand leadership to another
 // voter (POST /leadership/transfer on a follower is forwarded as this).
 type TransferLeadershipRequest struct {
@@ -316,7 +679,7 @@ type TransferLeadershipRequest struct {
 
 func (x *TransferLeadershipRequest) Reset() {
 	*x = TransferLeadershipRequest{}
-	mi := &file_clusterkit_v1_rpc_proto_msgTypes[4]
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -328,7 +691,7 @@ func (x *TransferLeadershipRequest) String() string {
 func (*TransferLeadershipRequest) ProtoMessage() {}
 
 func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_rpc_proto_msgTypes[4]
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -341,7 +704,7 @@ func (x *TransferLeadershipRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipRequest) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{4}
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TransferLeadershipRequest) GetTargetId() string {
@@ -372,7 +735,7 @@ type TransferLeadershipResponse struct {
 
 func (x *TransferLeadershipResponse) Reset() {
 	*x = TransferLeadershipResponse{}
-	mi := &file_clusterkit_v1_rpc_proto_msgTypes[5]
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -384,7 +747,7 @@ func (x *TransferLeadershipResponse) String() string {
 func (*TransferLeadershipResponse) ProtoMessage() {}
 
 func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_rpc_proto_msgTypes[5]
+	mi := &file_clusterkit_v1_rpc_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -397,7 +760,7 @@ func (x *TransferLeadershipResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeadershipResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeadershipResponse) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{5}
+	return file_clusterkit_v1_rpc_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TransferLeadershipResponse) GetLeaderId() string {
@@ -425,13 +788,14 @@ var File_clusterkit_v1_rpc_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_rpc_proto_rawDesc = "" +
 	"\n" +
-	"\x17clusterkit/v1/rpc.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\xe9\x01\n" +
+	"\x17clusterkit/v1/rpc.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\x83\x02\n" +
 	"\vJoinRequest\x12-\n" +
 	"\x06member\x18\x01 \x01(\v2\x15.clusterkit.v1.MemberR\x06member\x12/\n" +
 	"\x14last_alive_unix_nano\x18\x02 \x01(\x03R\x11lastAliveUnixNano\x124\n" +
 	"\x06expect\x18\x03 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06expect\x12\x1c\n" +
 	"\tforwarded\x18\x04 \x01(\bR\tforwarded\x12&\n" +
-	"\x0fexpect_key_hash\x18\x05 \x01(\bR\rexpectKeyHash\"\xe4\x01\n" +
+	"\x0fexpect_key_hash\x18\x05 \x01(\bR\rexpectKeyHash\x12\x18\n" +
+	"\aresumed\x18\x06 \x01(\bR\aresumed\"\x83\x02\n" +
 	"\fJoinResponse\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
@@ -439,12 +803,47 @@ const file_clusterkit_v1_rpc_proto_rawDesc = "" +
 	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12%\n" +
 	"\x0eleader_address\x18\x05 \x01(\tR\rleaderAddress\x124\n" +
 	"\x06config\x18\x06 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06config\x12\x14\n" +
-	"\x05index\x18\a \x01(\x04R\x05index\"\r\n" +
-	"\vPingRequest\"l\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\b \x01(\tR\tclusterId\",\n" +
+	"\vPingRequest\x12\x1d\n" +
+	"\n" +
+	"wait_index\x18\x01 \x01(\x04R\twaitIndex\"\xaa\x02\n" +
 	"\fPingResponse\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12!\n" +
-	"\fcluster_name\x18\x03 \x01(\tR\vclusterName\"V\n" +
+	"\fcluster_name\x18\x03 \x01(\tR\vclusterName\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x04 \x01(\tR\tclusterId\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\x06R\x05nonce\x12\x1d\n" +
+	"\n" +
+	"last_index\x18\x06 \x01(\x04R\tlastIndex\x12\x1b\n" +
+	"\tlast_term\x18\a \x01(\x04R\blastTerm\x12,\n" +
+	"\x12last_contact_nanos\x18\b \x01(\x03R\x10lastContactNanos\x12\x1d\n" +
+	"\n" +
+	"raft_state\x18\t \x01(\tR\traftState\"%\n" +
+	"\x13MemberStatusRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\xa1\x02\n" +
+	"\x14MemberStatusResponse\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x17\n" +
+	"\anode_id\x18\x02 \x01(\tR\x06nodeId\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x1b\n" +
+	"\tleader_id\x18\x04 \x01(\tR\bleaderId\x12%\n" +
+	"\x0eleader_address\x18\x05 \x01(\tR\rleaderAddress\x12-\n" +
+	"\x06member\x18\x06 \x01(\v2\x15.clusterkit.v1.MemberR\x06member\x129\n" +
+	"\bdeparted\x18\a \x01(\v2\x1d.clusterkit.v1.DepartedMemberR\bdeparted\"}\n" +
+	"\vStreamHello\x12\x14\n" +
+	"\x05token\x18\x01 \x01(\fR\x05token\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x02 \x01(\tR\tclusterId\x12\x17\n" +
+	"\anode_id\x18\x03 \x01(\tR\x06nodeId\x12 \n" +
+	"\vincarnation\x18\x04 \x01(\x04R\vincarnation\"[\n" +
+	"\x0eStreamHelloAck\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\tR\x04code\x12\x16\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\"V\n" +
 	"\x19TransferLeadershipRequest\x12\x1b\n" +
 	"\ttarget_id\x18\x01 \x01(\tR\btargetId\x12\x1c\n" +
 	"\tforwarded\x18\x02 \x01(\bR\tforwarded\"c\n" +
@@ -465,26 +864,33 @@ func file_clusterkit_v1_rpc_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_rpc_proto_rawDescData
 }
 
-var file_clusterkit_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_clusterkit_v1_rpc_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_clusterkit_v1_rpc_proto_goTypes = []any{
 	(*JoinRequest)(nil),                // 0: clusterkit.v1.JoinRequest
 	(*JoinResponse)(nil),               // 1: clusterkit.v1.JoinResponse
 	(*PingRequest)(nil),                // 2: clusterkit.v1.PingRequest
 	(*PingResponse)(nil),               // 3: clusterkit.v1.PingResponse
-	(*TransferLeadershipRequest)(nil),  // 4: clusterkit.v1.TransferLeadershipRequest
-	(*TransferLeadershipResponse)(nil), // 5: clusterkit.v1.TransferLeadershipResponse
-	(*Member)(nil),                     // 6: clusterkit.v1.Member
-	(*ClusterConfig)(nil),              // 7: clusterkit.v1.ClusterConfig
+	(*MemberStatusRequest)(nil),        // 4: clusterkit.v1.MemberStatusRequest
+	(*MemberStatusResponse)(nil),       // 5: clusterkit.v1.MemberStatusResponse
+	(*StreamHello)(nil),                // 6: clusterkit.v1.StreamHello
+	(*StreamHelloAck)(nil),             // 7: clusterkit.v1.StreamHelloAck
+	(*TransferLeadershipRequest)(nil),  // 8: clusterkit.v1.TransferLeadershipRequest
+	(*TransferLeadershipResponse)(nil), // 9: clusterkit.v1.TransferLeadershipResponse
+	(*Member)(nil),                     // 10: clusterkit.v1.Member
+	(*ClusterConfig)(nil),              // 11: clusterkit.v1.ClusterConfig
+	(*DepartedMember)(nil),             // 12: clusterkit.v1.DepartedMember
 }
 var file_clusterkit_v1_rpc_proto_depIdxs = []int32{
-	6, // 0: clusterkit.v1.JoinRequest.member:type_name -> clusterkit.v1.Member
-	7, // 1: clusterkit.v1.JoinRequest.expect:type_name -> clusterkit.v1.ClusterConfig
-	7, // 2: clusterkit.v1.JoinResponse.config:type_name -> clusterkit.v1.ClusterConfig
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	10, // 0: clusterkit.v1.JoinRequest.member:type_name -> clusterkit.v1.Member
+	11, // 1: clusterkit.v1.JoinRequest.expect:type_name -> clusterkit.v1.ClusterConfig
+	11, // 2: clusterkit.v1.JoinResponse.config:type_name -> clusterkit.v1.ClusterConfig
+	10, // 3: clusterkit.v1.MemberStatusResponse.member:type_name -> clusterkit.v1.Member
+	12, // 4: clusterkit.v1.MemberStatusResponse.departed:type_name -> clusterkit.v1.DepartedMember
+	5,  // [5:5] is the sub-list for method output_type
+	5,  // [5:5] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_rpc_proto_init() }
@@ -499,7 +905,7 @@ func file_clusterkit_v1_rpc_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_rpc_proto_rawDesc), len(file_clusterkit_v1_rpc_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

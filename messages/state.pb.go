@@ -132,7 +132,11 @@ type ClusterConfig struct {
 	ReplicationFactor uint32                 `protobuf:"varint,3,opt,name=replication_factor,json=replicationFactor,proto3" json:"replication_factor,omitempty"`
 	KeyHash           KeyHash                `protobuf:"varint,4,opt,name=key_hash,json=keyHash,proto3,enum=clusterkit.v1.KeyHash" json:"key_hash,omitempty"`
 	// Maximum number of Raft voters; other members are non-voters.
-	MaxVoters     uint32 `protobuf:"varint,5,opt,name=max_voters,json=maxVoters,proto3" json:"max_voters,omitempty"`
+	MaxVoters uint32 `protobuf:"varint,5,opt,name=max_voters,json=maxVoters,proto3" json:"max_voters,omitempty"`
+	// Random 128-bit identity of the cluster (32 lowercase hex digits), minted
+	// by the node that bootstraps it. Empty only in clusters bootstrapped by
+	// versions without it. Every DataDir and every internal connection carries it.
+	ClusterId     string `protobuf:"bytes,6,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -202,6 +206,13 @@ func (x *ClusterConfig) GetMaxVoters() uint32 {
 	return 0
 }
 
+func (x *ClusterConfig) GetClusterId() string {
+	if x != nil {
+		return x.ClusterId
+	}
+	return ""
+}
+
 // Member is one node of the cluster.
 type Member struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -211,14 +222,19 @@ type Member struct {
 	Address  string            `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
 	Services map[string]string `protobuf:"bytes,4,rep,name=services,proto3" json:"services,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	Status   NodeStatus        `protobuf:"varint,5,opt,name=status,proto3,enum=clusterkit.v1.NodeStatus" json:"status,omitempty"`
-	// Changes on every start of the node process; a new incarnation of a known ID is a rejoin.
+	// The life of this node ID: the Raft index of the entry that admitted it,
+	// assigned by the state machine (so unique per life whatever happened to
+	// the node's disk). A new life of a known ID is a rejoin.
 	Incarnation      uint64 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	JoinedAtUnixNano int64  `protobuf:"varint,7,opt,name=joined_at_unix_nano,json=joinedAtUnixNano,proto3" json:"joined_at_unix_nano,omitempty"`
 	// Last time the cluster knew this node to be alive (proposer clock).
 	LastSeenUnixNano int64 `protobuf:"varint,8,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
 	Voter            bool  `protobuf:"varint,9,opt,name=voter,proto3" json:"voter,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Random value the process picked for this life; it proves, in pings and
+	// registrations, which process speaks for the ID.
+	Nonce         uint64 `protobuf:"fixed64,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Member) Reset() {
@@ -314,6 +330,13 @@ func (x *Member) GetVoter() bool {
 	return false
 }
 
+func (x *Member) GetNonce() uint64 {
+	if x != nil {
+		return x.Nonce
+	}
+	return 0
+}
+
 // DepartedMember remembers a removed node, for rejoin detection.
 type DepartedMember struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -323,8 +346,12 @@ type DepartedMember struct {
 	// Partition numbers the node held when it left.
 	PartitionsPrimary []uint32 `protobuf:"varint,4,rep,packed,name=partitions_primary,json=partitionsPrimary,proto3" json:"partitions_primary,omitempty"`
 	PartitionsReplica []uint32 `protobuf:"varint,5,rep,packed,name=partitions_replica,json=partitionsReplica,proto3" json:"partitions_replica,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// The node that proposed the removal (the leader, or the admin's node).
+	RemovedBy string `protobuf:"bytes,6,opt,name=removed_by,json=removedBy,proto3" json:"removed_by,omitempty"`
+	// Raft index of the removal.
+	Index         uint64 `protobuf:"varint,7,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DepartedMember) Reset() {
@@ -390,6 +417,20 @@ func (x *DepartedMember) GetPartitionsReplica() []uint32 {
 		return x.PartitionsReplica
 	}
 	return nil
+}
+
+func (x *DepartedMember) GetRemovedBy() string {
+	if x != nil {
+		return x.RemovedBy
+	}
+	return ""
+}
+
+func (x *DepartedMember) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 // PartitionAssignment is the owner list of one partition: owners[0] is the primary.
@@ -664,14 +705,16 @@ var File_clusterkit_v1_state_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x19clusterkit/v1/state.proto\x12\rclusterkit.v1\"\xdc\x01\n" +
+	"\x19clusterkit/v1/state.proto\x12\rclusterkit.v1\"\xfb\x01\n" +
 	"\rClusterConfig\x12!\n" +
 	"\fcluster_name\x18\x01 \x01(\tR\vclusterName\x12'\n" +
 	"\x0fpartition_count\x18\x02 \x01(\rR\x0epartitionCount\x12-\n" +
 	"\x12replication_factor\x18\x03 \x01(\rR\x11replicationFactor\x121\n" +
 	"\bkey_hash\x18\x04 \x01(\x0e2\x16.clusterkit.v1.KeyHashR\akeyHash\x12\x1d\n" +
 	"\n" +
-	"max_voters\x18\x05 \x01(\rR\tmaxVoters\"\x8d\x03\n" +
+	"max_voters\x18\x05 \x01(\rR\tmaxVoters\x12\x1d\n" +
+	"\n" +
+	"cluster_id\x18\x06 \x01(\tR\tclusterId\"\xa3\x03\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -681,16 +724,21 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\x12-\n" +
 	"\x13joined_at_unix_nano\x18\a \x01(\x03R\x10joinedAtUnixNano\x12-\n" +
 	"\x13last_seen_unix_nano\x18\b \x01(\x03R\x10lastSeenUnixNano\x12\x14\n" +
-	"\x05voter\x18\t \x01(\bR\x05voter\x1a;\n" +
+	"\x05voter\x18\t \x01(\bR\x05voter\x12\x14\n" +
+	"\x05nonce\x18\n" +
+	" \x01(\x06R\x05nonce\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xe0\x01\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
 	"\x0eDepartedMember\x12-\n" +
 	"\x06member\x18\x01 \x01(\v2\x15.clusterkit.v1.MemberR\x06member\x12)\n" +
 	"\x11left_at_unix_nano\x18\x02 \x01(\x03R\x0eleftAtUnixNano\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12-\n" +
 	"\x12partitions_primary\x18\x04 \x03(\rR\x11partitionsPrimary\x12-\n" +
-	"\x12partitions_replica\x18\x05 \x03(\rR\x11partitionsReplica\"C\n" +
+	"\x12partitions_replica\x18\x05 \x03(\rR\x11partitionsReplica\x12\x1d\n" +
+	"\n" +
+	"removed_by\x18\x06 \x01(\tR\tremovedBy\x12\x14\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\"C\n" +
 	"\x13PartitionAssignment\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12\x14\n" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"n\n" +

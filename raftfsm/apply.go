@@ -71,11 +71,30 @@ func ValidateConfig(c *messages.ClusterConfig) error {
 		return errorf(ErrInvalidConfig, "max voters %d is outside [1, %d]", c.GetMaxVoters(), MaxVotersLimit)
 	case c.GetKeyHash() != messages.KeyHash_KEY_HASH_MD5 && c.GetKeyHash() != messages.KeyHash_KEY_HASH_XXH64:
 		return errorf(ErrInvalidConfig, "unknown key hash %d", c.GetKeyHash())
+	case c.GetClusterId() != "" && !ValidClusterID(c.GetClusterId()):
+		return errorf(ErrInvalidConfig, "cluster ID %q is not 32 lowercase hex digits", c.GetClusterId())
 	}
 	return nil
 }
 
-func validateMember(m *messages.Member) error {
+// ValidClusterID reports whether id has the form of a cluster ID: 32
+// lowercase hex digits (128 random bits).
+func ValidClusterID(id string) bool {
+	if len(id) != 32 {
+		return false
+	}
+	for _, c := range id {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidateMember checks a registration with the rules Apply enforces: ID,
+// address and services. Admission runs it before touching Raft, so a
+// registration Apply would refuse never changes the configuration.
+func ValidateMember(m *messages.Member) error {
 	if m == nil {
 		return errorf(ErrInvalidMember, "missing")
 	}
@@ -106,11 +125,13 @@ func (f *FSM) apply(index uint64, cmd *messages.Command, a *Applied, res *ApplyR
 	case *messages.Command_SetConfig:
 		return f.applySetConfig(op.SetConfig.GetConfig())
 	case *messages.Command_RegisterNode:
-		return f.applyRegister(op.RegisterNode, now, a)
+		return f.applyRegister(index, op.RegisterNode, now, a)
 	case *messages.Command_SetNodeStatus:
 		return f.applySetStatus(op.SetNodeStatus, now, a)
 	case *messages.Command_RemoveNode:
-		return f.applyRemove(index, op.RemoveNode, now, a)
+		return f.applyRemove(index, op.RemoveNode, cmd.GetOrigin(), now, a)
+	case *messages.Command_SetVoter:
+		return f.applySetVoter(op.SetVoter, a)
 	case *messages.Command_SetPartitionTable:
 		return f.applyTable(index, op.SetPartitionTable, a)
 	case *messages.Command_SetCustomData:
@@ -167,35 +188,58 @@ func (f *FSM) voterCount() int {
 	return n
 }
 
-func (f *FSM) applyRegister(r *messages.RegisterNode, now int64, a *Applied) (bool, error) {
+// nonceOf is the process identity of a registration. Entries written before
+// nonces existed carried a process-chosen incarnation: it serves as the nonce.
+func nonceOf(m *messages.Member) uint64 {
+	if n := m.GetNonce(); n != 0 {
+		return n
+	}
+	return m.GetIncarnation()
+}
+
+// applyRegister admits a member. The same nonce as the current member is an
+// update of its life; a new nonce is a new life, whose incarnation is this
+// entry's index: unique and increasing per node ID, whatever happened to the
+// node's disk, and never reused even after the departed list forgot the ID.
+func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a *Applied) (bool, error) {
 	if f.config == nil {
 		return false, ErrNotBootstrapped
 	}
 	m := r.GetMember()
-	if err := validateMember(m); err != nil {
+	if err := ValidateMember(m); err != nil {
 		return false, err
 	}
 	id := m.GetId()
 	next := proto.Clone(m).(*messages.Member)
+	next.Nonce = nonceOf(m)
 	next.Status = messages.NodeStatus_NODE_STATUS_ACTIVE
 	next.LastSeenUnixNano = now
 
 	if cur, ok := f.members[id]; ok {
 		next.JoinedAtUnixNano = cur.GetJoinedAtUnixNano()
-		next.Voter = cur.GetVoter()
-		if cur.GetIncarnation() == m.GetIncarnation() {
+		if nonceOf(cur) == next.GetNonce() {
 			// Same process re-registering (e.g. after a leader change): an update.
+			next.Incarnation = cur.GetIncarnation()
+			next.Voter = cur.GetVoter()
 			next.LastSeenUnixNano = max(cur.GetLastSeenUnixNano(), now)
 			f.members[id] = next
 			return true, nil
 		}
-		// A restart without a removal: the node was a member all along.
+		// A new process without a removal: the node was a member all along.
+		// It keeps its vote only if it resumed from its own Raft state; a
+		// node that lost its disk lost its log and its votes with it.
+		next.Incarnation = index
+		next.Voter = cur.GetVoter() && r.GetResumed()
 		lastSeen := max(cur.GetLastSeenUnixNano(), r.GetLastAliveUnixNano())
 		primary, replica := f.partitionsOf(id)
 		f.members[id] = next
 		f.setRejoin(a, next, now, lastSeen, append(primary, replica...))
 		return true, nil
 	}
+	next.Incarnation = index
+	// Voters are earned (learner first): only the node that bootstraps the
+	// cluster starts as one; the leader promotes the others on evidence.
+	next.Voter = false
 	if d, ok := f.departed[id]; ok {
 		lastSeen := max(d.GetLeftAtUnixNano(), d.GetMember().GetLastSeenUnixNano())
 		// The node's own record of when it was last alive beats the removal
@@ -204,7 +248,6 @@ func (f *FSM) applyRegister(r *messages.RegisterNode, now int64, a *Applied) (bo
 			lastSeen = max(la, d.GetMember().GetLastSeenUnixNano())
 		}
 		next.JoinedAtUnixNano = now
-		next.Voter = f.voterCount() < int(f.config.GetMaxVoters())
 		delete(f.departed, id)
 		f.members[id] = next
 		before := append(slices.Clone(d.GetPartitionsPrimary()), d.GetPartitionsReplica()...)
@@ -212,8 +255,8 @@ func (f *FSM) applyRegister(r *messages.RegisterNode, now int64, a *Applied) (bo
 		return true, nil
 	}
 	next.JoinedAtUnixNano = now
-	next.Voter = f.voterCount() < int(f.config.GetMaxVoters())
 	a.Change.IsBootstrap = len(f.members) == 0 && f.table.GetVersion() == 0 && len(f.departed) == 0
+	next.Voter = a.Change.IsBootstrap
 	f.members[id] = next
 	n := nodeFromMember(next)
 	a.Change.Joined = &n
@@ -251,6 +294,10 @@ func (f *FSM) applySetStatus(s *messages.SetNodeStatus, now int64, a *Applied) (
 	next.Status = s.GetStatus()
 	if s.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE {
 		next.LastSeenUnixNano = max(next.GetLastSeenUnixNano(), now)
+	} else if t := s.GetLastSeenUnixNano(); t > 0 && t <= now {
+		// Suspicion records when the leader last reached the node, so the
+		// NodeRejoin's OfflineDuration survives a change of leader.
+		next.LastSeenUnixNano = max(next.GetLastSeenUnixNano(), t)
 	}
 	f.members[s.GetId()] = next
 	n := nodeFromMember(next)
@@ -258,33 +305,24 @@ func (f *FSM) applySetStatus(s *messages.SetNodeStatus, now int64, a *Applied) (
 	return true, nil
 }
 
-func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, now int64, a *Applied) (bool, error) {
+func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, origin string, now int64, a *Applied) (bool, error) {
 	cur, ok := f.members[r.GetId()]
 	if !ok {
 		return false, errorf(ErrUnknownNode, "%q", r.GetId())
 	}
 	primary, replica := f.partitionsOf(r.GetId())
+	// A voter's seat is not handed to a non-voter here: the leader promotes
+	// one that has proven healthy (SetVoter), so a vote never goes to a node
+	// that does not take the log.
 	delete(f.members, r.GetId())
-	// Keep a voter count of min(MaxVoters, members): promote the longest-standing non-voter.
-	if cur.GetVoter() {
-		var best *messages.Member
-		for _, m := range f.sortedMembers() {
-			if !m.GetVoter() && (best == nil || m.GetJoinedAtUnixNano() < best.GetJoinedAtUnixNano()) {
-				best = m
-			}
-		}
-		if best != nil {
-			promoted := proto.Clone(best).(*messages.Member)
-			promoted.Voter = true
-			f.members[promoted.GetId()] = promoted
-		}
-	}
 	f.departed[r.GetId()] = &messages.DepartedMember{
 		Member:            cur,
 		LeftAtUnixNano:    now,
 		Reason:            r.GetReason(),
 		PartitionsPrimary: primary,
 		PartitionsReplica: replica,
+		RemovedBy:         origin,
+		Index:             index,
 	}
 	f.trimDeparted()
 	// Drop the node from every owner list at once (its first live replica
@@ -297,6 +335,33 @@ func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, now int64, a *Ap
 	a.Change.Left = &n
 	a.Change.LeaveReason = r.GetReason()
 	a.Change.LeftPrimary, a.Change.LeftReplica = primary, replica
+	return true, nil
+}
+
+// applySetVoter records a promotion or a demotion decided by the leader.
+func (f *FSM) applySetVoter(s *messages.SetVoter, a *Applied) (bool, error) {
+	cur, ok := f.members[s.GetId()]
+	if !ok {
+		return false, errorf(ErrUnknownNode, "%q", s.GetId())
+	}
+	if s.GetIncarnation() != 0 && s.GetIncarnation() != cur.GetIncarnation() {
+		return false, errorf(ErrIncarnationMismatch, "%q is at incarnation %d, not %d", s.GetId(), cur.GetIncarnation(), s.GetIncarnation())
+	}
+	if cur.GetVoter() == s.GetVoter() {
+		return false, nil
+	}
+	if !s.GetVoter() && f.voterCount() <= 1 {
+		return false, errorf(ErrInvalidMember, "%q is the last voter", s.GetId())
+	}
+	if s.GetVoter() && f.voterCount() >= int(f.config.GetMaxVoters()) {
+		return false, errorf(ErrInvalidMember, "already %d voters (MaxVoters)", f.voterCount())
+	}
+	next := proto.Clone(cur).(*messages.Member)
+	next.Voter = s.GetVoter()
+	f.members[s.GetId()] = next
+	n := nodeFromMember(next)
+	a.Change.VoterChanged = &n
+	a.Change.VoterReason = s.GetReason()
 	return true, nil
 }
 

@@ -5,8 +5,11 @@ import "github.com/clusterkit/clusterkit/internal/keyhash"
 // Cluster is the whole cluster as GetCluster and GET /cluster show it (the
 // reference library's shape, plus hash configuration and versions).
 type Cluster struct {
-	ID           string        `json:"id"`
-	Name         string        `json:"name"`
+	ID   string `json:"id"` // the cluster name (the reference's field)
+	Name string `json:"name"`
+	// ClusterID is the cluster's random 128-bit identity (32 hex digits),
+	// minted at bootstrap: two clusters with one name still differ here.
+	ClusterID    string        `json:"cluster_id"`
 	Nodes        []Node        `json:"nodes"`
 	PartitionMap *PartitionMap `json:"partition_map"`
 	Config       *Config       `json:"config"`
@@ -55,7 +58,7 @@ func (v *View) Cluster() *Cluster {
 		c.PartitionMap.Partitions[v.parts[i].ID] = &v.parts[i]
 	}
 	if cfg := v.config; cfg != nil {
-		c.ID, c.Name = cfg.GetClusterName(), cfg.GetClusterName()
+		c.ID, c.Name, c.ClusterID = cfg.GetClusterName(), cfg.GetClusterName(), cfg.GetClusterId()
 		c.Config = &Config{
 			ClusterName:       cfg.GetClusterName(),
 			PartitionCount:    int(cfg.GetPartitionCount()),

@@ -24,6 +24,7 @@ const (
 	TypeDeleteCustomData        Type = 22
 	TypeCompareAndSetCustomData Type = 23
 	TypeNoop                    Type = 24
+	TypeSetVoter                Type = 25
 )
 
 // skippable lists the types that do not affect coordination, so an older node
@@ -56,6 +57,8 @@ func TypeOf(cmd *messages.Command) Type {
 		return TypeCompareAndSetCustomData
 	case *messages.Command_Noop:
 		return TypeNoop
+	case *messages.Command_SetVoter:
+		return TypeSetVoter
 	}
 	return 0
 }
@@ -81,7 +84,7 @@ func Decode(data []byte) (cmd *messages.Command, skip bool, err error) {
 		return nil, false, errorf(ErrMalformedCommand, "empty entry")
 	}
 	t := Type(data[0] &^ IgnoreIfUnknown)
-	if t < TypeSetConfig || t > TypeNoop {
+	if t < TypeSetConfig || t > TypeSetVoter {
 		if data[0]&IgnoreIfUnknown != 0 {
 			return nil, true, nil
 		}

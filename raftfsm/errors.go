@@ -23,6 +23,9 @@ var (
 	ErrKeyNotFound         = errors.New("custom data key not found")
 	ErrVersionMismatch     = errors.New("custom data version mismatch")
 	ErrBadSnapshot         = errors.New("unreadable snapshot")
+	// ErrClusterMismatch means a node, a data directory or a connection
+	// belongs to another cluster (another cluster ID).
+	ErrClusterMismatch = errors.New("cluster ID mismatch")
 )
 
 // codes names each sentinel for the wire (forwarded proposals) and for HTTP.
@@ -42,6 +45,7 @@ var codes = map[error]string{
 	ErrKeyNotFound:         "key_not_found",
 	ErrVersionMismatch:     "version_mismatch",
 	ErrBadSnapshot:         "bad_snapshot",
+	ErrClusterMismatch:     "cluster_mismatch",
 }
 
 // Code returns the wire code of err's sentinel, or "" when err wraps none.

@@ -34,6 +34,16 @@ func NodeInfo(n *Node) *messages.NodeInfo {
 	return &messages.NodeInfo{Id: n.ID, Name: n.Name, Address: n.IP, Services: n.Services, Status: n.Status}
 }
 
+// LeaveEvent is the NodeLeave that the removal d of node derives (the first
+// event of its entry), for a node that learns of its own removal from another
+// member rather than from its log.
+func (d Departure) LeaveEvent(node *messages.NodeInfo) *messages.Event {
+	return &messages.Event{Kind: &messages.Event_NodeLeave{NodeLeave: &messages.NodeLeave{
+		Index: d.Index, TimeUnixNano: d.At.UnixNano(), Node: node, Reason: d.Reason,
+		PartitionsOwned: partitionIDs(d.PartitionsPrimary), PartitionsReplica: partitionIDs(d.PartitionsReplica),
+	}}}
+}
+
 func partitionIDs(nums []uint32) []string {
 	out := make([]string, len(nums))
 	for i, n := range nums {

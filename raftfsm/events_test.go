@@ -1,6 +1,8 @@
 package raftfsm
 
 import (
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -359,7 +361,11 @@ func TestCustomData(t *testing.T) {
 	}
 }
 
-func TestVotersCappedAndPromotedOnRemoval(t *testing.T) {
+func setVoter(id string, voter bool) *messages.Command {
+	return &messages.Command{Op: &messages.Command_SetVoter{SetVoter: &messages.SetVoter{Id: id, Voter: voter, Reason: "test"}}}
+}
+
+func TestVotersAreEarnedAndCapped(t *testing.T) {
 	h := newHarness(t, "n1")
 	c := cfg(8, 1)
 	c.GetSetConfig().GetConfig().MaxVoters = 3
@@ -376,11 +382,110 @@ func TestVotersCappedAndPromotedOnRemoval(t *testing.T) {
 		}
 		return out
 	}
+	if got := voters(); !slices.Equal(got, []string{"n1"}) {
+		t.Fatalf("voters %v: only the bootstrap node starts as a voter", got)
+	}
+	h.mustApply(setVoter("n2", true))
+	if ch := h.last().Change.VoterChanged; ch == nil || ch.ID != "n2" || !ch.Voter || h.last().Change.VoterReason != "test" {
+		t.Fatalf("promotion change %+v", h.last().Change)
+	}
+	h.mustApply(setVoter("n3", true))
+	if res := h.apply(setVoter("n4", true)); !errors.Is(res.Err, ErrInvalidMember) {
+		t.Fatalf("a fourth voter with MaxVoters 3: %v", res.Err)
+	}
 	if got := voters(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("voters %v", got)
 	}
 	h.mustApply(remove("n2", LeaveGraceful))
-	if got := voters(); !slices.Equal(got, []string{"n1", "n3", "n4"}) {
-		t.Fatalf("voters after removing n2: %v (the longest-standing non-voter should be promoted)", got)
+	if got := voters(); !slices.Equal(got, []string{"n1", "n3"}) {
+		t.Fatalf("voters after removing n2: %v (a removal promotes nobody: the leader promotes a healthy node)", got)
+	}
+	inc := func(id string) uint64 { m, _ := h.f.View().Member(id); return m.Incarnation }
+	if res := h.apply(&messages.Command{Op: &messages.Command_SetVoter{SetVoter: &messages.SetVoter{Id: "n4", Voter: true, Incarnation: inc("n4") + 1}}}); !errors.Is(res.Err, ErrIncarnationMismatch) {
+		t.Fatalf("promotion of another life: %v", res.Err)
+	}
+	h.mustApply(setVoter("n3", false))
+	if res := h.apply(setVoter("n1", false)); !errors.Is(res.Err, ErrInvalidMember) {
+		t.Fatalf("demoting the last voter: %v", res.Err)
+	}
+	if res := h.apply(setVoter("ghost", true)); !errors.Is(res.Err, ErrUnknownNode) {
+		t.Fatalf("promoting a non-member: %v", res.Err)
+	}
+}
+
+func registerLife(id string, nonce uint64, resumed bool, lastAlive int64) *messages.Command {
+	return &messages.Command{Op: &messages.Command_RegisterNode{RegisterNode: &messages.RegisterNode{Member: &messages.Member{
+		Id: id, Name: id, Address: "127.0.0.1:9" + fmt.Sprint(len(id)), Nonce: nonce, Incarnation: 777,
+	}, Resumed: resumed, LastAliveUnixNano: lastAlive}}}
+}
+
+// Incarnations come from the log, not from the node: a node that lost its
+// disk (and would count from 1 again) still gets a new, larger one.
+func TestIncarnationIsTheAdmittingIndex(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 1))
+	h.mustApply(registerLife("n1", 11, false, 0))
+	reg := h.mustApply(registerLife("n2", 21, false, 0))
+	m, _ := h.f.View().Member("n2")
+	if m.Incarnation != reg.Index || m.Incarnation == 777 {
+		t.Fatalf("incarnation %d, want the entry's index %d (not the proposed 777)", m.Incarnation, reg.Index)
+	}
+	if n, _ := h.f.View().Nonce("n2"); n != 21 {
+		t.Fatalf("nonce %d", n)
+	}
+	// Same nonce: an update of the same life.
+	h.mustApply(registerLife("n2", 21, false, 0))
+	if m2, _ := h.f.View().Member("n2"); m2.Incarnation != reg.Index || h.last().Change.Rejoined != nil {
+		t.Fatalf("re-registration changed the life: %d, %+v", m2.Incarnation, h.last().Change)
+	}
+	// Promote, then a new process that lost its disk: a rejoin, a new
+	// incarnation, and no vote.
+	h.mustApply(setVoter("n2", true))
+	wiped := h.mustApply(registerLife("n2", 22, false, 0))
+	m3, _ := h.f.View().Member("n2")
+	if m3.Incarnation != wiped.Index || m3.Voter || h.last().Change.Rejoined == nil {
+		t.Fatalf("wiped restart: incarnation %d (want %d), voter %v, change %+v", m3.Incarnation, wiped.Index, m3.Voter, h.last().Change)
+	}
+	// A voter that resumed from its own state keeps its vote.
+	h.mustApply(setVoter("n2", true))
+	h.mustApply(registerLife("n2", 23, true, 0))
+	if m4, _ := h.f.View().Member("n2"); !m4.Voter {
+		t.Fatal("a voter restarted on its own disk lost its vote")
+	}
+	// Removed, then back as a new life: a rejoin with a larger incarnation,
+	// never refused, and no vote even though it resumed.
+	rm := h.mustApply(remove("n2", LeaveHealthFailure))
+	d, ok := h.f.View().Departed("n2")
+	if !ok || d.Index != rm.Index || d.Nonce != 23 {
+		t.Fatalf("departure %+v", d)
+	}
+	back := h.mustApply(registerLife("n2", 24, true, 0))
+	m5, _ := h.f.View().Member("n2")
+	if m5.Incarnation != back.Index || m5.Voter || h.last().Change.Rejoined == nil {
+		t.Fatalf("after removal: %+v change %+v", m5, h.last().Change)
+	}
+}
+
+// The suspicion records when the node was last reached, so a later leader
+// computes the real OfflineDuration.
+func TestSuspicionRecordsLastSeen(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(8, 1))
+	h.mustApply(registerLife("n1", 1, false, 0))
+	h.mustApply(registerLife("n2", 2, false, 0))
+	m, _ := h.f.View().Member("n2")
+	joined := m.LastSeen
+	seen := joined.Add(30 * time.Second)
+	h.clock = joined.Add(40 * time.Second).UnixNano() // the next entry is at +41 s
+	h.mustApply(&messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{
+		Id: "n2", Status: messages.NodeStatus_NODE_STATUS_SUSPECT, LastSeenUnixNano: seen.UnixNano(),
+	}}})
+	if m, _ := h.f.View().Member("n2"); !m.LastSeen.Equal(seen) {
+		t.Fatalf("last seen %v, want %v", m.LastSeen, seen)
+	}
+	h.clock = seen.Add(59 * time.Second).UnixNano() // the restart registers at seen + 60 s
+	h.mustApply(registerLife("n2", 3, false, 0))
+	if got := h.last().Change.OfflineDuration; got != time.Minute {
+		t.Fatalf("offline %v, want 1m0s", got)
 	}
 }

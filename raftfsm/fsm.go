@@ -60,6 +60,9 @@ type Change struct {
 	LeftReplica []uint32
 	// StatusChanged is set when a member's status changed.
 	StatusChanged *Node
+	// VoterChanged is set when a member was promoted to voter or demoted.
+	VoterChanged *Node
+	VoterReason  string
 	// Rebalance is set when a SetPartitionTable entry was applied.
 	Rebalance *messages.RebalanceInfo
 	// CustomData is set for custom-data writes and deletes.

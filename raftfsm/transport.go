@@ -13,41 +13,116 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit/internal/mux"
+	"github.com/clusterkit/clusterkit/messages"
 )
 
 // DialFunc opens a connection to addr (the node's Network).
 type DialFunc func(ctx context.Context, addr string) (net.Conn, error)
 
-// StreamLayer carries Raft over the node's shared port: a Raft connection is
-// mux.RaftByte, a 2-byte big-endian token length and the cluster token, then
-// raft's own protocol. Connections with a wrong token are closed before raft
-// sees them.
+// StreamLayer carries Raft over the node's shared port. A Raft connection
+// starts with mux.RaftByte and a hello (2-byte big-endian length, then a
+// messages.StreamHello: token, cluster ID, node ID, incarnation); the
+// accepting side answers with a StreamHelloAck in the same framing, and
+// raft's own protocol follows only once the hello is accepted. A wrong
+// token, another cluster's ID or a stale incarnation is refused before raft
+// sees a byte, and the dialer is told why.
 type StreamLayer struct {
-	ln    net.Listener
-	dial  DialFunc
-	token []byte
-	log   *slog.Logger
+	ln   net.Listener
+	dial DialFunc
+	hs   Handshake
+	log  *slog.Logger
 
 	ch   chan net.Conn
 	done chan struct{}
 	once sync.Once
 	wg   sync.WaitGroup
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{} // accepted, still open: closed by Close
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{} // accepted, still open: closed by Close
+	logged map[string]bool       // refusals already logged (peer + code)
+}
+
+// Handshake is what the stream layer knows of its node.
+type Handshake struct {
+	// Token is the cluster token ("" = none).
+	Token string
+	// Local returns this node's identity for its hellos: its cluster ID
+	// ("" while unknown), its node ID and its last incarnation (0 = none).
+	Local func() (clusterID, nodeID string, incarnation uint64)
+	// Check judges an accepted hello beyond the token: "" accepts, otherwise
+	// a refusal code and reason (see CheckHello). Nil accepts all.
+	Check func(h *messages.StreamHello) (code, reason string)
+	// Refused, when set, is told that a peer refused this node's hello.
+	Refused func(addr string, ack *messages.StreamHelloAck)
+}
+
+// Refusal codes of StreamHelloAck.
+const (
+	HelloUnauthorized    = "unauthorized"
+	HelloClusterMismatch = "cluster_mismatch"
+	HelloStale           = "stale_incarnation"
+)
+
+// HandshakeError is a Raft connection the peer refused.
+type HandshakeError struct {
+	Addr, Code, Reason string
+}
+
+func (e *HandshakeError) Error() string {
+	return fmt.Sprintf("raft connection to %s refused (%s): %s", e.Addr, e.Code, e.Reason)
+}
+
+// Unwrap makes a cluster mismatch errors.Is(ErrClusterMismatch).
+func (e *HandshakeError) Unwrap() error {
+	if e.Code == HelloClusterMismatch {
+		return ErrClusterMismatch
+	}
+	return nil
+}
+
+// Quiet tells the log adapter that this failure was logged once already:
+// raft's own per-retry error lines about it are debug.
+func (e *HandshakeError) Quiet() bool { return true }
+
+// CheckHello is the acceptance rule for a Raft connection against view v: a
+// dialer of another cluster, or a process of this node ID older than a life
+// the cluster has admitted since, is refused. Both rules only read what the
+// state certainly has: a view that is behind can accept a stale dialer
+// (Raft's own term checks still apply) but never refuses a good one.
+func CheckHello(v *View, h *messages.StreamHello) (code, reason string) {
+	if ours, theirs := v.ClusterID(), h.GetClusterId(); ours != "" && theirs != "" && ours != theirs {
+		return HelloClusterMismatch, fmt.Sprintf("this node belongs to cluster %s, the dialer (node %q) to cluster %s", ours, h.GetNodeId(), theirs)
+	}
+	if inc := h.GetIncarnation(); inc != 0 {
+		if m, ok := v.Member(h.GetNodeId()); ok && m.Incarnation > inc {
+			return HelloStale, fmt.Sprintf("node %q is incarnation %d now (at %s); the dialer is the older incarnation %d", h.GetNodeId(), m.Incarnation, m.IP, inc)
+		}
+		if d, ok := v.Departed(h.GetNodeId()); ok && d.Incarnation > inc {
+			return HelloStale, fmt.Sprintf("node %q had incarnation %d since; the dialer is the older incarnation %d", h.GetNodeId(), d.Incarnation, inc)
+		}
+	}
+	return "", ""
 }
 
 var _ raft.StreamLayer = (*StreamLayer)(nil)
 
 // preambleTimeout bounds how long an accepted Raft connection may take to
-// present its token.
+// present its hello.
 const preambleTimeout = 5 * time.Second
 
+// maxLoggedRefusals bounds the memory of logged refusals.
+const maxLoggedRefusals = 1024
+
 // NewStreamLayer serves raft on ln (the mux's Raft listener) and dials with dial.
-func NewStreamLayer(ln net.Listener, dial DialFunc, token string, logger *slog.Logger) *StreamLayer {
-	s := &StreamLayer{ln: ln, dial: dial, token: []byte(token), log: logger, ch: make(chan net.Conn), done: make(chan struct{}), conns: map[net.Conn]struct{}{}}
+func NewStreamLayer(ln net.Listener, dial DialFunc, hs Handshake, logger *slog.Logger) *StreamLayer {
+	if hs.Local == nil {
+		hs.Local = func() (string, string, uint64) { return "", "", 0 }
+	}
+	s := &StreamLayer{ln: ln, dial: dial, hs: hs, log: logger, ch: make(chan net.Conn), done: make(chan struct{}),
+		conns: map[net.Conn]struct{}{}, logged: map[string]bool{}}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s
@@ -65,26 +140,78 @@ func (s *StreamLayer) acceptLoop() {
 	}
 }
 
-// check verifies the token off the accept loop, so a slow peer delays only itself.
-func (s *StreamLayer) check(c net.Conn) {
-	defer s.wg.Done()
-	_ = c.SetReadDeadline(time.Now().Add(preambleTimeout))
+// firstTime reports whether key is logged for the first time.
+func (s *StreamLayer) firstTime(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.logged[key] {
+		return false
+	}
+	if len(s.logged) >= maxLoggedRefusals {
+		clear(s.logged)
+	}
+	s.logged[key] = true
+	return true
+}
+
+// writeFrame writes a 2-byte length and m.
+func writeFrame(c net.Conn, prefix []byte, m proto.Message) error {
+	data, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	if len(data) > 0xffff {
+		return errors.New("raft hello longer than 65535 bytes (is the cluster token that long?)")
+	}
+	buf := make([]byte, 0, len(prefix)+2+len(data))
+	buf = append(buf, prefix...)
+	buf = binary.BigEndian.AppendUint16(buf, uint16(len(data)))
+	_, err = c.Write(append(buf, data...))
+	return err
+}
+
+// readFrame reads a 2-byte length and m.
+func readFrame(c net.Conn, m proto.Message) error {
 	var n [2]byte
 	if _, err := io.ReadFull(c, n[:]); err != nil {
+		return err
+	}
+	data := make([]byte, binary.BigEndian.Uint16(n[:]))
+	if _, err := io.ReadFull(c, data); err != nil {
+		return err
+	}
+	return proto.Unmarshal(data, m)
+}
+
+// check verifies the hello off the accept loop, so a slow peer delays only itself.
+func (s *StreamLayer) check(c net.Conn) {
+	defer s.wg.Done()
+	_ = c.SetDeadline(time.Now().Add(preambleTimeout))
+	hello := &messages.StreamHello{}
+	if err := readFrame(c, hello); err != nil {
 		_ = c.Close()
 		return
 	}
-	got := make([]byte, binary.BigEndian.Uint16(n[:]))
-	if _, err := io.ReadFull(c, got); err != nil {
+	clusterID, _, _ := s.hs.Local()
+	ack := &messages.StreamHelloAck{ClusterId: clusterID}
+	if subtle.ConstantTimeCompare(hello.GetToken(), []byte(s.hs.Token)) != 1 {
+		ack.Code, ack.Reason = HelloUnauthorized, "wrong cluster token"
+	} else if s.hs.Check != nil {
+		ack.Code, ack.Reason = s.hs.Check(hello)
+	}
+	if ack.Code != "" {
+		if s.firstTime("in " + hello.GetNodeId() + " " + ack.Code) {
+			s.log.Warn("raft connection refused", "remote", c.RemoteAddr().String(), "peer", hello.GetNodeId(), "code", ack.Code, "reason", ack.Reason)
+		}
+		_ = writeFrame(c, nil, ack)
 		_ = c.Close()
 		return
 	}
-	if subtle.ConstantTimeCompare(got, s.token) != 1 {
-		s.log.Warn("raft connection refused: wrong cluster token", "remote", c.RemoteAddr().String())
+	if err := writeFrame(c, nil, ack); err != nil {
 		_ = c.Close()
 		return
 	}
-	_ = c.SetReadDeadline(time.Time{})
+	_ = c.SetDeadline(time.Time{})
 	tc := &trackedConn{Conn: c, s: s}
 	s.mu.Lock()
 	select {
@@ -153,7 +280,7 @@ func (s *StreamLayer) Wait() { s.wg.Wait() }
 // Addr is the shared listening address.
 func (s *StreamLayer) Addr() net.Addr { return s.ln.Addr() }
 
-// Dial opens a Raft connection to address.
+// Dial opens a Raft connection to address: hello, then the peer's answer.
 func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -161,19 +288,28 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 	if err != nil {
 		return nil, err
 	}
-	if len(s.token) > 0xffff {
+	clusterID, nodeID, incarnation := s.hs.Local()
+	hello := &messages.StreamHello{Token: []byte(s.hs.Token), ClusterId: clusterID, NodeId: nodeID, Incarnation: incarnation}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	if err := writeFrame(c, []byte{mux.RaftByte}, hello); err != nil {
 		_ = c.Close()
-		return nil, errors.New("cluster token longer than 65535 bytes")
+		return nil, fmt.Errorf("raft hello to %s: %w", address, err)
 	}
-	pre := make([]byte, 3+len(s.token))
-	pre[0] = mux.RaftByte
-	binary.BigEndian.PutUint16(pre[1:3], uint16(len(s.token)))
-	copy(pre[3:], s.token)
-	_ = c.SetWriteDeadline(time.Now().Add(timeout))
-	if _, err := c.Write(pre); err != nil {
+	ack := &messages.StreamHelloAck{}
+	if err := readFrame(c, ack); err != nil {
 		_ = c.Close()
-		return nil, fmt.Errorf("raft preamble to %s: %w", address, err)
+		return nil, fmt.Errorf("raft hello to %s: no answer: %w", address, err)
 	}
-	_ = c.SetWriteDeadline(time.Time{})
+	if ack.GetCode() != "" {
+		_ = c.Close()
+		if s.firstTime("out " + string(address) + " " + ack.GetCode()) {
+			s.log.Warn("a peer refused this node's raft connection", "addr", string(address), "code", ack.GetCode(), "reason", ack.GetReason())
+		}
+		if s.hs.Refused != nil {
+			s.hs.Refused(string(address), ack)
+		}
+		return nil, &HandshakeError{Addr: string(address), Code: ack.GetCode(), Reason: ack.GetReason()}
+	}
+	_ = c.SetDeadline(time.Time{})
 	return c, nil
 }

@@ -68,6 +68,7 @@ type View struct {
 	algo         keyhash.Algorithm
 	count        uint32
 	members      []Node
+	nonces       []uint64 // nonces[i] is members[i]'s process nonce
 	index        map[string]int
 	tableVersion uint64
 	parts        []Partition
@@ -185,11 +186,36 @@ func (v *View) Health() Health { return v.health }
 // applied the same table.
 func (v *View) Checksum() uint64 { return v.checksum }
 
+// Nonce returns the process nonce of member id's current life.
+func (v *View) Nonce(id string) (uint64, bool) {
+	i, ok := v.index[id]
+	if !ok {
+		return 0, false
+	}
+	return v.nonces[i], true
+}
+
+// ClusterID returns the committed cluster ID ("" before bootstrap, or for a
+// cluster bootstrapped before cluster IDs existed).
+func (v *View) ClusterID() string { return v.config.GetClusterId() }
+
 // Departure records a removed node.
 type Departure struct {
 	At          time.Time // when it was removed (proposer clock)
 	Incarnation uint64    // the incarnation that was removed
+	Nonce       uint64    // the process nonce of that life
 	Reason      string
+	RemovedBy   string // the node that proposed the removal
+	Index       uint64 // Raft index of the removal
+	// Partitions it held when it left.
+	PartitionsPrimary, PartitionsReplica []uint32
+}
+
+// DepartureOf converts a departed-list record.
+func DepartureOf(d *messages.DepartedMember) Departure {
+	return Departure{At: time.Unix(0, d.GetLeftAtUnixNano()).UTC(), Incarnation: d.GetMember().GetIncarnation(),
+		Nonce: nonceOf(d.GetMember()), Reason: d.GetReason(), RemovedBy: d.GetRemovedBy(), Index: d.GetIndex(),
+		PartitionsPrimary: d.GetPartitionsPrimary(), PartitionsReplica: d.GetPartitionsReplica()}
 }
 
 // Departed returns the departure of a removed node, if it is in the departed list.
@@ -235,15 +261,17 @@ func buildView(localID string, version uint64, cfg *messages.ClusterConfig, memb
 		config:   cfg,
 		algo:     keyhash.Algorithm(cfg.GetKeyHash()),
 		members:  make([]Node, len(members)),
+		nonces:   make([]uint64, len(members)),
 		index:    make(map[string]int, len(members)),
 		done:     make(chan struct{}),
 	}
 	for i, m := range members {
 		v.members[i] = nodeFromMember(m)
+		v.nonces[i] = nonceOf(m)
 		v.index[m.GetId()] = i
 	}
 	for id, d := range departed {
-		v.departed[id] = Departure{At: time.Unix(0, d.GetLeftAtUnixNano()).UTC(), Incarnation: d.GetMember().GetIncarnation(), Reason: d.GetReason()}
+		v.departed[id] = DepartureOf(d)
 	}
 	if table.GetVersion() != 0 {
 		v.buildTable(table)

@@ -58,7 +58,7 @@ func (h *hcAdapter) Log(level hclog.Level, msg string, args ...interface{}) {
 }
 
 // connectionLevel is the level of a raft ERROR record by the error it
-// carries. Raft logs every failed RPC to an unreachable peer at ERROR, once
+// carries (errors with a Quiet() bool method that returns true are debug). Raft logs every failed RPC to an unreachable peer at ERROR, once
 // per retry: a member that is down or restarting is normal operation (failure
 // detection reports it once, as a warning), so refused or reset connections
 // are warnings; a connection closed under the node's own shutdown is debug.
@@ -68,8 +68,13 @@ func connectionLevel(args []interface{}) slog.Level {
 		if !ok {
 			continue
 		}
+		var quiet interface{ Quiet() bool }
 		switch {
 		case errors.Is(err, net.ErrClosed):
+			return slog.LevelDebug
+		case errors.As(err, &quiet) && quiet.Quiet():
+			// Already logged once by whoever produced it (a refused Raft
+			// handshake): raft repeats it on every retry.
 			return slog.LevelDebug
 		case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET),
 			errors.Is(err, syscall.EPIPE), errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):

@@ -1,6 +1,7 @@
 // Package nodefile keeps a node's small local identity file in its data
-// directory: the node ID, the incarnation counter (one more per process
-// start) and the last time the node knew itself alive.
+// directory: the node ID, the cluster it belongs to and the incarnation it
+// was last admitted with; and, in progress.dat, the last delivered event and
+// the last time the node knew itself alive.
 package nodefile
 
 import (
@@ -16,7 +17,12 @@ const Name = "node.json"
 
 // File is the persisted content.
 type File struct {
-	NodeID      string `json:"node_id"`
+	NodeID string `json:"node_id"`
+	// ClusterID is the cluster this directory belongs to, written once the
+	// node knows it: the directory is never used for another cluster.
+	ClusterID string `json:"cluster_id,omitempty"`
+	// Incarnation is the last incarnation the cluster admitted this node
+	// with (the cluster assigns them; older versions counted starts here).
 	Incarnation uint64 `json:"incarnation"`
 	// LastAliveUnixNano is from older versions, which refreshed it here;
 	// progress.dat now records liveness every second and the later of the two
@@ -31,28 +37,26 @@ type File struct {
 // ErrWrongNode means the data directory belongs to another node ID.
 var ErrWrongNode = errors.New("data directory belongs to another node")
 
-// Begin reads dir's node file (creating it for a new node), checks that it
-// belongs to nodeID, increments the incarnation and writes it back. It
-// returns the new content and the previous last-alive time.
-func Begin(dir, nodeID string) (File, error) {
+// Open reads dir's node file, creating it for a new node, and checks that it
+// belongs to nodeID.
+func Open(dir, nodeID string) (File, error) {
 	path := filepath.Join(dir, Name)
 	var f File
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		f.NodeID = nodeID
+		return f, Write(dir, f)
 	case err != nil:
 		return File{}, fmt.Errorf("read %s: %w", path, err)
-	default:
-		if err := json.Unmarshal(data, &f); err != nil {
-			return File{}, fmt.Errorf("%s is corrupt: %w", path, err)
-		}
-		if f.NodeID != nodeID {
-			return File{}, fmt.Errorf("%w: %s was written by node %q, this is %q", ErrWrongNode, path, f.NodeID, nodeID)
-		}
 	}
-	f.Incarnation++
-	return f, Write(dir, f)
+	if err := json.Unmarshal(data, &f); err != nil {
+		return File{}, fmt.Errorf("%s is corrupt: %w", path, err)
+	}
+	if f.NodeID != nodeID {
+		return File{}, fmt.Errorf("%w: %s was written by node %q, this is %q", ErrWrongNode, path, f.NodeID, nodeID)
+	}
+	return f, nil
 }
 
 // Write replaces the node file atomically (write to a temporary file, fsync, rename).

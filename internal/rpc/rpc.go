@@ -26,9 +26,14 @@ const (
 	PathPropose   = "/internal/v1/propose"
 	PathRebalance = "/internal/v1/rebalance"
 	PathPing      = "/internal/v1/ping"
+	// PathMemberStatus asks what a member knows of one node's membership.
+	PathMemberStatus = "/internal/v1/member-status"
 	// PathTransferLeadership carries a forwarded leadership transfer.
 	PathTransferLeadership = "/internal/v1/transfer-leadership"
 	ContentType            = "application/x-protobuf"
+	// ClusterHeader carries the caller's cluster ID (once it knows it): a
+	// node of another cluster refuses the request (409 cluster_mismatch).
+	ClusterHeader = "Clusterkit-Cluster-Id"
 	// MaxBody bounds request and response bodies: a 1 MiB custom-data value
 	// plus its envelope.
 	MaxBody = 2 << 20
@@ -48,6 +53,8 @@ type RemoteError struct {
 	Status     int
 	Code       string
 	Message    string
+	// ClusterID is the answering node's cluster (sent with a cluster_mismatch).
+	ClusterID string
 }
 
 func (e *RemoteError) Error() string {
@@ -59,16 +66,18 @@ func (e *RemoteError) Unwrap() error { return ErrRemote }
 
 // Client calls other nodes.
 type Client struct {
-	http  *http.Client
-	token string
+	http      *http.Client
+	token     string
+	clusterID func() string
 }
 
 // Dialer opens connections (the node's Network).
 type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// NewClient returns a client that dials with dial and authenticates with
-// token (when not empty).
-func NewClient(dial Dialer, token string) *Client {
+// NewClient returns a client that dials with dial, authenticates with token
+// (when not empty) and sends the cluster ID clusterID returns (when not
+// empty; clusterID may be nil).
+func NewClient(dial Dialer, token string, clusterID func() string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dial(ctx, network, addr)
@@ -82,7 +91,7 @@ func NewClient(dial Dialer, token string) *Client {
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     30 * time.Second,
 	}
-	return &Client{http: &http.Client{Transport: tr}, token: token}
+	return &Client{http: &http.Client{Transport: tr}, token: token, clusterID: clusterID}
 }
 
 // Close drops idle connections (their goroutines end).
@@ -102,6 +111,11 @@ func (c *Client) Call(ctx context.Context, addr, path string, req, resp proto.Me
 	if c.token != "" {
 		hr.Header.Set("Authorization", "Bearer "+c.token)
 	}
+	if c.clusterID != nil {
+		if id := c.clusterID(); id != "" {
+			hr.Header.Set(ClusterHeader, id)
+		}
+	}
 	res, err := c.http.Do(hr)
 	if err != nil {
 		return err
@@ -117,7 +131,7 @@ func (c *Client) Call(ctx context.Context, addr, path string, req, resp proto.Me
 		if e.Error == "" {
 			e.Error = strings.TrimSpace(string(data))
 		}
-		return &RemoteError{Addr: addr, Path: path, Status: res.StatusCode, Code: e.Code, Message: e.Error}
+		return &RemoteError{Addr: addr, Path: path, Status: res.StatusCode, Code: e.Code, Message: e.Error, ClusterID: res.Header.Get(ClusterHeader)}
 	}
 	if len(data) > MaxBody {
 		return fmt.Errorf("answer of %s%s larger than %d bytes", addr, path, MaxBody)
@@ -143,10 +157,16 @@ func (c *Client) Rebalance(ctx context.Context, addr string, req *messages.Rebal
 	return resp, c.Call(ctx, addr, PathRebalance, req, resp)
 }
 
-// Ping asks addr who it is.
-func (c *Client) Ping(ctx context.Context, addr string) (*messages.PingResponse, error) {
+// Ping asks addr who it is and how far its Raft log is.
+func (c *Client) Ping(ctx context.Context, addr string, req *messages.PingRequest) (*messages.PingResponse, error) {
 	resp := &messages.PingResponse{}
-	return resp, c.Call(ctx, addr, PathPing, &messages.PingRequest{}, resp)
+	return resp, c.Call(ctx, addr, PathPing, req, resp)
+}
+
+// MemberStatus asks addr what it has committed about node req.Id.
+func (c *Client) MemberStatus(ctx context.Context, addr string, req *messages.MemberStatusRequest) (*messages.MemberStatusResponse, error) {
+	resp := &messages.MemberStatusResponse{}
+	return resp, c.Call(ctx, addr, PathMemberStatus, req, resp)
 }
 
 // TransferLeadership asks addr (the leader) to hand leadership over.

@@ -20,7 +20,7 @@ func dialer(ctx context.Context, network, addr string) (net.Conn, error) {
 // A request that could not be sent is told apart from one whose answer was
 // lost: only the first is safe to retry elsewhere.
 func TestNotSentOnlyWhenNothingWasSent(t *testing.T) {
-	c := NewClient(dialer, "")
+	c := NewClient(dialer, "", nil)
 	defer c.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -30,7 +30,7 @@ func TestNotSentOnlyWhenNothingWasSent(t *testing.T) {
 	ln.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if _, err := c.Ping(ctx, closed); !errors.Is(err, ErrNotSent) {
+	if _, err := c.Ping(ctx, closed, &messages.PingRequest{}); !errors.Is(err, ErrNotSent) {
 		t.Fatalf("refused connection: %v, want ErrNotSent", err)
 	}
 

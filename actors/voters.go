@@ -1,0 +1,429 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashicorp/raft"
+	autopilot "github.com/hashicorp/raft-autopilot"
+
+	"github.com/clusterkit/clusterkit/internal/logging"
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// Voters are earned, the way Consul, Nomad and Vault decide it: the leader
+// runs hashicorp/raft-autopilot, which judges every server's health (recent
+// contact with the leader, the leader's term, a log within MaxTrailingLogs
+// of the leader's, and the application's own verdict) and how long it has
+// held. A non-voter healthy for VoterStabilization is promoted while there
+// are fewer than MaxVoters voters; a voter unhealthy for twice that long is
+// replaced by such a non-voter, or demoted when there is none (a voter that
+// does not take the log only raises the quorum). Autopilot's changes go
+// through pilotRaft, which commits each decision (SetVoter) before Raft's
+// configuration follows it, so every node sees who votes and why.
+
+// Autopilot tuning derived from the node's timings.
+const (
+	// maxTrailingLogs: a server further behind the leader's log is unhealthy.
+	maxTrailingLogs = 1024
+	// minContactThreshold floors the allowed time since the leader's last
+	// contact (heartbeats go out every HeartbeatTimeout/10).
+	minContactThreshold = 250 * time.Millisecond
+)
+
+// voterPilot runs autopilot while this node leads.
+type voterPilot struct {
+	ap     *autopilot.Autopilot
+	cancel context.CancelFunc
+	done   chan struct{}
+	state  atomic.Pointer[autopilot.State]
+}
+
+// startPilot starts autopilot in the background (its first state needs a
+// round of pings, which an actor must not wait for).
+func startPilot(cfg *Config, system *actor.ActorSystem, prop *proposer, logger *slog.Logger) *voterPilot {
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &voterPilot{cancel: cancel, done: make(chan struct{})}
+	d := &pilotDelegate{cfg: cfg, system: system, prop: prop, log: logger, ctx: ctx, pilot: p}
+	every := pilotInterval(cfg.VoterStabilization)
+	p.ap = autopilot.New(&pilotRaft{r: cfg.Raft, d: d}, d,
+		autopilot.WithLogger(logging.HCLog(logging.Demote(logger, 4), "autopilot")),
+		autopilot.WithPromoter(&promoter{cfg: cfg}),
+		autopilot.WithUpdateInterval(every),
+		autopilot.WithReconcileInterval(every))
+	go func() {
+		defer close(p.done)
+		p.ap.Start(ctx)
+		<-ctx.Done()
+		<-p.ap.Stop()
+	}()
+	return p
+}
+
+// pilotInterval is how often autopilot refreshes the servers' health and
+// reconciles the voters: a quarter of the stabilisation window, within
+// [25 ms, 500 ms].
+func pilotInterval(stabilization time.Duration) time.Duration {
+	return min(max(stabilization/4, 25*time.Millisecond), 500*time.Millisecond)
+}
+
+// stop stops autopilot and waits for its goroutines (nil-safe).
+func (p *voterPilot) stop() {
+	if p == nil {
+		return
+	}
+	p.cancel()
+	select {
+	case <-p.done:
+	case <-time.After(drainTimeout):
+	}
+}
+
+// healthyFunc reports, from autopilot's latest state, whether a server is
+// healthy (nil-safe: nothing is healthy without a pilot).
+func (p *voterPilot) healthyFunc() func(id string) bool {
+	var st *autopilot.State
+	if p != nil {
+		st = p.state.Load()
+	}
+	return func(id string) bool {
+		if st == nil {
+			return false
+		}
+		srv, ok := st.Servers[raft.ServerID(id)]
+		return ok && srv.Health.Healthy
+	}
+}
+
+// FailureTolerance is how many voters may fail with the cluster keeping its
+// quorum, by autopilot's latest state (-1 when unknown: not the leader).
+func (p *voterPilot) FailureTolerance() int {
+	if p == nil {
+		return -1
+	}
+	if st := p.state.Load(); st != nil {
+		return st.FailureTolerance
+	}
+	return -1
+}
+
+// pilotDelegate is autopilot's window on the node.
+type pilotDelegate struct {
+	cfg    *Config
+	system *actor.ActorSystem
+	prop   *proposer
+	log    *slog.Logger
+	ctx    context.Context
+	pilot  *voterPilot
+}
+
+var _ autopilot.ApplicationIntegration = (*pilotDelegate)(nil)
+
+func (d *pilotDelegate) AutopilotConfig() *autopilot.Config {
+	return &autopilot.Config{
+		CleanupDeadServers:      false, // failure detection removes members
+		LastContactThreshold:    max(2*d.cfg.ElectionTimeout, minContactThreshold),
+		MaxTrailingLogs:         maxTrailingLogs,
+		ServerStabilizationTime: d.cfg.VoterStabilization,
+	}
+}
+
+func (d *pilotDelegate) NotifyState(st *autopilot.State) { d.pilot.state.Store(st) }
+
+func (d *pilotDelegate) RemoveFailedServer(*autopilot.Server) {}
+
+// KnownServers are the committed members. A member is failed for autopilot
+// when it is suspect or when Raft's heartbeats to it have failed for longer
+// than a probe interval, even if it answers pings.
+func (d *pilotDelegate) KnownServers() map[raft.ServerID]*autopilot.Server {
+	v := d.cfg.FSM.View()
+	now := time.Now()
+	out := make(map[raft.ServerID]*autopilot.Server, len(v.Members()))
+	for _, m := range v.Members() {
+		status := autopilot.NodeAlive
+		if m.Status != raftfsm.StatusActive || d.cfg.Tracker.FailingFor(m.ID, now) > d.failAfter() {
+			status = autopilot.NodeFailed
+		}
+		out[raft.ServerID(m.ID)] = &autopilot.Server{
+			ID: raft.ServerID(m.ID), Name: m.Name, Address: raft.ServerAddress(m.IP), NodeStatus: status,
+			IsLeader: m.ID == d.cfg.NodeID, NodeType: autopilot.NodeVoter,
+		}
+	}
+	return out
+}
+
+// failAfter is how long failing Raft heartbeats make a member unhealthy.
+func (d *pilotDelegate) failAfter() time.Duration {
+	if d.cfg.Health.Interval > 0 {
+		return d.cfg.Health.Interval
+	}
+	return max(d.cfg.ElectionTimeout, minContactThreshold)
+}
+
+// FetchServerStats asks every server for its Raft progress (a ping), in
+// parallel, bounded by ctx. A server that does not answer as the committed
+// process, or runs no Raft, gets no stats and is unhealthy.
+func (d *pilotDelegate) FetchServerStats(ctx context.Context, servers map[raft.ServerID]*autopilot.Server) map[raft.ServerID]*autopilot.ServerStats {
+	v := d.cfg.FSM.View()
+	out := make(map[raft.ServerID]*autopilot.ServerStats, len(servers))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for id, srv := range servers {
+		if string(id) == d.cfg.NodeID {
+			term, _ := strconv.ParseUint(d.cfg.Raft.Stats()["last_log_term"], 10, 64)
+			out[id] = &autopilot.ServerStats{LastTerm: term, LastIndex: d.cfg.Raft.LastIndex()}
+			continue
+		}
+		nonce, member := v.Nonce(string(id))
+		if !member || d.cfg.Peers == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pong, err := d.cfg.Peers.Ping(ctx, string(srv.Address), &messages.PingRequest{})
+			if err != nil || pong.GetNodeId() != string(id) || pong.GetNonce() != nonce || pong.GetRaftState() == "" {
+				return
+			}
+			contact := time.Duration(pong.GetLastContactNanos())
+			if contact < 0 {
+				contact = time.Hour // never heard from a leader
+			}
+			mu.Lock()
+			out[id] = &autopilot.ServerStats{LastContact: contact, LastTerm: pong.GetLastTerm(), LastIndex: pong.GetLastIndex()}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// promoter decides voters (see the comment at the top of this file).
+type promoter struct{ cfg *Config }
+
+var _ autopilot.Promoter = (*promoter)(nil)
+
+func (*promoter) GetServerExt(*autopilot.Config, *autopilot.ServerState) interface{} { return nil }
+func (*promoter) GetStateExt(*autopilot.Config, *autopilot.State) interface{}        { return nil }
+func (*promoter) IsPotentialVoter(t autopilot.NodeType) bool                         { return t == autopilot.NodeVoter }
+
+func (*promoter) GetNodeTypes(_ *autopilot.Config, st *autopilot.State) map[raft.ServerID]autopilot.NodeType {
+	out := make(map[raft.ServerID]autopilot.NodeType, len(st.Servers))
+	for id := range st.Servers {
+		out[id] = autopilot.NodeVoter
+	}
+	return out
+}
+
+// FilterFailedServerRemovals removes nothing: failure detection does.
+func (*promoter) FilterFailedServerRemovals(*autopilot.Config, *autopilot.State, *autopilot.FailedServers) *autopilot.FailedServers {
+	return &autopilot.FailedServers{}
+}
+
+func (p *promoter) CalculatePromotionsAndDemotions(conf *autopilot.Config, st *autopilot.State) autopilot.RaftChanges {
+	return votersPlan(st, p.maxVoters(), conf.ServerStabilizationTime, time.Now())
+}
+
+func (p *promoter) maxVoters() int {
+	if c := p.cfg.FSM.View().Config(); c != nil {
+		return int(c.GetMaxVoters())
+	}
+	return 1
+}
+
+// votersPlan is the promotion rule, pure: promote the non-voters that have
+// been healthy for stab (longest first) while there are fewer than
+// maxVoters voters; replace each voter unhealthy for 2*stab by such a
+// non-voter, or demote it when none is left. The leader is never demoted.
+func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time.Time) autopilot.RaftChanges {
+	var candidates, failing []*autopilot.ServerState
+	voters := 0
+	for _, srv := range st.Servers {
+		switch srv.State {
+		case autopilot.RaftLeader:
+			voters++
+		case autopilot.RaftVoter:
+			voters++
+			if !srv.Health.Healthy && now.Sub(srv.Health.StableSince) >= 2*stab {
+				failing = append(failing, srv)
+			}
+		case autopilot.RaftNonVoter, autopilot.RaftStaging:
+			if srv.Server.NodeStatus == autopilot.NodeAlive && srv.Health.IsStable(now, stab) {
+				candidates = append(candidates, srv)
+			}
+		}
+	}
+	byAge := func(a, b *autopilot.ServerState) int {
+		if c := a.Health.StableSince.Compare(b.Health.StableSince); c != 0 {
+			return c
+		}
+		return cmpID(a.Server.ID, b.Server.ID)
+	}
+	slices.SortFunc(candidates, byAge)
+	slices.SortFunc(failing, byAge)
+	var ch autopilot.RaftChanges
+	for len(candidates) > 0 && voters+len(ch.Promotions) < maxVoters {
+		ch.Promotions = append(ch.Promotions, candidates[0].Server.ID)
+		candidates = candidates[1:]
+	}
+	for _, f := range failing {
+		if len(candidates) > 0 {
+			ch.Promotions = append(ch.Promotions, candidates[0].Server.ID)
+			candidates = candidates[1:]
+		}
+		ch.Demotions = append(ch.Demotions, f.Server.ID)
+	}
+	return ch
+}
+
+func cmpID(a, b raft.ServerID) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// pilotRaft is the Raft autopilot drives: promotions and demotions are
+// committed decisions (SetVoter) before they are Raft configuration changes;
+// everything autopilot may only read passes through.
+type pilotRaft struct {
+	r *raft.Raft
+	d *pilotDelegate
+}
+
+var _ autopilot.Raft = (*pilotRaft)(nil)
+
+var errNotUsed = errors.New("clusterkit: autopilot may not change this (failure detection and admission do)")
+
+func (p *pilotRaft) AddNonvoter(raft.ServerID, raft.ServerAddress, uint64, time.Duration) raft.IndexFuture {
+	return doneFuture{err: errNotUsed}
+}
+func (p *pilotRaft) RemoveServer(raft.ServerID, uint64, time.Duration) raft.IndexFuture {
+	return doneFuture{err: errNotUsed}
+}
+func (p *pilotRaft) LeadershipTransferToServer(raft.ServerID, raft.ServerAddress) raft.Future {
+	return doneFuture{err: errNotUsed}
+}
+func (p *pilotRaft) LastIndex() uint64                          { return p.r.LastIndex() }
+func (p *pilotRaft) Leader() raft.ServerAddress                 { return p.r.Leader() }
+func (p *pilotRaft) GetConfiguration() raft.ConfigurationFuture { return p.r.GetConfiguration() }
+func (p *pilotRaft) Stats() map[string]string                   { return p.r.Stats() }
+func (p *pilotRaft) State() raft.RaftState                      { return p.r.State() }
+
+func (p *pilotRaft) AddVoter(id raft.ServerID, addr raft.ServerAddress, _ uint64, _ time.Duration) raft.IndexFuture {
+	return p.d.setVoter(string(id), addr, true)
+}
+
+func (p *pilotRaft) DemoteVoter(id raft.ServerID, _ uint64, _ time.Duration) raft.IndexFuture {
+	return p.d.setVoter(string(id), "", false)
+}
+
+// setVoter commits the decision, then changes Raft's configuration.
+func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool) raft.IndexFuture {
+	v := d.cfg.FSM.View()
+	m, ok := v.Member(id)
+	if !ok {
+		return doneFuture{err: fmt.Errorf("%w: %q", raftfsm.ErrUnknownNode, id)}
+	}
+	timeout := d.cfg.ApplyTimeout
+	if !voter {
+		f := d.cfg.Raft.GetConfiguration()
+		if err := f.Error(); err != nil {
+			return doneFuture{err: err}
+		}
+		if !quorumWithout(f.Configuration(), raft.ServerID(id), d.cfg.Tracker) {
+			return doneFuture{err: fmt.Errorf("demoting %q would leave too few voters that answer", id)}
+		}
+	}
+	reason := d.reason(id, voter)
+	if m.Voter != voter {
+		cmd := &messages.Command{TimeUnixNano: time.Now().UnixNano(), Origin: d.cfg.NodeID,
+			Op: &messages.Command_SetVoter{SetVoter: &messages.SetVoter{Id: id, Incarnation: m.Incarnation, Voter: voter, Reason: reason}}}
+		if err := d.commit(cmd, timeout); err != nil {
+			return doneFuture{err: err}
+		}
+	}
+	var fut raft.IndexFuture
+	if voter {
+		fut = d.cfg.Raft.AddVoter(raft.ServerID(id), addr, 0, timeout)
+	} else {
+		fut = d.cfg.Raft.DemoteVoter(raft.ServerID(id), 0, timeout)
+	}
+	if err := fut.Error(); err != nil {
+		return doneFuture{err: err}
+	}
+	if voter {
+		d.cfg.Stats.VoterPromotions.Add(1)
+		d.log.Info("promoted to voter", "peer", id, "reason", reason)
+	} else {
+		d.cfg.Stats.VoterDemotions.Add(1)
+		d.log.Warn("demoted to non-voter", "peer", id, "reason", reason)
+	}
+	return doneFuture{index: fut.Index()}
+}
+
+// commit proposes cmd and waits for its commit (or the pilot's end).
+func (d *pilotDelegate) commit(cmd *messages.Command, timeout time.Duration) error {
+	fut := actor.NewFuture(d.system, timeout)
+	d.prop.propose(cmd, fut.PID())
+	res := make(chan error, 1)
+	go func() {
+		r, err := fut.Result()
+		if err == nil {
+			pr, _ := r.(*messages.ProposeResult)
+			err = ResultError(pr)
+		}
+		res <- err
+	}()
+	select {
+	case err := <-res:
+		return err
+	case <-d.ctx.Done():
+		return d.ctx.Err()
+	}
+}
+
+// reason explains a decision from autopilot's view of the server.
+func (d *pilotDelegate) reason(id string, voter bool) string {
+	st := d.pilot.state.Load()
+	if st == nil {
+		return ""
+	}
+	srv, ok := st.Servers[raft.ServerID(id)]
+	if !ok {
+		return ""
+	}
+	since := time.Since(srv.Health.StableSince).Round(time.Millisecond)
+	if voter {
+		return fmt.Sprintf("healthy for %v: leader contact %v ago, log at %d", since, srv.Stats.LastContact.Round(time.Millisecond), srv.Stats.LastIndex)
+	}
+	why := "its Raft heartbeats fail"
+	switch {
+	case srv.Server.NodeStatus == autopilot.NodeAlive && srv.Stats.LastIndex == 0:
+		why = "it reports no Raft progress"
+	case srv.Server.NodeStatus == autopilot.NodeAlive:
+		why = fmt.Sprintf("leader contact %v ago, log at %d", srv.Stats.LastContact.Round(time.Millisecond), srv.Stats.LastIndex)
+	}
+	return fmt.Sprintf("unhealthy for %v: %s", since, why)
+}
+
+// doneFuture is an already resolved raft future.
+type doneFuture struct {
+	err   error
+	index uint64
+}
+
+func (f doneFuture) Error() error  { return f.err }
+func (f doneFuture) Index() uint64 { return f.index }
