@@ -61,4 +61,10 @@ var (
 	ErrInvalidKey = raftfsm.ErrInvalidKey
 	// ErrValueTooLarge means a custom-data value exceeds 1 MiB.
 	ErrValueTooLarge = raftfsm.ErrValueTooLarge
+	// ErrCallbackStuck is returned by Stop when an event callback did not
+	// return within CallbackStopTimeout. The node is stopped all the same;
+	// the error names each such callback, how long it had been running and
+	// the seq of its event. Go cannot stop the callback: it is abandoned and
+	// keeps running until it returns.
+	ErrCallbackStuck = errors.New("clusterkit: event callback did not return")
 )

@@ -216,19 +216,21 @@ func (ck *ClusterKit) Unsubscribe(pid *actor.PID) error {
 	return ck.register(&actors.Unsubscribe{PID: pid}, nil)
 }
 
-func (ck *ClusterKit) onEvent(name string, kind EventKind, fn func(*messages.Event)) {
-	_ = ck.register(nil, &actors.RegisterCallback{Name: name, Filter: actors.Filter{Kinds: kind}, Fn: fn})
+// onEvent registers fn for events of kind; hook is the On… function, name
+// ends the callback actor's name.
+func (ck *ClusterKit) onEvent(hook, name string, kind EventKind, fn func(*messages.Event)) {
+	_ = ck.register(nil, &actors.RegisterCallback{Name: name, Hook: hook, Filter: actors.Filter{Kinds: kind}, Fn: fn})
 }
 
 // OnPartitionChange calls fn for every PartitionChange, in order, in its own
 // actor: a slow fn delays only itself and a panic is logged and isolated.
 func (ck *ClusterKit) OnPartitionChange(fn func(*PartitionChangeEvent)) {
-	ck.onEvent("partition-change", EventPartitionChange, func(e *messages.Event) { fn(partitionChangeEvent(e.GetPartitionChange())) })
+	ck.onEvent("OnPartitionChange", "partition-change", EventPartitionChange, func(e *messages.Event) { fn(partitionChangeEvent(e.GetPartitionChange())) })
 }
 
 // OnNodeJoin calls fn for every NodeJoin (see OnPartitionChange for the guarantees).
 func (ck *ClusterKit) OnNodeJoin(fn func(*NodeJoinEvent)) {
-	ck.onEvent("node-join", EventNodeJoin, func(e *messages.Event) {
+	ck.onEvent("OnNodeJoin", "node-join", EventNodeJoin, func(e *messages.Event) {
 		j := e.GetNodeJoin()
 		fn(&NodeJoinEvent{Node: nodeOf(j.GetNode()), ClusterSize: int(j.GetClusterSize()), IsBootstrap: j.GetIsBootstrap(), Timestamp: ts(j.GetTimeUnixNano()), Seq: seqOf(j)})
 	})
@@ -236,7 +238,7 @@ func (ck *ClusterKit) OnNodeJoin(fn func(*NodeJoinEvent)) {
 
 // OnNodeRejoin calls fn for every NodeRejoin (see OnPartitionChange for the guarantees).
 func (ck *ClusterKit) OnNodeRejoin(fn func(*NodeRejoinEvent)) {
-	ck.onEvent("node-rejoin", EventNodeRejoin, func(e *messages.Event) {
+	ck.onEvent("OnNodeRejoin", "node-rejoin", EventNodeRejoin, func(e *messages.Event) {
 		r := e.GetNodeRejoin()
 		fn(&NodeRejoinEvent{Node: nodeOf(r.GetNode()), OfflineDuration: time.Duration(r.GetOfflineDurationNanos()),
 			LastSeenAt: ts(r.GetLastSeenUnixNano()), PartitionsBeforeLeave: r.GetPartitionsBeforeLeave(), Timestamp: ts(r.GetTimeUnixNano()), Seq: seqOf(r)})
@@ -245,7 +247,7 @@ func (ck *ClusterKit) OnNodeRejoin(fn func(*NodeRejoinEvent)) {
 
 // OnNodeLeave calls fn for every NodeLeave (see OnPartitionChange for the guarantees).
 func (ck *ClusterKit) OnNodeLeave(fn func(*NodeLeaveEvent)) {
-	ck.onEvent("node-leave", EventNodeLeave, func(e *messages.Event) {
+	ck.onEvent("OnNodeLeave", "node-leave", EventNodeLeave, func(e *messages.Event) {
 		l := e.GetNodeLeave()
 		fn(&NodeLeaveEvent{Node: nodeOf(l.GetNode()), Reason: l.GetReason(), PartitionsOwned: l.GetPartitionsOwned(),
 			PartitionsReplica: l.GetPartitionsReplica(), Timestamp: ts(l.GetTimeUnixNano()), Seq: seqOf(l)})
@@ -254,7 +256,7 @@ func (ck *ClusterKit) OnNodeLeave(fn func(*NodeLeaveEvent)) {
 
 // OnRebalanceStart calls fn when a rebalance starts (see OnPartitionChange for the guarantees).
 func (ck *ClusterKit) OnRebalanceStart(fn func(*RebalanceEvent)) {
-	ck.onEvent("rebalance-start", EventRebalanceStart, func(e *messages.Event) {
+	ck.onEvent("OnRebalanceStart", "rebalance-start", EventRebalanceStart, func(e *messages.Event) {
 		r := e.GetRebalanceStart()
 		fn(rebalanceEvent(r.GetTrigger(), r.GetTriggerNodeId(), r.GetPartitionsToMove(), r.GetNodesAffected(), r.GetTimeUnixNano(), seqOf(r)))
 	})
@@ -263,7 +265,7 @@ func (ck *ClusterKit) OnRebalanceStart(fn func(*RebalanceEvent)) {
 // OnRebalanceComplete calls fn when a rebalance's table is committed, with the
 // time from the start of the rebalance on the leader to its commit here.
 func (ck *ClusterKit) OnRebalanceComplete(fn func(*RebalanceEvent, time.Duration)) {
-	ck.onEvent("rebalance-complete", EventRebalanceComplete, func(e *messages.Event) {
+	ck.onEvent("OnRebalanceComplete", "rebalance-complete", EventRebalanceComplete, func(e *messages.Event) {
 		r := e.GetRebalanceComplete()
 		fn(rebalanceEvent(r.GetTrigger(), r.GetTriggerNodeId(), r.GetPartitionsMoved(), r.GetNodesAffected(), r.GetTimeUnixNano(), seqOf(r)),
 			time.Duration(r.GetDurationNanos()))
@@ -272,7 +274,7 @@ func (ck *ClusterKit) OnRebalanceComplete(fn func(*RebalanceEvent, time.Duration
 
 // OnClusterHealthChange calls fn when the cluster's health status changes.
 func (ck *ClusterKit) OnClusterHealthChange(fn func(*ClusterHealthEvent)) {
-	ck.onEvent("cluster-health", EventClusterHealthChange, func(e *messages.Event) {
+	ck.onEvent("OnClusterHealthChange", "cluster-health", EventClusterHealthChange, func(e *messages.Event) {
 		h := e.GetClusterHealthChange()
 		fn(&ClusterHealthEvent{HealthyNodes: int(h.GetHealthyNodes()), UnhealthyNodes: int(h.GetUnhealthyNodes()), TotalNodes: int(h.GetTotalNodes()),
 			Status: h.GetStatus(), UnhealthyNodeIDs: h.GetUnhealthyNodeIds(), Timestamp: ts(h.GetTimeUnixNano()), PreviousStatus: h.GetPreviousStatus(),
@@ -282,7 +284,7 @@ func (ck *ClusterKit) OnClusterHealthChange(fn func(*ClusterHealthEvent)) {
 
 // OnCustomDataChange calls fn for every custom-data write and delete.
 func (ck *ClusterKit) OnCustomDataChange(fn func(*CustomDataChangeEvent)) {
-	ck.onEvent("custom-data", EventCustomDataChange, func(e *messages.Event) {
+	ck.onEvent("OnCustomDataChange", "custom-data", EventCustomDataChange, func(e *messages.Event) {
 		c := e.GetCustomDataChange()
 		fn(&CustomDataChangeEvent{Key: c.GetKey(), Value: c.GetValue(), Version: c.GetVersion(), Deleted: c.GetDeleted(), Timestamp: ts(c.GetTimeUnixNano()), Seq: seqOf(c)})
 	})

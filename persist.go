@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"errors"
+	"os"
 	"strconv"
 	"sync"
 	"time"
@@ -133,6 +134,12 @@ func (s *snapshotter) close() {
 func (ck *ClusterKit) snapshotIfBehind(threshold uint64) {
 	last, _ := strconv.ParseUint(ck.raft.Stats()["last_snapshot_index"], 10, 64)
 	if ck.fsm.AppliedIndex() <= last+threshold {
+		return
+	}
+	// The data directory may have been removed under the node (a test's
+	// cleanup, an operator): a snapshot would create it again.
+	if _, err := os.Stat(ck.opts.DataDir); err != nil {
+		ck.log.Debug("data directory unusable; snapshot skipped", "data_dir", ck.opts.DataDir, "error", err)
 		return
 	}
 	start := time.Now()

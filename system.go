@@ -71,6 +71,7 @@ type ClusterKit struct {
 	root             *actor.PID
 	pendingSubs      []*actors.Subscribe
 	pendingCallbacks []*actors.RegisterCallback
+	callbacks        *actors.CallbackRegistry
 
 	// Set by Start before the node is visible to other goroutines.
 	raft        *raft.Raft
@@ -140,6 +141,7 @@ func New(opts Options) (*ClusterKit, error) {
 		refused:   make(chan error, 1),
 		done:      make(chan struct{}),
 		tracker:   actors.NewPeerTracker(),
+		callbacks: actors.NewCallbackRegistry(),
 	}
 	ck.life = actors.NewLife(ck.membershipChanged)
 	if ck.network == nil {
@@ -563,6 +565,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		ApplyTimeout:     DefaultApplyTimeout,
 		Subscriptions:    subs,
 		Callbacks:        cbs,
+		CallbackRegistry: ck.callbacks,
 		LastDelivered:    ck.delivered,
 		Tap:              func(e *messages.Event) { ck.eventLog.Load().Append(e) },
 		PersistDelivered: persistFunc(ck.persister),
@@ -776,7 +779,11 @@ func (ck *ClusterKit) checkConfig(c *messages.ClusterConfig) error {
 
 // Stop stops this node without leaving the cluster (a restart in place keeps
 // its membership). It is idempotent and waits until every goroutine the node
-// started has ended.
+// started has ended, with one exception: event callbacks get no new event
+// once Stop is called, and those in a call get CallbackStopTimeout to
+// return. A callback still running then is abandoned (it keeps running until
+// it returns), and Stop, having stopped everything else, returns an error
+// wrapping ErrCallbackStuck that names it; every later Stop returns the same.
 func (ck *ClusterKit) Stop() error {
 	ck.stopOnce.Do(func() {
 		ck.stopErr = ck.stop()
@@ -810,6 +817,10 @@ func (ck *ClusterKit) stop() error {
 	ck.mu.Lock()
 	ck.stopped = true
 	ck.mu.Unlock()
+	// Callbacks start no new call from now on; calls in progress may run
+	// until the deadline while the rest stops.
+	ck.callbacks.StopCalls()
+	callbacksDeadline := time.Now().Add(CallbackStopTimeout)
 	wasRunning := ck.running.Swap(false)
 	var errs []error
 	if wasRunning {
@@ -828,8 +839,8 @@ func (ck *ClusterKit) stop() error {
 		// Actors first, raft second: raft must still run while the actors
 		// drain the proposals they handed it (a future queued in raft at
 		// shutdown is never resolved, hashicorp/raft#498).
-		if err := ck.system.Root.StopFuture(ck.root).Wait(); err != nil {
-			errs = append(errs, fmt.Errorf("stop actors: %w", err))
+		if err := ck.stopActors(callbacksDeadline); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if ck.snapshots != nil {

@@ -79,6 +79,8 @@ type Config struct {
 	// Subscriptions and Callbacks registered before start.
 	Subscriptions []*Subscribe
 	Callbacks     []*RegisterCallback
+	// CallbackRegistry, when set, tracks the callback actors for Stop.
+	CallbackRegistry *CallbackRegistry
 }
 
 func (c *Config) now() int64 { return time.Now().UnixNano() }

@@ -187,11 +187,13 @@ type callbackActor struct {
 	fn    func(*messages.Event)
 	log   *slog.Logger
 	stats *Stats
+	state *callbackState
 }
 
 func (c *callbackActor) Receive(ctx actor.Context) {
-	if e, ok := ctx.Message().(*messages.Event); ok {
+	if e, ok := ctx.Message().(*messages.Event); ok && c.state.begin(e) {
 		c.call(e)
+		c.state.end()
 	}
 }
 

@@ -38,7 +38,10 @@ type Unsubscribe struct {
 // RegisterCallback spawns an internal actor that calls Fn for every matching
 // event, in order and panic-isolated; the reply is the actor's *actor.PID.
 type RegisterCallback struct {
-	Name   string
+	Name string
+	// Hook is the function that registered the callback (OnPartitionChange,
+	// ...), to name it when it blocks Stop.
+	Hook   string
 	Filter Filter
 	Fn     func(*messages.Event)
 }

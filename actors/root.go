@@ -56,9 +56,14 @@ func (r *rootActor) spawnCallback(ctx actor.Context, msg *RegisterCallback) (*ac
 		name += "-" + msg.Name
 	}
 	fn, log, stats := msg.Fn, r.cfg.Logger.With("callback", name), r.cfg.Stats
-	return ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &callbackActor{fn: fn, log: log, stats: stats}
+	state := r.cfg.CallbackRegistry.add(name, msg.Hook)
+	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
+		return &callbackActor{fn: fn, log: log, stats: stats, state: state}
 	}, actor.WithMailbox(actor.Unbounded())), name)
+	if err == nil {
+		state.setPID(pid)
+	}
+	return pid, err
 }
 
 func (r *rootActor) spawnChildren(ctx actor.Context) {

@@ -44,7 +44,8 @@ func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
 		return nil, errors.Join(fmt.Errorf("open snapshots in %s: %w", dataDir, err), w.Close())
 	}
 	stable := &closingStable{StableStore: w}
-	return &Stores{Log: w, Stable: stable, Snapshots: snaps, close: func() error {
+	guarded := &noRecreate{SnapshotStore: snaps, dir: filepath.Join(dataDir, "raft", "snapshots")}
+	return &Stores{Log: w, Stable: stable, Snapshots: guarded, close: func() error {
 		stable.mu.Lock() // waits for a write in progress
 		stable.closed = true
 		stable.mu.Unlock()
@@ -79,6 +80,24 @@ func (s *closingStable) SetUint64(key []byte, val uint64) error {
 		return nil
 	}
 	return s.StableStore.SetUint64(key, val)
+}
+
+// noRecreate refuses to take a snapshot once the snapshot directory is gone
+// (the data directory was removed under the node, typically by a test's
+// cleanup): raft's file store would create the whole path again with
+// MkdirAll and leave a stray data directory behind. The error wraps
+// fs.ErrNotExist.
+type noRecreate struct {
+	raft.SnapshotStore
+	dir string
+}
+
+func (s *noRecreate) Create(version raft.SnapshotVersion, index, term uint64, configuration raft.Configuration,
+	configurationIndex uint64, trans raft.Transport) (raft.SnapshotSink, error) {
+	if _, err := os.Stat(s.dir); err != nil {
+		return nil, fmt.Errorf("snapshot directory unusable, not recreating it: %w", err)
+	}
+	return s.SnapshotStore.Create(version, index, term, configuration, configurationIndex, trans)
 }
 
 // Close releases the stores.

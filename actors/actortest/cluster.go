@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,7 @@ type Cluster struct {
 	t   testing.TB
 	net *memnet.Network
 	s   settings
+	dir string // the nodes' data directories live under it ("" in memory)
 
 	mu    sync.Mutex
 	nodes []*member
@@ -96,6 +98,12 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	}
 	c := &Cluster{t: t, net: memnet.New(s.seed), s: s}
+	if !s.inMemory {
+		// Created before stopAll is registered: cleanups run last-in
+		// first-out, so every node stops before its directory is removed
+		// (a node stopping on a removed directory would recreate it).
+		c.dir = t.TempDir()
+	}
 	t.Cleanup(c.stopAll)
 	for range n {
 		c.AddNode()
@@ -126,8 +134,8 @@ func (c *Cluster) options(i int) clusterkit.Options {
 	o.Network = c.net.Host(c.host(i))
 	o.Logger = logger()
 	FastTimings(&o)
-	if !c.s.inMemory {
-		o.DataDir = c.t.TempDir()
+	if c.dir != "" {
+		o.DataDir = filepath.Join(c.dir, o.NodeID)
 	}
 	for _, f := range c.s.configure {
 		f(i, &o)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/actors/actortest"
+	"github.com/clusterkit/clusterkit/internal/tmpcheck"
 )
 
 // A recorded history of custom-data operations, checked for linearizability
@@ -482,7 +483,7 @@ func (h *cdHistory) verify(final []cdFinal, streams []*cdStream, cover *cdStream
 	if rep.Result == porcupine.Illegal {
 		_, info := porcupine.CheckOperationsVerbose(cdModel, ops, timeout)
 		path := "(could not write the visualization)"
-		if f, err := os.CreateTemp("", "clusterkit-customdata-*.html"); err == nil {
+		if f, err := os.CreateTemp(tmpcheck.ArtifactDir(), "clusterkit-customdata-*.html"); err == nil {
 			f.Close()
 			if err := porcupine.VisualizePath(cdModel, info, f.Name()); err == nil {
 				path = f.Name()

@@ -4,7 +4,12 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/clusterkit/clusterkit/internal/tmpcheck"
 )
+
+// TestMain fails the run if a test leaves anything in the temporary directory.
+func TestMain(m *testing.M) { tmpcheck.Main(m) }
 
 // TestDemo runs the whole narrated demo: five nodes, two kills, a restart, a
 // failover. It fails if any step times out or disagrees, and if a goroutine

@@ -17,6 +17,7 @@ import (
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 	"github.com/clusterkit/clusterkit/internal/proctest"
+	"github.com/clusterkit/clusterkit/internal/tmpcheck"
 )
 
 // These tests run the kv binary as real processes on loopback, so that
@@ -24,11 +25,9 @@ import (
 
 var kvBin = proctest.Binary{Pkg: "."}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	kvBin.Remove()
-	os.Exit(code)
-}
+// TestMain removes the binary built for the tests, then fails the run if a
+// test left anything else in the temporary directory.
+func TestMain(m *testing.M) { tmpcheck.Main(m, kvBin.Remove) }
 
 // fastArgs: quick Raft and failure detection (a crashed node is removed
 // within about a second).

@@ -16,6 +16,7 @@ import (
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 	"github.com/clusterkit/clusterkit/internal/proctest"
+	"github.com/clusterkit/clusterkit/internal/tmpcheck"
 )
 
 // These tests run the node binary as real processes on loopback, so that
@@ -23,11 +24,9 @@ import (
 
 var nodeBin = proctest.Binary{Pkg: "."}
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	nodeBin.Remove()
-	os.Exit(code)
-}
+// TestMain removes the binary built for the tests, then fails the run if a
+// test left anything else in the temporary directory.
+func TestMain(m *testing.M) { tmpcheck.Main(m, nodeBin.Remove) }
 
 func binary(t *testing.T) string { return nodeBin.Path(t) }
 

@@ -1,0 +1,158 @@
+package actors
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// CallbackRegistry knows the node's Go callbacks and which of them is in a
+// call, so that Stop can refuse them new events, wait for the calls in
+// progress and name those that do not return. A call costs the delivery
+// path a clock read and a few atomic operations.
+type CallbackRegistry struct {
+	base     time.Time // call start times are measured from it (monotonic)
+	stopping atomic.Bool
+	wake     chan struct{} // a call ended after StopCalls
+
+	mu  sync.Mutex
+	all []*callbackState
+}
+
+// NewCallbackRegistry returns an empty registry.
+func NewCallbackRegistry() *CallbackRegistry {
+	return &CallbackRegistry{base: time.Now(), wake: make(chan struct{}, 1)}
+}
+
+// RunningCallback is a callback in a call.
+type RunningCallback struct {
+	// Hook is the function that registered the callback (OnPartitionChange,
+	// ...), or its registered name when it has none.
+	Hook string
+	// Name is the callback actor's name (callback-<n>-<name>).
+	Name string
+	PID  *actor.PID
+	// For is how long the call has been running.
+	For time.Duration
+	// Seq is the seq of the event the call is on.
+	Seq Seq
+}
+
+type callbackState struct {
+	reg        *CallbackRegistry
+	name, hook string
+	pid        *actor.PID // set once spawned; guarded by reg.mu
+
+	// since is when the current call started, as time since reg.base plus
+	// one; 0 between calls.
+	since atomic.Int64
+	event atomic.Pointer[messages.Event] // of the current or last call
+}
+
+// add registers a callback actor about to be spawned. A nil registry
+// tracks nothing.
+func (r *CallbackRegistry) add(name, hook string) *callbackState {
+	if r == nil {
+		r = NewCallbackRegistry() // private: nobody ever reads it
+	}
+	s := &callbackState{reg: r, name: name, hook: hook}
+	r.mu.Lock()
+	r.all = append(r.all, s)
+	r.mu.Unlock()
+	return s
+}
+
+func (s *callbackState) setPID(pid *actor.PID) {
+	s.reg.mu.Lock()
+	s.pid = pid
+	s.reg.mu.Unlock()
+}
+
+// begin marks the start of a call on e; false means the node is stopping
+// and the call must not happen. It publishes the call before it reads the
+// stop flag, and StopCalls sets the flag before it looks at the calls: a
+// call is either refused or seen by Stop.
+func (s *callbackState) begin(e *messages.Event) bool {
+	s.event.Store(e)
+	s.since.Store(int64(time.Since(s.reg.base)) + 1)
+	if s.reg.stopping.Load() {
+		s.end()
+		return false
+	}
+	return true
+}
+
+// end marks the end of a call.
+func (s *callbackState) end() {
+	s.since.Store(0)
+	if s.reg.stopping.Load() {
+		select {
+		case s.reg.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// StopCalls makes every callback skip the events it has not started yet,
+// now and for good.
+func (r *CallbackRegistry) StopCalls() { r.stopping.Store(true) }
+
+// Running returns the callbacks in a call.
+func (r *CallbackRegistry) Running() []RunningCallback {
+	now := int64(time.Since(r.base)) + 1
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []RunningCallback
+	for _, s := range r.all {
+		since := s.since.Load()
+		if since == 0 {
+			continue
+		}
+		rc := RunningCallback{Hook: s.hook, Name: s.name, PID: s.pid, For: time.Duration(now - since)}
+		if rc.Hook == "" {
+			rc.Hook = s.name
+		}
+		if e := s.event.Load(); e != nil {
+			if p := Payload(e); p != nil {
+				rc.Seq = SeqOf(p)
+			}
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+// Idle returns the callback actors that are not in a call.
+func (r *CallbackRegistry) Idle() []*actor.PID {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*actor.PID
+	for _, s := range r.all {
+		if s.pid != nil && s.since.Load() == 0 {
+			out = append(out, s.pid)
+		}
+	}
+	return out
+}
+
+// WaitIdle waits, after StopCalls, until no callback is in a call or until
+// deadline, and returns those still in one.
+func (r *CallbackRegistry) WaitIdle(deadline time.Time) []RunningCallback {
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for {
+		running := r.Running()
+		if len(running) == 0 {
+			return nil
+		}
+		select {
+		case <-r.wake:
+		case <-timer.C:
+			return r.Running()
+		}
+	}
+}
