@@ -38,12 +38,12 @@ type stateActor struct {
 	ready      bool // leader and caught up (barrier passed)
 
 	// registration of this node
-	regInFlight   bool
-	regBackoff    time.Duration
-	regTimer      *time.Timer
-	seedNext      int
-	leaderHint    string // leader address named by a refused join
-	viaHint       bool   // the join in flight went to leaderHint
+	regInFlight bool
+	regBackoff  time.Duration
+	regTimer    *time.Timer
+	seedNext    int
+	leaderHint  string // leader address named by a refused join
+	viaHint     bool   // the join in flight went to leaderHint
 
 	// finding out about its own removal while no leader talks to it
 	leaderlessSince time.Time

@@ -71,9 +71,9 @@ func startPilot(cfg *Config, system *actor.ActorSystem, prop *proposer, logger *
 
 // pilotInterval is how often autopilot refreshes the servers' health and
 // reconciles the voters: a quarter of the stabilisation window, within
-// [25 ms, 500 ms].
+// [100 ms, 500 ms].
 func pilotInterval(stabilization time.Duration) time.Duration {
-	return min(max(stabilization/4, 25*time.Millisecond), 500*time.Millisecond)
+	return min(max(stabilization/4, 100*time.Millisecond), 500*time.Millisecond)
 }
 
 // stop stops autopilot and waits for its goroutines (nil-safe).
@@ -180,7 +180,9 @@ func (d *pilotDelegate) FetchServerStats(ctx context.Context, servers map[raft.S
 	for id, srv := range servers {
 		if string(id) == d.cfg.NodeID {
 			term, _ := strconv.ParseUint(d.cfg.Raft.Stats()["last_log_term"], 10, 64)
+			mu.Lock()
 			out[id] = &autopilot.ServerStats{LastTerm: term, LastIndex: d.cfg.Raft.LastIndex()}
+			mu.Unlock()
 			continue
 		}
 		nonce, member := v.Nonce(string(id))

@@ -25,6 +25,7 @@ type settings struct {
 	setup     []func(i int, ck *clusterkit.ClusterKit)
 	inMemory  bool
 	leakCheck bool
+	noVoters  bool
 }
 
 // Seed makes the network's random decisions (drops, delay jitter)
@@ -47,6 +48,11 @@ func Setup(f func(i int, ck *clusterkit.ClusterKit)) Option {
 // InMemory runs nodes without a data directory: a restarted node comes back
 // empty and rejoins.
 func InMemory() Option { return func(s *settings) { s.inMemory = true } }
+
+// NoVoterWait makes NewCluster, AddNode and Restart return as soon as the
+// node is ready, without waiting for the leader to promote it to voter (for
+// tests of the learner window; see WaitVoters).
+func NoVoterWait() Option { return func(s *settings) { s.noVoters = true } }
 
 // NoLeakCheck turns off the goroutine-leak check at the end of the test
 // (for tests that share the process with other long-lived goroutines).
@@ -81,6 +87,7 @@ func FastTimings(o *clusterkit.Options) {
 	o.Raft.CommitTimeout = 5 * time.Millisecond
 	o.RebalanceDelay = 20 * time.Millisecond
 	o.StartTimeout = 30 * time.Second
+	o.VoterStabilization = 200 * time.Millisecond
 }
 
 // NewCluster starts n nodes: node 0 bootstraps, the others join it. It
@@ -106,9 +113,57 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	t.Cleanup(c.stopAll)
 	for range n {
-		c.AddNode()
+		c.addNode(false)
 	}
+	c.waitVoters()
 	return c
+}
+
+// waitVoters waits for the voters unless the test said not to.
+func (c *Cluster) waitVoters() {
+	if !c.s.noVoters {
+		c.WaitVoters(30 * time.Second)
+	}
+}
+
+// WaitVoters waits until the live nodes have their votes: min(live members,
+// MaxVoters) of them are voters in the committed membership, and the
+// leader's Raft configuration has as many voters as the membership. Every
+// node joins as a non-voter and is promoted once it has been healthy for
+// VoterStabilization: until then, losing a voter may cost the quorum.
+func (c *Cluster) WaitVoters(timeout time.Duration) {
+	c.t.Helper()
+	c.waitFor(timeout, "the live members to be voters", func() bool {
+		live := map[string]bool{}
+		var leader *clusterkit.ClusterKit
+		for _, i := range c.Live() {
+			ck := c.Node(i)
+			live[ck.GetMyNodeID()] = true
+			if ck.HealthCheck().IsLeader {
+				leader = ck
+			}
+		}
+		if leader == nil {
+			return false
+		}
+		cl := leader.GetCluster()
+		if cl.Config == nil {
+			return false
+		}
+		members, liveVoters, voters := 0, 0, 0
+		for _, n := range cl.Nodes {
+			if n.Voter {
+				voters++
+			}
+			if live[n.ID] {
+				members++
+				if n.Voter {
+					liveVoters++
+				}
+			}
+		}
+		return liveVoters >= min(members, cl.Config.MaxVoters) && leader.HealthCheck().Voters == voters
+	})
 }
 
 func (c *Cluster) addr(i int) string { return fmt.Sprintf("n%d:7000", i+1) }
@@ -175,8 +230,15 @@ func (c *Cluster) start(m *member) {
 }
 
 // AddNode starts one more node that joins through the live nodes, and
-// returns its index.
+// returns its index once it is ready and (unless NoVoterWait) the live
+// members have their votes.
 func (c *Cluster) AddNode() int {
+	c.t.Helper()
+	i := c.addNode(true)
+	return i
+}
+
+func (c *Cluster) addNode(wait bool) int {
 	c.t.Helper()
 	c.mu.Lock()
 	i := len(c.nodes)
@@ -185,6 +247,9 @@ func (c *Cluster) AddNode() int {
 	c.nodes = append(c.nodes, m)
 	c.mu.Unlock()
 	c.start(m)
+	if wait {
+		c.waitVoters()
+	}
 	return i
 }
 
@@ -281,6 +346,7 @@ func (c *Cluster) Restart(i int) {
 	m.opts = opts
 	c.mu.Unlock()
 	c.start(m)
+	c.waitVoters()
 }
 
 // Leave makes node i leave the cluster for good.

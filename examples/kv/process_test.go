@@ -143,6 +143,40 @@ func waitMembers(t *testing.T, procs []*kvProc, n int) {
 	})
 }
 
+// waitVoters waits until every listed process reports n voters. Joiners
+// start as non-voters and are promoted once healthy for the stabilisation
+// window: a node killed before that may take the quorum with it.
+func waitVoters(t *testing.T, procs []*kvProc, n int) {
+	t.Helper()
+	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("%d voters on every node", n), func() bool {
+		for _, p := range procs {
+			resp, err := probe.Get("http://" + p.http + "/cluster")
+			if err != nil {
+				return false
+			}
+			var doc struct {
+				Cluster struct {
+					Nodes []struct {
+						Voter bool `json:"voter"`
+					} `json:"nodes"`
+				} `json:"cluster"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&doc)
+			resp.Body.Close()
+			voters := 0
+			for _, m := range doc.Cluster.Nodes {
+				if m.Voter {
+					voters++
+				}
+			}
+			if err != nil || voters != n {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
@@ -259,6 +293,7 @@ func killRestartKill(t *testing.T, removed bool) {
 		p.launch(t, append([]string{"-join", procs[0].http}, args...)...)
 	}
 	waitMembers(t, procs, 3)
+	waitVoters(t, procs, 3)
 	for _, p := range procs {
 		waitLoaded(t, p, 64) // RF 3 on 3 nodes: every node holds every partition
 	}
@@ -288,6 +323,7 @@ func killRestartKill(t *testing.T, removed bool) {
 	// when failure detection removed it).
 	first.launch(t, append([]string{"-join", procs[1].http + "," + procs[2].http}, args...)...)
 	waitMembers(t, procs, 3)
+	waitVoters(t, procs, 3)
 	waitLoaded(t, first, 64)
 	first.mustLog(t, "this node rejoined")
 	checkAll(t, first.id+" directly after its restart", want, direct(first))
