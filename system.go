@@ -74,26 +74,26 @@ type ClusterKit struct {
 	callbacks        *actors.CallbackRegistry
 
 	// Set by Start before the node is visible to other goroutines.
-	raft        *raft.Raft
-	stores      *raftfsm.Stores
-	network     Network
-	mux         *mux.Mux
-	stream      *raftfsm.StreamLayer
-	transport   *raft.NetworkTransport
-	peers       *rpc.Client
-	refused     chan error
-	ln          net.Listener
-	server      *http.Server
-	serverDone  chan struct{}
-	advertise   string
-	life        *actors.Life
-	tracker     *actors.PeerTracker
-	resumed     bool          // started from its own persisted Raft state
-	identity    nodefile.File // the node file (zero without a DataDir)
-	identityMu  sync.Mutex
-	lastAlive   int64
-	delivered   actors.Seq // last delivered event seq before this start
-	lastSeq     struct {
+	raft       *raft.Raft
+	stores     *raftfsm.Stores
+	network    Network
+	mux        *mux.Mux
+	stream     *raftfsm.StreamLayer
+	transport  *raft.NetworkTransport
+	peers      *rpc.Client
+	refused    chan error
+	ln         net.Listener
+	server     *http.Server
+	serverDone chan struct{}
+	advertise  string
+	life       *actors.Life
+	tracker    *actors.PeerTracker
+	resumed    bool          // started from its own persisted Raft state
+	identity   nodefile.File // the node file (zero without a DataDir)
+	identityMu sync.Mutex
+	lastAlive  int64
+	delivered  actors.Seq // last delivered event seq before this start
+	lastSeq    struct {
 		sync.Mutex
 		actors.Seq
 	}
