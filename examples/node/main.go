@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -35,6 +36,15 @@ import (
 func env(name, def string) string {
 	if v := os.Getenv(name); v != "" {
 		return v
+	}
+	return def
+}
+
+// envBool reads a boolean environment variable ("true", "false", "1", "0",
+// ...), def when unset or unreadable.
+func envBool(name string, def bool) bool {
+	if b, err := strconv.ParseBool(os.Getenv(name)); err == nil {
+		return b
 	}
 	return def
 }
@@ -64,6 +74,8 @@ func run(args []string) error {
 		partitions  = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
 		rf          = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
 		maxVoters   = fs.Int("max-voters", d.MaxVoters, "maximum Raft voters")
+		voterStab   = fs.Duration("voter-stabilization", d.VoterStabilization, "how long a joiner must be healthy before it becomes a Raft voter")
+		autoRejoin  = fs.Bool("auto-rejoin", envBool("AUTO_REJOIN", true), "rejoin as a new life after finding out failure detection removed this node (env AUTO_REJOIN)")
 		dataDir     = fs.String("data-dir", env("DATA_DIR", ""), "data directory (env DATA_DIR); empty keeps everything in memory")
 		hcEnabled   = fs.Bool("health-check", d.HealthCheck.Enabled, "enable failure detection")
 		hcInterval  = fs.Duration("health-interval", d.HealthCheck.Interval, "probe interval")
@@ -104,6 +116,10 @@ func run(args []string) error {
 	o.NodeID, o.HTTPAddr, o.NodeName, o.AdvertiseAddr = *id, *httpAddr, *name, *advertise
 	o.Bootstrap, o.ClusterName, o.PartitionCount, o.ReplicationFactor = *bootstrap, *cluster, *partitions, *rf
 	o.MaxVoters, o.DataDir, o.AuthToken, o.Logger = *maxVoters, *dataDir, *token, logger
+	o.VoterStabilization = *voterStab
+	if !*autoRejoin {
+		o.AutoRejoin = clusterkit.AutoRejoinOff
+	}
 	o.HealthCheck = clusterkit.HealthCheckConfig{Enabled: *hcEnabled, Disable: !*hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout,
 		FailureThreshold: *hcThreshold, RemovalGrace: *hcGrace}
 	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
