@@ -66,11 +66,7 @@ func (ck *ClusterKit) memberStatus(id string) *messages.MemberStatusResponse {
 		nonce, _ := v.Nonce(id)
 		resp.Member = &messages.Member{Id: m.ID, Name: m.Name, Address: m.IP, Incarnation: m.Incarnation, Nonce: nonce, Voter: m.Voter}
 	} else if d, ok := v.Departed(id); ok {
-		resp.Departed = &messages.DepartedMember{
-			Member:         &messages.Member{Id: id, Incarnation: d.Incarnation, Nonce: d.Nonce},
-			LeftAtUnixNano: d.At.UnixNano(), Reason: d.Reason, RemovedBy: d.RemovedBy, Index: d.Index,
-			PartitionsPrimary: d.PartitionsPrimary, PartitionsReplica: d.PartitionsReplica,
-		}
+		resp.Departed = d.Record()
 	}
 	return resp
 }

@@ -147,17 +147,20 @@ type HealthStatus struct {
 	LastSync       time.Time `json:"last_sync"`
 	Uptime         string    `json:"uptime"`
 
-	Ready                     bool     `json:"ready"`
-	ClusterStatus             string   `json:"cluster_status"` // healthy, degraded, critical, unknown
-	Leader                    string   `json:"leader"`
-	LeaderAddress             string   `json:"leader_address"`
-	Term                      uint64   `json:"term"`
-	CommitIndex               uint64   `json:"commit_index"`
-	AppliedIndex              uint64   `json:"applied_index"`
-	LastLogIndex              uint64   `json:"last_log_index"`
-	TableVersion              uint64   `json:"table_version"`
-	Voters                    int      `json:"voters"`
-	NonVoters                 int      `json:"non_voters"`
+	Ready         bool   `json:"ready"`
+	ClusterStatus string `json:"cluster_status"` // healthy, degraded, critical, unknown
+	Leader        string `json:"leader"`
+	LeaderAddress string `json:"leader_address"`
+	Term          uint64 `json:"term"`
+	CommitIndex   uint64 `json:"commit_index"`
+	AppliedIndex  uint64 `json:"applied_index"`
+	LastLogIndex  uint64 `json:"last_log_index"`
+	TableVersion  uint64 `json:"table_version"`
+	Voters        int    `json:"voters"`
+	NonVoters     int    `json:"non_voters"`
+	// VoterIDs and NonVoterIDs are Raft's configuration as this node knows it.
+	VoterIDs                  []string `json:"voter_ids"`
+	NonVoterIDs               []string `json:"non_voter_ids"`
 	UnhealthyNodeIDs          []string `json:"unhealthy_node_ids"`
 	UnderReplicatedPartitions int      `json:"under_replicated_partitions"`
 	UnownedPartitions         int      `json:"unowned_partitions"`
@@ -182,7 +185,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		Uptime: time.Since(ck.createdAt).Round(time.Second).String(), ClusterStatus: h.Status,
 		Leader: rs.LeaderID, LeaderAddress: rs.LeaderAddress, Term: rs.Term, CommitIndex: rs.CommitIndex,
 		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex, TableVersion: v.TableVersion(),
-		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
+		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), VoterIDs: rs.Voters, NonVoterIDs: rs.NonVoters, UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
 		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
 		ClusterID: ck.ClusterID(), Incarnation: ck.life.Status().Incarnation,
 	}

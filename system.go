@@ -742,8 +742,14 @@ func (ck *ClusterKit) waitReady() error {
 	}
 }
 
-// registered reports whether v has this process's current life as a member.
+// registered reports whether v has this process's current life as a member
+// (and the node has not learned otherwise from another member: a removed
+// node's own state may still list it).
 func (ck *ClusterKit) registered(v *raftfsm.View) bool {
+	switch ck.life.Status().State {
+	case actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused:
+		return false
+	}
 	n, ok := v.Nonce(ck.opts.NodeID)
 	return ok && n == ck.life.Nonce()
 }

@@ -110,7 +110,7 @@ func (s *stateActor) ensureRegistered() {
 		return
 	}
 	if d, ok := s.removal(v); ok {
-		if !s.removed(d, false) {
+		if !s.removed(d) {
 			return
 		}
 	}
@@ -194,10 +194,12 @@ func (s *stateActor) rejoinAllowed(reason string) bool {
 const removalForgotten = "unknown (no longer on record)"
 
 // removed handles the discovery that this life was removed: it logs it once,
-// reports it, and starts a new life when rejoining is allowed (reported by
-// the result). synthesize delivers this life's NodeLeave locally (the node
-// learned it from another member, not from its own log).
-func (s *stateActor) removed(d raftfsm.Departure, synthesize bool) bool {
+// reports it, delivers the life's own NodeLeave, and starts a new life when
+// rejoining is allowed (reported by the result). The NodeLeave is handed to
+// the partitions actor ahead of the new life: it delivers it unless the
+// removal entry already did (the node may learn of its removal from another
+// member, or from the state before the entry reaches the dispatcher).
+func (s *stateActor) removed(d raftfsm.Departure) bool {
 	st := Membership{State: MemberRemoved, Incarnation: d.Incarnation, Reason: d.Reason, RemovedBy: d.RemovedBy, Index: d.Index}
 	if s.cfg.Life.set(st) {
 		rejoin := s.rejoinAllowed(d.Reason)
@@ -211,23 +213,18 @@ func (s *stateActor) removed(d raftfsm.Departure, synthesize bool) bool {
 		s.log.Warn("this node was removed from the cluster; "+what, "reason", d.Reason, "removed_by", d.RemovedBy,
 			"index", d.Index, "incarnation", d.Incarnation)
 	}
-	if synthesize {
-		s.system.Root.Send(s.partitions, &selfRemoved{nonce: s.cfg.Life.Nonce(), event: s.leaveEvent(d)})
+	if d.Index != 0 {
+		s.system.Root.Send(s.partitions, &selfRemoved{nonce: s.cfg.Life.Nonce(), event: d.LeaveEvent()})
 	}
 	if !s.rejoinAllowed(d.Reason) {
 		return false
 	}
 	s.cfg.Life.renew()
+	s.system.Root.Send(s.partitions, &lifeRenewed{nonce: s.cfg.Life.Nonce()})
 	s.cfg.Stats.Rejoins.Add(1)
 	return true
 }
 
-// leaveEvent is the NodeLeave of this life's removal, as the log derives it.
-func (s *stateActor) leaveEvent(d raftfsm.Departure) *messages.Event {
-	self := s.cfg.Self
-	return d.LeaveEvent(&messages.NodeInfo{Id: s.cfg.NodeID, Name: self.GetName(), Address: self.GetAddress(),
-		Services: self.GetServices(), Status: raftfsm.StatusActive})
-}
 
 // fence stops this process from claiming membership: a newer life of its ID
 // is a member. It is logged once and reported (not ready); the process stays

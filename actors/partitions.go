@@ -25,7 +25,14 @@ type partitionsActor struct {
 	// new life is admitted. Every node thus delivers the same events from
 	// its own registration on, and never an event twice.
 	openFor uint64
+	// nonce is the current life's, as the state actor announced it in this
+	// mailbox: entries forwarded before a new life began are judged by the
+	// life that saw them.
+	nonce uint64
 }
+
+// lifeRenewed tells the partitions actor that the node began a new life.
+type lifeRenewed struct{ nonce uint64 }
 
 // selfRemoved tells the partitions actor that the node learned from another
 // member (not from its own log) that its life nonce was removed: it delivers
@@ -43,12 +50,16 @@ func (p *partitionsActor) Receive(ctx actor.Context) {
 	switch msg := ctx.Message().(type) {
 	case *actor.Started:
 		p.hooks = sibling(ctx.Parent(), "hooks")
+		p.nonce = p.cfg.Life.Nonce()
 		if p.registered(p.cfg.FSM.View()) {
-			p.openFor = p.cfg.Life.Nonce()
+			p.openFor = p.nonce
 		}
+	case *lifeRenewed:
+		p.nonce = msg.nonce
 	case *raftfsm.Applied:
 		p.applied(ctx, msg)
 	case *selfRemoved:
+		p.log.Debug("own removal learned from a member", "open_for", p.openFor, "nonce", msg.nonce, "index", SeqOf(Payload(msg.event)).Index)
 		if p.openFor == msg.nonce && msg.nonce != 0 {
 			p.cfg.Stats.EventsPublished[kindBit(KindOf(msg.event))].Add(1)
 			p.cfg.Stats.Emitted.Store(SeqOf(Payload(msg.event)).Index)
@@ -60,12 +71,12 @@ func (p *partitionsActor) Receive(ctx actor.Context) {
 
 func (p *partitionsActor) registered(v *raftfsm.View) bool {
 	n, ok := v.Nonce(p.cfg.NodeID)
-	return ok && n == p.cfg.Life.Nonce()
+	return ok && n == p.nonce
 }
 
 func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	defer p.cfg.Stats.Derived.Store(a.Index)
-	nonce := p.cfg.Life.Nonce()
+	nonce := p.nonce
 	if a.Restored {
 		p.log.Info("state restored from snapshot", "index", a.Index, "members", len(a.Next.Members()), "table_version", a.Next.TableVersion())
 		if p.registered(a.Next) {

@@ -119,7 +119,7 @@ func (s *stateActor) membershipAnswered(msg *membershipAnswer) {
 		return
 	case d != nil && d.GetMember().GetNonce() == msg.nonce:
 		s.leaderHint = r.GetLeaderAddress()
-		if s.removed(raftfsm.DepartureOf(d), true) {
+		if s.removed(raftfsm.DepartureOf(d)) {
 			s.retryRegistration(time.Millisecond)
 		}
 	case d != nil:
@@ -127,7 +127,7 @@ func (s *stateActor) membershipAnswered(msg *membershipAnswer) {
 	default:
 		// Removed so long ago that the cluster forgot it.
 		s.leaderHint = r.GetLeaderAddress()
-		if s.removed(raftfsm.Departure{Incarnation: incarnation, Reason: removalForgotten, Index: r.GetAppliedIndex()}, true) {
+		if s.removed(raftfsm.Departure{Incarnation: incarnation, Reason: removalForgotten}) {
 			s.retryRegistration(time.Millisecond)
 		}
 	}

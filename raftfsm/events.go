@@ -34,12 +34,12 @@ func NodeInfo(n *Node) *messages.NodeInfo {
 	return &messages.NodeInfo{Id: n.ID, Name: n.Name, Address: n.IP, Services: n.Services, Status: n.Status}
 }
 
-// LeaveEvent is the NodeLeave that the removal d of node derives (the first
-// event of its entry), for a node that learns of its own removal from another
-// member rather than from its log.
-func (d Departure) LeaveEvent(node *messages.NodeInfo) *messages.Event {
+// LeaveEvent is the NodeLeave that the removal d derives from the log (the
+// first event of its entry), for a node that learns of its own removal from
+// another member, or before the entry reached its dispatcher.
+func (d Departure) LeaveEvent() *messages.Event {
 	return &messages.Event{Kind: &messages.Event_NodeLeave{NodeLeave: &messages.NodeLeave{
-		Index: d.Index, TimeUnixNano: d.At.UnixNano(), Node: node, Reason: d.Reason,
+		Index: d.Index, TimeUnixNano: d.At.UnixNano(), Node: NodeInfo(&d.Node), Reason: d.Reason,
 		PartitionsOwned: partitionIDs(d.PartitionsPrimary), PartitionsReplica: partitionIDs(d.PartitionsReplica),
 	}}}
 }

@@ -211,22 +211,29 @@ func (c *Cluster) seedsFor(i int) []string {
 
 func (c *Cluster) start(m *member) {
 	c.t.Helper()
+	if err := c.tryStart(m); err != nil {
+		c.t.Fatalf("actortest: node-%d: %v", m.idx+1, err)
+	}
+}
+
+func (c *Cluster) tryStart(m *member) error {
 	c.mu.Lock()
 	opts := m.opts
 	c.mu.Unlock()
 	ck, err := clusterkit.New(opts)
 	if err != nil {
-		c.t.Fatalf("actortest: node-%d: %v", m.idx+1, err)
+		return err
 	}
 	for _, f := range c.s.setup {
 		f(m.idx, ck)
 	}
 	if err := ck.Start(); err != nil {
-		c.t.Fatalf("actortest: node-%d: start: %v", m.idx+1, err)
+		return fmt.Errorf("start: %w", err)
 	}
 	c.mu.Lock()
 	m.ck, m.live = ck, true
 	c.mu.Unlock()
+	return nil
 }
 
 // AddNode starts one more node that joins through the live nodes, and
@@ -332,11 +339,20 @@ func (c *Cluster) Stop(i int) {
 }
 
 // Restart starts node i again on its data directory and address, as a new
-// incarnation (the cluster sees a rejoin).
+// life (the cluster sees a rejoin).
 func (c *Cluster) Restart(i int) {
 	c.t.Helper()
+	if err := c.TryRestart(i); err != nil {
+		c.t.Fatalf("actortest: node-%d: %v", i+1, err)
+	}
+}
+
+// TryRestart is Restart that returns Start's error (a refused data
+// directory, say) instead of failing the test; the node stays down then.
+func (c *Cluster) TryRestart(i int) error {
+	c.t.Helper()
 	if c.Alive(i) {
-		c.t.Fatalf("actortest: Restart(%d): node is running; Kill or Stop it first", i)
+		return fmt.Errorf("actortest: Restart(%d): node is running; Kill or Stop it first", i)
 	}
 	m := c.member(i)
 	opts := c.options(i)
@@ -345,9 +361,39 @@ func (c *Cluster) Restart(i int) {
 	opts.JoinAddrs = c.seedsFor(i)
 	m.opts = opts
 	c.mu.Unlock()
-	c.start(m)
+	if err := c.tryStart(m); err != nil {
+		return err
+	}
 	c.waitVoters()
+	return nil
 }
+
+// DataDir returns node i's data directory ("" with InMemory).
+func (c *Cluster) DataDir(i int) string {
+	m := c.member(i)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return m.opts.DataDir
+}
+
+// Wipe deletes node i's data directory, as a lost disk: its next Restart
+// starts with no state and joins as a new life. The node must be down.
+func (c *Cluster) Wipe(i int) {
+	c.t.Helper()
+	if c.Alive(i) {
+		c.t.Fatalf("actortest: Wipe(%d): node is running; Kill or Stop it first", i)
+	}
+	if dir := c.DataDir(i); dir != "" {
+		if err := os.RemoveAll(dir); err != nil {
+			c.t.Fatalf("actortest: Wipe(%d): %v", i, err)
+		}
+	}
+}
+
+// Network returns the cluster's in-memory network as seen from host (a
+// name such as "x1", distinct from the nodes' "n1", "n2", ...), to start
+// other processes on it: a second process with a node's ID, a fake node.
+func (c *Cluster) Network(host string) clusterkit.Network { return c.net.Host(host) }
 
 // Leave makes node i leave the cluster for good.
 func (c *Cluster) Leave(i int) error {
