@@ -225,7 +225,6 @@ func (s *stateActor) removed(d raftfsm.Departure) bool {
 	return true
 }
 
-
 // fence stops this process from claiming membership: a newer life of its ID
 // is a member. It is logged once and reported (not ready); the process stays
 // out for good.
