@@ -388,6 +388,20 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 			m.GetId(), d.Incarnation, d.Reason)
 		return
 	}
+	key := fmt.Sprintf("%s/%d", m.GetId(), m.GetNonce())
+	if at, ok := s.noLog[key]; ok {
+		if time.Since(at) < noLogHold {
+			refuse(JoinNoLog, "node %q did not take the Raft log %v ago; it may ask again in %v", m.GetId(),
+				time.Since(at).Round(time.Millisecond), (noLogHold - time.Since(at)).Round(time.Millisecond))
+			return
+		}
+		delete(s.noLog, key)
+	}
+	for k, at := range s.noLog {
+		if time.Since(at) >= noLogHold {
+			delete(s.noLog, k)
+		}
+	}
 	existing, known := v.Member(m.GetId())
 	if nonce, _ := v.Nonce(m.GetId()); known && nonce == m.GetNonce() && existing.IP == m.GetAddress() {
 		reply(&messages.JoinResponse{Accepted: true, Config: cfg, LeaderId: s.cfg.NodeID, LeaderAddress: s.cfg.Self.GetAddress(),
@@ -410,12 +424,16 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 	peers, r, prop, self, timeout := s.cfg.Peers, s.cfg.Raft, s.prop, s.self, s.cfg.rpcTimeout()
 	applyTimeout, selfID, selfAddr, logger, tracker := s.cfg.ApplyTimeout, s.cfg.NodeID, s.cfg.Self.GetAddress(), s.log, s.cfg.Tracker
 	s.goWork(func(ctx context.Context) {
-		defer system.Root.Send(self, &joinDone{id: m.GetId()})
+		done := &joinDone{id: m.GetId()}
+		defer func() { system.Root.Send(self, done) }()
 		resp := admit(ctx, admission{
 			peers: peers, r: r, prop: prop, system: system, m: m, oldAddr: oldAddr, lastAlive: lastAlive,
 			resumed: req.GetResumed(), clusterID: cfg.GetClusterId(), tracker: tracker,
 			rpcTimeout: timeout, applyTimeout: applyTimeout,
 		})
+		if resp.GetCode() == JoinNoLog {
+			done.noLog = key
+		}
 		if resp.GetAccepted() {
 			resp.Config, resp.LeaderId, resp.LeaderAddress, resp.ClusterId = cfg, selfID, selfAddr, cfg.GetClusterId()
 			logger.Info("admitted node", "peer", m.GetId(), "address", m.GetAddress(), "index", resp.GetIndex(), "resumed", req.GetResumed())
@@ -551,6 +569,11 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 	}
 	return &messages.JoinResponse{Accepted: true, Index: pr.GetIndex()}
 }
+
+// noLogHold is how long a joiner refused for not taking the log is refused
+// again at once: a process that only looks alive, retrying, must not churn
+// Raft's configuration.
+const noLogHold = 5 * time.Second
 
 // readd removes a restarted server from raft's configuration and adds it back
 // as a non-voter (the reconciler promotes it again). Raft backs off

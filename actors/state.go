@@ -52,6 +52,10 @@ type stateActor struct {
 
 	// leader duties
 	pendingJoins map[string]int
+	// noLog remembers joiners refused for not taking the log (by ID and
+	// nonce): their retries are refused at once, without touching Raft's
+	// configuration, for noLogHold.
+	noLog        map[string]time.Time
 	reconciling  bool
 	reconcileDue bool
 	tick         *time.Timer
@@ -77,7 +81,10 @@ type registerResult struct {
 	err  error
 }
 
-type joinDone struct{ id string }
+type joinDone struct {
+	id    string
+	noLog string // set when refused for not taking the log: its ID and nonce
+}
 
 type reconcileTick struct{}
 
@@ -126,6 +133,9 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		if s.pendingJoins[msg.id]--; s.pendingJoins[msg.id] <= 0 {
 			delete(s.pendingJoins, msg.id)
 		}
+		if msg.noLog != "" {
+			s.noLog[msg.noLog] = time.Now()
+		}
 		s.reconcile()
 	case *reconcileTick:
 		s.tick = nil
@@ -166,6 +176,7 @@ func (s *stateActor) started(ctx actor.Context) {
 	s.system, s.self = ctx.ActorSystem(), ctx.Self()
 	s.stopped = make(chan struct{})
 	s.pendingJoins = map[string]int{}
+	s.noLog = map[string]time.Time{}
 	s.leaderlessSince = time.Now()
 	system, self, tracker := s.system, s.self, s.cfg.Tracker
 	s.prop = newProposer(s.cfg.Raft, s.cfg.ApplyTimeout, func(pid *actor.PID, res *messages.ProposeResult) {

@@ -2,6 +2,7 @@ package actortest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -23,7 +24,10 @@ import (
 )
 
 // The fault suite: seeded random scenarios of partitions, one-way cuts,
-// drops, delays, leader kills, restarts, joins and leaves, under a workload
+// drops, delays, leader kills, restarts (also on a wiped data directory, and
+// tried on another cluster's), joins, leaves, a leader cut off until it is
+// removed, and ghost members (processes that answer pings but take no log),
+// under a workload
 // of ownership checks and subscribers, checking after every scenario that
 //   - at most one primary was ever observed per (partition, epoch),
 //   - epochs strictly increase whenever a partition's owners change,
@@ -32,6 +36,10 @@ import (
 //   - after healing, every node converges to one table,
 //   - every crashed node is removed within the detection budget, and no node
 //     that stayed reachable is removed for failing health checks;
+//   - a node restarted on a wiped data directory delivers no history (its
+//     first event is its own NodeRejoin); a node started on another
+//     cluster's data directory is refused (ErrClusterMismatch) and no node
+//     of another cluster, nor a ghost, is ever a member or a voter;
 //
 // and, of a custom-data workload (clients writing, compare-and-setting and
 // reading three keys on random live nodes with short timeouts), that
@@ -130,6 +138,11 @@ type world struct {
 	removedAt  map[string]time.Time
 	faultSince time.Time // start of the current run of partition-type faults
 	longFault  bool      // a partition-type fault lasted longer than the health budget
+
+	// identity: recorders of nodes restarted on a wiped data directory (their
+	// node ID), and the IDs no member may ever have (ghosts)
+	wiped  map[*recorder]string
+	ghosts []string
 
 	// the custom-data workload
 	cd      *cdHistory
@@ -275,6 +288,13 @@ func (w *world) sample() {
 				present[n.ID] = true
 			}
 			w.mu.Lock()
+			for _, g := range w.ghosts {
+				if present[g] {
+					w.problems = append(w.problems, fmt.Sprintf("ghost %s is a member", g))
+				}
+			}
+			w.mu.Unlock()
+			w.mu.Lock()
 			for i, at := range w.killedAt {
 				id := fmt.Sprintf("node-%d", i+1)
 				if !present[id] && w.removedAt[id].IsZero() && time.Since(at) > 0 {
@@ -352,6 +372,22 @@ func (w *world) checkEvents() {
 		r.mu.Lock()
 		evs := slices.Clone(r.events)
 		r.mu.Unlock()
+		// A process removed and back as a new life delivered nothing in
+		// between: each life is a span of its own.
+		self := fmt.Sprintf("node-%d", r.node+1)
+		for k, e := range evs {
+			if l, ok := e.(*messages.NodeLeave); ok && l.GetNode().GetId() == self {
+				end := k + 1 // the rest of the removal's entry belongs to the first life
+				for end < len(evs) && firstIndex(evs[end:]) == l.GetIndex() {
+					end++
+				}
+				if end < len(evs) {
+					spans = append(spans, span{r, evs[:end]})
+					evs = evs[end:]
+				}
+				break
+			}
+		}
 		for k := 1; k < len(evs); k++ {
 			pi, ps := seqOf(evs[k-1])
 			ci, cs := seqOf(evs[k])
@@ -433,7 +469,7 @@ func runScenario(t *testing.T, seed int64) {
 		o.HealthCheck = suiteHealth
 	}))
 	w := &world{t: t, c: c, rng: rng, primary: map[string]string{}, owners: map[string]string{}, stop: make(chan struct{}),
-		killedAt: map[int]time.Time{}, removedAt: map[string]time.Time{}}
+		killedAt: map[int]time.Time{}, removedAt: map[string]time.Time{}, wiped: map[*recorder]string{}}
 	for i := range c.N() {
 		w.subscribe(i)
 	}
@@ -477,9 +513,29 @@ func runScenario(t *testing.T, seed int64) {
 		w.faultSince = time.Time{}
 		w.mu.Unlock()
 	}
+	restartDead := func(wipe bool) {
+		c.Heal()
+		healed()
+		partitioned = false
+		w.mu.Lock()
+		delete(w.killedAt, dead)
+		delete(w.removedAt, fmt.Sprintf("node-%d", dead+1))
+		w.mu.Unlock()
+		if wipe {
+			c.Wipe(dead)
+		}
+		c.Restart(dead)
+		w.subscribe(dead)
+		if wipe {
+			w.mu.Lock()
+			w.wiped[w.recorders[len(w.recorders)-1]] = fmt.Sprintf("node-%d", dead+1)
+			w.mu.Unlock()
+		}
+		dead = -1
+	}
 	for range 3 + rng.IntN(4) {
 		live := c.Live()
-		switch k := rng.IntN(9); {
+		switch k := rng.IntN(13); {
 		case k == 0 && len(live) >= 5:
 			a := live[rng.IntN(len(live))]
 			c.Partition([]int{a})
@@ -518,16 +574,39 @@ func runScenario(t *testing.T, seed int64) {
 			w.mu.Unlock()
 			step("kill the leader node-%d", leader+1)
 		case k == 6 && dead >= 0 && !partitioned:
-			c.Heal()
-			healed()
-			w.mu.Lock()
-			delete(w.killedAt, dead)
-			delete(w.removedAt, fmt.Sprintf("node-%d", dead+1))
-			w.mu.Unlock()
-			c.Restart(dead)
-			w.subscribe(dead)
 			step("restart node-%d", dead+1)
-			dead = -1
+			restartDead(false)
+		case k == 9 && dead >= 0 && !partitioned:
+			step("restart node-%d on a wiped data directory", dead+1)
+			restartDead(true)
+		case k == 10 && dead >= 0 && !partitioned:
+			// The dead node's disk is swapped for another cluster's (same
+			// cluster name, same node ID): it must refuse to start.
+			w.foreignRestart(dead)
+			step("node-%d refused another cluster's data directory", dead+1)
+			restartDead(true)
+		case k == 11 && len(live) >= 5 && !partitioned:
+			// The leader stops answering (a SIGSTOP) for longer than the
+			// removal budget: the others remove it; on healing it finds
+			// out and rejoins as a new life.
+			leader := c.WaitLeader(10 * time.Second)
+			c.Partition([]int{leader})
+			partitioned = true
+			partitionFault()
+			id := c.Node(leader).GetMyNodeID()
+			deadline := time.Now().Add(removalAllowance())
+			for time.Now().Before(deadline) && slices.ContainsFunc(c.Node(live[(slices.Index(live, leader)+1)%len(live)]).GetCluster().Nodes,
+				func(n clusterkit.Node) bool { return n.ID == id }) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			step("leader node-%d cut off until removed", leader+1)
+		case k == 12 && len(w.ghosts) < 2:
+			id := fmt.Sprintf("ghost-%d", len(w.ghosts)+1)
+			c.StartGhost(id, "")
+			w.mu.Lock()
+			w.ghosts = append(w.ghosts, id)
+			w.mu.Unlock()
+			step("%s asks to join", id)
 		case k == 7 && !partitioned && c.N() < 7:
 			c.Heal()
 			healed()
@@ -597,6 +676,7 @@ func runScenario(t *testing.T, seed int64) {
 	}
 	w.checkEvents()
 	w.checkRemovals(crashedEver)
+	w.checkIdentity()
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if len(w.problems) > 0 {
@@ -604,6 +684,66 @@ func runScenario(t *testing.T, seed int64) {
 	}
 	t.Logf("seed %d: converged %v after healing; %d (partition, epoch) pairs observed; custom data: %s; steps: %s",
 		seed, took.Round(time.Millisecond), len(w.primary), cdSummary, strings.Join(log, "; "))
+}
+
+// foreignRestart swaps the data directory of the dead node i for the one
+// of the same node ID in another cluster (same name), and checks that the
+// node refuses to start, naming both cluster IDs.
+func (w *world) foreignRestart(i int) {
+	id := fmt.Sprintf("node-%d", i+1)
+	other := actortest.NewCluster(w.t, 1, actortest.NoLeakCheck(), actortest.Configure(func(_ int, o *clusterkit.Options) { o.NodeID = id }))
+	other.WaitConverged(10 * time.Second)
+	theirs, ours := other.Node(0).ClusterID(), w.c.Node(w.c.Live()[0]).ClusterID()
+	other.Stop(0)
+	if err := os.RemoveAll(w.c.DataDir(i)); err != nil {
+		w.t.Fatal(err)
+	}
+	if err := os.CopyFS(w.c.DataDir(i), os.DirFS(other.DataDir(0))); err != nil {
+		w.t.Fatal(err)
+	}
+	err := w.c.TryRestart(i)
+	if !errors.Is(err, clusterkit.ErrClusterMismatch) || !strings.Contains(err.Error(), theirs) || !strings.Contains(err.Error(), ours) {
+		w.failf("%s started on another cluster's data directory: %v", id, err)
+	}
+}
+
+// checkIdentity: a node restarted on a wiped data directory delivered no
+// history, and no ghost or foreign node is a member or a voter anywhere.
+func (w *world) checkIdentity() {
+	w.mu.Lock()
+	wiped := maps.Clone(w.wiped)
+	ghosts := slices.Clone(w.ghosts)
+	w.mu.Unlock()
+	for r, id := range wiped {
+		evs := r.snapshot()
+		if len(evs) == 0 {
+			continue // it died again before its rejoin was delivered
+		}
+		if rj, ok := evs[0].(*messages.NodeRejoin); !ok || rj.GetNode().GetId() != id {
+			w.failf("%s restarted on a wiped data directory: first event %T, not its own NodeRejoin", id, evs[0])
+		}
+	}
+	known := map[string]bool{}
+	for i := range w.c.N() {
+		known[fmt.Sprintf("node-%d", i+1)] = true
+	}
+	for _, i := range w.c.Live() {
+		h := w.c.Node(i).HealthCheck()
+		for _, id := range h.VoterIDs {
+			if !known[id] {
+				w.failf("node-%d: %s is a voter", i+1, id)
+			}
+		}
+		for _, id := range h.NonVoterIDs {
+			// A ghost's admission adds it for the moment of the log proof.
+			if !known[id] && !slices.Contains(ghosts, id) {
+				w.failf("node-%d: %s is in Raft's configuration", i+1, id)
+			}
+		}
+		if h.ClusterID != w.c.Node(w.c.Live()[0]).ClusterID() {
+			w.failf("node-%d belongs to cluster %s", i+1, h.ClusterID)
+		}
+	}
 }
 
 // caughtUp: the latest recorder of every live node ends at the same seq.
