@@ -158,6 +158,9 @@ type HealthStatus struct {
 	TableVersion  uint64 `json:"table_version"`
 	Voters        int    `json:"voters"`
 	NonVoters     int    `json:"non_voters"`
+	// FailureTolerance is how many voters may fail with the cluster keeping
+	// its quorum, by the leader's autopilot (-1 on other nodes).
+	FailureTolerance int `json:"failure_tolerance"`
 	// VoterIDs and NonVoterIDs are Raft's configuration as this node knows it.
 	VoterIDs                  []string `json:"voter_ids"`
 	NonVoterIDs               []string `json:"non_voter_ids"`
@@ -187,7 +190,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex, TableVersion: v.TableVersion(),
 		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), VoterIDs: rs.Voters, NonVoterIDs: rs.NonVoters, UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
 		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
-		ClusterID: ck.ClusterID(), Incarnation: ck.life.Status().Incarnation,
+		ClusterID: ck.ClusterID(), Incarnation: ck.life.Status().Incarnation, FailureTolerance: ck.stats.FailureTolerance(),
 	}
 	if m, ok := v.Member(ck.opts.NodeID); ok {
 		st.LastSync = m.LastSeen

@@ -194,15 +194,15 @@ func (s *stateActor) rejoinAllowed(reason string) bool {
 const removalForgotten = "unknown (no longer on record)"
 
 // removed handles the discovery that this life was removed: it logs it once,
-// reports it, delivers the life's own NodeLeave, and starts a new life when
-// rejoining is allowed (reported by the result). The NodeLeave is handed to
-// the partitions actor ahead of the new life: it delivers it unless the
-// removal entry already did (the node may learn of its removal from another
-// member, or from the state before the entry reaches the dispatcher).
+// reports it, and starts a new life when rejoining is allowed (reported by
+// the result). The life's own NodeLeave: a rejoining node catches up with
+// the log and delivers it from its entry (after what it missed before it);
+// a node that stays out gets it handed to its partitions actor now, which
+// delivers it unless the entry already did.
 func (s *stateActor) removed(d raftfsm.Departure) bool {
 	st := Membership{State: MemberRemoved, Incarnation: d.Incarnation, Reason: d.Reason, RemovedBy: d.RemovedBy, Index: d.Index}
+	rejoin := s.rejoinAllowed(d.Reason)
 	if s.cfg.Life.set(st) {
-		rejoin := s.rejoinAllowed(d.Reason)
 		what := "it stays out: restart the process to rejoin"
 		switch {
 		case rejoin:
@@ -212,11 +212,11 @@ func (s *stateActor) removed(d raftfsm.Departure) bool {
 		}
 		s.log.Warn("this node was removed from the cluster; "+what, "reason", d.Reason, "removed_by", d.RemovedBy,
 			"index", d.Index, "incarnation", d.Incarnation)
+		if !rejoin && d.Index != 0 {
+			s.system.Root.Send(s.partitions, &selfRemoved{nonce: s.cfg.Life.Nonce(), event: d.LeaveEvent()})
+		}
 	}
-	if d.Index != 0 {
-		s.system.Root.Send(s.partitions, &selfRemoved{nonce: s.cfg.Life.Nonce(), event: d.LeaveEvent()})
-	}
-	if !s.rejoinAllowed(d.Reason) {
+	if !rejoin {
 		return false
 	}
 	s.cfg.Life.renew()

@@ -17,26 +17,27 @@ type partitionsActor struct {
 	cfg   *Config
 	log   *slog.Logger
 	hooks *actor.PID
-	// openFor is the nonce of the life whose registration opened delivery
-	// (0: closed). The entries before a life's admission are history this
-	// process did not witness as a member (a new node's catch-up, what a
-	// restarted or wiped node missed, which its rejoin and reload events
-	// summarise), and nothing is delivered after its own NodeLeave until a
-	// new life is admitted. Every node thus delivers the same events from
-	// its own registration on, and never an event twice.
+	// openFor is the nonce of the life whose events this node delivers (0:
+	// closed). A life's events run from its admission to its own NodeLeave:
+	// the entries before are history this process did not witness as that
+	// member (a new node's catch-up, what a restarted or wiped node missed,
+	// which its rejoin and reload events summarise), and nothing is
+	// delivered after its NodeLeave until a new life is admitted. A node
+	// that rejoins as a new life first catches up with the log, delivering
+	// what its old life missed up to its NodeLeave. Every node thus delivers
+	// the same events for the seqs its lives cover, and never one twice.
 	openFor uint64
 	// nonce is the current life's, as the state actor announced it in this
-	// mailbox: entries forwarded before a new life began are judged by the
-	// life that saw them.
+	// mailbox.
 	nonce uint64
 }
 
 // lifeRenewed tells the partitions actor that the node began a new life.
 type lifeRenewed struct{ nonce uint64 }
 
-// selfRemoved tells the partitions actor that the node learned from another
-// member (not from its own log) that its life nonce was removed: it delivers
-// the NodeLeave the log would have delivered, and closes.
+// selfRemoved tells the partitions actor that a life was removed and the
+// node stays out (it will not catch up with the log): it delivers the
+// NodeLeave the log derives, unless the entry already did, and closes.
 type selfRemoved struct {
 	nonce uint64
 	event *messages.Event
@@ -59,11 +60,8 @@ func (p *partitionsActor) Receive(ctx actor.Context) {
 	case *raftfsm.Applied:
 		p.applied(ctx, msg)
 	case *selfRemoved:
-		p.log.Debug("own removal learned from a member", "open_for", p.openFor, "nonce", msg.nonce, "index", SeqOf(Payload(msg.event)).Index)
 		if p.openFor == msg.nonce && msg.nonce != 0 {
-			p.cfg.Stats.EventsPublished[kindBit(KindOf(msg.event))].Add(1)
-			p.cfg.Stats.Emitted.Store(SeqOf(Payload(msg.event)).Index)
-			ctx.Send(p.hooks, &EventBatch{Events: []*messages.Event{msg.event}})
+			p.emit(ctx, []*messages.Event{msg.event})
 			p.openFor = 0
 		}
 	}
@@ -74,34 +72,50 @@ func (p *partitionsActor) registered(v *raftfsm.View) bool {
 	return ok && n == p.nonce
 }
 
+// emit hands events to the dispatcher.
+func (p *partitionsActor) emit(ctx actor.Context, events []*messages.Event) {
+	for _, e := range events {
+		p.cfg.Stats.EventsPublished[kindBit(KindOf(e))].Add(1)
+	}
+	p.cfg.Stats.Emitted.Store(SeqOf(Payload(events[len(events)-1])).Index)
+	ctx.Send(p.hooks, &EventBatch{Events: events})
+}
+
 func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	defer p.cfg.Stats.Derived.Store(a.Index)
-	nonce := p.nonce
 	if a.Restored {
 		p.log.Info("state restored from snapshot", "index", a.Index, "members", len(a.Next.Members()), "table_version", a.Next.TableVersion())
-		if p.registered(a.Next) {
-			p.openFor = nonce
+		if p.openFor != 0 {
+			// The snapshot may cover the open life's removal: its
+			// NodeLeave, as the skipped entry would have derived it.
+			if n, member := a.Next.Nonce(p.cfg.NodeID); !member || n != p.openFor {
+				if d, ok := a.Next.Departed(p.cfg.NodeID); ok && d.Nonce == p.openFor && d.Index != 0 {
+					p.emit(ctx, []*messages.Event{d.LeaveEvent()})
+				}
+				p.openFor = 0
+			}
+		}
+		if p.openFor == 0 && p.registered(a.Next) {
+			p.openFor = p.nonce
 		}
 		return
 	}
-	if p.openFor != nonce {
-		// Closed, or opened by a life that has ended (the node rejoins as
-		// a new one): deliver from this life's admission on.
-		p.openFor = 0
-		mine := func(n *raftfsm.Node) bool {
-			if n == nil || n.ID != p.cfg.NodeID {
-				return false
-			}
-			got, _ := a.Next.Nonce(n.ID)
-			return got == nonce
+	mine := func(n *raftfsm.Node) bool {
+		if n == nil || n.ID != p.cfg.NodeID {
+			return false
 		}
-		if a.Err != nil || (!mine(a.Change.Joined) && !mine(a.Change.Rejoined)) {
-			return
-		}
-		p.openFor = nonce
+		got, _ := a.Next.Nonce(n.ID)
+		return got == p.nonce
 	}
-	if left := a.Change.Left; left != nil && left.ID == p.cfg.NodeID {
-		// This life's own removal: its NodeLeave is the last event it delivers.
+	if a.Err == nil && p.openFor != p.nonce && (mine(a.Change.Joined) || mine(a.Change.Rejoined)) {
+		p.openFor = p.nonce // this life's admission
+	}
+	if p.openFor == 0 {
+		return
+	}
+	if left := a.Change.Left; left != nil && left.ID == p.cfg.NodeID && a.Err == nil {
+		// The open life's own removal: its NodeLeave (and the rest of the
+		// entry's events) are the last it delivers.
 		defer func() { p.openFor = 0 }()
 	}
 	if a.Err != nil {
@@ -112,9 +126,6 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	if len(events) == 0 {
 		return
 	}
-	for _, e := range events {
-		p.cfg.Stats.EventsPublished[kindBit(KindOf(e))].Add(1)
-	}
 	if r := a.Change.Rebalance; r != nil {
 		p.cfg.Stats.Rebalances.Add(1)
 		// Every rebalance is observed (a zero duration too), so the
@@ -124,6 +135,5 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 			"trigger_node", r.GetTriggerNodeId(), "moved", events[0].GetRebalanceStart().GetPartitionsToMove(),
 			"nodes_affected", events[0].GetRebalanceStart().GetNodesAffected())
 	}
-	p.cfg.Stats.Emitted.Store(a.Index)
-	ctx.Send(p.hooks, &EventBatch{Events: events})
+	p.emit(ctx, events)
 }

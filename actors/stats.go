@@ -25,10 +25,19 @@ type Stats struct {
 	// Membership: voter changes decided by this node as leader, and new
 	// lives this node started after finding itself removed.
 	VoterPromotions, VoterDemotions, Rejoins atomic.Uint64
+	// tolerance is autopilot's failure tolerance plus one (0: unknown,
+	// that is, this node does not lead).
+	tolerance atomic.Int64
 	// Mailbox lengths of the actors that receive from the FSM.
 	StateQueue, PartitionsQueue, HooksQueue QueueGauge
 	probeStats
 }
+
+// FailureTolerance is how many voters may fail with the cluster keeping its
+// quorum, by the leader's autopilot; -1 when unknown (this node does not lead).
+func (s *Stats) FailureTolerance() int { return int(s.tolerance.Load()) - 1 }
+
+func (s *Stats) setFailureTolerance(n int) { s.tolerance.Store(int64(n) + 1) }
 
 func kindBit(k Kind) int {
 	for i := 0; i < 16; i++ {

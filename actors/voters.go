@@ -42,6 +42,7 @@ const (
 
 // voterPilot runs autopilot while this node leads.
 type voterPilot struct {
+	stats  *Stats
 	ap     *autopilot.Autopilot
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -52,7 +53,7 @@ type voterPilot struct {
 // round of pings, which an actor must not wait for).
 func startPilot(cfg *Config, system *actor.ActorSystem, prop *proposer, logger *slog.Logger) *voterPilot {
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &voterPilot{cancel: cancel, done: make(chan struct{})}
+	p := &voterPilot{cancel: cancel, done: make(chan struct{}), stats: cfg.Stats}
 	d := &pilotDelegate{cfg: cfg, system: system, prop: prop, log: logger, ctx: ctx, pilot: p}
 	every := pilotInterval(cfg.VoterStabilization)
 	p.ap = autopilot.New(&pilotRaft{r: cfg.Raft, d: d}, d,
@@ -86,6 +87,7 @@ func (p *voterPilot) stop() {
 	case <-p.done:
 	case <-time.After(drainTimeout):
 	}
+	p.stats.tolerance.Store(0)
 }
 
 // healthyFunc reports, from autopilot's latest state, whether a server is
@@ -102,18 +104,6 @@ func (p *voterPilot) healthyFunc() func(id string) bool {
 		srv, ok := st.Servers[raft.ServerID(id)]
 		return ok && srv.Health.Healthy
 	}
-}
-
-// FailureTolerance is how many voters may fail with the cluster keeping its
-// quorum, by autopilot's latest state (-1 when unknown: not the leader).
-func (p *voterPilot) FailureTolerance() int {
-	if p == nil {
-		return -1
-	}
-	if st := p.state.Load(); st != nil {
-		return st.FailureTolerance
-	}
-	return -1
 }
 
 // pilotDelegate is autopilot's window on the node.
@@ -137,7 +127,10 @@ func (d *pilotDelegate) AutopilotConfig() *autopilot.Config {
 	}
 }
 
-func (d *pilotDelegate) NotifyState(st *autopilot.State) { d.pilot.state.Store(st) }
+func (d *pilotDelegate) NotifyState(st *autopilot.State) {
+	d.pilot.state.Store(st)
+	d.cfg.Stats.setFailureTolerance(st.FailureTolerance)
+}
 
 func (d *pilotDelegate) RemoveFailedServer(*autopilot.Server) {}
 

@@ -114,6 +114,20 @@ func (r *recorder) receive(ctx actor.Context) {
 	r.mu.Unlock()
 }
 
+// removedOnce reports whether the recorder's process was removed (it may
+// have rejoined as a new life since: it did not see the entries in between).
+func (r *recorder) removedOnce() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	self := fmt.Sprintf("node-%d", r.node+1)
+	for _, e := range r.events {
+		if l, ok := e.(*messages.NodeLeave); ok && l.GetNode().GetId() == self {
+			return true
+		}
+	}
+	return false
+}
+
 type seqd interface {
 	GetIndex() uint64
 	GetSub() uint32
@@ -215,7 +229,7 @@ func (w *world) cdStreams(first int) (all, cover []*cdStream) {
 		}
 		r.mu.Unlock()
 		all = append(all, s)
-		if k < first && latest[r.node] == r && w.c.Alive(r.node) {
+		if k < first && latest[r.node] == r && w.c.Alive(r.node) && !r.removedOnce() {
 			cover = append(cover, s)
 		}
 	}
