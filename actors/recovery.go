@@ -66,8 +66,8 @@ type recoveryFinished struct {
 	err error
 }
 
-// finishRecovery commits, on the leader once its barrier has passed, the
-// removal ("removed_by_admin") of every member a quorum-loss recovery left
+// finishRecovery commits, on the leader once its barrier has passed and
+// this life is a member, the removal ("removed_by_admin") of every member a quorum-loss recovery left
 // behind, then deletes the marker. It is idempotent: a member already gone,
 // or back as a new life, is left alone.
 func (s *stateActor) finishRecovery() {
@@ -76,6 +76,12 @@ func (s *stateActor) finishRecovery() {
 		return
 	}
 	v := s.cfg.FSM.View()
+	if !s.isRegistered(v) {
+		// This life is admitted first (its registration is what calls this
+		// again): a node delivers no event from before its own admission,
+		// and the lost members' NodeLeave must reach its subscribers too.
+		return
+	}
 	var lost []raftfsm.Node
 	if id := v.ClusterID(); rec.ClusterID == "" || id == rec.ClusterID {
 		lost = rec.pending(v)

@@ -108,6 +108,7 @@ func (s *stateActor) Receive(ctx actor.Context) {
 			}
 		}
 		s.ensureRegistered()
+		s.finishRecovery()
 	case *messages.Propose:
 		s.propose(ctx, msg, ctx.Sender())
 	case *messages.RebalanceRequest:
