@@ -256,7 +256,7 @@ func RecoverCluster(o Options, survivors map[string]string) (Recovery, error) {
 		return res, fsm.err
 	}
 	if err != nil {
-		return res, fmt.Errorf("%w: recover the Raft state in %s: %w", ErrDataDir, dir, err)
+		return res, fmt.Errorf("%w: recover the Raft state in %s: %w (fix the cause and run the recovery again)", ErrDataDir, dir, err)
 	}
 
 	res.ClusterID = marker.ClusterID
@@ -268,7 +268,7 @@ func RecoverCluster(o Options, survivors map[string]string) (Recovery, error) {
 	if err := writeRecoveryMarker(dir, marker); err != nil {
 		return res, fmt.Errorf("%w: the Raft state was recovered, but the list of lost members could not be written (run the recovery again): %w", ErrDataDir, err)
 	}
-	logger.Warn("quorum-loss recovery done: start the node to lead the new configuration", "recovery", res.String())
+	logger.Info("quorum-loss recovery done: start the node to lead the new configuration", "recovery", res.String())
 	return res, nil
 }
 
