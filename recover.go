@@ -136,8 +136,13 @@ func RecoverCluster(o Options, survivors map[string]string) (Recovery, error) {
 	// Read-only checks first: nothing is created in a wrong directory.
 	dir := o.DataDir
 	// Opening the log store would create it in an empty directory.
-	if _, err := os.Stat(filepath.Join(dir, "raft", "wal", "wal-meta.db")); err != nil {
+	meta, err := os.Stat(filepath.Join(dir, "raft", "wal", "wal-meta.db"))
+	if err != nil {
 		return res, fmt.Errorf("%w: %s has no Raft log (%w): nothing to recover", ErrDataDir, dir, err)
+	}
+	if meta.Size() == 0 {
+		// raft-wal v0.4.1 panics on an empty metadata file.
+		return res, fmt.Errorf("%w: %s: %w: raft/wal/wal-meta.db is empty", ErrDataDir, dir, raftfsm.ErrDamaged)
 	}
 	nf, err := readNodeFile(dir)
 	if err != nil {

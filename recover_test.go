@@ -123,6 +123,14 @@ func TestRecoverClusterRefusals(t *testing.T) {
 		t.Fatalf("a directory without Raft state: %v", err)
 	}
 
+	// An empty log metadata file (raft-wal would panic on it).
+	if err := os.Truncate(filepath.Join(bare, "raft", "wal", "wal-meta.db"), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RecoverCluster(bo, nil); !errors.Is(err, raftfsm.ErrDamaged) {
+		t.Fatalf("an empty wal-meta.db: %v", err)
+	}
+
 	// The node running on its directory: its port is taken.
 	again := startNode(t, o)
 	if _, err := RecoverCluster(o, nil); !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), "still running") {
