@@ -67,9 +67,9 @@ type recoveryFinished struct {
 }
 
 // finishRecovery commits, on the leader once its barrier has passed and
-// this life is a member, the removal ("removed_by_admin") of every member a quorum-loss recovery left
-// behind, then deletes the marker. It is idempotent: a member already gone,
-// or back as a new life, is left alone.
+// this life is a member, the removal ("removed_by_admin") of every member a
+// quorum-loss recovery left behind, then deletes the marker. It is
+// idempotent: a member already gone, or back as a new life, is left alone.
 func (s *stateActor) finishRecovery() {
 	rec := s.cfg.Recovery
 	if rec == nil || s.recovery.done || s.recovery.running || !s.leader || !s.ready {
