@@ -99,6 +99,9 @@ type ClusterKit struct {
 	}
 	running atomic.Bool
 
+	// recovery is what a quorum-loss recovery left to do (recover.go).
+	recovery *actors.Recovery
+
 	persister  *persister             // nil without a DataDir
 	snapshots  *snapshotter           // nil without a DataDir
 	progress   *nodefile.ProgressFile // nil without a DataDir
@@ -236,6 +239,9 @@ func (ck *ClusterKit) start() error {
 		}
 	}
 	ck.resumed = hasState
+	if ck.recovery, err = ck.loadRecovery(hasState); err != nil {
+		return err
+	}
 
 	// One port: Raft connections and HTTP (gateway and node-to-node requests).
 	ck.mux = mux.New(ln, ck.log.With("component", "mux"))
@@ -543,6 +549,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		VoterStabilization: o.VoterStabilization,
 		ElectionTimeout:    o.Raft.ElectionTimeout,
 		Tracker:            ck.tracker,
+		Recovery:           ck.recovery,
 		LastAlive:          ck.lastAlive,
 		Cluster:            ck.clusterConfig(),
 		Expect: &messages.ClusterConfig{ClusterName: o.ClusterName, PartitionCount: uint32(o.PartitionCount),

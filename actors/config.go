@@ -37,6 +37,9 @@ type Config struct {
 	// ElectionTimeout is Raft's; it paces the removal self-check and bounds
 	// autopilot's leader-contact threshold.
 	ElectionTimeout time.Duration
+	// Recovery, when set, is what a quorum-loss recovery of this node's data
+	// directory left to do: once it leads, the node removes the lost members.
+	Recovery *Recovery
 	// Tracker holds the leader's evidence about its peers' replication.
 	Tracker *PeerTracker
 	// LastAlive is when this node last knew itself alive before this start (0 if unknown).

@@ -60,6 +60,7 @@ type stateActor struct {
 	reconcileDue bool
 	tick         *time.Timer
 	pilot        *voterPilot // promotes and demotes voters (raft-autopilot)
+	recovery     recoveryRun // removal of members a quorum-loss recovery lost (recovery.go)
 }
 
 // drainTimeout bounds how long stopping waits for proposals and goroutines
@@ -114,6 +115,7 @@ func (s *stateActor) Receive(ctx actor.Context) {
 			}
 		}
 		s.ensureRegistered()
+		s.finishRecovery()
 	case *messages.Propose:
 		s.propose(ctx, msg, ctx.Sender())
 	case *messages.RebalanceRequest:
@@ -124,6 +126,8 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		s.checkLeadership()
 	case *barrierDone:
 		s.afterBarrier(msg)
+	case *recoveryFinished:
+		s.recoveryFinished(msg)
 	case *registerTick:
 		s.regTimer = nil
 		s.ensureRegistered()
@@ -346,6 +350,7 @@ func (s *stateActor) afterBarrier(msg *barrierDone) {
 	s.system.Root.Send(s.rebalancer, &LeaderActive{})
 	s.system.Root.Send(s.health, &LeaderActive{})
 	s.pilot = startPilot(s.cfg, s.system, s.prop, s.log)
+	s.finishRecovery()
 	s.reconcile()
 }
 

@@ -7,7 +7,8 @@
 //
 // It prints one "ready" line with its addresses once it holds the committed
 // table, and stops on SIGINT/SIGTERM (-leave-on-exit leaves the cluster
-// instead of just stopping).
+// instead of just stopping). `node recover` recovers a stopped node's data
+// directory after the loss of a majority of voters (recover.go).
 package main
 
 import (
@@ -57,8 +58,15 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "recover" {
+		return runRecover(args[1:], os.Stdout)
+	}
 	d := clusterkit.DefaultOptions()
 	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: node [flags]\n       node recover [flags]   quorum-loss recovery (node recover -h)\n\nflags:\n")
+		fs.PrintDefaults()
+	}
 	httpDefault := env("HTTP_ADDR", "")
 	if httpDefault == "" {
 		httpDefault = ":" + env("HTTP_PORT", "8080")
