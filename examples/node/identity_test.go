@@ -1,0 +1,391 @@
+package main
+
+import (
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Cluster identity and membership safety (issue 15), with real processes:
+// a data directory of another cluster, a wiped data directory, a process
+// that answers pings but does not take the Raft log, a paused leader.
+
+// transferLeadership asks addr to hand leadership over (to any voter).
+func transferLeadership(t *testing.T, addr string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/leadership/transfer", nil)
+	c := &http.Client{Timeout: 20 * time.Second}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /leadership/transfer on %s: %d", addr, resp.StatusCode)
+	}
+}
+
+// TestForeignDataDir: two clusters A and B, same name, same node IDs. A
+// process started on B's node-3 data directory with -join at A exits non-zero
+// naming both cluster IDs. The same data directory started at the address of
+// A's killed node-3, without -join, so that A's leader keeps dialing it: the
+// Raft handshake refuses A's leader (logged once on each side), A's term and
+// membership do not move, and B is undisturbed.
+func TestForeignDataDir(t *testing.T) {
+	ids := []string{"node-1", "node-2", "node-3"}
+	// A long grace: A's node-3 stays a member (and a Raft voter that A's
+	// leader dials) after it is killed.
+	args := identityArgs("-health-removal-grace", "30s")
+	dirsA := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	dirsB := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	A := form(t, ids, dirsA, args...)
+	B := form(t, ids, dirsB, args...)
+
+	idA, idB := clusterIDOf(t, A[0].addr), clusterIDOf(t, B[0].addr)
+	for _, id := range []string{idA, idB} {
+		if b, err := hex.DecodeString(id); err != nil || len(b) != 16 {
+			t.Fatalf("cluster ID %q is not 128 bits in hex", id)
+		}
+	}
+	if idA == idB {
+		t.Fatalf("two bootstraps minted the same cluster ID %s", idA)
+	}
+	for _, n := range A {
+		if got := clusterIDOf(t, n.addr); got != idA {
+			t.Fatalf("A's %s says cluster %s, A is %s", n.id, got, idA)
+		}
+	}
+	for _, n := range B {
+		if got := clusterIDOf(t, n.addr); got != idB {
+			t.Fatalf("B's %s says cluster %s, B is %s", n.id, got, idB)
+		}
+	}
+	// B's term ahead of A's: without the handshake, B's node-3 answering
+	// A's leader with its higher term would depose A's leader.
+	transferLeadership(t, B[0].addr)
+	leaderAmong(t, B)
+	transferLeadership(t, B[0].addr)
+	leaderAmong(t, B)
+	leaderA := leaderAmong(t, A)
+	termsA, termsB := terms(t, A), terms(t, B)
+	for _, n := range B {
+		for _, a := range A {
+			if termsB[n.id] <= termsA[a.id] {
+				t.Fatalf("B's terms %v are not all ahead of A's %v", termsB, termsA)
+			}
+		}
+	}
+	before, err := membersOf(A[0].addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a3 member
+	for _, m := range before {
+		if m.ID == "node-3" {
+			a3 = m
+		}
+	}
+
+	// 1. B's node-3 data directory, -join pointing at A: refused at start.
+	B[2].kill9(t)
+	code, stderr, took := runToExit(t, 30*time.Second, append([]string{"-id", "node-3", "-http", freeAddr(t)},
+		append(slices.Clone(args), "-data-dir", dirsB[2], "-join", A[0].addr)...)...)
+	t.Logf("B's node-3 data directory with -join at A: exit %d after %v: %s", code, took.Round(time.Millisecond), strings.TrimSpace(stderr))
+	if code == 0 || took > 10*time.Second {
+		t.Fatalf("exit %d after %v, want a non-zero exit within a few seconds; stderr:\n%s", code, took, tail(stderr, 30))
+	}
+	if !strings.Contains(stderr, "cluster ID mismatch") || !strings.Contains(stderr, idA) || !strings.Contains(stderr, idB) {
+		t.Fatalf("stderr does not say \"cluster ID mismatch\" naming A (%s) and B (%s):\n%s", idA, idB, tail(stderr, 30))
+	}
+
+	// 2. The same data directory at the address of A's killed node-3,
+	// without -join: A's leader keeps dialing that address.
+	A[2].kill9(t)
+	foreign := spawn(t, "node-3", A[2].addr, append(slices.Clone(args), "-data-dir", dirsB[2])...)
+	const refusedIn, refusedOut = "raft connection refused", "a peer refused this node's raft connection"
+	eventually(t, 15*time.Second, "the foreign process to refuse A's leader at the Raft handshake", func() bool {
+		return len(foreign.log.lines(refusedIn, "cluster_mismatch")) > 0
+	})
+	eventually(t, 15*time.Second, "A's leader to log the refusal", func() bool {
+		return len(leaderA.log.lines(refusedOut, "cluster_mismatch")) > 0
+	})
+	// Watch for a while: A's leader keeps trying (heartbeats every few
+	// tens of milliseconds, with backoff), nothing may change.
+	watchUntil := time.Now().Add(3 * time.Second)
+	for time.Now().Before(watchUntil) {
+		for _, n := range A[:2] {
+			checkA(t, n, idA, a3)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if n := len(foreign.log.lines(refusedIn)); n != 1 {
+		t.Fatalf("the foreign process logged %d refusals, want 1:\n%s", n, strings.Join(foreign.log.lines(refusedIn), "\n"))
+	}
+	var out []string
+	for _, n := range A[:2] {
+		out = append(out, n.log.lines(refusedOut)...)
+	}
+	if len(out) != 1 {
+		t.Fatalf("A logged %d refusals of its Raft connection, want 1:\n%s", len(out), strings.Join(out, "\n"))
+	}
+	if l := foreign.log.lines(refusedIn)[0]; !strings.Contains(l, idA) || !strings.Contains(l, idB) {
+		t.Errorf("the refusal does not name both clusters: %s", l)
+	}
+	after := terms(t, A[:2])
+	for _, n := range A[:2] {
+		if after[n.id] != termsA[n.id] {
+			t.Fatalf("A's term moved: %v, was %v", after, termsA)
+		}
+	}
+	if l := leaderAmong(t, A[:2]); l != leaderA {
+		t.Fatalf("A's leader changed from %s to %s", leaderA.id, l.id)
+	}
+	for _, n := range A[:2] {
+		for _, e := range n.allEvents() {
+			if (e.Kind == "NodeJoin" || e.Kind == "NodeRejoin") && e.nodeID() == "node-3" && e.index() > parseU(a3.Incarnation) {
+				t.Fatalf("A's %s admitted node-3 again: %v", n.id, e)
+			}
+		}
+	}
+	if got := clusterIDOf(t, foreign.addr); got != idB {
+		t.Fatalf("the process on B's data directory says cluster %s, want B's %s", got, idB)
+	}
+
+	// B is undisturbed: same term on its survivors, its own cluster ID, and
+	// no member at an address of A's live nodes.
+	afterB := terms(t, B[:2])
+	for _, n := range B[:2] {
+		if afterB[n.id] != termsB[n.id] {
+			t.Fatalf("B's term moved: %v, was %v", afterB, termsB)
+		}
+		if got := clusterIDOf(t, n.addr); got != idB {
+			t.Fatalf("B's %s says cluster %s", n.id, got)
+		}
+		ms, err := membersOf(n.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range ms {
+			if !slices.Contains(ids, m.ID) || m.IP == A[0].addr || m.IP == A[1].addr {
+				t.Fatalf("B's %s lists a node of A: %+v", n.id, m)
+			}
+		}
+		s, err := consensus(n.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(s.Raw.LatestConfiguration, A[0].addr) || strings.Contains(s.Raw.LatestConfiguration, A[1].addr) {
+			t.Fatalf("B's %s has A's nodes in its Raft configuration: %s", n.id, s.Raw.LatestConfiguration)
+		}
+	}
+	select {
+	case <-foreign.ready:
+		t.Logf("the process on B's data directory at A's old address rejoined B")
+	default:
+		t.Logf("the process on B's data directory at A's old address is not ready (in B)")
+	}
+}
+
+func parseU(s string) uint64 {
+	var v uint64
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0
+		}
+		v = v*10 + uint64(c-'0')
+	}
+	return v
+}
+
+// checkA fails the test if A's node n lists a foreign node or changed its
+// identity: its cluster ID stays A's, node-3 (if still listed) is A's node-3
+// (same address and incarnation), and Raft's configuration holds only A's
+// IDs.
+func checkA(t *testing.T, n *lnode, idA string, a3 member) {
+	t.Helper()
+	if got := clusterIDOf(t, n.addr); got != idA {
+		t.Fatalf("A's %s now says cluster %s, A is %s", n.id, got, idA)
+	}
+	ms, err := membersOf(n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		switch {
+		case m.ID == "node-3" && (m.Incarnation != a3.Incarnation || m.IP != a3.IP):
+			t.Fatalf("A's %s lists node-3 as %+v, A's node-3 was %+v", n.id, m, a3)
+		case m.ID != "node-1" && m.ID != "node-2" && m.ID != "node-3":
+			t.Fatalf("A's %s lists a foreign node %+v", n.id, m)
+		}
+	}
+	s, err := consensus(n.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range append(slices.Clone(s.Voters), s.NonVoters...) {
+		if id != "node-1" && id != "node-2" && id != "node-3" {
+			t.Fatalf("A's %s has %s in its Raft configuration (voters %v, non-voters %v)", n.id, id, s.Voters, s.NonVoters)
+		}
+	}
+}
+
+// TestWipedDataDir: node-3 killed with kill -9 and restarted as a new life,
+// with its data directory deleted or without one: the cluster admits it as a
+// rejoin (one NodeRejoin on every node, no second NodeJoin), it delivers no
+// event from before its admission (its first event is its own NodeRejoin),
+// it becomes ready and it is never refused.
+func TestWipedDataDir(t *testing.T) {
+	t.Run("restart before the removal", func(t *testing.T) { wipedRestart(t, false, false) })
+	t.Run("restart after the removal", func(t *testing.T) { wipedRestart(t, true, false) })
+	t.Run("restart in memory", func(t *testing.T) { wipedRestart(t, false, true) })
+}
+
+func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
+	ids := []string{"node-1", "node-2", "node-3"}
+	grace := "30s" // a quick restart, not a removal
+	if afterRemoval {
+		grace = "300ms"
+	}
+	args := identityArgs("-health-removal-grace", grace)
+	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
+	nodes := form(t, ids, dirs, args...)
+	// Some history: a custom-data write every node delivers.
+	if code, body, err := put(nodes[0].addr, "", "history", "old"); err != nil || code != 200 {
+		t.Fatalf("PUT: %d %s %v", code, body, err)
+	}
+	for _, n := range nodes {
+		eventually(t, 10*time.Second, n.id+" to deliver the custom-data event", func() bool {
+			return len(n.events("CustomDataChange")) == 1
+		})
+	}
+	old := incarnationOf(t, nodes[0].addr, "node-3")
+
+	victim := nodes[2]
+	victim.kill9(t)
+	killedAt := time.Now()
+	survivors := nodes[:2]
+	if afterRemoval {
+		waitMembersOf(t, survivors, "node-1", "node-2")
+		for _, n := range survivors {
+			eventually(t, 10*time.Second, n.id+"'s NodeLeave for node-3", func() bool { return len(n.about("NodeLeave", "node-3")) == 1 })
+		}
+	}
+	restartArgs := append(slices.Clone(args), "-join", nodes[0].addr)
+	if !inMemory {
+		if err := os.RemoveAll(dirs[2]); err != nil {
+			t.Fatal(err)
+		}
+		restartArgs = append(restartArgs, "-data-dir", dirs[2])
+	}
+	again := start(t, "node-3", victim.addr, restartArgs...)
+	all := []*lnode{nodes[0], nodes[1], again}
+	waitMembersOf(t, all, ids...)
+	for _, n := range all {
+		eventually(t, 10*time.Second, n.id+"'s NodeRejoin for node-3", func() bool { return len(n.about("NodeRejoin", "node-3")) > 0 })
+	}
+	eventually(t, 10*time.Second, "node-3 ready", func() bool {
+		code, _, err := readyOf(again.addr)
+		return err == nil && code == 200
+	})
+	waitVoters(t, all, ids...)
+	time.Sleep(time.Second) // room for a late duplicate
+	inc := incarnationOf(t, nodes[0].addr, "node-3")
+	if inc <= old {
+		t.Fatalf("node-3's incarnation is %d after the restart, was %d", inc, old)
+	}
+	for _, n := range all {
+		if got := incarnationOf(t, n.addr, "node-3"); got != inc {
+			t.Fatalf("%s says node-3 is incarnation %d, node-1 says %d", n.id, got, inc)
+		}
+		rejoins := n.about("NodeRejoin", "node-3")
+		if len(rejoins) != 1 {
+			t.Fatalf("%s printed %d NodeRejoin for node-3, want 1: %v", n.id, len(rejoins), rejoins)
+		}
+		if rejoins[0].index() != inc {
+			t.Errorf("%s: NodeRejoin at index %d, node-3's incarnation (its admission) is %d", n.id, rejoins[0].index(), inc)
+		}
+		checkOffline(t, n.id, rejoins[0], killedAt, afterRemoval)
+	}
+	for _, n := range survivors {
+		if joins := n.about("NodeJoin", "node-3"); len(joins) != 1 {
+			t.Fatalf("%s printed %d NodeJoin for node-3, want only the first one: %v", n.id, len(joins), joins)
+		}
+		if afterRemoval {
+			if leaves := n.about("NodeLeave", "node-3"); len(leaves) != 1 {
+				t.Fatalf("%s printed %d NodeLeave for node-3: %v", n.id, len(leaves), leaves)
+			}
+		}
+	}
+	// The new life delivers nothing from before its admission.
+	evs := again.allEvents()
+	if len(evs) == 0 || evs[0].Kind != "NodeRejoin" || evs[0].nodeID() != "node-3" {
+		t.Fatalf("node-3's first event is not its own NodeRejoin: %v", firstEvents(evs, 5))
+	}
+	for _, e := range evs {
+		if e.index() < inc || e.Kind == "NodeJoin" || e.Kind == "CustomDataChange" {
+			t.Fatalf("node-3 (admitted at %d) delivered history: %v (first events: %v)", inc, e, firstEvents(evs, 5))
+		}
+	}
+	// Never refused.
+	for _, n := range all {
+		for _, what := range []string{"join refused", "refused this node", "raft connection refused", "stale"} {
+			if lines := n.log.lines(what); len(lines) > 0 {
+				t.Fatalf("%s logged %q:\n%s", n.id, what, strings.Join(lines, "\n"))
+			}
+		}
+	}
+	if code, body, err := readyOf(again.addr); err != nil || code != 200 {
+		t.Fatalf("node-3 GET /ready: %d %+v %v", code, body, err)
+	}
+}
+
+// checkOffline checks NodeRejoin's LastSeenAt and OfflineDuration ("the real
+// ones", DESIGN §5) for a node killed at killedAt. After a removal nothing
+// could have seen the node between the kill and its restart (it was down
+// for a whole detection budget), so its last sighting precedes the kill.
+func checkOffline(t *testing.T, who string, rejoin event, killedAt time.Time, removed bool) {
+	t.Helper()
+	seen, offline, at := parseI(rejoin.Data["lastSeenUnixNano"]), parseI(rejoin.Data["offlineDurationNanos"]), parseI(rejoin.Data["timeUnixNano"])
+	if seen <= 0 || offline <= 0 || seen+offline != at {
+		t.Errorf("%s: NodeRejoin lastSeen %d, offline %d, at %d: %v", who, seen, offline, at, rejoin)
+		return
+	}
+	if removed && seen > killedAt.UnixNano() {
+		t.Errorf("%s: NodeRejoin says node-3 was last seen %v after it was killed (offline %v, down for %v in fact): %v",
+			who, time.Duration(seen-killedAt.UnixNano()), time.Duration(offline), time.Unix(0, at).Sub(killedAt).Round(time.Millisecond), rejoin)
+	}
+}
+
+func parseI(v any) int64 {
+	i, _ := strconv.ParseInt(fmt.Sprint(v), 10, 64)
+	return i
+}
+
+func incarnationOf(t *testing.T, addr, id string) uint64 {
+	t.Helper()
+	ms, err := membersOf(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.ID == id {
+			return parseU(m.Incarnation)
+		}
+	}
+	t.Fatalf("%s does not list %s", addr, id)
+	return 0
+}
+
+func firstEvents(evs []event, n int) []string {
+	var out []string
+	for _, e := range evs[:min(n, len(evs))] {
+		out = append(out, e.String())
+	}
+	return out
+}
