@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
 )
 
 // Helpers of the identity tests (identity_test.go): processes whose stderr
