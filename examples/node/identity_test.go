@@ -1,15 +1,25 @@
 package main
 
 import (
+	"context"
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/rpc"
+	"github.com/clusterkit/clusterkit/messages"
+	"google.golang.org/protobuf/proto"
 )
 
 // Cluster identity and membership safety (issue 15), with real processes:
@@ -388,4 +398,178 @@ func firstEvents(evs []event, n int) []string {
 		out = append(out, e.String())
 	}
 	return out
+}
+
+// ghost answers the internal ping as node id with the nonce it joins with,
+// but runs no Raft: it looks alive and never takes the log.
+type ghost struct {
+	id, addr  string
+	nonce     uint64
+	pings     atomic.Int64
+	waitPings atomic.Int64 // pings asking for a Raft index
+	other     atomic.Int64 // anything else it was sent
+}
+
+func startGhost(t *testing.T, id string) *ghost {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &ghost{id: id, addr: ln.Addr().String(), nonce: rand.Uint64() | 1}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+rpc.PathPing, func(w http.ResponseWriter, r *http.Request) {
+		req := &messages.PingRequest{}
+		_ = rpc.Decode(r, req)
+		g.pings.Add(1)
+		if req.GetWaitIndex() > 0 {
+			g.waitPings.Add(1)
+		}
+		data, _ := proto.Marshal(&messages.PingResponse{NodeId: g.id, Nonce: g.nonce,
+			ClusterName: clusterkit.DefaultOptions().ClusterName, LastContactNanos: -1})
+		w.Header().Set("Content-Type", rpc.ContentType)
+		_, _ = w.Write(data)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		g.other.Add(1)
+		http.NotFound(w, r)
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return g
+}
+
+// join asks via to admit the ghost, as a joining node does.
+func (g *ghost) join(via, token string) (*messages.JoinResponse, error) {
+	c := rpc.NewClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}, token, nil)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	return c.Join(ctx, via, &messages.JoinRequest{Member: &messages.Member{Id: g.id, Name: g.id, Address: g.addr, Nonce: g.nonce}})
+}
+
+// TestGhostMember: a process that answers pings (with the right ID and
+// nonce) but runs no Raft asks to join a 3-node cluster with a token: it is
+// refused (no_log), never listed as a member or a voter, and Raft's
+// configuration ends as it was; so the cluster keeps its quorum when one real
+// node is killed (a follower, or the leader).
+func TestGhostMember(t *testing.T) {
+	t.Run("kill a follower", func(t *testing.T) { ghostScenario(t, false) })
+	t.Run("kill the leader", func(t *testing.T) { ghostScenario(t, true) })
+}
+
+func ghostScenario(t *testing.T, killLeader bool) {
+	const token = "ghost-test-token"
+	ids := []string{"node-1", "node-2", "node-3"}
+	nodes := form(t, ids, nil, identityArgs("-auth-token", token)...)
+	leader := leaderAmong(t, nodes)
+	var followers []*lnode
+	for _, n := range nodes {
+		if n != leader {
+			followers = append(followers, n)
+		}
+	}
+	g := startGhost(t, "ghost-1")
+
+	// Watch every node while the ghost asks: it must never be a member or a voter.
+	var (
+		mu        sync.Mutex
+		sightings []string
+		stop      = make(chan struct{})
+		watched   = make(chan struct{})
+	)
+	go func() {
+		defer close(watched)
+		for {
+			for _, n := range nodes {
+				if ms, err := membersOf(n.addr); err == nil && slices.Contains(memberIDs(ms), g.id) {
+					mu.Lock()
+					sightings = append(sightings, fmt.Sprintf("%s lists %s as a member: %+v", n.id, g.id, ms))
+					mu.Unlock()
+				}
+				if s, err := consensus(n.addr); err == nil && slices.Contains(s.Voters, g.id) {
+					mu.Lock()
+					sightings = append(sightings, fmt.Sprintf("%s has %s as a Raft voter: %v", n.id, g.id, s.Voters))
+					mu.Unlock()
+				}
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+
+	// Through a follower (forwarded to the leader), then the leader itself.
+	for _, via := range []*lnode{followers[0], leader} {
+		began := time.Now()
+		resp, err := g.join(via.addr, token)
+		if err != nil {
+			t.Fatalf("join via %s: %v", via.id, err)
+		}
+		t.Logf("join via %s: %v after %v", via.id, resp, time.Since(began).Round(time.Millisecond))
+		if resp.GetAccepted() || resp.GetCode() != "no_log" {
+			t.Fatalf("join via %s: accepted %v code %q (%s), want refused with no_log", via.id, resp.GetAccepted(), resp.GetCode(), resp.GetError())
+		}
+	}
+	if g.pings.Load() == 0 {
+		t.Fatalf("admission never pinged the ghost")
+	}
+	if lines := leader.log.lines("join refused", g.id, "no_log"); len(lines) == 0 {
+		t.Errorf("the leader did not log the refusal")
+	}
+	// Raft's configuration ends as it was, and stays so past several
+	// voter-stabilisation windows (300 ms): a ghost that slipped in as a
+	// non-voter would be promoted by now.
+	waitVoters(t, nodes, ids...)
+	time.Sleep(1500 * time.Millisecond)
+	waitVoters(t, nodes, ids...)
+	close(stop)
+	<-watched
+	mu.Lock()
+	if len(sightings) > 0 {
+		t.Fatalf("the ghost was seen in the cluster:\n%s", strings.Join(sightings, "\n"))
+	}
+	mu.Unlock()
+	waitMembersOf(t, nodes, ids...)
+	t.Logf("ghost: %d pings (%d with a wait index), %d other requests", g.pings.Load(), g.waitPings.Load(), g.other.Load())
+
+	// kill -9 one real node: two voters of three remain, a quorum.
+	victim := followers[1]
+	if killLeader {
+		victim = leader
+	}
+	victim.kill9(t)
+	var survivors []*lnode
+	for _, n := range nodes {
+		if n != victim {
+			survivors = append(survivors, n)
+		}
+	}
+	began := time.Now()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		code, body, err := put(survivors[0].addr, token, "after-kill", "quorum")
+		if err == nil && code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write through %s 30 s after killing %s: %d %s %v", survivors[0].id, victim.id, code, body, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("write after kill -9 of %s: %v", victim.id, time.Since(began).Round(time.Millisecond))
+	if v, err := getCustom(survivors[1].addr, "after-kill", true); err != nil || v != "quorum" {
+		t.Fatalf("read back on %s: %q %v", survivors[1].id, v, err)
+	}
+	for _, n := range survivors {
+		if ms, err := membersOf(n.addr); err != nil || slices.Contains(memberIDs(ms), g.id) {
+			t.Fatalf("%s: members %v (%v)", n.id, memberIDs(ms), err)
+		}
+	}
 }
