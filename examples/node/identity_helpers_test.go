@@ -223,6 +223,12 @@ func (p *proc) allEvents() []event {
 	return out
 }
 
+// allEventsSince returns the events after the first n.
+func (p *proc) allEventsSince(n int) []event {
+	all := p.allEvents()
+	return all[min(n, len(all)):]
+}
+
 // about returns the events of kind whose node is id.
 func (p *proc) about(kind, id string) []event {
 	var out []event
@@ -425,13 +431,21 @@ func put(addr, token, key, value string) (int, string, error) {
 // until it holds, and fails the test after timeout.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	if !poll(timeout, cond) {
+		t.Fatalf("timed out after %v waiting for %s", timeout, what)
+	}
+}
+
+// poll reports whether cond held within timeout (checked every 50 ms).
+func poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+			return false
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	return true
 }
 
 // identityArgs: fastArgs (quick Raft and failure detection, -events), a

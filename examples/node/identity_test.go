@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -26,10 +28,15 @@ import (
 // a data directory of another cluster, a wiped data directory, a process
 // that answers pings but does not take the Raft log, a paused leader.
 
-// transferLeadership asks addr to hand leadership over (to any voter).
-func transferLeadership(t *testing.T, addr string) {
+// transferLeadership asks addr to hand leadership over (to target, or to
+// any voter when target is empty).
+func transferLeadership(t *testing.T, addr, target string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/leadership/transfer", nil)
+	var body io.Reader
+	if target != "" {
+		body = strings.NewReader(`{"target_id":"` + target + `"}`)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/leadership/transfer", body)
 	c := &http.Client{Timeout: 20 * time.Second}
 	resp, err := c.Do(req)
 	if err != nil {
@@ -78,9 +85,9 @@ func TestForeignDataDir(t *testing.T) {
 	}
 	// B's term ahead of A's: without the handshake, B's node-3 answering
 	// A's leader with its higher term would depose A's leader.
-	transferLeadership(t, B[0].addr)
+	transferLeadership(t, B[0].addr, "")
 	leaderAmong(t, B)
-	transferLeadership(t, B[0].addr)
+	transferLeadership(t, B[0].addr, "")
 	leaderAmong(t, B)
 	leaderA := leaderAmong(t, A)
 	termsA, termsB := terms(t, A), terms(t, B)
@@ -392,6 +399,22 @@ func incarnationOf(t *testing.T, addr, id string) uint64 {
 	return 0
 }
 
+// outline lists the first n events as Kind(node)@index.
+func outline(evs []event, n int) string {
+	var out []string
+	for _, e := range evs[:min(n, len(evs))] {
+		s := e.Kind
+		if id := e.nodeID(); id != "" {
+			s += "(" + id + ")"
+		}
+		out = append(out, fmt.Sprintf("%s@%d", s, e.index()))
+	}
+	if len(evs) > n {
+		out = append(out, fmt.Sprintf("… %d more", len(evs)-n))
+	}
+	return strings.Join(out, " ")
+}
+
 func firstEvents(evs []event, n int) []string {
 	var out []string
 	for _, e := range evs[:min(n, len(evs))] {
@@ -570,6 +593,173 @@ func ghostScenario(t *testing.T, killLeader bool) {
 	for _, n := range survivors {
 		if ms, err := membersOf(n.addr); err != nil || slices.Contains(memberIDs(ms), g.id) {
 			t.Fatalf("%s: members %v (%v)", n.id, memberIDs(ms), err)
+		}
+	}
+}
+
+// TestPausedLeaderRemoved: the leader of 5 nodes paused (kill -STOP) past
+// the failure-detection budget is removed by the others; once continued it
+// finds out by itself (it logs it and delivers its own NodeLeave), then
+// rejoins as a new life: NodeRejoin on every node, 5 members, ready again.
+// With -auto-rejoin=false it stays out: GET /ready 503 "removed".
+func TestPausedLeaderRemoved(t *testing.T) {
+	t.Run("auto-rejoin", func(t *testing.T) { pausedLeader(t, true) })
+	t.Run("auto-rejoin off", func(t *testing.T) { pausedLeader(t, false) })
+}
+
+func pausedLeader(t *testing.T, autoRejoin bool) {
+	ids := []string{"node-1", "node-2", "node-3", "node-4", "node-5"}
+	args := identityArgs() // removal 300 ms after the 0.75 s budget
+	var nodes []*lnode
+	for i, id := range ids {
+		a := slices.Clone(args)
+		if i == 0 && !autoRejoin {
+			a = append(a, "-auto-rejoin=false")
+		}
+		if i > 0 {
+			a = append(a, "-join", nodes[0].addr)
+		}
+		nodes = append(nodes, start(t, id, freeAddr(t), a...))
+	}
+	waitMembersOf(t, nodes, ids...)
+	waitVoters(t, nodes, ids...)
+	paused, others := nodes[0], nodes[1:]
+	if l := leaderAmong(t, nodes); l != paused {
+		transferLeadership(t, l.addr, paused.id)
+		if l := leaderAmong(t, nodes); l != paused {
+			t.Fatalf("the leader is %s after a transfer to %s", l.id, paused.id)
+		}
+	}
+	oldInc := incarnationOf(t, others[0].addr, paused.id)
+
+	pausedEvents := len(paused.allEvents())
+	paused.signal(t, syscall.SIGSTOP)
+	stoppedAt := time.Now()
+	waitMembersOf(t, others, ids[1:]...)
+	for _, n := range others {
+		eventually(t, 10*time.Second, n.id+"'s NodeLeave for the paused leader", func() bool { return len(n.about("NodeLeave", paused.id)) > 0 })
+		if e := n.about("NodeLeave", paused.id)[0]; e.Data["reason"] != "health_check_failure" {
+			t.Fatalf("%s: %v, want the reason health_check_failure", n.id, e)
+		}
+	}
+	if l := leaderAmong(t, others); l == paused {
+		t.Fatalf("the paused node still leads")
+	}
+	t.Logf("paused leader removed by the others after %v", time.Since(stoppedAt).Round(time.Millisecond))
+
+	paused.signal(t, syscall.SIGCONT)
+	continued := time.Now()
+	const removedLine = "this node was removed from the cluster"
+	eventually(t, 20*time.Second, "the continued node to log that it was removed", func() bool {
+		return len(paused.log.lines(removedLine)) > 0
+	})
+	t.Logf("continued node knew it was removed after %v", time.Since(continued).Round(time.Millisecond))
+	line := paused.log.lines(removedLine)[0]
+	if !strings.Contains(line, "WRN") || !strings.Contains(line, "health_check_failure") {
+		t.Fatalf("removal line %q: want a warning with the reason health_check_failure", line)
+	}
+	// Its own NodeLeave (checked without stopping the test, so that a
+	// missing one does not hide the rest).
+	ownLeave := func(within time.Duration) {
+		t.Helper()
+		if !poll(within, func() bool { return len(paused.about("NodeLeave", paused.id)) > 0 }) {
+			t.Errorf("the continued node delivered no NodeLeave for itself; its events since the pause: %s",
+				outline(paused.allEventsSince(pausedEvents), 8))
+			return
+		}
+		if e := paused.about("NodeLeave", paused.id); len(e) != 1 || e[0].Data["reason"] != "health_check_failure" {
+			t.Errorf("the continued node's own NodeLeave: %v, want one (health_check_failure)", e)
+		}
+	}
+
+	if !autoRejoin {
+		ownLeave(10 * time.Second)
+		if !strings.Contains(line, "stays out") {
+			t.Fatalf("removal line %q: want it to say it stays out", line)
+		}
+		eventually(t, 10*time.Second, "GET /ready 503 removed on the continued node", func() bool {
+			code, d, err := readyOf(paused.addr)
+			return err == nil && code == 503 && slices.Contains(d.Reasons, "removed")
+		})
+		time.Sleep(3 * time.Second) // it must not rejoin
+		code, d, err := readyOf(paused.addr)
+		if err != nil || code != 503 || !slices.Contains(d.Reasons, "removed") || d.Removal == nil ||
+			d.Removal.Reason != "health_check_failure" || d.Removal.Rejoining {
+			t.Fatalf("GET /ready on the removed node: %d %+v (removal %+v) %v", code, d, d.Removal, err)
+		}
+		waitMembersOf(t, others, ids[1:]...)
+		for _, n := range nodes {
+			if r := n.about("NodeRejoin", paused.id); len(r) > 0 {
+				t.Fatalf("%s: %v, but the node has -auto-rejoin=false", n.id, r)
+			}
+		}
+		if n := len(paused.log.lines(removedLine)); n != 1 {
+			t.Fatalf("the removal was logged %d times", n)
+		}
+		// Its NodeLeave is the last event it delivered.
+		if evs := paused.allEvents(); evs[len(evs)-1].Kind != "NodeLeave" {
+			t.Fatalf("the removed node delivered %v after its own NodeLeave", evs[len(evs)-1])
+		}
+		return
+	}
+
+	if !strings.Contains(line, "rejoining") {
+		t.Fatalf("removal line %q: want it to say it rejoins", line)
+	}
+	for _, n := range nodes {
+		eventually(t, 20*time.Second, n.id+"'s NodeRejoin for "+paused.id, func() bool { return len(n.about("NodeRejoin", paused.id)) > 0 })
+	}
+	waitMembersOf(t, nodes, ids...)
+	eventually(t, 10*time.Second, "GET /ready 200 on the rejoined node", func() bool {
+		code, _, err := readyOf(paused.addr)
+		return err == nil && code == 200
+	})
+	t.Logf("continued node ready again after %v", time.Since(continued).Round(time.Millisecond))
+	waitVoters(t, nodes, ids...)
+	time.Sleep(time.Second) // room for a late duplicate
+	inc := incarnationOf(t, others[0].addr, paused.id)
+	if inc <= oldInc {
+		t.Fatalf("incarnation %d after the rejoin, was %d", inc, oldInc)
+	}
+	for _, n := range nodes {
+		if r := n.about("NodeRejoin", paused.id); len(r) != 1 || r[0].index() != inc {
+			t.Fatalf("%s: NodeRejoin for %s %v, want one at index %d", n.id, paused.id, r, inc)
+		}
+	}
+	// The new life delivers nothing from before its admission: its own
+	// NodeLeave (the old life's last event) is followed by its NodeRejoin.
+	evs := paused.allEvents()
+	for i, e := range evs {
+		if e.Kind == "NodeLeave" && e.nodeID() == paused.id {
+			if i+1 >= len(evs) || evs[i+1].Kind != "NodeRejoin" || evs[i+1].nodeID() != paused.id {
+				t.Fatalf("after its own NodeLeave the node delivered %v, want its NodeRejoin first", firstEvents(evs[i+1:], 5))
+			}
+			for _, later := range evs[i+1:] {
+				if later.index() < inc {
+					t.Fatalf("the new life (admitted at %d) delivered %v", inc, later)
+				}
+			}
+			break
+		}
+	}
+	if n := len(paused.log.lines(removedLine)); n != 1 {
+		t.Fatalf("the removal was logged %d times", n)
+	}
+	ownLeave(0)
+	for _, n := range nodes {
+		if lines := append(n.log.lines("join refused", "peer="+paused.id), n.log.lines("refused this node")...); len(lines) > 0 {
+			t.Errorf("%s logged a refusal of the rejoin:\n%s", n.id, strings.Join(lines, "\n"))
+		}
+	}
+	// NodeRejoin's LastSeenAt and OfflineDuration are the real ones (DESIGN
+	// §5): nothing saw the node from its SIGSTOP to its SIGCONT.
+	for _, n := range nodes {
+		e := n.about("NodeRejoin", paused.id)[0]
+		seen, offline := parseI(e.Data["lastSeenUnixNano"]), time.Duration(parseI(e.Data["offlineDurationNanos"]))
+		if slack := 100 * time.Millisecond; seen > stoppedAt.Add(slack).UnixNano() || offline < continued.Sub(stoppedAt)-slack {
+			t.Errorf("%s: NodeRejoin says %s was last seen %v after its SIGSTOP and offline for %v; it was paused for %v: %v",
+				n.id, paused.id, time.Duration(seen-stoppedAt.UnixNano()).Round(time.Millisecond), offline.Round(time.Millisecond),
+				continued.Sub(stoppedAt).Round(time.Millisecond), e)
 		}
 	}
 }
