@@ -431,15 +431,18 @@ type ghost struct {
 	pings     atomic.Int64
 	waitPings atomic.Int64 // pings asking for a Raft index
 	other     atomic.Int64 // anything else it was sent
+	// claimLog: answer a ping that asks for a Raft index as if its log had
+	// reached it (a liar); otherwise it reports an empty log.
+	claimLog bool
 }
 
-func startGhost(t *testing.T, id string) *ghost {
+func startGhost(t *testing.T, id string, claimLog bool) *ghost {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := &ghost{id: id, addr: ln.Addr().String(), nonce: rand.Uint64() | 1}
+	g := &ghost{id: id, addr: ln.Addr().String(), nonce: rand.Uint64() | 1, claimLog: claimLog}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+rpc.PathPing, func(w http.ResponseWriter, r *http.Request) {
 		req := &messages.PingRequest{}
@@ -448,8 +451,12 @@ func startGhost(t *testing.T, id string) *ghost {
 		if req.GetWaitIndex() > 0 {
 			g.waitPings.Add(1)
 		}
-		data, _ := proto.Marshal(&messages.PingResponse{NodeId: g.id, Nonce: g.nonce,
-			ClusterName: clusterkit.DefaultOptions().ClusterName, LastContactNanos: -1})
+		pong := &messages.PingResponse{NodeId: g.id, Nonce: g.nonce,
+			ClusterName: clusterkit.DefaultOptions().ClusterName, LastContactNanos: -1}
+		if g.claimLog {
+			pong.LastIndex, pong.RaftState = req.GetWaitIndex(), "Follower"
+		}
+		data, _ := proto.Marshal(pong)
 		w.Header().Set("Content-Type", rpc.ContentType)
 		_, _ = w.Write(data)
 	})
@@ -480,12 +487,18 @@ func (g *ghost) join(via, token string) (*messages.JoinResponse, error) {
 // refused (no_log), never listed as a member or a voter, and Raft's
 // configuration ends as it was; so the cluster keeps its quorum when one real
 // node is killed (a follower, or the leader).
+//
+// A ghost that lies about its log (it answers admission's ping with the
+// index asked for) may be admitted, but only as a non-voter: Raft's
+// heartbeats to it fail, so it is never promoted, and failure detection
+// removes it.
 func TestGhostMember(t *testing.T) {
-	t.Run("kill a follower", func(t *testing.T) { ghostScenario(t, false) })
-	t.Run("kill the leader", func(t *testing.T) { ghostScenario(t, true) })
+	t.Run("kill a follower", func(t *testing.T) { ghostScenario(t, false, false) })
+	t.Run("kill the leader", func(t *testing.T) { ghostScenario(t, true, false) })
+	t.Run("a ghost that claims the log", func(t *testing.T) { ghostScenario(t, false, true) })
 }
 
-func ghostScenario(t *testing.T, killLeader bool) {
+func ghostScenario(t *testing.T, killLeader, liar bool) {
 	const token = "ghost-test-token"
 	ids := []string{"node-1", "node-2", "node-3"}
 	nodes := form(t, ids, nil, identityArgs("-auth-token", token)...)
@@ -496,9 +509,10 @@ func ghostScenario(t *testing.T, killLeader bool) {
 			followers = append(followers, n)
 		}
 	}
-	g := startGhost(t, "ghost-1")
+	g := startGhost(t, "ghost-1", liar)
 
-	// Watch every node while the ghost asks: it must never be a member or a voter.
+	// Watch every node while the ghost asks: it must never be a voter, nor
+	// a member unless it lied its way in.
 	var (
 		mu        sync.Mutex
 		sightings []string
@@ -509,7 +523,7 @@ func ghostScenario(t *testing.T, killLeader bool) {
 		defer close(watched)
 		for {
 			for _, n := range nodes {
-				if ms, err := membersOf(n.addr); err == nil && slices.Contains(memberIDs(ms), g.id) {
+				if ms, err := membersOf(n.addr); err == nil && !liar && slices.Contains(memberIDs(ms), g.id) {
 					mu.Lock()
 					sightings = append(sightings, fmt.Sprintf("%s lists %s as a member: %+v", n.id, g.id, ms))
 					mu.Unlock()
@@ -530,6 +544,11 @@ func ghostScenario(t *testing.T, killLeader bool) {
 
 	// Through a follower (forwarded to the leader), then the leader itself.
 	for _, via := range []*lnode{followers[0], leader} {
+		if liar {
+			resp, err := g.join(via.addr, token)
+			t.Logf("the liar's join via %s: %v %v", via.id, resp, err)
+			break
+		}
 		began := time.Now()
 		resp, err := g.join(via.addr, token)
 		if err != nil {
@@ -543,7 +562,18 @@ func ghostScenario(t *testing.T, killLeader bool) {
 	if g.pings.Load() == 0 {
 		t.Fatalf("admission never pinged the ghost")
 	}
-	if lines := leader.log.lines("join refused", g.id, "no_log"); len(lines) == 0 {
+	if liar {
+		// Admitted or not, it must be out (removed) soon, with Raft's
+		// configuration as it was.
+		waitMembersOf(t, nodes, ids...)
+		for _, n := range nodes {
+			if ms := n.about("NodeJoin", g.id); len(ms) > 0 {
+				if l := n.about("NodeLeave", g.id); len(l) != 1 || l[0].Data["reason"] != "health_check_failure" {
+					t.Fatalf("%s: the liar joined (%v) and left with %v, want one NodeLeave (health_check_failure)", n.id, ms, l)
+				}
+			}
+		}
+	} else if lines := leader.log.lines("join refused", g.id, "no_log"); len(lines) == 0 {
 		t.Errorf("the leader did not log the refusal")
 	}
 	// Raft's configuration ends as it was, and stays so past several
