@@ -632,12 +632,19 @@ func ghostScenario(t *testing.T, killLeader, liar bool) {
 // finds out by itself (it logs it and delivers its own NodeLeave), then
 // rejoins as a new life: NodeRejoin on every node, 5 members, ready again.
 // With -auto-rejoin=false it stays out: GET /ready 503 "removed".
+//
+// Continued at once, it is still in Raft's configuration for the departure
+// grace and the new leader's log tells it; continued after it left the
+// configuration, nobody replicates to it and only asking the members it
+// knows can tell it.
 func TestPausedLeaderRemoved(t *testing.T) {
-	t.Run("auto-rejoin", func(t *testing.T) { pausedLeader(t, true) })
-	t.Run("auto-rejoin off", func(t *testing.T) { pausedLeader(t, false) })
+	t.Run("auto-rejoin", func(t *testing.T) { pausedLeader(t, true, false) })
+	t.Run("auto-rejoin, out of the raft configuration", func(t *testing.T) { pausedLeader(t, true, true) })
+	t.Run("auto-rejoin off", func(t *testing.T) { pausedLeader(t, false, false) })
+	t.Run("auto-rejoin off, out of the raft configuration", func(t *testing.T) { pausedLeader(t, false, true) })
 }
 
-func pausedLeader(t *testing.T, autoRejoin bool) {
+func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 	ids := []string{"node-1", "node-2", "node-3", "node-4", "node-5"}
 	args := identityArgs() // removal 300 ms after the 0.75 s budget
 	var nodes []*lnode
@@ -676,6 +683,19 @@ func pausedLeader(t *testing.T, autoRejoin bool) {
 		t.Fatalf("the paused node still leads")
 	}
 	t.Logf("paused leader removed by the others after %v", time.Since(stoppedAt).Round(time.Millisecond))
+	if outOfRaft {
+		eventually(t, 15*time.Second, "the paused node to leave Raft's configuration", func() bool {
+			for _, n := range others {
+				s, err := consensus(n.addr)
+				if err != nil || slices.Contains(s.Voters, paused.id) || slices.Contains(s.NonVoters, paused.id) {
+					return false
+				}
+			}
+			return true
+		})
+		t.Logf("paused leader out of Raft's configuration after %v", time.Since(stoppedAt).Round(time.Millisecond))
+		time.Sleep(300 * time.Millisecond)
+	}
 
 	paused.signal(t, syscall.SIGCONT)
 	continued := time.Now()
