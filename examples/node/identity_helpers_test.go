@@ -85,7 +85,7 @@ func spawn(t *testing.T, id, addr string, args ...string) *lnode {
 		_ = cmd.Process.Kill()
 		<-p.done
 		if t.Failed() {
-			t.Logf("stderr of %s at %s (%s):\n%s", id, addr, strings.Join(args, " "), tail(n.log.String(), 60))
+			t.Logf("stderr of %s at %s (%s):\n%s", id, addr, strings.Join(args, " "), tail(n.log.String(), 40))
 		}
 	})
 	go func() {

@@ -56,8 +56,9 @@ func transferLeadership(t *testing.T, addr, target string) {
 // membership do not move, and B is undisturbed.
 func TestForeignDataDir(t *testing.T) {
 	ids := []string{"node-1", "node-2", "node-3"}
-	// A long grace: A's node-3 stays a member (and a Raft voter that A's
-	// leader dials) after it is killed.
+	// A long grace: A's node-3 stays a member after it is killed, and in
+	// Raft's configuration (demoted to non-voter), so A's leader keeps
+	// dialing its address.
 	args := identityArgs("-health-removal-grace", "30s")
 	dirsA := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	dirsB := []string{t.TempDir(), t.TempDir(), t.TempDir()}
@@ -210,13 +211,7 @@ func TestForeignDataDir(t *testing.T) {
 }
 
 func parseU(s string) uint64 {
-	var v uint64
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		v = v*10 + uint64(c-'0')
-	}
+	v, _ := strconv.ParseUint(s, 10, 64)
 	return v
 }
 
@@ -351,7 +346,7 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 	}
 	// Never refused.
 	for _, n := range all {
-		for _, what := range []string{"join refused", "refused this node", "raft connection refused", "stale"} {
+		for _, what := range []string{"join refused", "refused this node", "raft connection refused", "stale_incarnation", "this process is stale"} {
 			if lines := n.log.lines(what); len(lines) > 0 {
 				t.Fatalf("%s logged %q:\n%s", n.id, what, strings.Join(lines, "\n"))
 			}
