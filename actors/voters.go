@@ -333,14 +333,21 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 		return doneFuture{err: fmt.Errorf("%w: %q", raftfsm.ErrUnknownNode, id)}
 	}
 	timeout := d.cfg.ApplyTimeout
-	if !voter {
-		f := d.cfg.Raft.GetConfiguration()
-		if err := f.Error(); err != nil {
-			return doneFuture{err: err}
+	f := d.cfg.Raft.GetConfiguration()
+	if err := f.Error(); err != nil {
+		return doneFuture{err: err}
+	}
+	isVoter := false
+	for _, srv := range f.Configuration().Servers {
+		if string(srv.ID) == id {
+			isVoter = srv.Suffrage == raft.Voter
 		}
-		if !quorumWithout(f.Configuration(), raft.ServerID(id), d.cfg.Tracker) {
-			return doneFuture{err: fmt.Errorf("demoting %q would leave too few voters that answer", id)}
-		}
+	}
+	if m.Voter == voter && isVoter == voter {
+		return doneFuture{} // already so: autopilot's view was behind
+	}
+	if !voter && !quorumWithout(f.Configuration(), raft.ServerID(id), d.cfg.Tracker) {
+		return doneFuture{err: fmt.Errorf("demoting %q would leave too few voters that answer", id)}
 	}
 	reason := d.reason(id, voter)
 	if m.Voter != voter {

@@ -241,12 +241,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 	// cluster starts as one; the leader promotes the others on evidence.
 	next.Voter = false
 	if d, ok := f.departed[id]; ok {
-		lastSeen := max(d.GetLeftAtUnixNano(), d.GetMember().GetLastSeenUnixNano())
-		// The node's own record of when it was last alive beats the removal
-		// time, which comes a detection budget after a crash.
-		if la := r.GetLastAliveUnixNano(); la > 0 && la < lastSeen {
-			lastSeen = max(la, d.GetMember().GetLastSeenUnixNano())
-		}
+		lastSeen := departedLastSeen(d, r.GetLastAliveUnixNano())
 		next.JoinedAtUnixNano = now
 		delete(f.departed, id)
 		f.members[id] = next
@@ -261,6 +256,22 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 	n := nodeFromMember(next)
 	a.Change.Joined = &n
 	return true, nil
+}
+
+// departedLastSeen is when a removed node was last known alive. Failure
+// detection removes a node a detection budget after it was last reached,
+// and its suspicion committed that last sighting: that is when it went. A
+// node removed any other way (a leave, an admin) was alive at its removal,
+// unless its own record says it died before.
+func departedLastSeen(d *messages.DepartedMember, lastAlive int64) int64 {
+	left, seen := d.GetLeftAtUnixNano(), d.GetMember().GetLastSeenUnixNano()
+	if d.GetReason() == LeaveHealthFailure && seen > 0 && seen < left {
+		return seen
+	}
+	if lastAlive > 0 && lastAlive < left {
+		return max(lastAlive, seen)
+	}
+	return left
 }
 
 func (f *FSM) setRejoin(a *Applied, m *messages.Member, now, lastSeen int64, before []uint32) {

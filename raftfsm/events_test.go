@@ -488,4 +488,18 @@ func TestSuspicionRecordsLastSeen(t *testing.T) {
 	if got := h.last().Change.OfflineDuration; got != time.Minute {
 		t.Fatalf("offline %v, want 1m0s", got)
 	}
+
+	// Removed by failure detection after its suspicion: the rejoin counts
+	// from the committed last sighting, not from the removal.
+	seen = time.Unix(0, h.clock).Add(10 * time.Second)
+	h.clock = seen.Add(5 * time.Second).UnixNano()
+	h.mustApply(&messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{
+		Id: "n2", Status: messages.NodeStatus_NODE_STATUS_SUSPECT, LastSeenUnixNano: seen.UnixNano(),
+	}}})
+	h.mustApply(remove("n2", LeaveHealthFailure)) // at seen + 7 s
+	h.clock = seen.Add(29 * time.Second).UnixNano()
+	h.mustApply(registerLife("n2", 4, false, 0)) // a wiped node: no record of its own
+	if got := h.last().Change.OfflineDuration; got != 30*time.Second {
+		t.Fatalf("offline after a removal %v, want 30s (from the last sighting, not from the removal)", got)
+	}
 }

@@ -59,7 +59,9 @@ func TestForeignDataDir(t *testing.T) {
 	// A long grace: A's node-3 stays a member after it is killed, and in
 	// Raft's configuration (demoted to non-voter), so A's leader keeps
 	// dialing its address.
-	args := identityArgs("-health-removal-grace", "30s")
+	// Raft timeouts long enough that a busy machine causes no election of
+	// its own: the test asserts that A's term does not move.
+	args := identityArgs("-health-removal-grace", "30s", "-raft-heartbeat-timeout", "1s", "-raft-election-timeout", "1s")
 	dirsA := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	dirsB := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	A := form(t, ids, dirsA, args...)

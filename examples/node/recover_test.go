@@ -47,18 +47,6 @@ func voters(addr string) ([]string, error) {
 	return out, nil
 }
 
-// waitVoters waits until every process reports exactly these voters.
-func waitVoters(t *testing.T, procs []*proc, ids ...string) {
-	t.Helper()
-	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("voters %v on every node", ids), func() bool {
-		for _, p := range procs {
-			if v, err := voters(p.addr); err != nil || !slices.Equal(v, ids) {
-				return false
-			}
-		}
-		return true
-	})
-}
 
 // nodeIDs returns the members addr's GET /nodes lists.
 func nodeIDs(addr string) ([]string, error) {
@@ -221,13 +209,3 @@ func TestQuorumLossRecovery(t *testing.T) {
 	}
 }
 
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return true
-}
