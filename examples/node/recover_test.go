@@ -47,7 +47,6 @@ func voters(addr string) ([]string, error) {
 	return out, nil
 }
 
-
 // nodeIDs returns the members addr's GET /nodes lists.
 func nodeIDs(addr string) ([]string, error) {
 	var doc struct {
@@ -208,4 +207,3 @@ func TestQuorumLossRecovery(t *testing.T) {
 		}
 	}
 }
-
