@@ -49,6 +49,11 @@ func TestDamagedDataDir(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, ErrDataDir, "wal-meta.db"},
+		{"empty log metadata", func(t *testing.T, dir string, _ *Options) {
+			if err := os.WriteFile(filepath.Join(dir, "raft", "wal", "wal-meta.db"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}, ErrDataDir, "wal-meta.db is empty"},
 		{"garbage node file", func(t *testing.T, dir string, _ *Options) {
 			if err := os.WriteFile(filepath.Join(dir, "node.json"), []byte("{"), 0o600); err != nil {
 				t.Fatal(err)

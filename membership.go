@@ -114,7 +114,7 @@ func (ck *ClusterKit) leave() error {
 	}
 	ck.handOverLeadership()
 	_, err := ck.propose(&messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
-		Id: ck.opts.NodeID, Reason: raftfsm.LeaveGraceful,
+		Id: ck.opts.NodeID, Reason: raftfsm.LeaveGraceful, Incarnation: ck.life.Status().Incarnation,
 	}}})
 	// Unknown node: a retried removal that had already been committed.
 	if err != nil && !errors.Is(err, raftfsm.ErrUnknownNode) {

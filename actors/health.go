@@ -194,7 +194,7 @@ func (h *healthActor) report(ctx actor.Context, r *peerReport) {
 		h.cfg.Stats.Removals.Add(1)
 		h.log.Warn("removing unreachable member", "peer", r.id, "misses", r.misses)
 		h.propose(ctx, &messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
-			Id: r.id, Reason: raftfsm.LeaveHealthFailure,
+			Id: r.id, Reason: raftfsm.LeaveHealthFailure, Incarnation: r.incarnation,
 		}}})
 	case r.suspect && m.Status != raftfsm.StatusSuspect:
 		h.log.Warn("member suspect", "peer", r.id, "misses", r.misses)

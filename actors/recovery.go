@@ -102,14 +102,14 @@ func (s *stateActor) finishRecovery() {
 			fut := actor.NewFuture(system, timeout)
 			prop.propose(&messages.Command{
 				TimeUnixNano: cfg.now(), Origin: cfg.NodeID,
-				Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{Id: m.ID, Reason: raftfsm.LeaveAdmin}},
+				Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{Id: m.ID, Reason: raftfsm.LeaveAdmin, Incarnation: m.Incarnation}},
 			}, fut.PID())
 			res, err := fut.Result()
 			if err == nil {
 				pr, _ := res.(*messages.ProposeResult)
 				err = ResultError(pr)
 			}
-			if err != nil && !errors.Is(err, raftfsm.ErrUnknownNode) { // already gone is fine
+			if err != nil && !errors.Is(err, raftfsm.ErrUnknownNode) && !errors.Is(err, raftfsm.ErrIncarnationMismatch) { // already gone, or back as a new life: fine
 				errs = append(errs, fmt.Errorf("remove %s: %w", m.ID, err))
 				continue
 			}

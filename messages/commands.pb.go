@@ -442,9 +442,12 @@ func (x *SetNodeStatus) GetLastSeenUnixNano() int64 {
 
 // RemoveNode removes a member: "graceful_shutdown", "health_check_failure" or "removed_by_admin".
 type RemoveNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Reason        string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Id     string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Reason string                 `protobuf:"bytes,2,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Only applies when it matches the member's current incarnation (0 = any):
+	// a removal decided about one life never removes the next.
+	Incarnation   uint64 `protobuf:"varint,3,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -491,6 +494,13 @@ func (x *RemoveNode) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *RemoveNode) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
 }
 
 // RebalanceInfo explains why a table was proposed.
@@ -928,11 +938,12 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x19.clusterkit.v1.NodeStatusR\x06status\x12 \n" +
 	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\x12-\n" +
-	"\x13last_seen_unix_nano\x18\x04 \x01(\x03R\x10lastSeenUnixNano\"4\n" +
+	"\x13last_seen_unix_nano\x18\x04 \x01(\x03R\x10lastSeenUnixNano\"V\n" +
 	"\n" +
 	"RemoveNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
-	"\x06reason\x18\x02 \x01(\tR\x06reason\"\x9a\x01\n" +
+	"\x06reason\x18\x02 \x01(\tR\x06reason\x12 \n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\x9a\x01\n" +
 	"\rRebalanceInfo\x12\x18\n" +
 	"\atrigger\x18\x01 \x01(\tR\atrigger\x12&\n" +
 	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeId\x12/\n" +

@@ -321,6 +321,9 @@ func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, origin string, n
 	if !ok {
 		return false, errorf(ErrUnknownNode, "%q", r.GetId())
 	}
+	if r.GetIncarnation() != 0 && r.GetIncarnation() != cur.GetIncarnation() {
+		return false, errorf(ErrIncarnationMismatch, "%q is at incarnation %d, not %d", r.GetId(), cur.GetIncarnation(), r.GetIncarnation())
+	}
 	primary, replica := f.partitionsOf(r.GetId())
 	// A voter's seat is not handed to a non-voter here: the leader promotes
 	// one that has proven healthy (SetVoter), so a vote never goes to a node

@@ -35,6 +35,12 @@ func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
 	if err := os.MkdirAll(walDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", walDir, err)
 	}
+	// raft-wal v0.4.1 panics (a nil pointer in its bolt metadata store) on
+	// an empty wal-meta.db, as a crash before its first write can leave it.
+	meta := filepath.Join(walDir, "wal-meta.db")
+	if fi, err := os.Stat(meta); err == nil && fi.Size() == 0 {
+		return nil, fmt.Errorf("open raft log in %s: %s is empty (damaged)", walDir, meta)
+	}
 	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
 	if err != nil {
 		return nil, fmt.Errorf("open raft log in %s: %w", walDir, err)
