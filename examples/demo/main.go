@@ -204,27 +204,34 @@ func (d *demo) run(serve bool) error {
 	}
 	d.note("bootstrap: Start returned (leader elected, table committed)", took, "")
 	fmt.Printf("node-1 bootstrapped a new cluster and was elected leader in %v, at %s\n", took.Round(time.Millisecond), first.addr)
+	fmt.Printf("  cluster ID %s (random, minted at bootstrap: a node never mixes two clusters' data)\n", first.ck.ClusterID())
 	fmt.Printf("  %d partitions, replication factor %d; alone it holds every copy\n", len(first.ck.GetCluster().PartitionMap.Partitions), first.ck.GetCluster().Config.ReplicationFactor)
 	printBalance(first.ck)
 
 	fmt.Println("\n== 2. four nodes join; after each, the rebalance moves the fewest partitions to restore balance")
+	joined := map[string]time.Time{}
 	for _, id := range []string{"node-2", "node-3", "node-4", "node-5"} {
 		from := first.rec.len()
 		_, took, err := d.start(id, first.addr)
 		if err != nil {
 			return err
 		}
+		joined[id] = time.Now()
 		done, err := first.rec.await(d.ctx, from, rebalanceBy(id))
 		if err != nil {
 			return err
 		}
-		d.note(id+" join: Start returned (admitted, voter, table received)", took, "")
+		d.note(id+" join: Start returned (admitted, table received)", took, "")
 		moves := first.rec.partitionChangesFor(from, id)
 		fmt.Printf("%s joined through node-1 in %v; the rebalance moved %d partitions in %v\n",
 			id, took.Round(time.Millisecond), done.(*messages.RebalanceComplete).GetPartitionsMoved(),
 			time.Duration(done.(*messages.RebalanceComplete).GetDurationNanos()).Round(time.Millisecond))
 		fmt.Printf("  %s copies %s\n", id, moves)
 		printBalance(first.ck)
+	}
+
+	if err := d.awaitVoters(first.ck, joined); err != nil {
+		return err
 	}
 
 	fmt.Println("\n== 3. where keys live (answered locally from the committed table: one atomic load, no network hop)")
@@ -277,6 +284,46 @@ func (d *demo) run(serve bool) error {
 		defer stop()
 		<-ctx.Done()
 	}
+	return nil
+}
+
+// awaitVoters waits until every joiner is a Raft voter and says when each
+// became one: a joiner starts as a non-voter, and the leader promotes it
+// once it has been healthy (caught up, in contact) for VoterStabilization.
+func (d *demo) awaitVoters(leader *clusterkit.ClusterKit, joined map[string]time.Time) error {
+	fmt.Printf("every joiner started as a non-voter; the leader promotes one once it has been healthy for %v:\n", clusterkit.DefaultVoterStabilization)
+	promoted := map[string]time.Duration{}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for len(promoted) < len(joined) {
+		for _, n := range leader.GetCluster().Nodes {
+			if at, ok := joined[n.ID]; ok && n.Voter {
+				if _, done := promoted[n.ID]; !done {
+					promoted[n.ID] = time.Since(at)
+				}
+			}
+		}
+		select {
+		case <-d.ctx.Done():
+			return fmt.Errorf("joiners not promoted to voters in time: %v", promoted)
+		case <-tick.C:
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(promoted)) {
+		fmt.Printf("  %s became a voter %v after its join\n", id, promoted[id].Round(10*time.Millisecond))
+		d.note(id+" join -> Raft voter", promoted[id], "VoterStabilization")
+	}
+	// Autopilot refreshes every server's health twice a second: wait for
+	// its view of the last promotion.
+	h := leader.HealthCheck()
+	for want := h.Voters - (h.Voters/2 + 1); h.FailureTolerance < want; h = leader.HealthCheck() {
+		select {
+		case <-d.ctx.Done():
+			return fmt.Errorf("failure tolerance %d, want %d", h.FailureTolerance, want)
+		case <-tick.C:
+		}
+	}
+	fmt.Printf("  %d voters, all healthy: the cluster keeps its quorum through %d voter failures\n", h.Voters, h.FailureTolerance)
 	return nil
 }
 
