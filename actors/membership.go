@@ -567,6 +567,11 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 		}
 		return refuse(code, "registration refused: %v", err)
 	}
+	// The joiner holds the registration entry but learns that it committed
+	// only with the leader's next append, up to CommitTimeout later when
+	// other voters had to acknowledge it: a barrier entry goes out at once
+	// and carries the commit index (nobody waits for it).
+	_ = a.r.Barrier(a.applyTimeout)
 	return &messages.JoinResponse{Accepted: true, Index: pr.GetIndex()}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,34 +54,40 @@ func formOnce(n int) (time.Duration, error) {
 }
 
 // joinOnce starts a joiner next to c and returns the time until its Start
-// returned (it holds the committed table) and until the table that places
-// it is committed on every node; then the joiner leaves again.
-func joinOnce(c *cluster, id string) (ready, placed time.Duration, err error) {
+// returned (it holds the committed table), until the table that places it
+// is committed on every node, and until it is a Raft voter (joiners start as
+// non-voters and are promoted once healthy for VoterStabilization); then the
+// joiner leaves again.
+func joinOnce(c *cluster, id string) (ready, placed, voter time.Duration, err error) {
 	nd, err := newNode(id, "", []string{c.nodes[0].addr}, c.s)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer nd.stop()
 	start := time.Now()
 	if err := nd.ck.Start(); err != nil {
-		return 0, 0, fmt.Errorf("start %s: %w", id, err)
+		return 0, 0, 0, fmt.Errorf("start %s: %w", id, err)
 	}
 	ready = time.Since(start)
 	all := append(c.cks(), nd.ck)
 	if err := waitFor(10*time.Second, id+"'s table", func() bool { return converged(all, len(all)) }); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	placed = time.Since(start)
+	if err := waitFor(30*time.Second, id+" to become a voter", func() bool { return slices.Contains(nd.ck.HealthCheck().VoterIDs, id) }); err != nil {
+		return 0, 0, 0, err
+	}
+	voter = time.Since(start)
 	if err := nd.ck.Leave(); err != nil {
-		return 0, 0, fmt.Errorf("%s leave: %w", id, err)
+		return 0, 0, 0, fmt.Errorf("%s leave: %w", id, err)
 	}
 	if err := waitFor(10*time.Second, id+" to leave", func() bool { return converged(c.cks(), len(c.nodes)) }); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	// The leader drops a departed node from Raft's configuration only after
 	// a grace period; until then it still counts as a voter, so the next
 	// trial waits for that (see settled).
-	return ready, placed, c.settled()
+	return ready, placed, voter, c.settled()
 }
 
 // restartOnce is one step of a rolling restart: a follower of three nodes
@@ -143,13 +150,13 @@ when every node applied one table that places all of them.`,
 		return nil, err
 	}
 	defer c.stop()
-	var ready, placed []time.Duration
+	var ready, placed, voter []time.Duration
 	for i := range cfg.joinTrials {
-		r, p, err := joinOnce(c, fmt.Sprintf("joiner-%d", i+1))
+		r, p, v, err := joinOnce(c, fmt.Sprintf("joiner-%d", i+1))
 		if err != nil {
 			return nil, err
 		}
-		ready, placed = append(ready, r), append(placed, p)
+		ready, placed, voter = append(ready, r), append(placed, p), append(voter, v)
 	}
 	r := row{name: "join to ready: a third node's `Start` → it holds the committed table (`Start` returns)",
 		median: fmtMs(median(ms(ready))), p99: fmtMs(p99(ms(ready))), trials: fmt.Sprint(len(ready))}
@@ -158,6 +165,10 @@ when every node applied one table that places all of them.`,
 	r = row{name: "… → the table that places it is committed everywhere (includes the 100 ms debounce)",
 		median: fmtMs(median(ms(placed))), p99: fmtMs(p99(ms(placed))), trials: fmt.Sprint(len(placed))}
 	r.target, r.met = noTarget("")
+	s.rows = append(s.rows, r)
+	r = row{name: fmt.Sprintf("… → it is a Raft voter (learner first: promoted once healthy for VoterStabilization %v)", clusterkit.DefaultVoterStabilization),
+		median: fmtMs(median(ms(voter))), p99: fmtMs(p99(ms(voter))), trials: fmt.Sprint(len(voter))}
+	r.target, r.met = noTarget("[identity]")
 	s.rows = append(s.rows, r)
 	var restarts []time.Duration
 	for range cfg.rollingTrials {
