@@ -20,7 +20,9 @@ func fastOptions(t *testing.T, id string) Options {
 	o.HTTPAddr = "127.0.0.1:0"
 	o.RebalanceDelay = 10 * time.Millisecond
 	o.StartTimeout = 20 * time.Second
-	o.Raft = RaftTimings{HeartbeatTimeout: 50 * time.Millisecond, ElectionTimeout: 50 * time.Millisecond, LeaderLeaseTimeout: 50 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
+	// Short, but not so short that a busy machine (CI shares two cores,
+	// tests run under -race) elects a new leader in the middle of a test.
+	o.Raft = RaftTimings{HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
 	o.VoterStabilization = 200 * time.Millisecond
 	o.Logger = testLogger(t)
 	return o

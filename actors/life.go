@@ -51,7 +51,8 @@ type Life struct {
 
 // NewLife returns a life with a fresh nonce, in the joining state. notify
 // (optional) is called on every change of the membership status, from the
-// state actor: it must not block.
+// state actor: it must be quick (a node records its admission in its node
+// file there: one small atomic write per life).
 func NewLife(notify func(Membership)) *Life {
 	l := &Life{notify: notify, status: Membership{State: MemberJoining}}
 	l.nonce.Store(randomNonce())

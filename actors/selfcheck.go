@@ -2,6 +2,7 @@ package actors
 
 import (
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -17,6 +18,9 @@ import (
 // asks the members it knows what they have committed about it.
 
 type membershipTick struct{}
+
+// maxCheckTargets bounds the members asked in one round of the self-check.
+const maxCheckTargets = 8
 
 // membershipAnswer is the first conclusive answer of a membership check (or
 // none: answer is nil).
@@ -56,6 +60,10 @@ func (s *stateActor) checkMembership() {
 	if len(targets) == 0 {
 		return
 	}
+	// A few at random each round: in an outage of a large cluster every
+	// node asks, and one answer settles it.
+	rand.Shuffle(len(targets), func(i, j int) { targets[i], targets[j] = targets[j], targets[i] })
+	targets = targets[:min(len(targets), maxCheckTargets)]
 	s.checking = true
 	nonce, incarnation, clusterID := s.cfg.Life.Nonce(), s.cfg.Life.Admitted(), v.ClusterID()
 	peers, system, self, timeout, id := s.cfg.Peers, s.system, s.self, s.cfg.rpcTimeout(), s.cfg.NodeID

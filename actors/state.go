@@ -152,7 +152,11 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		}
 		s.scheduleReconcile()
 	case *Fenced:
-		if st := s.cfg.Life.Status().State; st != MemberFenced && st != MemberRefused {
+		// Only a process that held a life can be its stale copy: a new
+		// process refused for its data directory's older incarnation (one
+		// it may simply not have recorded) goes through admission instead,
+		// which refuses it if the newer life is alive elsewhere.
+		if st := s.cfg.Life.Status().State; st != MemberFenced && st != MemberRefused && s.cfg.Life.Admitted() != 0 {
 			s.fenceFor(msg.Reason, "peer "+msg.Source)
 		}
 	case *membershipTick:
