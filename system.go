@@ -316,7 +316,11 @@ func (ck *ClusterKit) start() error {
 	}
 	ck.running.Store(true)
 	v := ck.fsm.View()
-	ck.log.Info("node ready", "cluster_id", v.ClusterID(), "cluster", v.Config().GetClusterName(), "incarnation", ck.life.Status().Incarnation,
+	var incarnation uint64
+	if m, ok := v.Member(ck.opts.NodeID); ok {
+		incarnation = m.Incarnation
+	}
+	ck.log.Info("node ready", "cluster_id", v.ClusterID(), "cluster", v.Config().GetClusterName(), "incarnation", incarnation,
 		"http", ln.Addr().String(), "advertise", ck.advertise, "members", len(v.Members()),
 		"partitions", v.PartitionCount(), "table_version", v.TableVersion(), "health", v.Health().Status)
 	return nil

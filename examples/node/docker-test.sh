@@ -287,6 +287,17 @@ wait_for "$formation_timeout" "formation of node-1, node-2, node-3" agreed node-
 formation_ms=$(($(now_ms) - t0))
 log "formed in $formation_ms ms (from 'up'): 3 members, leader $agreed_leader, $agreed_partitions partitions, ETag $agreed_etag on all"
 
+# Joiners start as Raft non-voters and are promoted once healthy for the
+# voter stabilisation window (2 s): killing one before that could take the
+# quorum with it, as in production. Wait for three voters.
+voters() {
+	local n
+	n=$(get node-1 '/nodes?limit=1000' | grep -c '"voter": *true') || true
+	[ "$n" = 3 ] || { why="$n voters, want 3"; return 1; }
+}
+wait_for "$formation_timeout" "three voters" voters
+log "all three nodes are Raft voters $(($(now_ms) - t0)) ms after 'up'"
+
 # ---- 5. kill a non-bootstrap follower ----------------------------------------
 
 victim=node-3
