@@ -26,8 +26,8 @@ import (
 // of the leader's, and the application's own verdict) and how long it has
 // held. A non-voter healthy for VoterStabilization is promoted while there
 // are fewer than MaxVoters voters; a voter unhealthy for twice that long is
-// replaced by such a non-voter, or demoted when there is none (a voter that
-// does not take the log only raises the quorum). Autopilot's changes go
+// replaced by such a non-voter, or, when there is none and Raft cannot reach
+// it, demoted (a voter that does not take the log only raises the quorum). Autopilot's changes go
 // through pilotRaft, which commits each decision (SetVoter) before Raft's
 // configuration follows it, so every node sees who votes and why.
 
@@ -238,7 +238,8 @@ func (p *promoter) maxVoters() int {
 // votersPlan is the promotion rule, pure: promote the non-voters that have
 // been healthy for stab (longest first) while there are fewer than
 // maxVoters voters; replace each voter unhealthy for 2*stab by such a
-// non-voter, or demote it when none is left. The leader is never demoted.
+// non-voter, or, when none is left, demote it if Raft cannot reach it. The
+// leader is never demoted.
 func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time.Time) autopilot.RaftChanges {
 	var candidates, failing []*autopilot.ServerState
 	voters := 0
@@ -271,11 +272,18 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 		candidates = candidates[1:]
 	}
 	for _, f := range failing {
-		if len(candidates) > 0 {
+		switch {
+		case len(candidates) > 0:
 			ch.Promotions = append(ch.Promotions, candidates[0].Server.ID)
 			candidates = candidates[1:]
+			ch.Demotions = append(ch.Demotions, f.Server.ID)
+		case f.Server.NodeStatus != autopilot.NodeAlive:
+			// Unreachable for Raft (or suspect), and nobody to replace it:
+			// its vote only raises the quorum. A voter that is merely slow
+			// (late contact, a trailing log: a busy machine) still votes,
+			// and keeps its seat until a healthy non-voter can take it.
+			ch.Demotions = append(ch.Demotions, f.Server.ID)
 		}
-		ch.Demotions = append(ch.Demotions, f.Server.ID)
 	}
 	return ch
 }
