@@ -32,17 +32,14 @@ func (g gatewayBackend) ClusterID() string { return g.ck.ClusterID() }
 func (g gatewayBackend) Status() httpgw.Status {
 	rs := g.ck.raftStatus()
 	st := httpgw.Status{Running: g.ck.running.Load(), State: g.ck.lifecycle(), Leader: rs.LeaderID}
-	m := g.ck.life.Status()
+	m := g.ck.membership()
 	st.Membership = m.State
 	switch m.State {
 	case actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused:
 		st.Removal = &httpgw.Removal{Reason: m.Reason, RemovedBy: m.RemovedBy, Index: m.Index}
-	case actors.MemberJoining:
-		if g.ck.life.Admitted() != 0 {
-			// Removed, and rejoining as a new life.
-			st.Membership = actors.MemberRemoved
-			st.Removal = &httpgw.Removal{Reason: "rejoining as a new life", Rejoining: true}
-		}
+	case membershipRejoining:
+		st.Membership = actors.MemberRemoved
+		st.Removal = &httpgw.Removal{Reason: "rejoining as a new life", Rejoining: true}
 	}
 	return st
 }

@@ -5,8 +5,35 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/messages"
 )
+
+// membershipRejoining is the membership state of a node that found out it was
+// removed and is rejoining as a new life (it reports not ready, reason
+// "removed", meanwhile).
+const membershipRejoining = "rejoining"
+
+// membership is this node's own membership as every surface reports it
+// (GET /ready, /health/detailed, metrics): the state actor's record, with
+// the committed view ahead of it (a registration applied but not yet seen
+// by the actor is already "member", with its incarnation).
+func (ck *ClusterKit) membership() actors.Membership {
+	m := ck.life.Status()
+	switch m.State {
+	case actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused:
+		return m
+	}
+	v := ck.fsm.View()
+	if ck.registered(v) {
+		n, _ := v.Member(ck.opts.NodeID)
+		return actors.Membership{State: actors.MemberActive, Incarnation: n.Incarnation}
+	}
+	if ck.life.Admitted() != 0 {
+		return actors.Membership{State: membershipRejoining}
+	}
+	return actors.Membership{State: actors.MemberJoining}
+}
 
 // maxPingWait bounds how long a ping with a wait index may wait for the log.
 const maxPingWait = 30 * time.Second
@@ -16,7 +43,7 @@ const maxPingWait = 30 * time.Second
 // waitIndex admission's proof that this node takes the log.
 func (ck *ClusterKit) ping(ctx context.Context, waitIndex uint64) *messages.PingResponse {
 	resp := &messages.PingResponse{NodeId: ck.opts.NodeID, ClusterName: ck.opts.ClusterName, ClusterId: ck.ClusterID(),
-		Nonce: ck.life.Nonce(), Incarnation: ck.life.Status().Incarnation, LastContactNanos: -1}
+		Nonce: ck.life.Nonce(), Incarnation: ck.membership().Incarnation, LastContactNanos: -1}
 	r := ck.raft
 	if r == nil {
 		return resp

@@ -147,14 +147,14 @@ var (
 	descSuspects        = desc("health_suspect_nodes", "Members currently suspect.")
 	descProbeLatency    = desc("health_probe_latency_seconds", "Latency of answered liveness probes.")
 	descUptime          = desc("uptime_seconds", "Seconds since the node was created.")
-	descNodeInfo        = desc("node_info", "Always 1: this node's identity (the cluster ID is empty until the node has joined).", "node_id", "cluster_id", "cluster_name")
-	descMembership      = desc("membership", "1 for this node's own membership state (joining, member, removed, fenced, refused).", "state")
+	descNodeInfo        = desc("node_info", "Always 1: this node's identity (the cluster ID is empty until the node knows its cluster: it joined, or its data directory says).", "node_id", "cluster_id", "cluster_name")
+	descMembership      = desc("membership", "1 for this node's own membership state (joining, member, rejoining, removed, fenced, refused).", "state")
 	descIncarnation     = desc("incarnation", "Incarnation of this node's current life (0 until admitted).")
 	descVoterChanges    = desc("voter_changes_total", "Voter promotions and demotions this node decided as leader.", "change")
 	descRejoins         = desc("self_rejoins_total", "New lives this node started after finding out it was removed.")
 	descFailureTol      = desc("failure_tolerance", "Voters that may fail with the cluster keeping its quorum (autopilot, on the leader; -1 elsewhere).")
 	healthStatuses      = []string{raftfsm.HealthHealthy, raftfsm.HealthDegraded, raftfsm.HealthCritical}
-	membershipStates    = []string{actors.MemberJoining, actors.MemberActive, actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused}
+	membershipStates    = []string{actors.MemberJoining, actors.MemberActive, membershipRejoining, actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused}
 	raftStates          = []string{"Follower", "Candidate", "Leader", "Shutdown"}
 	descHTTPRequestsHlp = "HTTP requests served, by route pattern and status code."
 )
@@ -242,7 +242,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- histogram(descProbeLatency, &s.ProbeLatency)
 	gauge(descUptime, time.Since(ck.createdAt).Seconds())
 	gauge(descNodeInfo, 1, ck.opts.NodeID, ck.ClusterID(), ck.opts.ClusterName)
-	own := ck.life.Status()
+	own := ck.membership()
 	for _, st := range membershipStates {
 		gauge(descMembership, flag(own.State == st), st)
 	}

@@ -171,7 +171,8 @@ type HealthStatus struct {
 	ClusterID string `json:"cluster_id"`
 	// Incarnation of this node's current life (0 until admitted).
 	Incarnation uint64 `json:"incarnation,string"`
-	// Membership is this node's own place: "joining", "member", "removed",
+	// Membership is this node's own place: "joining", "member", "rejoining"
+	// (found out it was removed, back as a new life soon), "removed",
 	// "fenced" or "refused".
 	Membership string   `json:"membership"`
 	Problems   []string `json:"problems,omitempty"`
@@ -190,7 +191,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex, TableVersion: v.TableVersion(),
 		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), VoterIDs: rs.Voters, NonVoterIDs: rs.NonVoters, UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
 		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
-		ClusterID: ck.ClusterID(), Incarnation: ck.life.Status().Incarnation, FailureTolerance: ck.stats.FailureTolerance(),
+		ClusterID: ck.ClusterID(), Incarnation: ck.membership().Incarnation, FailureTolerance: ck.stats.FailureTolerance(),
 	}
 	if m, ok := v.Member(ck.opts.NodeID); ok {
 		st.LastSync = m.LastSeen
@@ -212,7 +213,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 	st.Healthy = len(st.Problems) == 0
 	registered := ck.registered(v)
 	st.Ready = st.Healthy && v.HasTable() && registered
-	st.Membership = ck.life.Status().State
+	st.Membership = ck.membership().State
 	if !v.HasTable() {
 		st.Problems = append(st.Problems, "no partition table committed yet")
 	}

@@ -234,8 +234,13 @@ func (s *stateActor) fence(newer uint64, addr, source string) {
 
 func (s *stateActor) fenceFor(reason, source string) {
 	if s.cfg.Life.set(Membership{State: MemberFenced, Incarnation: s.cfg.Life.Admitted(), Reason: reason}) {
-		s.log.Warn("a newer process of this node ID is a member: this process is stale and stays out; stop it",
+		s.log.Warn("a newer process of this node ID is a member: this process is stale and stays out, its Raft stopped; stop it",
 			"reason", reason, "this_incarnation", s.cfg.Life.Admitted(), "learned_from", source)
+		// Its Raft would go on calling elections over the connections it
+		// opened before the newer process was admitted (the hello is
+		// checked once per connection): a stale process takes no part.
+		r := s.cfg.Raft
+		s.goWork(func(context.Context) { _ = r.Shutdown().Error() })
 	}
 }
 
@@ -434,8 +439,9 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		if resp.GetCode() == JoinNoLog {
 			done.noLog = key
 		}
+		resp.LeaderId, resp.LeaderAddress, resp.ClusterId = selfID, selfAddr, cfg.GetClusterId()
 		if resp.GetAccepted() {
-			resp.Config, resp.LeaderId, resp.LeaderAddress, resp.ClusterId = cfg, selfID, selfAddr, cfg.GetClusterId()
+			resp.Config = cfg
 			logger.Info("admitted node", "peer", m.GetId(), "address", m.GetAddress(), "index", resp.GetIndex(), "resumed", req.GetResumed())
 		} else {
 			logger.Warn("join refused", "peer", m.GetId(), "address", m.GetAddress(), "code", resp.GetCode(), "reason", resp.GetError())
@@ -540,8 +546,11 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 				err = errors.Join(err, fmt.Errorf("remove it again: %w", rerr))
 			}
 		}
-		return refuse(JoinNoLog, "node %q answers pings but its Raft log did not reach index %d (it has %d): %v",
-			m.GetId(), want, proof.GetLastIndex(), err)
+		why := fmt.Sprintf("its log is at %d", proof.GetLastIndex())
+		if err != nil {
+			why = err.Error()
+		}
+		return refuse(JoinNoLog, "node %q answers pings but its Raft log did not reach index %d in time (%s)", m.GetId(), want, why)
 	}
 	a.tracker.heartbeatOK(m.GetId()) // it takes the log now
 	cmd := &messages.Command{

@@ -54,7 +54,7 @@ type voterPilot struct {
 func startPilot(cfg *Config, system *actor.ActorSystem, prop *proposer, logger *slog.Logger) *voterPilot {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &voterPilot{cancel: cancel, done: make(chan struct{}), stats: cfg.Stats}
-	d := &pilotDelegate{cfg: cfg, system: system, prop: prop, log: logger, ctx: ctx, pilot: p}
+	d := &pilotDelegate{cfg: cfg, system: system, prop: prop, log: logger, ctx: ctx, pilot: p, lives: map[string]lifeSeen{}}
 	every := pilotInterval(cfg.VoterStabilization)
 	p.ap = autopilot.New(&pilotRaft{r: cfg.Raft, d: d}, d,
 		autopilot.WithLogger(logging.HCLog(logging.Demote(logger, 4), "autopilot")),
@@ -114,6 +114,18 @@ type pilotDelegate struct {
 	log    *slog.Logger
 	ctx    context.Context
 	pilot  *voterPilot
+
+	// lives records when this pilot first saw each member's current life:
+	// autopilot tracks health per node ID, and a new life (a node restarted
+	// on a wiped disk faster than a health refresh) must not inherit the
+	// stability of the previous one.
+	mu    sync.Mutex
+	lives map[string]lifeSeen
+}
+
+type lifeSeen struct {
+	incarnation uint64
+	since       time.Time
 }
 
 var _ autopilot.ApplicationIntegration = (*pilotDelegate)(nil)
@@ -141,16 +153,25 @@ func (d *pilotDelegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 	v := d.cfg.FSM.View()
 	now := time.Now()
 	out := make(map[raft.ServerID]*autopilot.Server, len(v.Members()))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	seen := make(map[string]lifeSeen, len(v.Members()))
 	for _, m := range v.Members() {
 		status := autopilot.NodeAlive
 		if m.Status != raftfsm.StatusActive || d.cfg.Tracker.FailingFor(m.ID, now) > d.failAfter() {
 			status = autopilot.NodeFailed
 		}
+		life, ok := d.lives[m.ID]
+		if !ok || life.incarnation != m.Incarnation {
+			life = lifeSeen{incarnation: m.Incarnation, since: now}
+		}
+		seen[m.ID] = life
 		out[raft.ServerID(m.ID)] = &autopilot.Server{
 			ID: raft.ServerID(m.ID), Name: m.Name, Address: raft.ServerAddress(m.IP), NodeStatus: status,
-			IsLeader: m.ID == d.cfg.NodeID, NodeType: autopilot.NodeVoter,
+			IsLeader: m.ID == d.cfg.NodeID, NodeType: autopilot.NodeVoter, Ext: life.since,
 		}
 	}
+	d.lives = seen
 	return out
 }
 
@@ -236,7 +257,8 @@ func (p *promoter) maxVoters() int {
 }
 
 // votersPlan is the promotion rule, pure: promote the non-voters that have
-// been healthy for stab (longest first) while there are fewer than
+// been healthy for stab, in their current life (Server.Ext: when the pilot
+// first saw it), longest first, while there are fewer than
 // maxVoters voters; replace each voter unhealthy for 2*stab by such a
 // non-voter, or, when none is left, demote it if Raft cannot reach it. The
 // leader is never demoted.
@@ -253,7 +275,8 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 				failing = append(failing, srv)
 			}
 		case autopilot.RaftNonVoter, autopilot.RaftStaging:
-			if srv.Server.NodeStatus == autopilot.NodeAlive && srv.Health.IsStable(now, stab) {
+			lifeSince, _ := srv.Server.Ext.(time.Time) // when this life was first seen
+			if srv.Server.NodeStatus == autopilot.NodeAlive && srv.Health.IsStable(now, stab) && now.Sub(lifeSince) >= stab {
 				candidates = append(candidates, srv)
 			}
 		}

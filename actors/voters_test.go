@@ -48,6 +48,13 @@ func TestVotersPlan(t *testing.T) {
 		{"not yet stable: no promotion", state(
 			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
 			srv("b", autopilot.RaftNonVoter, true, time.Second, alive)), 5, []string{}, []string{}},
+		{"a new life does not inherit its node ID's stability", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			func() *autopilot.ServerState {
+				s := srv("b", autopilot.RaftNonVoter, true, time.Hour, alive)
+				s.Server.Ext = now.Add(-time.Second) // this life was first seen 1 s ago
+				return s
+			}()), 5, []string{}, []string{}},
 		{"a ghost (unhealthy) is never promoted", state(
 			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
 			srv("g", autopilot.RaftNonVoter, false, time.Hour, alive)), 5, []string{}, []string{}},
