@@ -317,7 +317,7 @@ func writeRecoveryMarker(dir string, m recoveryMarker) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(dir, recoveryMarkerName, data)
+	return nodefile.WriteFileAtomic(dir, recoveryMarkerName, data)
 }
 
 // loadRecovery reads the marker a recovery left in the data directory (nil
@@ -362,39 +362,5 @@ func removeRecoveryMarker(dir string) error {
 		}
 		return err
 	}
-	return syncDir(dir)
-}
-
-// writeFileAtomic replaces dir/name: a temporary file, fsync, rename, and
-// fsync of the directory so that the rename survives a crash.
-func writeFileAtomic(dir, name string, data []byte) error {
-	tmp, err := os.CreateTemp(dir, name+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
-		return err
-	}
-	return syncDir(dir)
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return nodefile.SyncDir(dir)
 }

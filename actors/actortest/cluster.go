@@ -517,7 +517,7 @@ func (c *Cluster) WaitConverged(timeout time.Duration) time.Duration {
 
 func (c *Cluster) waitFor(timeout time.Duration, what string, cond func() bool) {
 	c.t.Helper()
-	if !poll(timeout, cond) {
+	if !Poll(timeout, cond) {
 		c.t.Fatalf("actortest: timed out after %v waiting for %s\n%s", timeout, what, c.describe())
 	}
 }
@@ -526,12 +526,15 @@ func (c *Cluster) waitFor(timeout time.Duration, what string, cond func() bool) 
 // fails the test naming what it waited for if timeout passes first.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if !poll(timeout, cond) {
+	if !Poll(timeout, cond) {
 		t.Fatalf("actortest: timed out after %v waiting for %s", timeout, what)
 	}
 }
 
-func poll(timeout time.Duration, cond func() bool) bool {
+// Poll reports whether cond holds within timeout, checking every few
+// milliseconds: Eventually without failing the test, for a test that says
+// more about what it found.
+func Poll(timeout time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

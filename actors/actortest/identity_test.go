@@ -364,7 +364,7 @@ func TestRemovedNodeFindsOut(t *testing.T) {
 				}
 				return n
 			}
-			if !poll(10*time.Second, func() bool { return ownLeaves() == 1 }) {
+			if !actortest.Poll(10*time.Second, func() bool { return ownLeaves() == 1 }) {
 				t.Fatalf("%s delivered its own NodeLeave %d times: %v", id, ownLeaves(), kindsOf(l.all(victim)))
 			}
 		})
@@ -469,15 +469,4 @@ func TestStaleProcessIsFenced(t *testing.T) {
 	if !replacement.HealthCheck().Ready {
 		t.Fatalf("the new process is not ready: %v", replacement.HealthCheck().Problems)
 	}
-}
-
-func poll(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return true
 }

@@ -11,63 +11,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 )
-
-// voters returns the IDs of the members addr's GET /cluster lists as Raft voters.
-func voters(addr string) ([]string, error) {
-	var doc struct {
-		Cluster struct {
-			Nodes []struct {
-				ID    string `json:"id"`
-				Voter bool   `json:"voter"`
-			} `json:"nodes"`
-		} `json:"cluster"`
-	}
-	resp, err := client.Get("http://" + addr + "/cluster")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, n := range doc.Cluster.Nodes {
-		if n.Voter {
-			out = append(out, n.ID)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
-}
-
-// nodeIDs returns the members addr's GET /nodes lists.
-func nodeIDs(addr string) ([]string, error) {
-	var doc struct {
-		Nodes []struct {
-			ID string `json:"id"`
-		} `json:"nodes"`
-	}
-	resp, err := client.Get("http://" + addr + "/nodes")
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, n := range doc.Nodes {
-		out = append(out, n.ID)
-	}
-	return out, nil
-}
 
 // ready returns addr's GET /ready status and body.
 func ready(addr string) (int, map[string]any, error) {
@@ -171,8 +120,8 @@ func TestQuorumLossRecovery(t *testing.T) {
 
 	again := launch(t, "node-1", first.addr, durableArgs(dirs[0], keep...)...) // no -join
 	actortest.Eventually(t, 20*time.Second, "node-1 alone, leader and ready", func() bool {
-		ids, err := nodeIDs(again.addr)
-		if err != nil || !slices.Equal(ids, []string{"node-1"}) {
+		ms, err := membersOf(again.addr)
+		if err != nil || len(ms) != 1 || ms[0].ID != "node-1" {
 			return false
 		}
 		code, body, err := ready(again.addr)

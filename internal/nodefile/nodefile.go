@@ -65,7 +65,13 @@ func Write(dir string, f File) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(dir, Name+".tmp*")
+	return WriteFileAtomic(dir, Name, data)
+}
+
+// WriteFileAtomic replaces dir/name with data: a temporary file, fsync,
+// rename, and fsync of the directory so that the rename survives a crash.
+func WriteFileAtomic(dir, name string, data []byte) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp*")
 	if err != nil {
 		return err
 	}
@@ -81,10 +87,14 @@ func Write(dir string, f File) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	if err := os.Rename(tmp.Name(), filepath.Join(dir, Name)); err != nil {
+	if err := os.Rename(tmp.Name(), filepath.Join(dir, name)); err != nil {
 		return err
 	}
-	// The rename is durable only once the directory is.
+	return SyncDir(dir)
+}
+
+// SyncDir makes the entries of dir (a rename, a removal) durable.
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
