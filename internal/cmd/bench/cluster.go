@@ -111,7 +111,10 @@ type cluster struct {
 }
 
 // startCluster starts n nodes one after the other (node-1 bootstraps, the
-// others join it) and waits until all agree on a table that places them all.
+// others join it) and waits until all agree on a table that places them all
+// and min(n, MaxVoters) of them are Raft voters: joiners start as
+// non-voters, and every figure is measured on a cluster that has its votes
+// (commits wait for a quorum of them, elections need them).
 func startCluster(n int, s settings) (*cluster, error) {
 	c := &cluster{s: s}
 	for i := 1; i <= n; i++ {
@@ -121,6 +124,11 @@ func startCluster(n int, s settings) (*cluster, error) {
 		}
 	}
 	if err := waitFor(30*time.Second+time.Duration(n)*time.Second, fmt.Sprintf("%d nodes to converge", n), func() bool { return converged(c.cks(), n) }); err != nil {
+		c.stop()
+		return nil, err
+	}
+	want := min(n, clusterkit.DefaultMaxVoters)
+	if err := waitFor(30*time.Second, fmt.Sprintf("%d voters", want), func() bool { return c.nodes[0].ck.HealthCheck().Voters == want }); err != nil {
 		c.stop()
 		return nil, err
 	}
