@@ -225,7 +225,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 
 // notMemberProblem says why this node is not a member.
 func (ck *ClusterKit) notMemberProblem() string {
-	m := ck.life.Status()
+	m := ck.membership()
 	switch m.State {
 	case actors.MemberRemoved:
 		return fmt.Sprintf("removed from the cluster (%s, by %s at index %d)", m.Reason, m.RemovedBy, m.Index)
@@ -233,8 +233,7 @@ func (ck *ClusterKit) notMemberProblem() string {
 		return "fenced: " + m.Reason
 	case actors.MemberRefused:
 		return "refused by the cluster: " + m.Reason
-	}
-	if ck.life.Admitted() != 0 {
+	case membershipRejoining:
 		return "removed from the cluster; rejoining as a new life"
 	}
 	return "this node is not a member of the cluster"

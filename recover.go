@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -109,11 +108,7 @@ func RecoverCluster(o Options, survivors map[string]string) (Recovery, error) {
 		return res, err
 	}
 	o = o.withDefaults()
-	logger := o.Logger
-	if logger == nil {
-		logger = logging.Default(os.Stderr, slog.LevelInfo)
-	}
-	logger = logger.With("node", o.NodeID)
+	logger := o.nodeLogger()
 	var bad []error
 	if o.DataDir == "" {
 		bad = append(bad, errors.New("DataDir is required: only a node with persisted state can be recovered"))
@@ -136,21 +131,12 @@ func RecoverCluster(o Options, survivors map[string]string) (Recovery, error) {
 	// Read-only checks first: nothing is created in a wrong directory.
 	dir := o.DataDir
 	// Opening the log store would create it in an empty directory.
-	meta, err := os.Stat(filepath.Join(dir, "raft", "wal", "wal-meta.db"))
-	if err != nil {
+	if _, err := os.Stat(filepath.Join(dir, "raft", "wal", "wal-meta.db")); err != nil {
 		return res, fmt.Errorf("%w: %s has no Raft log (%w): nothing to recover", ErrDataDir, dir, err)
 	}
-	if meta.Size() == 0 {
-		// raft-wal v0.4.1 panics on an empty metadata file.
-		return res, fmt.Errorf("%w: %s: %w: raft/wal/wal-meta.db is empty", ErrDataDir, dir, raftfsm.ErrDamaged)
-	}
-	nf, err := readNodeFile(dir)
+	nf, err := nodefile.Read(dir, o.NodeID)
 	if err != nil {
-		return res, fmt.Errorf("%w: %w", ErrDataDir, err)
-	}
-	if nf.NodeID != o.NodeID {
-		return res, fmt.Errorf("%w: %w: %s was written by node %q, this is %q", ErrDataDir, nodefile.ErrWrongNode,
-			filepath.Join(dir, nodefile.Name), nf.NodeID, o.NodeID)
+		return res, fmt.Errorf("%w: %w (not a ClusterKit node's data directory?)", ErrDataDir, err)
 	}
 
 	// Hold the node's port while recovering: a node starting meanwhile on it
@@ -290,21 +276,6 @@ func (f *checkedFSM) Snapshot() (raft.FSMSnapshot, error) {
 		return nil, f.err
 	}
 	return f.FSM.Snapshot()
-}
-
-// readNodeFile reads the node file without creating it (nodefile.Open
-// would, for a new node).
-func readNodeFile(dir string) (nodefile.File, error) {
-	var f nodefile.File
-	path := filepath.Join(dir, nodefile.Name)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return f, fmt.Errorf("%s: %w (not a ClusterKit node's data directory?)", path, err)
-	}
-	if err := json.Unmarshal(data, &f); err != nil {
-		return f, fmt.Errorf("%s is corrupt: %w", path, err)
-	}
-	return f, nil
 }
 
 // writeRecoveryMarker writes the marker atomically (no marker when nothing

@@ -128,11 +128,7 @@ func New(opts Options) (*ClusterKit, error) {
 		return nil, err
 	}
 	opts = opts.withDefaults()
-	logger := opts.Logger
-	if logger == nil {
-		logger = logging.Default(os.Stderr, slog.LevelInfo)
-	}
-	logger = logger.With("node", opts.NodeID)
+	logger := opts.nodeLogger()
 	ck := &ClusterKit{
 		opts:      opts,
 		log:       logger,
@@ -165,6 +161,16 @@ func New(opts Options) (*ClusterKit, error) {
 		ck.ownSystem = true
 	}
 	return ck, nil
+}
+
+// nodeLogger is the node's logger: Options.Logger, or the default tint
+// handler on stderr at Info, with the node's ID on every line.
+func (o Options) nodeLogger() *slog.Logger {
+	l := o.Logger
+	if l == nil {
+		l = logging.Default(os.Stderr, slog.LevelInfo)
+	}
+	return l.With("node", o.NodeID)
 }
 
 // ActorSystem returns the actor system the node's actors live in. Spawn the

@@ -47,9 +47,10 @@ type peerChild struct {
 	suspect     bool
 }
 
-// raftFailAfter is how long Raft's heartbeats to a peer may fail before a
-// probe that the peer answers still counts as a miss: a member that answers
-// pings but does not take the log is not alive for the cluster.
+// raftFailAfter is how long Raft's heartbeats to a peer may fail before the
+// peer is not alive for the cluster although it answers pings (a probe
+// counts as a miss, autopilot sees it failed): a member that does not take
+// the log.
 func (c *Config) raftFailAfter() time.Duration {
 	if c.Health.Interval > 0 {
 		return c.Health.Interval

@@ -560,13 +560,10 @@ func admit(ctx context.Context, a admission) *messages.JoinResponse {
 			Member: proto.Clone(m).(*messages.Member), LastAliveUnixNano: a.lastAlive, Resumed: a.resumed,
 		}},
 	}
-	fut := actor.NewFuture(a.system, a.applyTimeout+a.rpcTimeout)
-	a.prop.propose(cmd, fut.PID())
-	res, err := fut.Result()
+	pr, err := a.prop.commit(ctx, a.system, cmd, a.applyTimeout+a.rpcTimeout)
 	if err != nil {
 		return refuse(JoinFailed, "registration did not complete: %v", err)
 	}
-	pr, _ := res.(*messages.ProposeResult)
 	if err := ResultError(pr); err != nil {
 		code := JoinFailed
 		if errors.Is(err, raftfsm.ErrInvalidMember) {

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -63,6 +64,34 @@ func (p *proposer) propose(cmd *messages.Command, replyTo *actor.PID) {
 	select {
 	case p.wake <- struct{}{}:
 	default:
+	}
+}
+
+// commit proposes cmd and waits for its result, for the goroutines that work
+// for an actor off its mailbox (admission, autopilot, quorum-loss recovery).
+// The error is the wait's (timeout, ctx); the command's own outcome is in
+// the result (ResultError). When ctx ends first the command may still commit.
+func (p *proposer) commit(ctx context.Context, system *actor.ActorSystem, cmd *messages.Command, timeout time.Duration) (*messages.ProposeResult, error) {
+	fut := actor.NewFuture(system, timeout)
+	p.propose(cmd, fut.PID())
+	type answer struct {
+		res any
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() { // ends when the future resolves or times out
+		res, err := fut.Result()
+		done <- answer{res, err}
+	}()
+	select {
+	case a := <-done:
+		if a.err != nil {
+			return nil, a.err
+		}
+		pr, _ := a.res.(*messages.ProposeResult)
+		return pr, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
 	}
 }
 

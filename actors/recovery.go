@@ -8,8 +8,6 @@ import (
 	"sort"
 	"time"
 
-	"github.com/asynkron/protoactor-go/actor"
-
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -99,14 +97,11 @@ func (s *stateActor) finishRecovery() {
 				break
 			}
 			logger.Warn("quorum recovery: removing lost member", "peer", m.ID, "address", m.IP, "incarnation", m.Incarnation)
-			fut := actor.NewFuture(system, timeout)
-			prop.propose(&messages.Command{
+			pr, err := prop.commit(ctx, system, &messages.Command{
 				TimeUnixNano: cfg.now(), Origin: cfg.NodeID,
 				Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{Id: m.ID, Reason: raftfsm.LeaveAdmin, Incarnation: m.Incarnation}},
-			}, fut.PID())
-			res, err := fut.Result()
+			}, timeout)
 			if err == nil {
-				pr, _ := res.(*messages.ProposeResult)
 				err = ResultError(pr)
 			}
 			if err != nil && !errors.Is(err, raftfsm.ErrUnknownNode) && !errors.Is(err, raftfsm.ErrIncarnationMismatch) { // already gone, or back as a new life: fine

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -46,7 +45,6 @@ type voterPilot struct {
 	ap     *autopilot.Autopilot
 	cancel context.CancelFunc
 	done   chan struct{}
-	state  atomic.Pointer[autopilot.State]
 }
 
 // startPilot starts autopilot in the background (its first state needs a
@@ -95,7 +93,7 @@ func (p *voterPilot) stop() {
 func (p *voterPilot) healthyFunc() func(id string) bool {
 	var st *autopilot.State
 	if p != nil {
-		st = p.state.Load()
+		st = p.ap.GetState()
 	}
 	return func(id string) bool {
 		if st == nil {
@@ -140,7 +138,6 @@ func (d *pilotDelegate) AutopilotConfig() *autopilot.Config {
 }
 
 func (d *pilotDelegate) NotifyState(st *autopilot.State) {
-	d.pilot.state.Store(st)
 	d.cfg.Stats.setFailureTolerance(st.FailureTolerance)
 }
 
@@ -158,7 +155,7 @@ func (d *pilotDelegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 	seen := make(map[string]lifeSeen, len(v.Members()))
 	for _, m := range v.Members() {
 		status := autopilot.NodeAlive
-		if m.Status != raftfsm.StatusActive || d.cfg.Tracker.FailingFor(m.ID, now) > d.failAfter() {
+		if m.Status != raftfsm.StatusActive || d.cfg.Tracker.FailingFor(m.ID, now) > d.cfg.raftFailAfter() {
 			status = autopilot.NodeFailed
 		}
 		life, ok := d.lives[m.ID]
@@ -173,14 +170,6 @@ func (d *pilotDelegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 	}
 	d.lives = seen
 	return out
-}
-
-// failAfter is how long failing Raft heartbeats make a member unhealthy.
-func (d *pilotDelegate) failAfter() time.Duration {
-	if d.cfg.Health.Interval > 0 {
-		return d.cfg.Health.Interval
-	}
-	return max(d.cfg.ElectionTimeout, minContactThreshold)
 }
 
 // FetchServerStats asks every server for its Raft progress (a ping), in
@@ -384,7 +373,11 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 	if m.Voter != voter {
 		cmd := &messages.Command{TimeUnixNano: time.Now().UnixNano(), Origin: d.cfg.NodeID,
 			Op: &messages.Command_SetVoter{SetVoter: &messages.SetVoter{Id: id, Incarnation: m.Incarnation, Voter: voter, Reason: reason}}}
-		if err := d.commit(cmd, timeout); err != nil {
+		pr, err := d.prop.commit(d.ctx, d.system, cmd, timeout)
+		if err == nil {
+			err = ResultError(pr)
+		}
+		if err != nil {
 			return doneFuture{err: err}
 		}
 	}
@@ -407,30 +400,9 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 	return doneFuture{index: fut.Index()}
 }
 
-// commit proposes cmd and waits for its commit (or the pilot's end).
-func (d *pilotDelegate) commit(cmd *messages.Command, timeout time.Duration) error {
-	fut := actor.NewFuture(d.system, timeout)
-	d.prop.propose(cmd, fut.PID())
-	res := make(chan error, 1)
-	go func() {
-		r, err := fut.Result()
-		if err == nil {
-			pr, _ := r.(*messages.ProposeResult)
-			err = ResultError(pr)
-		}
-		res <- err
-	}()
-	select {
-	case err := <-res:
-		return err
-	case <-d.ctx.Done():
-		return d.ctx.Err()
-	}
-}
-
 // reason explains a decision from autopilot's view of the server.
 func (d *pilotDelegate) reason(id string, voter bool) string {
-	st := d.pilot.state.Load()
+	st := d.pilot.ap.GetState()
 	if st == nil {
 		return ""
 	}

@@ -39,7 +39,7 @@ func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
 	// an empty wal-meta.db, as a crash before its first write can leave it.
 	meta := filepath.Join(walDir, "wal-meta.db")
 	if fi, err := os.Stat(meta); err == nil && fi.Size() == 0 {
-		return nil, fmt.Errorf("open raft log in %s: %s is empty (damaged)", walDir, meta)
+		return nil, fmt.Errorf("%w: open raft log in %s: %s is empty", ErrDamaged, walDir, meta)
 	}
 	w, err := wal.Open(walDir, wal.WithLogger(logger.Named("wal")))
 	if err != nil {

@@ -211,6 +211,7 @@ type Departure struct {
 	PartitionsPrimary, PartitionsReplica []uint32
 	// Node is the member as it was when it was removed.
 	Node Node
+	rec  *messages.DepartedMember // the committed record (read-only)
 }
 
 // DepartureOf converts a departed-list record.
@@ -218,27 +219,12 @@ func DepartureOf(d *messages.DepartedMember) Departure {
 	return Departure{At: time.Unix(0, d.GetLeftAtUnixNano()).UTC(), Incarnation: d.GetMember().GetIncarnation(),
 		Nonce: nonceOf(d.GetMember()), Reason: d.GetReason(), RemovedBy: d.GetRemovedBy(), Index: d.GetIndex(),
 		PartitionsPrimary: d.GetPartitionsPrimary(), PartitionsReplica: d.GetPartitionsReplica(),
-		Node: nodeFromMember(d.GetMember())}
+		Node: nodeFromMember(d.GetMember()), rec: d}
 }
 
-// Record converts the departure back to its departed-list form.
-func (d Departure) Record() *messages.DepartedMember {
-	n := d.Node
-	status := messages.NodeStatus_NODE_STATUS_ACTIVE
-	if n.Status == StatusSuspect {
-		status = messages.NodeStatus_NODE_STATUS_SUSPECT
-	}
-	m := &messages.Member{Id: n.ID, Name: n.Name, Address: n.IP, Services: n.Services, Status: status,
-		Incarnation: d.Incarnation, Nonce: d.Nonce, Voter: n.Voter}
-	if !n.JoinedAt.IsZero() {
-		m.JoinedAtUnixNano = n.JoinedAt.UnixNano()
-	}
-	if !n.LastSeen.IsZero() {
-		m.LastSeenUnixNano = n.LastSeen.UnixNano()
-	}
-	return &messages.DepartedMember{Member: m, LeftAtUnixNano: d.At.UnixNano(), Reason: d.Reason, RemovedBy: d.RemovedBy,
-		Index: d.Index, PartitionsPrimary: d.PartitionsPrimary, PartitionsReplica: d.PartitionsReplica}
-}
+// Record returns the committed departed-list record the departure was read
+// from (nil for one built otherwise). Read-only: views share it.
+func (d Departure) Record() *messages.DepartedMember { return d.rec }
 
 // Departed returns the departure of a removed node, if it is in the departed list.
 func (v *View) Departed(id string) (Departure, bool) {

@@ -40,14 +40,21 @@ var ErrWrongNode = errors.New("data directory belongs to another node")
 // Open reads dir's node file, creating it for a new node, and checks that it
 // belongs to nodeID.
 func Open(dir, nodeID string) (File, error) {
+	f, err := Read(dir, nodeID)
+	if errors.Is(err, os.ErrNotExist) {
+		f = File{NodeID: nodeID}
+		return f, Write(dir, f)
+	}
+	return f, err
+}
+
+// Read reads dir's node file without creating it and checks that it
+// belongs to nodeID (an error wrapping os.ErrNotExist when there is none).
+func Read(dir, nodeID string) (File, error) {
 	path := filepath.Join(dir, Name)
 	var f File
 	data, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		f.NodeID = nodeID
-		return f, Write(dir, f)
-	case err != nil:
+	if err != nil {
 		return File{}, fmt.Errorf("read %s: %w", path, err)
 	}
 	if err := json.Unmarshal(data, &f); err != nil {
