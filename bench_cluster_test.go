@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -31,7 +32,7 @@ func benchStart(b *testing.B, o Options) *ClusterKit {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	return ck
@@ -52,7 +53,7 @@ func benchCluster(b *testing.B, n int, opts func(id, join string) Options) []*Cl
 
 func stopAll(nodes []*ClusterKit) {
 	for _, n := range nodes {
-		_ = n.Stop()
+		_ = n.Stop(context.Background())
 	}
 }
 
@@ -109,7 +110,7 @@ func BenchmarkFormation3(b *testing.B) {
 		var wg sync.WaitGroup
 		for _, n := range nodes {
 			wg.Add(1)
-			go func() { defer wg.Done(); _ = n.Start() }()
+			go func() { defer wg.Done(); _ = n.Start(context.Background()) }()
 		}
 		wg.Wait()
 		spin(b, 30*time.Second, func() bool { return converged(nodes, 3) })
@@ -124,9 +125,9 @@ func BenchmarkFormation3(b *testing.B) {
 // (Start returns), and until the table places it (its rebalance committed).
 func BenchmarkJoinToReady(b *testing.B) {
 	first := benchStart(b, benchOptions("node-1", ""))
-	defer first.Stop()
+	defer first.Stop(context.Background())
 	second := benchStart(b, benchOptions("node-2", first.advertise))
-	defer second.Stop()
+	defer second.Stop(context.Background())
 	var ready, placed []time.Duration
 	i := 0
 	for b.Loop() {
@@ -137,7 +138,7 @@ func BenchmarkJoinToReady(b *testing.B) {
 		ready = append(ready, time.Since(start))
 		spin(b, 10*time.Second, func() bool { return converged([]*ClusterKit{first, second, ck}, 3) })
 		placed = append(placed, time.Since(start))
-		if err := ck.Leave(); err != nil {
+		if err := ck.Leave(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		spin(b, 10*time.Second, func() bool { return converged([]*ClusterKit{first, second}, 2) })
@@ -173,7 +174,7 @@ func BenchmarkLeaderStop(b *testing.B) {
 				spin(b, 10*time.Second, func() bool { return first.HealthCheck().Voters == 3 })
 				start := time.Now()
 				if mode == "stop-with-handover" {
-					_ = first.Stop()
+					_ = first.Stop(context.Background())
 				} else {
 					_ = first.raft.Shutdown().Error() // no hand-over: the others must time out
 				}
@@ -229,7 +230,7 @@ func BenchmarkDetection(b *testing.B) {
 					}
 				}
 				start := time.Now()
-				_ = nodes[3].Stop() // node-1 leads: a follower vanishes
+				_ = nodes[3].Stop(context.Background()) // node-1 leads: a follower vanishes
 				done := make(chan struct{})
 				go func() { wg.Wait(); close(done) }()
 				select {
@@ -277,7 +278,7 @@ func BenchmarkEventLatency(b *testing.B) {
 		}
 	}
 	for b.Loop() {
-		if err := first.RebalancePartitions(); err != nil {
+		if err := first.RebalancePartitions(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

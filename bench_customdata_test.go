@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -46,7 +47,7 @@ func BenchmarkCustomDataWrites(b *testing.B) {
 								return
 							}
 							t0 := time.Now()
-							if err := target.SetCustomData(fmt.Sprintf("w%d/k%d", w, i%64), value); err != nil {
+							if _, err := target.SetCustomData(context.Background(), fmt.Sprintf("w%d/k%d", w, i%64), value); err != nil {
 								b.Error(err)
 								return
 							}
@@ -100,7 +101,7 @@ func BenchmarkRestartWithEntries(b *testing.B) {
 				if i >= entries {
 					return
 				}
-				if err := ck.SetCustomData(fmt.Sprintf("k%d", i%1000), value); err != nil {
+				if _, err := ck.SetCustomData(context.Background(), fmt.Sprintf("k%d", i%1000), value); err != nil {
 					b.Error(err)
 					return
 				}
@@ -108,7 +109,7 @@ func BenchmarkRestartWithEntries(b *testing.B) {
 		})
 	}
 	wg.Wait()
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		b.Fatal(err)
 	}
 	var times []time.Duration
@@ -119,7 +120,7 @@ func BenchmarkRestartWithEntries(b *testing.B) {
 		if n := len(again.ListCustomDataKeys()); n != 1000 {
 			b.Fatalf("%d keys after the restart, want 1000", n)
 		}
-		if err := again.Stop(); err != nil {
+		if err := again.Stop(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

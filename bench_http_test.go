@@ -103,7 +103,7 @@ func BenchmarkEventStreamLatency(b *testing.B) {
 	}()
 	var viaStream, viaCallback []time.Duration
 	for b.Loop() {
-		if err := leader.RebalancePartitions(); err != nil {
+		if err := leader.RebalancePartitions(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 		for _, ch := range []chan time.Duration{stream, callback} {

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -23,7 +24,7 @@ func benchNode(b testing.TB, hash KeyHash) *ClusterKit {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = ck.Stop() })
+	b.Cleanup(func() { _ = ck.Stop(context.Background()) })
 	ids := []string{"n1", "n2", "n3", "n4", "n5"}
 	var index uint64
 	apply := func(c *messages.Command) {
@@ -62,7 +63,7 @@ func newRefCluster(ck *ClusterKit) *refbaseline.Cluster[Node] {
 		rc.AddPartition(refPartition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: p.ReplicaNodes})
 	}
 	for _, m := range v.Members() {
-		rc.AddNode(m.ID, m)
+		rc.AddNode(m.ID, nodeFrom(m))
 	}
 	return rc
 }

@@ -113,9 +113,9 @@ func TestSimultaneousStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		nodes[i] = ck
-		t.Cleanup(func() { _ = ck.Stop() })
+		t.Cleanup(func() { _ = ck.Stop(context.Background()) })
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = ck.Start() }()
+		go func() { defer wg.Done(); errs[i] = ck.Start(context.Background()) }()
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -209,7 +209,7 @@ func TestEveryNodeDeliversTheSameEvents(t *testing.T) {
 	nodes := startCluster(t, 3, func(i int, o *Options) { o.PartitionCount = 32; o.ReplicationFactor = 2 },
 		func(i int, ck *ClusterKit) { probes[i] = subscribeProbe(t, ck) })
 	// One more membership change after everyone is in: node-3 leaves.
-	if err := nodes[2].Leave(); err != nil {
+	if err := nodes[2].Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	isLeaveRebalanceEnd := func(m any) bool {
@@ -341,7 +341,7 @@ func TestLeaderLeaveHandsOverLeadership(t *testing.T) {
 		}
 	}
 	p := subscribeProbe(t, rest[0], WithKinds(EventNodeLeave))
-	if err := leader.Leave(); err != nil {
+	if err := leader.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	nl := p.next(t, 10*time.Second).(*messages.NodeLeave)
@@ -359,7 +359,7 @@ func TestLeaderLeaveHandsOverLeadership(t *testing.T) {
 			t.Fatalf("partition %d still owned by the node that left", n)
 		}
 	}
-	if err := leader.Leave(); !errors.Is(err, ErrNotStarted) {
+	if err := leader.Leave(context.Background()); !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("second Leave: %v", err)
 	}
 }
@@ -372,7 +372,7 @@ func TestLeaveFromTwoNodes(t *testing.T) {
 	nodes := startCluster(t, 2, nil, nil)
 	first, second := nodes[0], nodes[1]
 	waitFor(t, 10*time.Second, "two voters", func() bool { return first.HealthCheck().Voters == 2 })
-	if err := second.Leave(); err != nil {
+	if err := second.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	// Longer than the leader's lease and the departure grace together: a
@@ -380,7 +380,7 @@ func TestLeaveFromTwoNodes(t *testing.T) {
 	deadline := time.Now().Add(3 * time.Second)
 	for i := 0; time.Now().Before(deadline) && i < 100000; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_, err := first.SetCustomDataContext(ctx, "after-leave", []byte(fmt.Sprint(i)))
+		_, err := first.SetCustomData(ctx, "after-leave", []byte(fmt.Sprint(i)))
 		cancel()
 		if err != nil {
 			t.Fatalf("write %d after the other node left: %v", i, err)
@@ -396,7 +396,7 @@ func TestStopLeaderHandsOverLeadership(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 3, nil, nil)
 	leader := leaderOf(t, nodes)
-	if err := leader.Stop(); err != nil {
+	if err := leader.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var rest []*ClusterKit
@@ -437,7 +437,7 @@ func TestAdminRemoveFromAFollower(t *testing.T) {
 		}
 	}
 	p := subscribeProbe(t, leader, WithKinds(EventNodeLeave))
-	if err := follower.RemoveNode(victim.GetMyNodeID()); err != nil {
+	if err := follower.RemoveNode(context.Background(), victim.GetMyNodeID()); err != nil {
 		t.Fatal(err)
 	}
 	if nl := p.next(t, 10*time.Second).(*messages.NodeLeave); nl.GetReason() != "removed_by_admin" || nl.GetNode().GetId() != victim.GetMyNodeID() {
@@ -455,10 +455,10 @@ func TestAdminRemoveFromAFollower(t *testing.T) {
 	if victim.HealthCheck().Ready {
 		t.Fatal("a removed node reports ready")
 	}
-	if err := follower.RemoveNode("nobody"); !errors.Is(err, raftfsm.ErrUnknownNode) {
+	if err := follower.RemoveNode(context.Background(), "nobody"); !errors.Is(err, raftfsm.ErrUnknownNode) {
 		t.Fatalf("RemoveNode(nobody) = %v", err)
 	}
-	if err := follower.RemoveNode(follower.GetMyNodeID()); !errors.Is(err, ErrInvalidOptions) {
+	if err := follower.RemoveNode(context.Background(), follower.GetMyNodeID()); !errors.Is(err, ErrInvalidOptions) {
 		t.Fatalf("RemoveNode(self) = %v", err)
 	}
 }
@@ -562,7 +562,7 @@ func TestMaxVotersAndPromotion(t *testing.T) {
 			break
 		}
 	}
-	if err := leaving.Leave(); err != nil {
+	if err := leaving.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "a non-voter promoted", func() bool {
@@ -597,7 +597,7 @@ func TestLeaveMovesOnlyTheLeaversPartitions(t *testing.T) {
 		}
 	}
 	before := leader.fsm.View()
-	if err := leaving.Leave(); err != nil {
+	if err := leaving.Leave(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var rest []*ClusterKit
@@ -652,7 +652,7 @@ func TestRemovedNodeStaysOut(t *testing.T) {
 	nodes := startCluster(t, 3, nil, nil)
 	victim := nodes[2]
 	removedNonce := victim.life.Nonce()
-	if err := nodes[1].RemoveNode(victim.GetMyNodeID()); err != nil {
+	if err := nodes[1].RemoveNode(context.Background(), victim.GetMyNodeID()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the victim to know it was removed", func() bool {

@@ -22,16 +22,12 @@ import (
 // MaxCustomDataValue is the largest custom-data value (1 MiB).
 const MaxCustomDataValue = raftfsm.MaxCustomDataValue
 
-// SetCustomData writes key = value on every node and returns after the
-// commit. Every change emits a CustomDataChange event.
-func (ck *ClusterKit) SetCustomData(key string, value []byte) error {
-	_, err := ck.SetCustomDataContext(context.Background(), key, value)
-	return err
-}
-
-// SetCustomDataContext is SetCustomData bounded by ctx; it returns the new
-// version. If ctx ends first the write may still commit.
-func (ck *ClusterKit) SetCustomDataContext(ctx context.Context, key string, value []byte) (uint64, error) {
+// SetCustomData writes key = value on every node and returns the new
+// version (the Raft index of the write) once it is committed and applied on
+// this node. Every change emits a CustomDataChange event. If ctx ends first,
+// SetCustomData returns ctx.Err() at once; the write may still commit (read
+// the key back to know).
+func (ck *ClusterKit) SetCustomData(ctx context.Context, key string, value []byte) (uint64, error) {
 	if err := raftfsm.ValidateCustomData(key, value); err != nil {
 		return 0, err
 	}
@@ -41,12 +37,8 @@ func (ck *ClusterKit) SetCustomDataContext(ctx context.Context, key string, valu
 // CompareAndSetCustomData writes key = value only if the key's version is
 // still expectedVersion (0: the key must not exist), and returns the new
 // version. Otherwise it fails with ErrVersionMismatch and changes nothing.
-func (ck *ClusterKit) CompareAndSetCustomData(key string, expectedVersion uint64, value []byte) (uint64, error) {
-	return ck.CompareAndSetCustomDataContext(context.Background(), key, expectedVersion, value)
-}
-
-// CompareAndSetCustomDataContext is CompareAndSetCustomData bounded by ctx.
-func (ck *ClusterKit) CompareAndSetCustomDataContext(ctx context.Context, key string, expectedVersion uint64, value []byte) (uint64, error) {
+// Cancellation is as for SetCustomData.
+func (ck *ClusterKit) CompareAndSetCustomData(ctx context.Context, key string, expectedVersion uint64, value []byte) (uint64, error) {
 	if err := raftfsm.ValidateCustomData(key, value); err != nil {
 		return 0, err
 	}
@@ -56,15 +48,9 @@ func (ck *ClusterKit) CompareAndSetCustomDataContext(ctx context.Context, key st
 }
 
 // DeleteCustomData deletes key everywhere (ErrKeyNotFound if it does not
-// exist) and returns after the commit.
-func (ck *ClusterKit) DeleteCustomData(key string) error {
-	_, err := ck.DeleteCustomDataContext(context.Background(), key)
-	return err
-}
-
-// DeleteCustomDataContext is DeleteCustomData bounded by ctx; it returns the
-// Raft index of the deletion.
-func (ck *ClusterKit) DeleteCustomDataContext(ctx context.Context, key string) (uint64, error) {
+// exist) and returns the Raft index of the deletion once it is committed and
+// applied on this node. Cancellation is as for SetCustomData.
+func (ck *ClusterKit) DeleteCustomData(ctx context.Context, key string) (uint64, error) {
 	if err := raftfsm.ValidateCustomData(key, nil); err != nil {
 		return 0, err
 	}
@@ -76,25 +62,20 @@ func (ck *ClusterKit) writeCustomData(ctx context.Context, cmd *messages.Command
 	if err := ck.usable(); err != nil {
 		return 0, err
 	}
-	index, err := ck.proposeCtx(ctx, cmd)
+	index, err := ck.propose(ctx, cmd)
 	if err != nil {
 		return 0, err
 	}
-	if err := ck.waitAppliedCtx(ctx, index); err != nil {
+	if err := ck.waitApplied(ctx, index); err != nil {
 		return index, err
 	}
 	return index, nil
 }
 
-// GetCustomData returns key's value as this node has applied it (a local
-// read: it may miss a write committed an instant ago elsewhere).
-func (ck *ClusterKit) GetCustomData(key string) ([]byte, error) {
-	v, _, err := ck.GetCustomDataVersion(key)
-	return v, err
-}
-
-// GetCustomDataVersion returns key's value and version (a local read).
-func (ck *ClusterKit) GetCustomDataVersion(key string) ([]byte, uint64, error) {
+// GetCustomData returns key's value and version (the Raft index of its last
+// write) as this node has applied them: a local read, which may miss a write
+// committed an instant ago elsewhere (see GetCustomDataLinearizable).
+func (ck *ClusterKit) GetCustomData(key string) ([]byte, uint64, error) {
 	value, version, ok := ck.fsm.CustomData(key)
 	if !ok {
 		return nil, 0, fmt.Errorf("%w: %q", ErrKeyNotFound, key)
@@ -109,7 +90,7 @@ func (ck *ClusterKit) GetCustomDataLinearizable(ctx context.Context, key string)
 	if err := ck.Barrier(ctx); err != nil {
 		return nil, 0, err
 	}
-	return ck.GetCustomDataVersion(key)
+	return ck.GetCustomData(key)
 }
 
 // Barrier returns once this node has applied every entry committed before
@@ -118,11 +99,11 @@ func (ck *ClusterKit) Barrier(ctx context.Context) error {
 	if err := ck.usable(); err != nil {
 		return err
 	}
-	index, err := ck.proposeCtx(ctx, &messages.Command{Op: &messages.Command_Noop{Noop: &messages.Noop{}}})
+	index, err := ck.propose(ctx, &messages.Command{Op: &messages.Command_Noop{Noop: &messages.Noop{}}})
 	if err != nil {
 		return err
 	}
-	return ck.waitAppliedCtx(ctx, index)
+	return ck.waitApplied(ctx, index)
 }
 
 // ListCustomDataKeys returns every key, sorted (a local read).

@@ -55,10 +55,10 @@ func TestCustomDataAcrossNodes(t *testing.T) {
 
 	// A write on a follower is forwarded (with the token) and readable on
 	// that follower as soon as it returns.
-	if err := f1.SetCustomData("flags/dark-mode", []byte("on")); err != nil {
+	if _, err := f1.SetCustomData(context.Background(), "flags/dark-mode", []byte("on")); err != nil {
 		t.Fatal(err)
 	}
-	v, ver1, err := f1.GetCustomDataVersion("flags/dark-mode")
+	v, ver1, err := f1.GetCustomData("flags/dark-mode")
 	if err != nil || string(v) != "on" || ver1 == 0 {
 		t.Fatalf("read own write: %q %d %v", v, ver1, err)
 	}
@@ -69,17 +69,17 @@ func TestCustomDataAcrossNodes(t *testing.T) {
 	}
 
 	// Compare-and-set: the right version wins, a stale one changes nothing.
-	ver2, err := f2.CompareAndSetCustomData("flags/dark-mode", ver1, []byte("off"))
+	ver2, err := f2.CompareAndSetCustomData(context.Background(), "flags/dark-mode", ver1, []byte("off"))
 	if err != nil || ver2 <= ver1 {
 		t.Fatalf("CAS at the current version: %d %v", ver2, err)
 	}
-	if _, err := f1.CompareAndSetCustomData("flags/dark-mode", ver1, []byte("stale")); !errors.Is(err, ErrVersionMismatch) {
+	if _, err := f1.CompareAndSetCustomData(context.Background(), "flags/dark-mode", ver1, []byte("stale")); !errors.Is(err, ErrVersionMismatch) {
 		t.Fatalf("CAS at a stale version: %v", err)
 	}
-	if _, err := leader.CompareAndSetCustomData("counter", 0, []byte("1")); err != nil {
+	if _, err := leader.CompareAndSetCustomData(context.Background(), "counter", 0, []byte("1")); err != nil {
 		t.Fatalf("CAS create: %v", err)
 	}
-	if _, err := leader.CompareAndSetCustomData("counter", 0, []byte("1")); !errors.Is(err, ErrVersionMismatch) {
+	if _, err := leader.CompareAndSetCustomData(context.Background(), "counter", 0, []byte("1")); !errors.Is(err, ErrVersionMismatch) {
 		t.Fatalf("CAS create of an existing key: %v", err)
 	}
 
@@ -95,14 +95,14 @@ func TestCustomDataAcrossNodes(t *testing.T) {
 		{"bad\xff", []byte("x"), ErrInvalidKey},
 		{"big", make([]byte, MaxCustomDataValue+1), ErrValueTooLarge},
 	} {
-		if err := f1.SetCustomData(tc.key, tc.value); !errors.Is(err, tc.want) {
+		if _, err := f1.SetCustomData(context.Background(), tc.key, tc.value); !errors.Is(err, tc.want) {
 			t.Fatalf("Set(%.20q, %d bytes): %v, want %v", tc.key, len(tc.value), err, tc.want)
 		}
 	}
-	if err := f1.DeleteCustomData("nope"); !errors.Is(err, ErrKeyNotFound) {
+	if _, err := f1.DeleteCustomData(context.Background(), "nope"); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("delete of a missing key: %v", err)
 	}
-	if _, err := f1.GetCustomData("nope"); !errors.Is(err, ErrKeyNotFound) {
+	if _, _, err := f1.GetCustomData("nope"); !errors.Is(err, ErrKeyNotFound) {
 		t.Fatalf("get of a missing key: %v", err)
 	}
 	if after := leader.ListCustomDataKeys(); !slices.Equal(before, after) {
@@ -111,16 +111,16 @@ func TestCustomDataAcrossNodes(t *testing.T) {
 
 	// The largest value goes through a follower's forwarding.
 	big := bytes.Repeat([]byte{0xab}, MaxCustomDataValue)
-	if err := f2.SetCustomData("big", big); err != nil {
+	if _, err := f2.SetCustomData(context.Background(), "big", big); err != nil {
 		t.Fatalf("1 MiB value: %v", err)
 	}
 	if err := f1.Barrier(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := f1.GetCustomData("big"); err != nil || !bytes.Equal(got, big) {
+	if got, _, err := f1.GetCustomData("big"); err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("1 MiB value on another node: %d bytes, %v", len(got), err)
 	}
-	if err := leader.DeleteCustomData("big"); err != nil {
+	if _, err := leader.DeleteCustomData(context.Background(), "big"); err != nil {
 		t.Fatal(err)
 	}
 	if keys := f2.ListCustomDataKeys(); !slices.Equal(keys, []string{"counter", "flags/dark-mode"}) {
@@ -155,24 +155,24 @@ func TestCustomDataAcrossNodes(t *testing.T) {
 func TestCustomDataContextCancellation(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 3, nil, nil)
-	if err := nodes[0].SetCustomData("k", []byte("v")); err != nil {
+	if _, err := nodes[0].SetCustomData(context.Background(), "k", []byte("v")); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := nodes[0].SetCustomDataContext(ctx, "k", []byte("w")); !errors.Is(err, context.Canceled) {
+	if _, err := nodes[0].SetCustomData(ctx, "k", []byte("w")); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled context: %v", err)
 	}
 	// Stop two of three: no quorum. A bounded write returns at its deadline.
 	for _, n := range nodes[1:] {
-		if err := n.Stop(); err != nil {
+		if err := n.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), 300*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	_, err := nodes[0].SetCustomDataContext(ctx, "k", []byte("w"))
+	_, err := nodes[0].SetCustomData(ctx, "k", []byte("w"))
 	if err == nil {
 		t.Fatal("a write without quorum succeeded")
 	}
@@ -185,7 +185,7 @@ func TestCustomDataContextCancellation(t *testing.T) {
 		t.Fatal("a linearizable read without quorum succeeded")
 	}
 	// A local read still answers.
-	if v, err := nodes[0].GetCustomData("k"); err != nil || string(v) != "v" {
+	if v, _, err := nodes[0].GetCustomData("k"); err != nil || string(v) != "v" {
 		t.Fatalf("local read: %q %v", v, err)
 	}
 }

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -73,23 +74,23 @@ func TestDamagedDataDir(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := ck.Start(); err != nil {
+			if err := ck.Start(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			t.Cleanup(func() { _ = ck.Stop() })
+			t.Cleanup(func() { _ = ck.Stop(context.Background()) })
 			// Writes until two snapshots exist: a fixed count may all land
 			// between two snapshot checks on a fast machine.
 			i := 0
 			waitFor(t, 20*time.Second, "two snapshots", func() bool {
 				for range 50 {
-					if err := ck.SetCustomData(fmt.Sprintf("k%04d", i), []byte("v")); err != nil {
+					if _, err := ck.SetCustomData(context.Background(), fmt.Sprintf("k%04d", i), []byte("v")); err != nil {
 						t.Fatal(err)
 					}
 					i++
 				}
 				return len(glob(t, dir, "raft", "snapshots", "*", "state.bin")) == 2
 			})
-			if err := ck.Stop(); err != nil {
+			if err := ck.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 			tc.damage(t, dir, &o)
@@ -99,9 +100,9 @@ func TestDamagedDataDir(t *testing.T) {
 				t.Fatal(err)
 			}
 			start := time.Now()
-			err = again.Start()
+			err = again.Start(context.Background())
 			if err == nil {
-				_ = again.Stop()
+				_ = again.Stop(context.Background())
 				t.Fatalf("started on a damaged data directory (%d keys)", len(again.ListCustomDataKeys()))
 			}
 			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), tc.message) || errors.Is(err, ErrStartTimeout) {

@@ -37,6 +37,9 @@ var (
 	// leader failed after the request was sent. Read the state back (or use
 	// compare-and-set) before retrying a change that must not happen twice.
 	ErrOutcomeUnknown = actors.ErrOutcomeUnknown
+	// ErrSlowConsumer ends an Events iteration whose consumer fell more
+	// than its buffer behind (the message names the last seq it got).
+	ErrSlowConsumer = errors.New("clusterkit: event consumer too slow")
 	// ErrTimeout means an operation did not complete in time.
 	ErrTimeout = errors.New("clusterkit: timed out")
 	// ErrDataDir means the data directory is unusable (another node's, corrupt).

@@ -1,55 +1,86 @@
 package clusterkit
 
 import (
+	"context"
+	"fmt"
+	"iter"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/messages"
-	"github.com/clusterkit/clusterkit/raftfsm"
 )
-
-// Node is a cluster member (read-only: values are shared with the routing table).
-type Node = raftfsm.Node
-
-// Partition is a partition of the routing table (read-only: shared).
-type Partition = raftfsm.Partition
-
-// Cluster is the cluster document of GetCluster and GET /cluster.
-type Cluster = raftfsm.Cluster
-
-// PartitionMap holds the partitions by ID.
-type PartitionMap = raftfsm.PartitionMap
-
-// Config is the committed cluster configuration.
-type Config = raftfsm.Config
-
-// HashConfig describes the key -> partition function.
-type HashConfig = raftfsm.HashConfig
 
 // Seq orders events: the Raft index that caused the event, then its position
 // among that entry's events. Every node delivers the same events with the
 // same seqs in the same order.
-type Seq = actors.Seq
+type Seq struct {
+	Index uint64 `json:"index,string"`
+	Sub   uint32 `json:"sub"`
+}
 
-// EventKind selects event kinds in Subscribe.
-type EventKind = actors.Kind
+// Less orders seqs.
+func (s Seq) Less(o Seq) bool { return s.Index < o.Index || (s.Index == o.Index && s.Sub < o.Sub) }
 
-// Event kinds. The proto message a subscribed actor receives is named after each.
+// String is "index.sub".
+func (s Seq) String() string {
+	return strconv.FormatUint(s.Index, 10) + "." + strconv.FormatUint(uint64(s.Sub), 10)
+}
+
+// EventKind is a set of event kinds (a bit mask), for WithKinds.
+type EventKind uint16
+
+// Event kinds. A subscribed actor receives the proto message of package
+// messages named after each; Events and the On... callbacks get the Go
+// structs below.
 const (
-	EventPartitionChange     = actors.KindPartitionChange     // *messages.PartitionChange
-	EventNodeJoin            = actors.KindNodeJoin            // *messages.NodeJoin
-	EventNodeRejoin          = actors.KindNodeRejoin          // *messages.NodeRejoin
-	EventNodeLeave           = actors.KindNodeLeave           // *messages.NodeLeave
-	EventRebalanceStart      = actors.KindRebalanceStart      // *messages.RebalanceStart
-	EventRebalanceComplete   = actors.KindRebalanceComplete   // *messages.RebalanceComplete
-	EventClusterHealthChange = actors.KindClusterHealthChange // *messages.ClusterHealthChange
-	EventCustomDataChange    = actors.KindCustomDataChange    // *messages.CustomDataChange
-	EventAll                 = actors.KindAll
+	EventPartitionChange     = EventKind(actors.KindPartitionChange)     // *messages.PartitionChange
+	EventNodeJoin            = EventKind(actors.KindNodeJoin)            // *messages.NodeJoin
+	EventNodeRejoin          = EventKind(actors.KindNodeRejoin)          // *messages.NodeRejoin
+	EventNodeLeave           = EventKind(actors.KindNodeLeave)           // *messages.NodeLeave
+	EventRebalanceStart      = EventKind(actors.KindRebalanceStart)      // *messages.RebalanceStart
+	EventRebalanceComplete   = EventKind(actors.KindRebalanceComplete)   // *messages.RebalanceComplete
+	EventClusterHealthChange = EventKind(actors.KindClusterHealthChange) // *messages.ClusterHealthChange
+	EventCustomDataChange    = EventKind(actors.KindCustomDataChange)    // *messages.CustomDataChange
+	EventAll                 = EventKind(actors.KindAll)
 )
+
+// String names the kind ("partition_change", ...); a set is names joined by
+// "|".
+func (k EventKind) String() string {
+	var names []string
+	for bit := EventKind(1); bit != 0 && bit <= EventAll; bit <<= 1 {
+		if k&bit != 0 {
+			if n, ok := actors.KindNames[actors.Kind(bit)]; ok {
+				names = append(names, n)
+			}
+		}
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, "|")
+}
+
+// Event is one lifecycle event as Events yields it: Kind says which one of
+// the pointer fields is set.
+type Event struct {
+	Kind EventKind
+	Seq  Seq
+
+	PartitionChange     *PartitionChangeEvent
+	NodeJoin            *NodeJoinEvent
+	NodeRejoin          *NodeRejoinEvent
+	NodeLeave           *NodeLeaveEvent
+	RebalanceStart      *RebalanceEvent
+	RebalanceComplete   *RebalanceEvent
+	ClusterHealthChange *ClusterHealthEvent
+	CustomDataChange    *CustomDataChangeEvent
+}
 
 // PartitionChangeEvent tells CopyToNode that it newly holds PartitionID and
 // should copy the data from CopyFromNodes.
@@ -106,6 +137,9 @@ type RebalanceEvent struct {
 	NodesAffected    []string
 	Timestamp        time.Time
 	Seq              Seq
+	// Duration (RebalanceComplete only) is the time from the start of the
+	// rebalance on the leader to its commit here.
+	Duration time.Duration
 }
 
 // ClusterHealthEvent: the cluster's health status changed.
@@ -159,29 +193,73 @@ func nodesOf(ns []*messages.NodeInfo) []*Node {
 	return out
 }
 
-func seqOf(e actors.SeqEvent) Seq { return actors.SeqOf(e) }
+func seqOf(e actors.SeqEvent) Seq { return Seq(actors.SeqOf(e)) }
 
-func partitionChangeEvent(e *messages.PartitionChange) *PartitionChangeEvent {
-	return &PartitionChangeEvent{
-		PartitionID: e.GetPartitionId(), CopyFromNodes: nodesOf(e.GetCopyFromNodes()), CopyToNode: nodeOf(e.GetCopyToNode()),
-		ChangeReason: e.GetChangeReason(), OldPrimary: e.GetOldPrimary(), NewPrimary: e.GetNewPrimary(),
-		Timestamp: ts(e.GetTimeUnixNano()), Seq: seqOf(e), Epoch: e.GetEpoch(), Role: e.GetRole(),
-		NoLiveSource: e.GetNoLiveSource(), Initial: e.GetInitial(),
+// eventOf converts a delivered event into its Go value.
+func eventOf(e *messages.Event) Event {
+	out := Event{Kind: EventKind(actors.KindOf(e))}
+	switch {
+	case e.GetPartitionChange() != nil:
+		c := e.GetPartitionChange()
+		out.Seq = seqOf(c)
+		out.PartitionChange = &PartitionChangeEvent{
+			PartitionID: c.GetPartitionId(), CopyFromNodes: nodesOf(c.GetCopyFromNodes()), CopyToNode: nodeOf(c.GetCopyToNode()),
+			ChangeReason: c.GetChangeReason(), OldPrimary: c.GetOldPrimary(), NewPrimary: c.GetNewPrimary(),
+			Timestamp: ts(c.GetTimeUnixNano()), Seq: out.Seq, Epoch: c.GetEpoch(), Role: c.GetRole(),
+			NoLiveSource: c.GetNoLiveSource(), Initial: c.GetInitial(),
+		}
+	case e.GetNodeJoin() != nil:
+		j := e.GetNodeJoin()
+		out.Seq = seqOf(j)
+		out.NodeJoin = &NodeJoinEvent{Node: nodeOf(j.GetNode()), ClusterSize: int(j.GetClusterSize()), IsBootstrap: j.GetIsBootstrap(), Timestamp: ts(j.GetTimeUnixNano()), Seq: out.Seq}
+	case e.GetNodeRejoin() != nil:
+		r := e.GetNodeRejoin()
+		out.Seq = seqOf(r)
+		out.NodeRejoin = &NodeRejoinEvent{Node: nodeOf(r.GetNode()), OfflineDuration: time.Duration(r.GetOfflineDurationNanos()),
+			LastSeenAt: ts(r.GetLastSeenUnixNano()), PartitionsBeforeLeave: r.GetPartitionsBeforeLeave(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq}
+	case e.GetNodeLeave() != nil:
+		l := e.GetNodeLeave()
+		out.Seq = seqOf(l)
+		out.NodeLeave = &NodeLeaveEvent{Node: nodeOf(l.GetNode()), Reason: l.GetReason(), PartitionsOwned: l.GetPartitionsOwned(),
+			PartitionsReplica: l.GetPartitionsReplica(), Timestamp: ts(l.GetTimeUnixNano()), Seq: out.Seq}
+	case e.GetRebalanceStart() != nil:
+		r := e.GetRebalanceStart()
+		out.Seq = seqOf(r)
+		out.RebalanceStart = &RebalanceEvent{Trigger: r.GetTrigger(), TriggerNodeID: r.GetTriggerNodeId(), PartitionsToMove: int(r.GetPartitionsToMove()),
+			NodesAffected: r.GetNodesAffected(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq}
+	case e.GetRebalanceComplete() != nil:
+		r := e.GetRebalanceComplete()
+		out.Seq = seqOf(r)
+		out.RebalanceComplete = &RebalanceEvent{Trigger: r.GetTrigger(), TriggerNodeID: r.GetTriggerNodeId(), PartitionsToMove: int(r.GetPartitionsMoved()),
+			NodesAffected: r.GetNodesAffected(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq, Duration: time.Duration(r.GetDurationNanos())}
+	case e.GetClusterHealthChange() != nil:
+		h := e.GetClusterHealthChange()
+		out.Seq = seqOf(h)
+		out.ClusterHealthChange = &ClusterHealthEvent{HealthyNodes: int(h.GetHealthyNodes()), UnhealthyNodes: int(h.GetUnhealthyNodes()), TotalNodes: int(h.GetTotalNodes()),
+			Status: h.GetStatus(), UnhealthyNodeIDs: h.GetUnhealthyNodeIds(), Timestamp: ts(h.GetTimeUnixNano()), PreviousStatus: h.GetPreviousStatus(),
+			UnderReplicatedPartitions: int(h.GetUnderReplicatedPartitions()), UnownedPartitions: int(h.GetUnownedPartitions()), Seq: out.Seq}
+	case e.GetCustomDataChange() != nil:
+		c := e.GetCustomDataChange()
+		out.Seq = seqOf(c)
+		out.CustomDataChange = &CustomDataChangeEvent{Key: c.GetKey(), Value: c.GetValue(), Version: c.GetVersion(), Deleted: c.GetDeleted(), Timestamp: ts(c.GetTimeUnixNano()), Seq: out.Seq}
 	}
+	return out
 }
 
-func rebalanceEvent(trigger, node string, n uint32, affected []string, t int64, s Seq) *RebalanceEvent {
-	return &RebalanceEvent{Trigger: trigger, TriggerNodeID: node, PartitionsToMove: int(n), NodesAffected: affected, Timestamp: ts(t), Seq: s}
+// subscribeOptions is what SubscribeOptions set.
+type subscribeOptions struct {
+	filter actors.Filter
+	buffer int
 }
 
-// SubscribeOption narrows a subscription.
-type SubscribeOption func(*actors.Filter)
+// SubscribeOption narrows a subscription (Subscribe, Events).
+type SubscribeOption func(*subscribeOptions)
 
 // WithKinds delivers only the given event kinds (default: all).
 func WithKinds(kinds ...EventKind) SubscribeOption {
-	return func(f *actors.Filter) {
+	return func(o *subscribeOptions) {
 		for _, k := range kinds {
-			f.Kinds |= k
+			o.filter.Kinds |= actors.Kind(k)
 		}
 	}
 }
@@ -189,7 +267,26 @@ func WithKinds(kinds ...EventKind) SubscribeOption {
 // OnlyMine delivers only the PartitionChange events whose CopyToNode is this
 // node (other kinds are unaffected).
 func OnlyMine() SubscribeOption {
-	return func(f *actors.Filter) { f.OnlyMine = true }
+	return func(o *subscribeOptions) { o.filter.OnlyMine = true }
+}
+
+// WithBuffer sets how many events Events holds for a consumer that has not
+// read them yet (default DefaultEventBuffer; Subscribe ignores it).
+func WithBuffer(n int) SubscribeOption {
+	return func(o *subscribeOptions) { o.buffer = n }
+}
+
+// DefaultEventBuffer is Events' default buffer.
+const DefaultEventBuffer = 1024
+
+func subscribeOpts(opts []SubscribeOption) subscribeOptions {
+	o := subscribeOptions{buffer: DefaultEventBuffer}
+	for _, f := range opts {
+		if f != nil {
+			f(&o)
+		}
+	}
+	return o
 }
 
 // Subscribe delivers lifecycle events to pid, an actor of ck.ActorSystem(),
@@ -201,11 +298,7 @@ func (ck *ClusterKit) Subscribe(pid *actor.PID, opts ...SubscribeOption) error {
 	if pid == nil {
 		return errorf(ErrInvalidOptions, "Subscribe: nil PID")
 	}
-	var f actors.Filter
-	for _, o := range opts {
-		o(&f)
-	}
-	return ck.register(&actors.Subscribe{PID: pid, Filter: f}, nil)
+	return ck.register(&actors.Subscribe{PID: pid, Filter: subscribeOpts(opts).filter}, nil)
 }
 
 // Unsubscribe stops delivering events to pid.
@@ -216,78 +309,140 @@ func (ck *ClusterKit) Unsubscribe(pid *actor.PID) error {
 	return ck.register(&actors.Unsubscribe{PID: pid}, nil)
 }
 
-// onEvent registers fn for events of kind; hook is the On… function, name
-// ends the callback actor's name.
-func (ck *ClusterKit) onEvent(hook, name string, kind EventKind, fn func(*messages.Event)) {
-	_ = ck.register(nil, &actors.RegisterCallback{Name: name, Hook: hook, Filter: actors.Filter{Kinds: kind}, Fn: fn})
+// Events returns this node's lifecycle events, in seq order, as an
+// iterator: the same events, with the same seqs, that a subscribed actor
+// receives and the On... callbacks get. Each iteration subscribes anew: it
+// receives the events delivered from then on (from the node's first event
+// when it begins before Start). The iteration ends when ctx ends or the loop
+// breaks (with no error), or with an error: ErrStopped when the node stops,
+// ErrSlowConsumer when the consumer fell WithBuffer events (default
+// DefaultEventBuffer) behind. Events never holds up delivery to anyone else:
+// a consumer that stops reading only loses its own stream, with an error
+// that names the last seq it got, so it can re-read the state (GetCluster)
+// and iterate again.
+func (ck *ClusterKit) Events(ctx context.Context, opts ...SubscribeOption) iter.Seq2[Event, error] {
+	o := subscribeOpts(opts)
+	return func(yield func(Event, error) bool) {
+		if o.buffer < 1 {
+			yield(Event{}, errorf(ErrInvalidOptions, "Events: WithBuffer(%d) must be at least 1", o.buffer))
+			return
+		}
+		ch := make(chan *messages.Event, o.buffer)
+		overflow := make(chan struct{})
+		handle := &actors.CallbackHandle{}
+		err := ck.register(nil, &actors.RegisterCallback{Name: "events", Hook: "Events", Filter: o.filter, Handle: handle,
+			Fn: func(e *messages.Event) {
+				select {
+				case ch <- e:
+				default:
+					// Full: this stream ends; nobody else waits for it.
+					handle.Remove()
+					close(overflow)
+				}
+			}})
+		if err != nil {
+			yield(Event{}, err)
+			return
+		}
+		defer handle.Remove()
+		var last Seq
+		for {
+			select {
+			case e := <-ch:
+				ev := eventOf(e)
+				last = ev.Seq
+				if !yield(ev, nil) {
+					return
+				}
+				continue
+			default:
+			}
+			select {
+			case e := <-ch:
+				ev := eventOf(e)
+				last = ev.Seq
+				if !yield(ev, nil) {
+					return
+				}
+			case <-overflow:
+				if len(ch) > 0 {
+					continue // deliver what was buffered first
+				}
+				yield(Event{}, fmt.Errorf("%w: more than %d events unread after seq %v", ErrSlowConsumer, o.buffer, last))
+				return
+			case <-ck.done:
+				if len(ch) > 0 {
+					continue
+				}
+				yield(Event{}, ErrStopped)
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}
+}
+
+// onEvent registers fn for events of kind and returns what removes it; hook
+// is the On… function, name ends the callback actor's name.
+func (ck *ClusterKit) onEvent(hook, name string, kind EventKind, fn func(Event)) (remove func()) {
+	handle := &actors.CallbackHandle{}
+	if err := ck.register(nil, &actors.RegisterCallback{Name: name, Hook: hook, Filter: actors.Filter{Kinds: actors.Kind(kind)}, Handle: handle,
+		Fn: func(e *messages.Event) { fn(eventOf(e)) }}); err != nil {
+		ck.log.Warn(hook+": callback not registered", "error", err)
+	}
+	return handle.Remove
 }
 
 // OnPartitionChange calls fn for every PartitionChange, in order, in its own
-// actor: a slow fn delays only itself and a panic is logged and isolated.
-func (ck *ClusterKit) OnPartitionChange(fn func(*PartitionChangeEvent)) {
-	ck.onEvent("OnPartitionChange", "partition-change", EventPartitionChange, func(e *messages.Event) { fn(partitionChangeEvent(e.GetPartitionChange())) })
+// actor: a slow fn delays only itself and a panic is logged and isolated. It
+// returns a function that removes the callback: fn starts no new call once
+// it has returned. Registering before Start gets every event of the node's
+// life.
+func (ck *ClusterKit) OnPartitionChange(fn func(*PartitionChangeEvent)) (remove func()) {
+	return ck.onEvent("OnPartitionChange", "partition-change", EventPartitionChange, func(e Event) { fn(e.PartitionChange) })
 }
 
-// OnNodeJoin calls fn for every NodeJoin (see OnPartitionChange for the guarantees).
-func (ck *ClusterKit) OnNodeJoin(fn func(*NodeJoinEvent)) {
-	ck.onEvent("OnNodeJoin", "node-join", EventNodeJoin, func(e *messages.Event) {
-		j := e.GetNodeJoin()
-		fn(&NodeJoinEvent{Node: nodeOf(j.GetNode()), ClusterSize: int(j.GetClusterSize()), IsBootstrap: j.GetIsBootstrap(), Timestamp: ts(j.GetTimeUnixNano()), Seq: seqOf(j)})
-	})
+// OnNodeJoin calls fn for every NodeJoin (see OnPartitionChange for the
+// guarantees and the function it returns).
+func (ck *ClusterKit) OnNodeJoin(fn func(*NodeJoinEvent)) (remove func()) {
+	return ck.onEvent("OnNodeJoin", "node-join", EventNodeJoin, func(e Event) { fn(e.NodeJoin) })
 }
 
-// OnNodeRejoin calls fn for every NodeRejoin (see OnPartitionChange for the guarantees).
-func (ck *ClusterKit) OnNodeRejoin(fn func(*NodeRejoinEvent)) {
-	ck.onEvent("OnNodeRejoin", "node-rejoin", EventNodeRejoin, func(e *messages.Event) {
-		r := e.GetNodeRejoin()
-		fn(&NodeRejoinEvent{Node: nodeOf(r.GetNode()), OfflineDuration: time.Duration(r.GetOfflineDurationNanos()),
-			LastSeenAt: ts(r.GetLastSeenUnixNano()), PartitionsBeforeLeave: r.GetPartitionsBeforeLeave(), Timestamp: ts(r.GetTimeUnixNano()), Seq: seqOf(r)})
-	})
+// OnNodeRejoin calls fn for every NodeRejoin (see OnPartitionChange).
+func (ck *ClusterKit) OnNodeRejoin(fn func(*NodeRejoinEvent)) (remove func()) {
+	return ck.onEvent("OnNodeRejoin", "node-rejoin", EventNodeRejoin, func(e Event) { fn(e.NodeRejoin) })
 }
 
-// OnNodeLeave calls fn for every NodeLeave (see OnPartitionChange for the guarantees).
-func (ck *ClusterKit) OnNodeLeave(fn func(*NodeLeaveEvent)) {
-	ck.onEvent("OnNodeLeave", "node-leave", EventNodeLeave, func(e *messages.Event) {
-		l := e.GetNodeLeave()
-		fn(&NodeLeaveEvent{Node: nodeOf(l.GetNode()), Reason: l.GetReason(), PartitionsOwned: l.GetPartitionsOwned(),
-			PartitionsReplica: l.GetPartitionsReplica(), Timestamp: ts(l.GetTimeUnixNano()), Seq: seqOf(l)})
-	})
+// OnNodeLeave calls fn for every NodeLeave (see OnPartitionChange).
+func (ck *ClusterKit) OnNodeLeave(fn func(*NodeLeaveEvent)) (remove func()) {
+	return ck.onEvent("OnNodeLeave", "node-leave", EventNodeLeave, func(e Event) { fn(e.NodeLeave) })
 }
 
-// OnRebalanceStart calls fn when a rebalance starts (see OnPartitionChange for the guarantees).
-func (ck *ClusterKit) OnRebalanceStart(fn func(*RebalanceEvent)) {
-	ck.onEvent("OnRebalanceStart", "rebalance-start", EventRebalanceStart, func(e *messages.Event) {
-		r := e.GetRebalanceStart()
-		fn(rebalanceEvent(r.GetTrigger(), r.GetTriggerNodeId(), r.GetPartitionsToMove(), r.GetNodesAffected(), r.GetTimeUnixNano(), seqOf(r)))
-	})
+// OnRebalanceStart calls fn when a rebalance starts (see OnPartitionChange).
+func (ck *ClusterKit) OnRebalanceStart(fn func(*RebalanceEvent)) (remove func()) {
+	return ck.onEvent("OnRebalanceStart", "rebalance-start", EventRebalanceStart, func(e Event) { fn(e.RebalanceStart) })
 }
 
 // OnRebalanceComplete calls fn when a rebalance's table is committed, with the
-// time from the start of the rebalance on the leader to its commit here.
-func (ck *ClusterKit) OnRebalanceComplete(fn func(*RebalanceEvent, time.Duration)) {
-	ck.onEvent("OnRebalanceComplete", "rebalance-complete", EventRebalanceComplete, func(e *messages.Event) {
-		r := e.GetRebalanceComplete()
-		fn(rebalanceEvent(r.GetTrigger(), r.GetTriggerNodeId(), r.GetPartitionsMoved(), r.GetNodesAffected(), r.GetTimeUnixNano(), seqOf(r)),
-			time.Duration(r.GetDurationNanos()))
+// time from the start of the rebalance on the leader to its commit here (see
+// OnPartitionChange).
+func (ck *ClusterKit) OnRebalanceComplete(fn func(*RebalanceEvent, time.Duration)) (remove func()) {
+	return ck.onEvent("OnRebalanceComplete", "rebalance-complete", EventRebalanceComplete, func(e Event) {
+		fn(e.RebalanceComplete, e.RebalanceComplete.Duration)
 	})
 }
 
-// OnClusterHealthChange calls fn when the cluster's health status changes.
-func (ck *ClusterKit) OnClusterHealthChange(fn func(*ClusterHealthEvent)) {
-	ck.onEvent("OnClusterHealthChange", "cluster-health", EventClusterHealthChange, func(e *messages.Event) {
-		h := e.GetClusterHealthChange()
-		fn(&ClusterHealthEvent{HealthyNodes: int(h.GetHealthyNodes()), UnhealthyNodes: int(h.GetUnhealthyNodes()), TotalNodes: int(h.GetTotalNodes()),
-			Status: h.GetStatus(), UnhealthyNodeIDs: h.GetUnhealthyNodeIds(), Timestamp: ts(h.GetTimeUnixNano()), PreviousStatus: h.GetPreviousStatus(),
-			UnderReplicatedPartitions: int(h.GetUnderReplicatedPartitions()), UnownedPartitions: int(h.GetUnownedPartitions()), Seq: seqOf(h)})
-	})
+// OnClusterHealthChange calls fn when the cluster's health status changes
+// (see OnPartitionChange).
+func (ck *ClusterKit) OnClusterHealthChange(fn func(*ClusterHealthEvent)) (remove func()) {
+	return ck.onEvent("OnClusterHealthChange", "cluster-health", EventClusterHealthChange, func(e Event) { fn(e.ClusterHealthChange) })
 }
 
-// OnCustomDataChange calls fn for every custom-data write and delete.
-func (ck *ClusterKit) OnCustomDataChange(fn func(*CustomDataChangeEvent)) {
-	ck.onEvent("OnCustomDataChange", "custom-data", EventCustomDataChange, func(e *messages.Event) {
-		c := e.GetCustomDataChange()
-		fn(&CustomDataChangeEvent{Key: c.GetKey(), Value: c.GetValue(), Version: c.GetVersion(), Deleted: c.GetDeleted(), Timestamp: ts(c.GetTimeUnixNano()), Seq: seqOf(c)})
-	})
+// OnCustomDataChange calls fn for every custom-data write and delete (see
+// OnPartitionChange).
+func (ck *ClusterKit) OnCustomDataChange(fn func(*CustomDataChangeEvent)) (remove func()) {
+	return ck.onEvent("OnCustomDataChange", "custom-data", EventCustomDataChange, func(e Event) { fn(e.CustomDataChange) })
 }
 
 func splitPort(addr string) (string, int, bool) {

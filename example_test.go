@@ -1,6 +1,7 @@
 package clusterkit_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,10 +23,10 @@ func Example() {
 	if err != nil {
 		panic(err)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		panic(err)
 	}
-	defer ck.Stop()
+	defer ck.Stop(context.Background())
 
 	p, err := ck.GetPartition("user:123")
 	if err != nil {
@@ -41,7 +42,7 @@ func ExampleClusterKit_Subscribe() {
 	if err != nil {
 		panic(err)
 	}
-	defer ck.Stop()
+	defer ck.Stop(context.Background())
 
 	done := make(chan struct{})
 	var lines []string
@@ -63,7 +64,7 @@ func ExampleClusterKit_Subscribe() {
 		clusterkit.EventPartitionChange, clusterkit.EventRebalanceComplete)); err != nil {
 		panic(err)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		panic(err)
 	}
 	<-done
@@ -87,7 +88,7 @@ func ExampleClusterKit_OnPartitionChange() {
 	if err != nil {
 		panic(err)
 	}
-	defer ck.Stop()
+	defer ck.Stop(context.Background())
 
 	var wg sync.WaitGroup
 	wg.Add(64)
@@ -102,7 +103,7 @@ func ExampleClusterKit_OnPartitionChange() {
 		mine++ // a real store would copy e.PartitionID from e.CopyFromNodes here
 		mu.Unlock()
 	})
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		panic(err)
 	}
 	wg.Wait()
@@ -128,23 +129,23 @@ func ExampleClusterKit_CompareAndSetCustomData() {
 	if err != nil {
 		panic(err)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		panic(err)
 	}
-	defer ck.Stop()
+	defer ck.Stop(context.Background())
 
 	// Create the counter only if it does not exist (expected version 0).
-	if _, err := ck.CompareAndSetCustomData("jobs", 0, []byte("1")); err != nil {
+	if _, err := ck.CompareAndSetCustomData(context.Background(), "jobs", 0, []byte("1")); err != nil {
 		panic(err)
 	}
-	value, version, _ := ck.GetCustomDataVersion("jobs")
+	value, version, _ := ck.GetCustomData("jobs")
 	// A writer that read an older version loses, and nothing changes.
-	_, err = ck.CompareAndSetCustomData("jobs", version-1, []byte("99"))
+	_, err = ck.CompareAndSetCustomData(context.Background(), "jobs", version-1, []byte("99"))
 	fmt.Println(string(value), errors.Is(err, clusterkit.ErrVersionMismatch))
-	if _, err := ck.CompareAndSetCustomData("jobs", version, []byte("2")); err != nil {
+	if _, err := ck.CompareAndSetCustomData(context.Background(), "jobs", version, []byte("2")); err != nil {
 		panic(err)
 	}
-	value, _ = ck.GetCustomData("jobs")
+	value, _, _ = ck.GetCustomData("jobs")
 	fmt.Println(string(value), ck.ListCustomDataKeys())
 	// Output:
 	// 1 true

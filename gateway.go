@@ -58,22 +58,22 @@ func (g gatewayBackend) Events() *eventlog.Log        { return g.ck.eventLog.Loa
 
 func (g gatewayBackend) Consensus() httpgw.Consensus { return g.ck.raftStatus() }
 
-func (g gatewayBackend) RebalanceNow(context.Context) error {
-	return httpError(g.ck.RebalancePartitions())
+func (g gatewayBackend) RebalanceNow(ctx context.Context) error {
+	return httpError(g.ck.RebalancePartitions(ctx))
 }
 
-func (g gatewayBackend) RemoveNode(_ context.Context, id string) error {
-	return httpError(g.ck.RemoveNode(id))
+func (g gatewayBackend) RemoveNode(ctx context.Context, id string) error {
+	return httpError(g.ck.RemoveNode(ctx, id))
 }
 
 // Leave commits the removal, then stops the node in the background: Stop
 // shuts the HTTP server down, which waits for this very handler.
-func (g gatewayBackend) Leave(context.Context) error {
-	if err := g.ck.leave(); err != nil {
+func (g gatewayBackend) Leave(ctx context.Context) error {
+	if err := g.ck.leave(ctx); err != nil {
 		return httpError(err)
 	}
 	go func() {
-		if err := g.ck.Stop(); err != nil {
+		if err := g.ck.Stop(context.Background()); err != nil {
 			g.ck.log.Warn("stop after leave", "error", err)
 		}
 	}()
@@ -100,15 +100,15 @@ func (g gatewayBackend) SetCustomData(ctx context.Context, key string, value []b
 		err     error
 	)
 	if cas {
-		version, err = g.ck.CompareAndSetCustomDataContext(ctx, key, expected, value)
+		version, err = g.ck.CompareAndSetCustomData(ctx, key, expected, value)
 	} else {
-		version, err = g.ck.SetCustomDataContext(ctx, key, value)
+		version, err = g.ck.SetCustomData(ctx, key, value)
 	}
 	return version, httpError(err)
 }
 
 func (g gatewayBackend) DeleteCustomData(ctx context.Context, key string) (uint64, error) {
-	index, err := g.ck.DeleteCustomDataContext(ctx, key)
+	index, err := g.ck.DeleteCustomData(ctx, key)
 	return index, httpError(err)
 }
 

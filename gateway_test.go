@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -92,7 +93,7 @@ func TestHTTPGateway(t *testing.T) {
 		t.Fatalf("unchanged cluster with If-None-Match: %d", resp.StatusCode)
 	}
 	// A reassignment that keeps every count equal still changes the ETag.
-	if err := ck.RebalancePartitions(); err != nil {
+	if err := ck.RebalancePartitions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if resp, _ := do("GET", "/cluster", map[string]string{"If-None-Match": etag}); resp.StatusCode != 200 || resp.Header.Get("ETag") == etag {

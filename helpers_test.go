@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -78,11 +79,11 @@ func startNode(t *testing.T, o Options, setup ...func(*ClusterKit)) *ClusterKit 
 	for _, f := range setup {
 		f(ck)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := ck.Stop(); err != nil {
+		if err := ck.Stop(context.Background()); err != nil {
 			t.Errorf("Stop: %v", err)
 		}
 	})

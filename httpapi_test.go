@@ -379,7 +379,7 @@ func TestHTTPETagAcrossEqualCountReassignment(t *testing.T) {
 		}
 		table.Partitions = append(table.Partitions, &messages.PartitionAssignment{Owners: o})
 	}
-	if _, err := nodes[0].propose(&messages.Command{Op: &messages.Command_SetPartitionTable{SetPartitionTable: table}}); err != nil {
+	if _, err := nodes[0].propose(context.Background(), &messages.Command{Op: &messages.Command_SetPartitionTable{SetPartitionTable: table}}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, "the new table on node-2", func() bool { return nodes[1].fsm.View().TableVersion() != v.TableVersion() })
@@ -702,12 +702,12 @@ func TestStopEndsEventStreams(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	stream, _ := sseStream(t, context.Background(), "http://"+ck.advertise+"/events", nil)
 	done := make(chan error, 1)
-	go func() { done <- ck.Stop() }()
+	go func() { done <- ck.Stop(context.Background()) }()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -733,8 +733,8 @@ func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	started := make(chan error, 1)
-	go func() { started <- ck.Start() }()
-	t.Cleanup(func() { _ = ck.Stop() })
+	go func() { started <- ck.Start(context.Background()) }()
+	t.Cleanup(func() { _ = ck.Stop(context.Background()) })
 
 	self := &api{t: t, base: "http://" + o.HTTPAddr, c: &http.Client{Timeout: 2 * time.Second}}
 	var health struct {

@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"os"
@@ -45,10 +46,10 @@ func TestLogsGoOnlyToOptionsLogger(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := ck.Start(); err != nil {
+		if err := ck.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		if err := ck.Stop(); err != nil {
+		if err := ck.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -18,14 +18,10 @@ import (
 // known (an election, a leadership transfer) it retries with backoff, up to
 // DefaultApplyTimeout: "not the leader" answers mean the command never entered
 // a log. Any answer that leaves the outcome open (ErrOutcomeUnknown) is
-// returned as it is: retrying then could apply the command twice.
-func (ck *ClusterKit) propose(cmd *messages.Command) (uint64, error) {
-	return ck.proposeCtx(context.Background(), cmd)
-}
-
-// proposeCtx is propose bounded by ctx as well. A cancelled or expired ctx
-// returns at once; a command already on its way may still commit.
-func (ck *ClusterKit) proposeCtx(ctx context.Context, cmd *messages.Command) (uint64, error) {
+// returned as it is: retrying then could apply the command twice. A cancelled
+// or expired ctx returns at once; a command already on its way may still
+// commit.
+func (ck *ClusterKit) propose(ctx context.Context, cmd *messages.Command) (uint64, error) {
 	state := ck.stateActor()
 	if state == nil {
 		return 0, ErrNotStarted
@@ -99,70 +95,81 @@ func (ck *ClusterKit) ask(ctx context.Context, target *actor.PID, msg any, timeo
 // Every node, this one included, receives the NodeLeave event and the
 // rebalance that follows. If the removal cannot be committed the node keeps
 // running and the error is returned.
-func (ck *ClusterKit) Leave() error {
-	if err := ck.leave(); err != nil {
+//
+// If ctx ends first, Leave returns ctx.Err() at once and the node keeps
+// running. A removal already on its way may still commit: the node then
+// stays out (HealthCheck reports membership "removed"; it never rejoins on
+// its own after a graceful leave) and Stop ends it.
+func (ck *ClusterKit) Leave(ctx context.Context) error {
+	if err := ck.leave(ctx); err != nil {
 		return err
 	}
-	return ck.Stop()
+	return ck.Stop(ctx)
 }
 
 // leave commits this node's removal and waits (briefly) until local
 // subscribers got its events; the caller stops the node.
-func (ck *ClusterKit) leave() error {
+func (ck *ClusterKit) leave(ctx context.Context) error {
 	if !ck.running.Load() {
 		return ErrNotStarted
 	}
-	ck.handOverLeadership()
-	_, err := ck.propose(&messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
+	ck.handOverLeadership(ctx)
+	_, err := ck.propose(ctx, &messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
 		Id: ck.opts.NodeID, Reason: raftfsm.LeaveGraceful, Incarnation: ck.life.Status().Incarnation,
 	}}})
+	if ctxErr := ctx.Err(); ctxErr != nil {
+		return ctxErr
+	}
 	// Unknown node: a retried removal that had already been committed.
 	if err != nil && !errors.Is(err, raftfsm.ErrUnknownNode) {
 		return fmt.Errorf("leave: %w", err)
 	}
 	// Wait (briefly) for our own copy of the removal and for its events to
 	// reach local subscribers, so they get their NodeLeave before the node stops.
+	wait, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
 	var removedAt uint64
-	ck.waitView(2*time.Second, func(v *raftfsm.View) bool {
+	ck.waitView(wait, func(v *raftfsm.View) bool {
 		_, member := v.Member(ck.opts.NodeID)
 		removedAt = v.Version()
 		return !member
 	})
-	deadline := time.Now().Add(2 * time.Second)
-	for ck.deliveredIndex() < removedAt && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for ck.deliveredIndex() < removedAt {
+		select {
+		case <-tick.C:
+		case <-wait.Done():
+			// Committed: the node is out whatever its subscribers saw, so
+			// the caller's cancellation stops only the waiting.
+			return nil
+		}
 	}
 	return nil
 }
 
 // RemoveNode removes another member for good (reason "removed_by_admin"); its
 // partitions are rebalanced onto the others. Use Leave to remove this node.
-func (ck *ClusterKit) RemoveNode(nodeID string) error {
+// It returns once the removal is committed and applied on this node; if ctx
+// ends first it returns ctx.Err() and the removal may still commit.
+func (ck *ClusterKit) RemoveNode(ctx context.Context, nodeID string) error {
 	if nodeID == ck.opts.NodeID {
 		return fmt.Errorf("%w: RemoveNode(%q) is this node: use Leave", ErrInvalidOptions, nodeID)
 	}
 	if _, ok := ck.fsm.View().Member(nodeID); !ok {
 		return fmt.Errorf("%w: %q", raftfsm.ErrUnknownNode, nodeID)
 	}
-	index, err := ck.propose(&messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
+	index, err := ck.propose(ctx, &messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
 		Id: nodeID, Reason: raftfsm.LeaveAdmin,
 	}}})
-	if err == nil {
-		ck.waitApplied(index, DefaultApplyTimeout)
+	if err != nil {
+		return err
 	}
-	return err
+	return ck.waitApplied(ctx, index)
 }
 
-// waitApplied waits (up to timeout) until this node has applied index, so
-// that a caller reads its own write from this node.
-func (ck *ClusterKit) waitApplied(index uint64, timeout time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	_ = ck.waitAppliedCtx(ctx, index)
-}
-
-// waitAppliedCtx waits until this node has applied index, or ctx ends.
-func (ck *ClusterKit) waitAppliedCtx(ctx context.Context, index uint64) error {
+// waitApplied waits until this node has applied index, or ctx ends.
+func (ck *ClusterKit) waitApplied(ctx context.Context, index uint64) error {
 	if index == 0 || ck.raft == nil {
 		return nil
 	}
@@ -185,10 +192,8 @@ func (ck *ClusterKit) waitAppliedCtx(ctx context.Context, index uint64) error {
 	}
 }
 
-// waitView waits until cond holds for the current view, or timeout.
-func (ck *ClusterKit) waitView(timeout time.Duration, cond func(*raftfsm.View) bool) bool {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
+// waitView waits until cond holds for the current view, or ctx ends.
+func (ck *ClusterKit) waitView(ctx context.Context, cond func(*raftfsm.View) bool) bool {
 	for {
 		v := ck.fsm.View()
 		if cond(v) {
@@ -196,7 +201,7 @@ func (ck *ClusterKit) waitView(timeout time.Duration, cond func(*raftfsm.View) b
 		}
 		select {
 		case <-v.Done():
-		case <-deadline.C:
+		case <-ctx.Done():
 			return false
 		}
 	}

@@ -1,9 +1,12 @@
 package clusterkit
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/clusterkit/clusterkit/internal/keyhash"
 
 	"github.com/hashicorp/raft"
 
@@ -17,57 +20,61 @@ import (
 // indexing. No actor round trip, no lock, no allocation.
 
 // GetPartition returns the partition that owns key. It fails with ErrNotReady
-// before the first partition table is committed.
+// before the first partition table is committed. It neither locks nor
+// allocates.
 func (ck *ClusterKit) GetPartition(key string) (*Partition, error) {
-	if p := ck.fsm.View().PartitionOf(key); p != nil {
-		return p, nil
+	t := ck.table()
+	if len(t.parts) == 0 {
+		return nil, ErrNotReady
 	}
-	return nil, ErrNotReady
+	v := t.src
+	return &t.parts[keyhash.Partition(v.KeyHash(), key, uint32(len(t.parts)))], nil
 }
 
 // GetPrimary returns the current primary of p, or nil.
 func (ck *ClusterKit) GetPrimary(p *Partition) *Node {
-	if p == nil {
-		return nil
+	if t := ck.table(); p != nil && p.num < len(t.primary) {
+		return t.primary[p.num]
 	}
-	return ck.fsm.View().Primary(p.Number())
+	return nil
 }
 
 // GetReplicas returns the current replicas of p (read-only).
 func (ck *ClusterKit) GetReplicas(p *Partition) []Node {
-	if p == nil {
-		return nil
+	if t := ck.table(); p != nil && p.num < len(t.replicas) {
+		return t.replicas[p.num]
 	}
-	return ck.fsm.View().Replicas(p.Number())
+	return nil
 }
 
 // GetNodes returns the current primary and replicas of p (read-only).
 func (ck *ClusterKit) GetNodes(p *Partition) []Node {
-	if p == nil {
-		return nil
+	if t := ck.table(); p != nil && p.num < len(t.nodes) {
+		return t.nodes[p.num]
 	}
-	return ck.fsm.View().Nodes(p.Number())
+	return nil
 }
 
 // IsPrimary reports whether this node is p's primary now.
 func (ck *ClusterKit) IsPrimary(p *Partition) bool {
-	return p != nil && ck.fsm.View().Role(p.Number()) == raftfsm.RolePrimary
+	return p != nil && ck.fsm.View().Role(p.num) == raftfsm.RolePrimary
 }
 
 // IsReplica reports whether this node is one of p's replicas now.
 func (ck *ClusterKit) IsReplica(p *Partition) bool {
-	return p != nil && ck.fsm.View().Role(p.Number()) == raftfsm.RoleReplica
+	return p != nil && ck.fsm.View().Role(p.num) == raftfsm.RoleReplica
 }
 
 // GetCluster returns the cluster: members with their services, the partition
-// map, the configuration and the hash configuration.
-func (ck *ClusterKit) GetCluster() *Cluster { return ck.fsm.View().Cluster() }
+// map, the configuration and the hash configuration. The value is the
+// caller's; the nodes and partitions in it are shared read-only.
+func (ck *ClusterKit) GetCluster() *Cluster { return ck.table().cluster() }
 
 // ServiceAddresses returns, for every member that registered the named
 // service, its address (member ID -> address).
 func (ck *ClusterKit) ServiceAddresses(service string) map[string]string {
 	out := map[string]string{}
-	for _, m := range ck.fsm.View().Members() {
+	for _, m := range ck.table().members {
 		if addr, ok := m.Services[service]; ok {
 			out[m.ID] = addr
 		}
@@ -77,8 +84,9 @@ func (ck *ClusterKit) ServiceAddresses(service string) map[string]string {
 
 // RebalancePartitions asks the leader (through this node, whatever its role)
 // for a rebalance now and returns after the resulting table is committed and
-// applied on this node.
-func (ck *ClusterKit) RebalancePartitions() error {
+// applied on this node. If ctx ends first it returns ctx.Err(); the
+// rebalance may still commit.
+func (ck *ClusterKit) RebalancePartitions(ctx context.Context) error {
 	ck.mu.Lock()
 	stopped := ck.stopped
 	ck.mu.Unlock()
@@ -89,9 +97,9 @@ func (ck *ClusterKit) RebalancePartitions() error {
 	if state == nil {
 		return ErrNotStarted
 	}
-	res, err := ck.system.Root.RequestFuture(state, &messages.RebalanceRequest{Trigger: raftfsm.TriggerManual, TriggerNodeId: ck.opts.NodeID}, DefaultApplyTimeout+rpcTimeout).Result()
+	res, err := ck.ask(ctx, state, &messages.RebalanceRequest{Trigger: raftfsm.TriggerManual, TriggerNodeId: ck.opts.NodeID}, DefaultApplyTimeout+rpcTimeout)
 	if err != nil {
-		return fmt.Errorf("%w: rebalance: %w", ErrTimeout, err)
+		return fmt.Errorf("rebalance: %w", err)
 	}
 	pr, ok := res.(*messages.ProposeResult)
 	if !ok {
@@ -101,8 +109,7 @@ func (ck *ClusterKit) RebalancePartitions() error {
 		return err
 	}
 	// Committed on the leader; a follower answers once it applied it too.
-	ck.waitApplied(pr.GetIndex(), DefaultApplyTimeout)
-	return nil
+	return ck.waitApplied(ctx, pr.GetIndex())
 }
 
 // raftStatus is what the node knows about consensus right now (also the

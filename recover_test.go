@@ -57,10 +57,10 @@ func TestRecoverClusterRefusals(t *testing.T) {
 	o := fastOptions(t, "node-1")
 	o.HTTPAddr, o.DataDir = freeAddr(t), dir
 	ck := startNode(t, o)
-	if err := ck.SetCustomData("kept", []byte("yes")); err != nil {
+	if _, err := ck.SetCustomData(context.Background(), "kept", []byte("yes")); err != nil {
 		t.Fatal(err)
 	}
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	before := digest(t, dir)
@@ -136,7 +136,7 @@ func TestRecoverClusterRefusals(t *testing.T) {
 	if _, err := RecoverCluster(o, nil); !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), "still running") {
 		t.Fatalf("recovering a running node: %v", err)
 	}
-	if v, err := again.GetCustomData("kept"); err != nil || string(v) != "yes" {
+	if v, _, err := again.GetCustomData("kept"); err != nil || string(v) != "yes" {
 		t.Fatalf("after the refusals: %q %v", v, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, recoveryMarkerName)); !errors.Is(err, fs.ErrNotExist) {
@@ -168,13 +168,13 @@ func TestRecoverClusterInProcess(t *testing.T) {
 	}
 	waitVoters(t, nodes, 3)
 	for i := range 10 {
-		if err := nodes[i%3].SetCustomData(fmt.Sprintf("k%d", i), []byte(fmt.Sprint("v", i))); err != nil {
+		if _, err := nodes[i%3].SetCustomData(context.Background(), fmt.Sprintf("k%d", i), []byte(fmt.Sprint("v", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, 10*time.Second, "node-1 to apply every write", func() bool { return len(n1.ListCustomDataKeys()) == 10 })
 	for _, n := range []*ClusterKit{nodes[2], nodes[1], n1} {
-		if err := n.Stop(); err != nil {
+		if err := n.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -208,7 +208,7 @@ func TestRecoverClusterInProcess(t *testing.T) {
 		}
 	}
 	for i := range 10 {
-		if v, err := n1.GetCustomData(fmt.Sprintf("k%d", i)); err != nil || string(v) != fmt.Sprint("v", i) {
+		if v, _, err := n1.GetCustomData(fmt.Sprintf("k%d", i)); err != nil || string(v) != fmt.Sprint("v", i) {
 			t.Fatalf("k%d = %q %v", i, v, err)
 		}
 	}
@@ -219,7 +219,7 @@ func TestRecoverClusterInProcess(t *testing.T) {
 	o2.JoinAddr = o1.HTTPAddr
 	n2 := startNode(t, o2)
 	waitVoters(t, []*ClusterKit{n1, n2}, 2)
-	if err := n1.Stop(); err != nil {
+	if err := n1.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(o1.DataDir, recoveryMarkerName), marker, 0o600); err != nil {

@@ -47,7 +47,7 @@ func TestRejoinAfterRestart(t *testing.T) {
 			return ok && slices.Contains(rc.GetNodesAffected(), "node-3")
 		})
 	}
-	if err := victim.Stop(); err != nil {
+	if err := victim.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	down := time.Now()
@@ -122,12 +122,12 @@ func TestRemovedWhileDownRejoinsWithoutJoinAddr(t *testing.T) {
 	// join address, and whose successor it has never heard of.
 	victim := nodes[0]
 	addr := victim.advertise
-	if err := victim.Stop(); err != nil {
+	if err := victim.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	survivors := nodes[1:]
 	leader := leaderOf(t, survivors)
-	if err := leader.RemoveNode("node-1"); err != nil {
+	if err := leader.RemoveNode(context.Background(), "node-1"); err != nil {
 		t.Fatal(err)
 	}
 	waitConverged(t, survivors, 2)
@@ -156,7 +156,7 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	// A departed life, for the "removed" refusal.
 	removed := nodes[2]
 	removedNonce := removed.life.Nonce()
-	if err := leader.RemoveNode(removed.GetMyNodeID()); err != nil {
+	if err := leader.RemoveNode(context.Background(), removed.GetMyNodeID()); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "node-3 out of Raft's configuration", func() bool { return len(leader.raftStatus().Voters) == 2 && leader.raftStatus().NumPeers == 1 })
@@ -271,7 +271,7 @@ func TestBadJoinsAreRefused(t *testing.T) {
 			t.Fatal(err)
 		}
 		start := time.Now()
-		err = ck.Start()
+		err = ck.Start(context.Background())
 		if !errors.Is(err, ErrJoinRefused) || time.Since(start) > o.StartTimeout/2 {
 			t.Errorf("%s: Start = %v after %v", name, err, time.Since(start))
 		}

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -41,7 +42,7 @@ func TestSlowCallbackStallsNothing(t *testing.T) {
 		t.Fatal("other subscriber did not get RebalanceComplete")
 	}
 	// Raft keeps applying: a manual rebalance commits and is delivered.
-	if err := ck.RebalancePartitions(); err != nil {
+	if err := ck.RebalancePartitions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if _, ok := p.next(t, 5*time.Second).(*messages.RebalanceComplete); !ok {

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -17,10 +18,14 @@ import (
 // it returns, while Stop stops everything else and returns ErrCallbackStuck.
 const CallbackStopTimeout = 5 * time.Second
 
+// errCallbackWait is the cause of the end of Stop's wait for callbacks when
+// CallbackStopTimeout, not the caller's context, ended it.
+var errCallbackWait = errors.New("callback stop timeout")
+
 // stopActors stops the actor tree. No callback starts a call any more (see
-// stop); the calls in progress get until deadline to return.
-func (ck *ClusterKit) stopActors(deadline time.Time) error {
-	stuck := ck.callbacks.WaitIdle(deadline)
+// stop); the calls in progress get until ctx ends to return.
+func (ck *ClusterKit) stopActors(ctx context.Context) error {
+	stuck := ck.callbacks.WaitIdle(ctx)
 	if len(stuck) == 0 {
 		if err := ck.system.Root.StopFuture(ck.root).Wait(); err != nil {
 			return fmt.Errorf("stop actors: %w", err)
@@ -40,7 +45,7 @@ func (ck *ClusterKit) stopActors(deadline time.Time) error {
 			futures = append(futures, ck.system.Root.StopFuture(pid))
 		}
 	}
-	errs := []error{stuckError(stuck)}
+	errs := []error{stuckError(stuck, ctx)}
 	for _, f := range futures {
 		if err := f.Wait(); err != nil {
 			errs = append(errs, fmt.Errorf("stop actors: %w", err))
@@ -51,7 +56,7 @@ func (ck *ClusterKit) stopActors(deadline time.Time) error {
 }
 
 // stuckError names the callbacks that did not return in time.
-func stuckError(stuck []actors.RunningCallback) error {
+func stuckError(stuck []actors.RunningCallback, ctx context.Context) error {
 	names := make([]string, len(stuck))
 	for i, s := range stuck {
 		names[i] = fmt.Sprintf("%s (%s) running for %v on the event of seq (%d, %d)",
@@ -61,5 +66,9 @@ func stuckError(stuck []actors.RunningCallback) error {
 	if len(stuck) > 1 {
 		fate = "abandoned, they keep running until they return"
 	}
-	return fmt.Errorf("%w within %v: %s; %s", ErrCallbackStuck, CallbackStopTimeout, strings.Join(names, "; "), fate)
+	within := fmt.Sprintf("within %v", CallbackStopTimeout)
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, errCallbackWait) {
+		within = "before Stop's context ended (" + cause.Error() + ")"
+	}
+	return fmt.Errorf("%w %s: %s; %s", ErrCallbackStuck, within, strings.Join(names, "; "), fate)
 }

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -27,14 +28,14 @@ func TestStopDoesNotRecreateDataDir(t *testing.T) {
 	o.DataDir = dir
 	ck := startNode(t, o)
 	for i := range stopSnapshotBehind + 10 {
-		if err := ck.SetCustomData(fmt.Sprintf("k%d", i), []byte("v")); err != nil {
+		if _, err := ck.SetCustomData(context.Background(), fmt.Sprintf("k%d", i), []byte("v")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
@@ -73,7 +74,7 @@ func TestStopAbandonsStuckCallback(t *testing.T) {
 		}
 		<-release
 	})
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	var stuckOn *PartitionChangeEvent
@@ -85,7 +86,7 @@ func TestStopAbandonsStuckCallback(t *testing.T) {
 	addr := ck.ln.Addr().String()
 
 	start := time.Now()
-	err = ck.Stop()
+	err = ck.Stop(context.Background())
 	took := time.Since(start)
 	t.Logf("Stop after %v: %v", took.Round(time.Millisecond), err)
 	if !errors.Is(err, ErrCallbackStuck) {
@@ -109,7 +110,7 @@ func TestStopAbandonsStuckCallback(t *testing.T) {
 	if strings.Contains(msg, "OnNodeJoin") || strings.Contains(msg, "future") {
 		t.Errorf("Stop's error names more than the stuck callback: %v", msg)
 	}
-	if again := ck.Stop(); again != err {
+	if again := ck.Stop(context.Background()); again != err {
 		t.Errorf("second Stop = %v, want the first one's error", again)
 	}
 
@@ -128,7 +129,7 @@ func TestStopAbandonsStuckCallback(t *testing.T) {
 	} else {
 		ln.Close()
 	}
-	if _, err := ck.GetCustomData("k"); err == nil {
+	if _, _, err := ck.GetCustomData("k"); err == nil {
 		t.Error("custom data still served after Stop")
 	}
 
@@ -162,7 +163,7 @@ func TestStopWaitsForRunningCallback(t *testing.T) {
 		time.Sleep(100 * time.Millisecond) // the work Stop must wait for
 		returned.Store(true)
 	})
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -171,7 +172,7 @@ func TestStopWaitsForRunningCallback(t *testing.T) {
 		t.Fatal("the callback was not called")
 	}
 	start := time.Now()
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop = %v, want nil", err)
 	}
 	if !returned.Load() {

@@ -57,6 +57,7 @@ const eventLogCapacity = 4096
 // ClusterKit is one node. Create it with New, then Start it; Stop it once.
 // All methods are safe for concurrent use.
 type ClusterKit struct {
+	tbl       atomic.Pointer[table] // the routing view in facade types (see table)
 	opts      Options
 	log       *slog.Logger
 	fsm       *raftfsm.FSM
@@ -147,7 +148,7 @@ func New(opts Options) (*ClusterKit, error) {
 		ck.network = &TCPNetwork{}
 	}
 	ck.registry = ck.newRegistry()
-	ck.eventLog.Store(eventlog.New(eventLogCapacity, Seq{}))
+	ck.eventLog.Store(eventlog.New(eventLogCapacity, actors.Seq{}))
 	if ck.system == nil {
 		// protoactor logs routine lifecycle at Info: keep it at Debug here.
 		pa := logging.Demote(logger.With("lib", "protoactor"), 4)
@@ -181,9 +182,13 @@ func (ck *ClusterKit) ActorSystem() *actor.ActorSystem { return ck.system }
 func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
 
 // Start listens on HTTPAddr, starts Raft and the actor tree and returns when
-// the node holds a committed partition table (or after StartTimeout). A node
-// with no state bootstraps a new cluster. If Start fails, the node is stopped.
-func (ck *ClusterKit) Start() error {
+// the node holds a committed partition table. A node with no state
+// bootstraps a new cluster; one with join addresses joins through them. Start
+// gives up after Options.StartTimeout, or when ctx ends: it then returns an
+// error wrapping ctx.Err() within milliseconds. If Start fails for any
+// reason, the node is stopped (every goroutine it started has ended) and
+// cannot be started again: create a new one with New.
+func (ck *ClusterKit) Start(ctx context.Context) error {
 	ck.mu.Lock()
 	switch {
 	case ck.stopped:
@@ -196,9 +201,14 @@ func (ck *ClusterKit) Start() error {
 	ck.started = true
 	ck.mu.Unlock()
 
-	if err := ck.start(); err != nil {
+	if err := ck.start(ctx); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = fmt.Errorf("%w (%w)", ctx.Err(), err)
+		}
 		ck.log.Error("start failed", "error", err)
-		if stopErr := ck.Stop(); stopErr != nil {
+		// The caller's context has ended or Start failed: the clean-up
+		// still runs to the end, so nothing is left behind.
+		if stopErr := ck.Stop(context.WithoutCancel(ctx)); stopErr != nil {
 			ck.log.Warn("cleanup after failed start", "error", stopErr)
 		}
 		return err
@@ -206,7 +216,7 @@ func (ck *ClusterKit) Start() error {
 	return nil
 }
 
-func (ck *ClusterKit) start() error {
+func (ck *ClusterKit) start(ctx context.Context) error {
 	o := ck.opts
 	ln, err := ck.network.Listen(o.HTTPAddr)
 	if err != nil {
@@ -273,7 +283,7 @@ func (ck *ClusterKit) start() error {
 	if hasState {
 		// A data directory of another cluster must not join the cluster its
 		// join addresses lead to, nor send it a single Raft message.
-		if err := ck.checkSeedsCluster(); err != nil {
+		if err := ck.checkSeedsCluster(ctx); err != nil {
 			return err
 		}
 	}
@@ -317,7 +327,7 @@ func (ck *ClusterKit) start() error {
 	}
 	ck.serve()
 	ck.warnIfExposed()
-	if err := ck.waitReady(); err != nil {
+	if err := ck.waitReady(ctx); err != nil {
 		return err
 	}
 	ck.running.Store(true)
@@ -445,13 +455,13 @@ func (ck *ClusterKit) membershipChanged(m actors.Membership) {
 // addresses (in parallel, briefly): one that answers for this node's cluster
 // settles it; if only other clusters answer, Start fails naming both IDs. A
 // node whose seeds are all down starts as before.
-func (ck *ClusterKit) checkSeedsCluster() error {
+func (ck *ClusterKit) checkSeedsCluster(ctx context.Context) error {
 	ours := ck.ClusterID()
 	seeds := ck.seeds()
 	if ours == "" || len(seeds) == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), seedCheckTimeout)
+	ctx, cancel := context.WithTimeout(ctx, seedCheckTimeout)
 	defer cancel()
 	type answer struct {
 		addr, cluster string
@@ -729,7 +739,7 @@ func (ck *ClusterKit) serve() {
 
 // waitReady waits for the committed configuration, this node's registration
 // and a partition table.
-func (ck *ClusterKit) waitReady() error {
+func (ck *ClusterKit) waitReady(ctx context.Context) error {
 	deadline := time.NewTimer(ck.opts.StartTimeout)
 	defer deadline.Stop()
 	for {
@@ -751,6 +761,9 @@ func (ck *ClusterKit) waitReady() error {
 				return fmt.Errorf("%w: %w: %w", ErrJoinRefused, ErrClusterMismatch, err)
 			}
 			return fmt.Errorf("%w: %w", ErrJoinRefused, err)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: waiting for the node to be ready: config committed=%v, registered=%v, table=%v",
+				ctx.Err(), v.Config() != nil, ck.registered(v), v.HasTable())
 		case <-deadline.C:
 			return fmt.Errorf("%w after %v: config committed=%v, registered=%v, table=%v, raft state %v",
 				ErrStartTimeout, ck.opts.StartTimeout, v.Config() != nil, func() bool { _, ok := v.Member(ck.opts.NodeID); return ok }(),
@@ -803,13 +816,18 @@ func (ck *ClusterKit) checkConfig(c *messages.ClusterConfig) error {
 // Stop stops this node without leaving the cluster (a restart in place keeps
 // its membership). It is idempotent and waits until every goroutine the node
 // started has ended, with one exception: event callbacks get no new event
-// once Stop is called, and those in a call get CallbackStopTimeout to
-// return. A callback still running then is abandoned (it keeps running until
-// it returns), and Stop, having stopped everything else, returns an error
-// wrapping ErrCallbackStuck that names it; every later Stop returns the same.
-func (ck *ClusterKit) Stop() error {
+// once Stop is called, and those in a call get CallbackStopTimeout (or until
+// ctx ends, if sooner) to return. A callback still running then is abandoned
+// (it keeps running until it returns), and Stop, having stopped everything
+// else, returns an error wrapping ErrCallbackStuck that names it.
+//
+// ctx bounds the graceful part only (handing leadership over, draining HTTP
+// requests, waiting for callbacks): when it ends, Stop still releases
+// everything, promptly, and returns an error wrapping ctx.Err(). Every later
+// Stop returns what the first one did.
+func (ck *ClusterKit) Stop(ctx context.Context) error {
 	ck.stopOnce.Do(func() {
-		ck.stopErr = ck.stop()
+		ck.stopErr = ck.stop(ctx)
 		close(ck.done)
 	})
 	return ck.stopErr
@@ -836,21 +854,22 @@ func (ck *ClusterKit) lifecycle() string {
 	return "new"
 }
 
-func (ck *ClusterKit) stop() error {
+func (ck *ClusterKit) stop(ctx context.Context) error {
 	ck.mu.Lock()
 	ck.stopped = true
 	ck.mu.Unlock()
 	// Callbacks start no new call from now on; calls in progress may run
 	// until the deadline while the rest stops.
 	ck.callbacks.StopCalls()
-	callbacksDeadline := time.Now().Add(CallbackStopTimeout)
+	callbacksCtx, cancelCallbacks := context.WithTimeoutCause(ctx, CallbackStopTimeout, errCallbackWait)
+	defer cancelCallbacks()
 	wasRunning := ck.running.Swap(false)
 	var errs []error
 	if wasRunning {
-		ck.handOverLeadership()
+		ck.handOverLeadership(ctx)
 	}
 	if ck.server != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := ck.server.Shutdown(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 			_ = ck.server.Close()
@@ -862,7 +881,7 @@ func (ck *ClusterKit) stop() error {
 		// Actors first, raft second: raft must still run while the actors
 		// drain the proposals they handed it (a future queued in raft at
 		// shutdown is never resolved, hashicorp/raft#498).
-		if err := ck.stopActors(callbacksDeadline); err != nil {
+		if err := ck.stopActors(callbacksCtx); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -919,18 +938,21 @@ func (ck *ClusterKit) stop() error {
 	if ck.raft != nil {
 		ck.log.Info("node stopped")
 	}
+	if err := ctx.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("stop: the graceful part was cut short: %w", err))
+	}
 	return errors.Join(errs...)
 }
 
 // handOverLeadership transfers leadership before this node stops or leaves,
 // so the cluster has a leader again within a round trip instead of an
 // election timeout.
-func (ck *ClusterKit) handOverLeadership() {
+func (ck *ClusterKit) handOverLeadership(ctx context.Context) {
 	if ck.raft == nil || ck.raft.State() != raft.Leader {
 		return
 	}
 	// Forwarded: a node that lost leadership meanwhile must not forward.
-	resp := ck.transferLeadership(context.Background(), &messages.TransferLeadershipRequest{Forwarded: true})
+	resp := ck.transferLeadership(ctx, &messages.TransferLeadershipRequest{Forwarded: true})
 	switch resp.GetCode() {
 	case "", transferNoOtherVoter, transferNotLeader:
 	default:

@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -199,16 +200,16 @@ func TestReadsBeforeStartAndAfterStop(t *testing.T) {
 	if _, err := ck.GetPartition("k"); !errors.Is(err, ErrNotReady) {
 		t.Fatalf("GetPartition before Start = %v", err)
 	}
-	if err := ck.RebalancePartitions(); !errors.Is(err, ErrNotStarted) {
+	if err := ck.RebalancePartitions(context.Background()); !errors.Is(err, ErrNotStarted) {
 		t.Fatalf("RebalancePartitions before Start = %v", err)
 	}
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatalf("second Stop: %v", err)
 	}
-	if err := ck.Start(); !errors.Is(err, ErrStopped) {
+	if err := ck.Start(context.Background()); !errors.Is(err, ErrStopped) {
 		t.Fatalf("Start after Stop = %v", err)
 	}
 	if err := ck.Subscribe(actor.NewPID("nonhost", "x")); !errors.Is(err, ErrStopped) {
@@ -224,11 +225,11 @@ func TestStartFailsWhenPortIsBusy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = ck.Start()
+	err = ck.Start(context.Background())
 	if !errors.Is(err, ErrListen) || !strings.Contains(err.Error(), o.HTTPAddr) {
 		t.Fatalf("Start on a busy port = %v, want ErrListen naming the address", err)
 	}
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatalf("Stop after failed Start: %v", err)
 	}
 }
@@ -236,13 +237,13 @@ func TestStartFailsWhenPortIsBusy(t *testing.T) {
 func TestSecondStartAndStopAreSafe(t *testing.T) {
 	leakCheck(t)
 	ck := startNode(t, fastOptions(t, "node-1"))
-	if err := ck.Start(); !errors.Is(err, ErrAlreadyStarted) {
+	if err := ck.Start(context.Background()); !errors.Is(err, ErrAlreadyStarted) {
 		t.Fatalf("second Start = %v", err)
 	}
 	var wg sync.WaitGroup
 	for range 4 {
 		wg.Add(1)
-		go func() { defer wg.Done(); _ = ck.Stop() }()
+		go func() { defer wg.Done(); _ = ck.Stop(context.Background()) }()
 	}
 	wg.Wait()
 	if _, err := ck.GetPartition("k"); err != nil {
@@ -277,7 +278,7 @@ func TestPanickingCallbackIsIsolated(t *testing.T) {
 			again.Done()
 		}
 	})
-	if err := ck.RebalancePartitions(); err != nil {
+	if err := ck.RebalancePartitions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	waitGroup(t, &again, "a manual rebalance event")
@@ -306,7 +307,7 @@ func TestManualRebalanceOnBalancedTable(t *testing.T) {
 		p.next(t, 5*time.Second)
 	}
 	before := ck.GetCluster().TableVersion
-	if err := ck.RebalancePartitions(); err != nil {
+	if err := ck.RebalancePartitions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if s, ok := p.next(t, 5*time.Second).(*messages.RebalanceStart); !ok || s.GetTrigger() != "manual" || s.GetPartitionsToMove() != 0 {
@@ -342,7 +343,7 @@ func TestSubscriptionDroppedWhenActorStops(t *testing.T) {
 	if err := ck.Unsubscribe(q.pid); err != nil {
 		t.Fatal(err)
 	}
-	if err := ck.RebalancePartitions(); err != nil {
+	if err := ck.RebalancePartitions(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	q.expectNone(t, 200*time.Millisecond)
@@ -378,7 +379,7 @@ func TestRestartOnDataDir(t *testing.T) {
 	checksum := first.fsm.View().Checksum()
 	p1, _ := first.GetPartition("user:123")
 	epoch := p1.Epoch
-	if err := first.Stop(); err != nil {
+	if err := first.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	downAt := time.Now()
@@ -427,7 +428,7 @@ func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 	o := fastOptions(t, "node-1")
 	o.DataDir = dir
 	ck := startNode(t, o)
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	o2 := fastOptions(t, "node-2")
@@ -436,7 +437,7 @@ func TestDataDirOfAnotherNodeIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Start(); !errors.Is(err, ErrDataDir) {
+	if err := other.Start(context.Background()); !errors.Is(err, ErrDataDir) {
 		t.Fatalf("Start on another node's data dir = %v", err)
 	}
 }
@@ -448,7 +449,7 @@ func TestExplicitConfigMismatchFailsStart(t *testing.T) {
 	o.DataDir = dir
 	o.PartitionCount = 16
 	ck := startNode(t, o)
-	if err := ck.Stop(); err != nil {
+	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	o.PartitionCount = 32
@@ -456,7 +457,7 @@ func TestExplicitConfigMismatchFailsStart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := again.Start(); !errors.Is(err, ErrConfigMismatch) || !strings.Contains(err.Error(), "PartitionCount is 32 but the cluster has 16") {
+	if err := again.Start(context.Background()); !errors.Is(err, ErrConfigMismatch) || !strings.Contains(err.Error(), "PartitionCount is 32 but the cluster has 16") {
 		t.Fatalf("Start with a different PartitionCount = %v", err)
 	}
 	o.PartitionCount = 0 // adopt the cluster's value

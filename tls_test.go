@@ -1,6 +1,7 @@
 package clusterkit
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -70,7 +71,7 @@ func TestTLSCluster(t *testing.T) {
 	if follower == leader {
 		follower = nodes[1]
 	}
-	if err := follower.RebalancePartitions(); err != nil {
+	if err := follower.RebalancePartitions(context.Background()); err != nil {
 		t.Fatalf("forwarded rebalance over TLS: %v", err)
 	}
 
@@ -100,8 +101,8 @@ func TestTLSCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ck.Start(); err == nil {
-		_ = ck.Stop()
+	if err := ck.Start(context.Background()); err == nil {
+		_ = ck.Stop(context.Background())
 		t.Fatal("a node that cannot verify the cluster's certificate joined")
 	}
 	if _, ok := leader.fsm.View().Member("node-4"); ok {

@@ -1,6 +1,8 @@
 package actors
 
 import (
+	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -86,6 +88,13 @@ func (s *callbackState) begin(e *messages.Event) bool {
 	return true
 }
 
+// drop forgets a removed callback.
+func (s *callbackState) drop() {
+	s.reg.mu.Lock()
+	defer s.reg.mu.Unlock()
+	s.reg.all = slices.DeleteFunc(s.reg.all, func(o *callbackState) bool { return o == s })
+}
+
 // end marks the end of a call.
 func (s *callbackState) end() {
 	s.since.Store(0)
@@ -140,10 +149,8 @@ func (r *CallbackRegistry) Idle() []*actor.PID {
 }
 
 // WaitIdle waits, after StopCalls, until no callback is in a call or until
-// deadline, and returns those still in one.
-func (r *CallbackRegistry) WaitIdle(deadline time.Time) []RunningCallback {
-	timer := time.NewTimer(time.Until(deadline))
-	defer timer.Stop()
+// ctx ends, and returns those still in one.
+func (r *CallbackRegistry) WaitIdle(ctx context.Context) []RunningCallback {
 	for {
 		running := r.Running()
 		if len(running) == 0 {
@@ -151,7 +158,7 @@ func (r *CallbackRegistry) WaitIdle(deadline time.Time) []RunningCallback {
 		}
 		select {
 		case <-r.wake:
-		case <-timer.C:
+		case <-ctx.Done():
 			return r.Running()
 		}
 	}

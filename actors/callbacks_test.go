@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -27,7 +28,9 @@ func TestCallbackRegistry(t *testing.T) {
 		t.Fatal("a call started after StopCalls")
 	}
 	start := time.Now()
-	stuck := r.WaitIdle(start.Add(50 * time.Millisecond))
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(50*time.Millisecond))
+	defer cancel()
+	stuck := r.WaitIdle(ctx)
 	if len(stuck) != 1 || stuck[0].Hook != "OnPartitionChange" || stuck[0].For < 50*time.Millisecond {
 		t.Fatalf("WaitIdle at the deadline = %+v, want the partition-change call, running 50 ms or more", stuck)
 	}
@@ -40,7 +43,7 @@ func TestCallbackRegistry(t *testing.T) {
 		named.end()
 	}()
 	start = time.Now()
-	if stuck := r.WaitIdle(time.Now().Add(time.Minute)); len(stuck) != 0 {
+	if stuck := r.WaitIdle(context.Background()); len(stuck) != 0 {
 		t.Fatalf("WaitIdle = %+v after the last call ended", stuck)
 	}
 	if took := time.Since(start); took > 30*time.Second {

@@ -184,16 +184,24 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 // callbackActor runs one Go callback: events arrive in order through its own
 // mailbox, and a panic is logged and counted instead of reaching anyone else.
 type callbackActor struct {
-	fn    func(*messages.Event)
-	log   *slog.Logger
-	stats *Stats
-	state *callbackState
+	fn     func(*messages.Event)
+	log    *slog.Logger
+	stats  *Stats
+	state  *callbackState
+	handle *CallbackHandle
 }
 
 func (c *callbackActor) Receive(ctx actor.Context) {
-	if e, ok := ctx.Message().(*messages.Event); ok && c.state.begin(e) {
-		c.call(e)
-		c.state.end()
+	switch m := ctx.Message().(type) {
+	case *messages.Event:
+		if !c.handle.Removed() && c.state.begin(m) {
+			c.call(m)
+			c.state.end()
+		}
+	case *actor.Stopped:
+		if c.handle.Removed() {
+			c.state.drop() // removed for good: Stop no longer waits for it
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"sync"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -44,6 +45,55 @@ type RegisterCallback struct {
 	Hook   string
 	Filter Filter
 	Fn     func(*messages.Event)
+	// Handle, if set, removes the callback later (see CallbackHandle).
+	Handle *CallbackHandle
+}
+
+// CallbackHandle removes a registered callback: after Remove returns, Fn
+// starts no new call (one in progress finishes), and the callback's actor
+// stops, which ends its subscription.
+type CallbackHandle struct {
+	mu      sync.Mutex
+	removed bool
+	pid     *actor.PID
+	system  *actor.ActorSystem
+}
+
+// Remove removes the callback; it is idempotent and never waits.
+func (h *CallbackHandle) Remove() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.removed {
+		return
+	}
+	h.removed = true
+	if h.pid != nil {
+		h.system.Root.Stop(h.pid)
+	}
+}
+
+// Removed reports whether Remove was called.
+func (h *CallbackHandle) Removed() bool {
+	if h == nil {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.removed
+}
+
+// spawned records the callback's actor; a handle removed before the actor
+// existed stops it now.
+func (h *CallbackHandle) spawned(system *actor.ActorSystem, pid *actor.PID) {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.system, h.pid = system, pid
+	if h.removed {
+		system.Root.Stop(pid)
+	}
 }
 
 // EventBatch carries the events of one applied entry from partitions to hooks.

@@ -55,15 +55,18 @@ func (r *rootActor) spawnCallback(ctx actor.Context, msg *RegisterCallback) (*ac
 	if msg.Name != "" {
 		name += "-" + msg.Name
 	}
-	fn, log, stats := msg.Fn, r.cfg.Logger.With("callback", name), r.cfg.Stats
+	fn, log, stats, handle := msg.Fn, r.cfg.Logger.With("callback", name), r.cfg.Stats, msg.Handle
 	state := r.cfg.CallbackRegistry.add(name, msg.Hook)
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
-		return &callbackActor{fn: fn, log: log, stats: stats, state: state}
+		return &callbackActor{fn: fn, log: log, stats: stats, state: state, handle: handle}
 	}, actor.WithMailbox(actor.Unbounded())), name)
-	if err == nil {
-		state.setPID(pid)
+	if err != nil {
+		state.drop()
+		return nil, err
 	}
-	return pid, err
+	state.setPID(pid)
+	handle.spawned(ctx.ActorSystem(), pid)
+	return pid, nil
 }
 
 func (r *rootActor) spawnChildren(ctx actor.Context) {

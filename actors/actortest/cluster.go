@@ -1,6 +1,7 @@
 package actortest
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -227,7 +228,7 @@ func (c *Cluster) tryStart(m *member) error {
 	for _, f := range c.s.setup {
 		f(m.idx, ck)
 	}
-	if err := ck.Start(); err != nil {
+	if err := ck.Start(context.Background()); err != nil {
 		return fmt.Errorf("start: %w", err)
 	}
 	c.mu.Lock()
@@ -318,7 +319,7 @@ func (c *Cluster) Kill(i int) {
 	}
 	m := c.member(i)
 	c.net.Isolate(c.host(i))
-	_ = c.Node(i).Stop()
+	_ = c.Node(i).Stop(context.Background())
 	c.net.Reconnect(c.host(i)) // the machine is up, the process is gone: dials are refused
 	c.mu.Lock()
 	m.live = false
@@ -330,7 +331,7 @@ func (c *Cluster) Kill(i int) {
 func (c *Cluster) Stop(i int) {
 	c.t.Helper()
 	m := c.member(i)
-	if err := c.Node(i).Stop(); err != nil {
+	if err := c.Node(i).Stop(context.Background()); err != nil {
 		c.t.Errorf("actortest: Stop(%d): %v", i, err)
 	}
 	c.mu.Lock()
@@ -398,7 +399,7 @@ func (c *Cluster) Network(host string) clusterkit.Network { return c.net.Host(ho
 // Leave makes node i leave the cluster for good.
 func (c *Cluster) Leave(i int) error {
 	m := c.member(i)
-	err := c.Node(i).Leave()
+	err := c.Node(i).Leave(context.Background())
 	if err == nil {
 		c.mu.Lock()
 		m.live = false
@@ -570,7 +571,7 @@ func (c *Cluster) stopAll() {
 		m.live = false
 		c.mu.Unlock()
 		if live {
-			_ = ck.Stop()
+			_ = ck.Stop(context.Background())
 		}
 	}
 }

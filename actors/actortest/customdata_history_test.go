@@ -250,7 +250,7 @@ func writeOutcome(version uint64, err error, ret int64) (cdOutput, int64) {
 
 func (h *cdHistory) set(ctx context.Context, ck *clusterkit.ClusterKit, client int, key, value string) (uint64, error) {
 	call := h.now()
-	v, err := ck.SetCustomDataContext(ctx, key, []byte(value))
+	v, err := ck.SetCustomData(ctx, key, []byte(value))
 	out, ret := writeOutcome(v, err, h.now())
 	h.add(client, cdInput{Kind: cdSet, Key: key, Value: value}, call, out, ret)
 	return v, err
@@ -258,7 +258,7 @@ func (h *cdHistory) set(ctx context.Context, ck *clusterkit.ClusterKit, client i
 
 func (h *cdHistory) cas(ctx context.Context, ck *clusterkit.ClusterKit, client int, key string, expected uint64, value string) (uint64, error) {
 	call := h.now()
-	v, err := ck.CompareAndSetCustomDataContext(ctx, key, expected, []byte(value))
+	v, err := ck.CompareAndSetCustomData(ctx, key, expected, []byte(value))
 	out, ret := writeOutcome(v, err, h.now())
 	h.add(client, cdInput{Kind: cdCAS, Key: key, Value: value, Expected: expected}, call, out, ret)
 	return v, err
@@ -592,7 +592,7 @@ func cdSame(c *actortest.Cluster, timeout time.Duration) string {
 			}
 			data := map[string]string{}
 			for _, k := range ck.ListCustomDataKeys() {
-				v, ver, err := ck.GetCustomDataVersion(k)
+				v, ver, err := ck.GetCustomData(k)
 				if err == nil {
 					data[k] = fmt.Sprintf("%q@v%d", v, ver)
 				}

@@ -196,7 +196,7 @@ func TestForeignDataDirRefused(t *testing.T) {
 	// A's leak check covers both clusters (B's would count A's goroutines).
 	b := actortest.NewCluster(t, 1, actortest.NoLeakCheck(), actortest.Configure(func(_ int, o *clusterkit.Options) { o.NodeID = "node-3" }))
 	b.WaitConverged(10 * time.Second)
-	if err := b.Node(0).SetCustomData("from-b", []byte("b")); err != nil {
+	if _, err := b.Node(0).SetCustomData(context.Background(), "from-b", []byte("b")); err != nil {
 		t.Fatal(err)
 	}
 	idA, idB := a.Node(0).ClusterID(), b.Node(0).ClusterID()
@@ -231,7 +231,7 @@ func TestForeignDataDirRefused(t *testing.T) {
 		if inc := incarnationOf(ck, "node-3"); inc != oldIncarnation {
 			t.Errorf("node-%d: node-3 is incarnation %d, was %d: the foreign node was admitted", i+1, inc, oldIncarnation)
 		}
-		if _, err := ck.GetCustomData("from-b"); err == nil {
+		if _, _, err := ck.GetCustomData("from-b"); err == nil {
 			t.Errorf("node-%d holds the other cluster's custom data", i+1)
 		}
 		if ck.ClusterID() != idA {
@@ -282,7 +282,7 @@ func TestGhostIsNeverAdmitted(t *testing.T) {
 	survivor := c.Live()[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := c.Node(survivor).SetCustomDataContext(ctx, "after-the-kill", []byte("ok")); err != nil {
+	if _, err := c.Node(survivor).SetCustomData(ctx, "after-the-kill", []byte("ok")); err != nil {
 		t.Fatalf("a write after one real node died: %v (the quorum was lost)", err)
 	}
 	check()
@@ -454,10 +454,10 @@ func TestStaleProcessIsFenced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := replacement.Start(); err != nil {
+	if err := replacement.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = replacement.Stop() })
+	t.Cleanup(func() { _ = replacement.Stop(context.Background()) })
 	newIncarnation := incarnationOf(c.Node(0), "node-3")
 
 	c.Heal()

@@ -117,8 +117,8 @@ func (d *demo) start(id, join string) (*node, time.Duration, error) {
 		return nil, 0, err
 	}
 	t := time.Now()
-	if err := ck.Start(); err != nil {
-		_ = ck.Stop()
+	if err := ck.Start(context.Background()); err != nil {
+		_ = ck.Stop(context.Background())
 		return nil, 0, fmt.Errorf("start %s: %w", id, err)
 	}
 	took := time.Since(t)
@@ -134,7 +134,7 @@ func (d *demo) kill(id string) {
 	n.net.Crash()
 	n.stopped = make(chan error, 1)
 	ck := n.ck
-	go func() { n.stopped <- ck.Stop() }()
+	go func() { n.stopped <- ck.Stop(context.Background()) }()
 }
 
 // reap waits until a killed node's instance has stopped, so that it can be
@@ -156,7 +156,7 @@ func (d *demo) reap(id string) error {
 func (d *demo) stopAll() {
 	for _, id := range slices.Backward(d.order) {
 		if n := d.nodes[id]; n.ck != nil {
-			_ = n.ck.Stop()
+			_ = n.ck.Stop(context.Background())
 		}
 	}
 	if d.root != "" {
@@ -400,7 +400,7 @@ func (d *demo) killLeader() error {
 	d.kill(old.id)
 	// The write is sent after the kill, so it can only be retried until a new
 	// leader commits it: its latency is the time the cluster could not write.
-	if _, err := witness.ck.SetCustomDataContext(d.ctx, "demo/failover", []byte("written by "+witness.id+" after the leader died")); err != nil {
+	if _, err := witness.ck.SetCustomData(d.ctx, "demo/failover", []byte("written by "+witness.id+" after the leader died")); err != nil {
 		return fmt.Errorf("write after the leader died: %w", err)
 	}
 	failover := time.Since(t)
@@ -440,7 +440,7 @@ func (d *demo) customData() error {
 	}
 	writer, reader := followers[0], followers[len(followers)-1]
 	t := time.Now()
-	version, err := writer.ck.SetCustomDataContext(d.ctx, "flags/dark-mode", []byte("on"))
+	version, err := writer.ck.SetCustomData(d.ctx, "flags/dark-mode", []byte("on"))
 	if err != nil {
 		return err
 	}
@@ -454,7 +454,7 @@ func (d *demo) customData() error {
 	}
 	fmt.Printf("%s (a follower) wrote flags/dark-mode=on in %v, forwarded to the leader; %s read it linearizably: %q, version %d\n",
 		writer.id, wrote.Round(time.Millisecond), reader.id, value, v)
-	value, _ = d.nodes["node-2"].ck.GetCustomData("demo/failover")
+	value, _, _ = d.nodes["node-2"].ck.GetCustomData("demo/failover")
 	fmt.Printf("and the write made during the failover is there too: demo/failover=%q\n", value)
 	d.note("custom data write from a follower (commit + apply)", wrote, "")
 	return nil

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/clusterkit/clusterkit"
-	"github.com/clusterkit/clusterkit/internal/cli"
 	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
@@ -74,7 +73,10 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cli.StartOrInterrupt(ctx, n.Start, n.Stop); err != nil {
+	if err := n.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted while starting: %w", err)
+		}
 		return err
 	}
 	c := n.CK.GetCluster()
@@ -85,5 +87,5 @@ func run(args []string) error {
 		fmt.Printf("stopped node=%s\n", n.CK.GetMyNodeID())
 		return nil
 	}
-	return n.Stop()
+	return n.Stop(context.Background())
 }

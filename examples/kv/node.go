@@ -79,7 +79,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if err != nil {
 		cancel()
 		_ = ln.Close()
-		_ = ck.Stop()
+		_ = ck.Stop(context.Background())
 		return nil, fmt.Errorf("subscribe the store: %w", err)
 	}
 	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, cancel: cancel, srvDone: make(chan struct{})}
@@ -102,8 +102,8 @@ func NewNode(cfg Config) (*Node, error) {
 }
 
 // Start starts ClusterKit (it returns once the node holds a committed table).
-func (n *Node) Start() error {
-	if err := n.CK.Start(); err != nil {
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.CK.Start(ctx); err != nil {
 		n.closeKV()
 		return err
 	}
@@ -111,9 +111,9 @@ func (n *Node) Start() error {
 }
 
 // Stop stops the kv API, the store and ClusterKit (without leaving).
-func (n *Node) Stop() error {
+func (n *Node) Stop(ctx context.Context) error {
 	n.closeKV()
-	return n.CK.Stop()
+	return n.CK.Stop(ctx)
 }
 
 func (n *Node) closeKV() {

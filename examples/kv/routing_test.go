@@ -89,11 +89,11 @@ func startNode(t *testing.T, o clusterkit.Options) *Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Start(); err != nil {
+	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := n.Stop(); err != nil {
+		if err := n.Stop(context.Background()); err != nil {
 			t.Errorf("stop %s: %v", o.NodeID, err)
 		}
 	})

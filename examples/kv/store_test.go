@@ -165,11 +165,11 @@ func TestNoLiveSource(t *testing.T) {
 		t.Fatalf("%d of %d keys on node-2: want some", len(lost), len(want))
 	}
 
-	if err := stopped.Stop(); err != nil {
+	if err := stopped.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	delete(nodes, "node-2")
-	if err := nodes["node-1"].CK.RemoveNode("node-2"); err != nil {
+	if err := nodes["node-1"].CK.RemoveNode(context.Background(), "node-2"); err != nil {
 		t.Fatal(err)
 	}
 	// The table may settle before the new owners' actors have handled the

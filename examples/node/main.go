@@ -30,7 +30,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit"
-	"github.com/clusterkit/clusterkit/internal/cli"
 	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
@@ -165,7 +164,10 @@ func run(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := cli.StartOrInterrupt(ctx, ck.Start, ck.Stop); err != nil {
+	if err := ck.Start(ctx); err != nil {
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted while starting: %w", err)
+		}
 		return err
 	}
 	c := ck.GetCluster()
@@ -184,9 +186,9 @@ func run(args []string) error {
 		return nil
 	}
 	if *leave {
-		return ck.Leave()
+		return ck.Leave(context.Background())
 	}
-	return ck.Stop()
+	return ck.Stop(context.Background())
 }
 
 // printEvents subscribes an actor that prints every event as one line, so

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -90,7 +91,7 @@ func newNode(id, addr string, join []string, s settings) (*node, error) {
 // stop stops the node (after a crash too: it reclaims the goroutines) and
 // removes its data directory.
 func (n *node) stop() {
-	_ = n.ck.Stop()
+	_ = n.ck.Stop(context.Background())
 	n.cleanup()
 }
 
@@ -145,7 +146,7 @@ func (c *cluster) add(id string) (*node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := nd.ck.Start(); err != nil {
+	if err := nd.ck.Start(context.Background()); err != nil {
 		nd.stop()
 		return nil, fmt.Errorf("start %s: %w", id, err)
 	}

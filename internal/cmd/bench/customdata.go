@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"time"
@@ -88,8 +89,8 @@ func restartTimes(entries, trials int) ([]time.Duration, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := ck.Start(); err != nil {
-			_ = ck.Stop()
+		if err := ck.Start(context.Background()); err != nil {
+			_ = ck.Stop(context.Background())
 			return nil, err
 		}
 		return ck, nil
@@ -112,7 +113,7 @@ func restartTimes(entries, trials int) ([]time.Duration, error) {
 			var first error
 			for i := range next {
 				if first == nil {
-					first = ck.SetCustomData(fmt.Sprintf("k%d", i%1000), value)
+					_, first = ck.SetCustomData(context.Background(), fmt.Sprintf("k%d", i%1000), value)
 				}
 			}
 			errc <- first
@@ -123,7 +124,7 @@ func restartTimes(entries, trials int) ([]time.Duration, error) {
 			err = e
 		}
 	}
-	if err2 := ck.Stop(); err == nil {
+	if err2 := ck.Stop(context.Background()); err == nil {
 		err = err2
 	}
 	if err != nil {
@@ -138,7 +139,7 @@ func restartTimes(entries, trials int) ([]time.Duration, error) {
 		}
 		took = append(took, time.Since(t0))
 		n := len(ck.ListCustomDataKeys())
-		if err := ck.Stop(); err != nil {
+		if err := ck.Stop(context.Background()); err != nil {
 			return nil, err
 		}
 		if want := min(entries, 1000); n != want {

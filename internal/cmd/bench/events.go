@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -96,7 +97,7 @@ func writeBurst(ck *clusterkit.ClusterKit, writers, total int, lat []time.Durati
 					return
 				}
 				t0 := time.Now()
-				if err := ck.SetCustomData(fmt.Sprintf("w%d/k%d", w, i%64), value); err != nil {
+				if _, err := ck.SetCustomData(context.Background(), fmt.Sprintf("w%d/k%d", w, i%64), value); err != nil {
 					first.CompareAndSwap(nil, err)
 					return
 				}
@@ -142,7 +143,7 @@ received every event.`,
 	}
 	k := cfg.eventLatencyEvents
 	for i := range k {
-		if err := leader.ck.SetCustomData(fmt.Sprintf("latency/%d", i%64), []byte("x")); err != nil {
+		if _, err := leader.ck.SetCustomData(context.Background(), fmt.Sprintf("latency/%d", i%64), []byte("x")); err != nil {
 			return nil, err
 		}
 	}

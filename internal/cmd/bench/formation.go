@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -39,7 +40,7 @@ func formOnce(n int) (time.Duration, error) {
 	errs := make([]error, n)
 	var wg sync.WaitGroup
 	for i, nd := range c.nodes {
-		wg.Go(func() { errs[i] = nd.ck.Start() })
+		wg.Go(func() { errs[i] = nd.ck.Start(context.Background()) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -65,7 +66,7 @@ func joinOnce(c *cluster, id string) (ready, placed, voter time.Duration, err er
 	}
 	defer nd.stop()
 	start := time.Now()
-	if err := nd.ck.Start(); err != nil {
+	if err := nd.ck.Start(context.Background()); err != nil {
 		return 0, 0, 0, fmt.Errorf("start %s: %w", id, err)
 	}
 	ready = time.Since(start)
@@ -78,7 +79,7 @@ func joinOnce(c *cluster, id string) (ready, placed, voter time.Duration, err er
 		return 0, 0, 0, err
 	}
 	voter = time.Since(start)
-	if err := nd.ck.Leave(); err != nil {
+	if err := nd.ck.Leave(context.Background()); err != nil {
 		return 0, 0, 0, fmt.Errorf("%s leave: %w", id, err)
 	}
 	if err := waitFor(10*time.Second, id+" to leave", func() bool { return converged(c.cks(), len(c.nodes)) }); err != nil {
@@ -105,7 +106,7 @@ func restartOnce(down time.Duration) (time.Duration, error) {
 		return 0, err
 	}
 	victim := c.others(leader)[0]
-	if err := victim.ck.Stop(); err != nil {
+	if err := victim.ck.Stop(context.Background()); err != nil {
 		return 0, fmt.Errorf("stop %s: %w", victim.id, err)
 	}
 	time.Sleep(down) // the downtime itself, not a wait for a condition
@@ -116,7 +117,7 @@ func restartOnce(down time.Duration) (time.Duration, error) {
 		return 0, err
 	}
 	start := time.Now()
-	if err := victim.ck.Start(); err != nil {
+	if err := victim.ck.Start(context.Background()); err != nil {
 		return 0, fmt.Errorf("restart %s: %w", victim.id, err)
 	}
 	took := time.Since(start)

@@ -41,7 +41,7 @@ func gapOnce(stop bool) (gap, baseline time.Duration, failed int64, err error) {
 					return // this writer's node is going away
 				}
 				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				_, err := n.ck.SetCustomDataContext(ctx, fmt.Sprintf("writer-%d", i), value)
+				_, err := n.ck.SetCustomData(ctx, fmt.Sprintf("writer-%d", i), value)
 				cancel()
 				if err != nil {
 					fails.Add(1)
