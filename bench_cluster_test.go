@@ -21,7 +21,10 @@ import (
 
 func benchOptions(id, join string) Options {
 	o := DefaultOptions()
-	o.NodeID, o.HTTPAddr, o.JoinAddr = id, "127.0.0.1:0", join
+	o.NodeID, o.HTTPAddr = id, "127.0.0.1:0"
+	if join != "" {
+		o.JoinAddrs = []string{join}
+	}
 	o.Logger = slog.New(slog.DiscardHandler)
 	return o
 }

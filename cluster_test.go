@@ -24,7 +24,7 @@ import (
 func clusterOptions(t *testing.T, i int, seed string) Options {
 	o := fastOptions(t, fmt.Sprintf("node-%d", i))
 	if seed != "" {
-		o.JoinAddr = seed
+		o.JoinAddrs = []string{seed}
 	}
 	return o
 }

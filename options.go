@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashicorp/raft"
 
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
@@ -88,14 +89,13 @@ func (k KeyHash) proto() messages.KeyHash {
 // more it is removed ("health_check_failure"). A zero value means the
 // defaults, with checking enabled; zero fields take their default.
 type HealthCheckConfig struct {
-	Enabled          bool
 	Interval         time.Duration
 	Timeout          time.Duration
 	FailureThreshold int
 	// RemovalGrace is how long a suspect stays before it is removed.
 	RemovalGrace time.Duration
-	// Disable turns failure detection off (a zero config means "defaults,
-	// enabled", so Enabled: false alone cannot express it).
+	// Disable turns failure detection off. (There is no Enabled field, as
+	// in the earlier library: the zero config means "defaults, on".)
 	Disable bool
 }
 
@@ -147,14 +147,13 @@ type Options struct {
 	// AdvertiseAddr is what peers dial; defaults to HTTPAddr when it has a
 	// host, else to this machine's private IP with HTTPAddr's port.
 	AdvertiseAddr string
-	// JoinAddr and JoinAddrs are members to join through: any member works
+	// JoinAddrs are members to join through (the earlier library's
+	// JoinAddr is JoinAddrs with one address): any member works
 	// (non-leaders forward to the leader); the node retries with backoff
-	// until it is in, Stop is called or StartTimeout passes.
-	JoinAddr  string
+	// until it is in, ctx ends or StartTimeout passes. A node with no state
+	// and no join address bootstraps a new cluster (there is no Bootstrap
+	// option: it is never needed).
 	JoinAddrs []string
-	// Bootstrap is accepted for compatibility: a node with no state and no
-	// join address always bootstraps a new cluster.
-	Bootstrap bool
 
 	// ClusterName names the cluster; default "clusterkit".
 	ClusterName string
@@ -226,14 +225,14 @@ func DefaultOptions() Options {
 // is removed, and every survivor told, within about 2.5 s (Budget), while a
 // member that stops answering for less than about 1.5 s is not even suspect.
 func DefaultHealthCheck() HealthCheckConfig {
-	return HealthCheckConfig{Enabled: true, Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond,
+	return HealthCheckConfig{Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond,
 		FailureThreshold: 3, RemovalGrace: time.Second}
 }
 
 // FastHealthCheck detects a crashed member within about one second, for
 // low-latency networks that are not overloaded (probes time out after 150 ms).
 func FastHealthCheck() HealthCheckConfig {
-	return HealthCheckConfig{Enabled: true, Interval: 100 * time.Millisecond, Timeout: 150 * time.Millisecond,
+	return HealthCheckConfig{Interval: 100 * time.Millisecond, Timeout: 150 * time.Millisecond,
 		FailureThreshold: 3, RemovalGrace: 300 * time.Millisecond}
 }
 
@@ -268,11 +267,9 @@ func (o Options) withDefaults() Options {
 	case *hc == (HealthCheckConfig{}):
 		*hc = d
 	case hc.Disable:
-		hc.Enabled = false
 	default:
 		// A partly filled config is a tuned one, not a disabled one: only
 		// Disable turns detection off.
-		hc.Enabled = true
 		if hc.Interval == 0 {
 			hc.Interval = d.Interval
 		}
@@ -307,6 +304,8 @@ func (o Options) withDefaults() Options {
 		r.SnapshotThreshold = d.SnapshotThreshold
 	}
 	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		// Only a default lease can exceed a shorter explicit heartbeat
+		// here (Validate refuses an explicit one): follow the heartbeat.
 		r.LeaderLeaseTimeout = r.HeartbeatTimeout
 	}
 	return o
@@ -335,7 +334,7 @@ func (o Options) Validate() error {
 			bad("AdvertiseAddr: %v", err)
 		}
 	}
-	for _, a := range append([]string{o.JoinAddr}, o.JoinAddrs...) {
+	for _, a := range o.JoinAddrs {
 		if a == "" {
 			continue
 		}
@@ -423,6 +422,17 @@ func (o Options) Validate() error {
 		if d.v > 0 && d.v < 5*time.Millisecond {
 			bad("%s must be at least 5ms", d.name)
 		}
+	}
+	if r := o.Raft; r.LeaderLeaseTimeout > 0 && r.HeartbeatTimeout > 0 && r.LeaderLeaseTimeout > r.HeartbeatTimeout {
+		bad("Raft.LeaderLeaseTimeout (%v) must not exceed Raft.HeartbeatTimeout (%v)", r.LeaderLeaseTimeout, r.HeartbeatTimeout)
+	}
+	// What hashicorp/raft itself checks at Start, on the settings as
+	// defaults complete them, so that Start never refuses what Validate
+	// accepted. (A missing NodeID is reported above, not again.)
+	rc := raftConfigOf(o.withDefaults(), nil)
+	rc.LocalID = "validate"
+	if err := raft.ValidateConfig(rc); err != nil {
+		bad("Raft: %v", err)
 	}
 	if len(errs) == 0 {
 		return nil

@@ -249,3 +249,35 @@ func (ck *ClusterKit) notMemberProblem() string {
 // TableChecksum identifies the committed partition table (owners and epochs):
 // nodes that applied the same table report the same value.
 func (ck *ClusterKit) TableChecksum() uint64 { return ck.fsm.View().Checksum() }
+
+// WaitTable waits until this node has applied a partition table of at least
+// version (a Cluster.TableVersion, or the version a change returned) and
+// returns the cluster then. It returns ctx.Err() when ctx ends first, and
+// ErrStopped when the node stops.
+func (ck *ClusterKit) WaitTable(ctx context.Context, version uint64) (*Cluster, error) {
+	return ck.WaitCluster(ctx, func(c *Cluster) bool { return c.TableVersion >= version && c.TableVersion != 0 })
+}
+
+// WaitCluster waits until cond holds for the cluster as this node has
+// applied it, checking now and after every committed change of members,
+// configuration or table, and returns the cluster that satisfied it. cond
+// must not block. It returns ctx.Err() when ctx ends first, and ErrStopped
+// when the node stops.
+func (ck *ClusterKit) WaitCluster(ctx context.Context, cond func(*Cluster) bool) (*Cluster, error) {
+	if cond == nil {
+		return nil, errorf(ErrInvalidOptions, "WaitCluster: nil condition")
+	}
+	for {
+		v := ck.fsm.View()
+		if c := ck.table().cluster(); c.Version >= v.Version() && cond(c) {
+			return c, nil
+		}
+		select {
+		case <-v.Done():
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-ck.done:
+			return nil, ErrStopped
+		}
+	}
+}

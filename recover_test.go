@@ -163,7 +163,7 @@ func TestRecoverClusterInProcess(t *testing.T) {
 	nodes = append(nodes, n1)
 	for _, id := range []string{"node-2", "node-3"} {
 		o := opts(id, t.TempDir())
-		o.JoinAddr = o1.HTTPAddr
+		o.JoinAddrs = []string{o1.HTTPAddr}
 		nodes = append(nodes, startNode(t, o))
 	}
 	waitVoters(t, nodes, 3)
@@ -216,7 +216,7 @@ func TestRecoverClusterInProcess(t *testing.T) {
 	// node-2 comes back as a new life (an empty directory), then node-1
 	// restarts with the stale marker: node-2 stays.
 	o2 := opts("node-2", t.TempDir())
-	o2.JoinAddr = o1.HTTPAddr
+	o2.JoinAddrs = []string{o1.HTTPAddr}
 	n2 := startNode(t, o2)
 	waitVoters(t, []*ClusterKit{n1, n2}, 2)
 	if err := n1.Stop(context.Background()); err != nil {

@@ -57,6 +57,7 @@ const eventLogCapacity = 4096
 // ClusterKit is one node. Create it with New, then Start it; Stop it once.
 // All methods are safe for concurrent use.
 type ClusterKit struct {
+	given Options // as New got them: what the user set explicitly
 	tbl       atomic.Pointer[table] // the routing view in facade types (see table)
 	opts      Options
 	log       *slog.Logger
@@ -128,9 +129,11 @@ func New(opts Options) (*ClusterKit, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
+	given := opts
 	opts = opts.withDefaults()
 	logger := opts.nodeLogger()
 	ck := &ClusterKit{
+		given:     given,
 		opts:      opts,
 		log:       logger,
 		fsm:       raftfsm.New(opts.NodeID, logger.With("component", "fsm")),
@@ -345,7 +348,7 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 // seeds are the join addresses, without this node's own address.
 func (ck *ClusterKit) seeds() []string {
 	var out []string
-	for _, a := range append([]string{ck.opts.JoinAddr}, ck.opts.JoinAddrs...) {
+	for _, a := range ck.opts.JoinAddrs {
 		if a != "" && a != ck.advertise && !slices.Contains(out, a) {
 			out = append(out, a)
 		}
@@ -502,8 +505,10 @@ func (ck *ClusterKit) checkSeedsCluster(ctx context.Context) error {
 // seedCheckTimeout bounds checkSeedsCluster.
 const seedCheckTimeout = time.Second
 
-func (ck *ClusterKit) raftConfig(hc hclog.Logger) *raft.Config {
-	o := ck.opts
+func (ck *ClusterKit) raftConfig(hc hclog.Logger) *raft.Config { return raftConfigOf(ck.opts, hc) }
+
+// raftConfigOf is the Raft configuration of o (defaults filled in).
+func raftConfigOf(o Options, hc hclog.Logger) *raft.Config {
 	c := raft.DefaultConfig()
 	c.LocalID = raft.ServerID(o.NodeID)
 	c.Logger = hc
@@ -573,7 +578,8 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		LastAlive:          ck.lastAlive,
 		Cluster:            ck.clusterConfig(),
 		Expect: &messages.ClusterConfig{ClusterName: o.ClusterName, PartitionCount: uint32(o.PartitionCount),
-			ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto(), ClusterId: ck.ClusterID()},
+			ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto(), ClusterId: ck.ClusterID(),
+			MaxVoters: uint32(ck.given.MaxVoters)}, // 0 unless set: only an explicit value must match
 		ExpectKeyHash: o.KeyHash != KeyHashDefault,
 		Seeds:         seeds,
 		Peers:         ck.peers,
@@ -586,7 +592,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		},
 		RebalanceDelay: o.RebalanceDelay,
 		Health: actors.HealthConfig{
-			Enabled: o.HealthCheck.Enabled && !o.HealthCheck.Disable, Interval: o.HealthCheck.Interval,
+			Enabled: !o.HealthCheck.Disable, Interval: o.HealthCheck.Interval,
 			Timeout: o.HealthCheck.Timeout, FailureThreshold: o.HealthCheck.FailureThreshold, RemovalGrace: o.HealthCheck.RemovalGrace,
 		},
 		ApplyTimeout:     DefaultApplyTimeout,
@@ -796,8 +802,14 @@ func (ck *ClusterKit) checkConfig(c *messages.ClusterConfig) error {
 	if c == nil {
 		return nil
 	}
-	o := ck.opts
+	o := ck.given
 	var errs []error
+	if ck.opts.ClusterName != c.GetClusterName() {
+		errs = append(errs, fmt.Errorf("ClusterName is %q but the cluster is %q", ck.opts.ClusterName, c.GetClusterName()))
+	}
+	if o.MaxVoters != 0 && uint32(o.MaxVoters) != c.GetMaxVoters() {
+		errs = append(errs, fmt.Errorf("MaxVoters is %d but the cluster has %d", o.MaxVoters, c.GetMaxVoters()))
+	}
 	if o.PartitionCount != 0 && uint32(o.PartitionCount) != c.GetPartitionCount() {
 		errs = append(errs, fmt.Errorf("PartitionCount is %d but the cluster has %d", o.PartitionCount, c.GetPartitionCount()))
 	}

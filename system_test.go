@@ -22,7 +22,7 @@ func TestValidateReportsEveryProblemAtOnce(t *testing.T) {
 		PartitionCount:    -1,
 		ReplicationFactor: 99,
 		KeyHash:           7,
-		HealthCheck:       HealthCheckConfig{Enabled: true, Interval: -1, Timeout: -1, FailureThreshold: -1},
+		HealthCheck:       HealthCheckConfig{Interval: -1, Timeout: -1, FailureThreshold: -1},
 		Services:          map[string]string{"": ":1", "api": "noport"},
 		RebalanceDelay:    -time.Second,
 	}
@@ -57,8 +57,8 @@ func TestHealthCheckDefaults(t *testing.T) {
 		want HealthCheckConfig
 	}{
 		"zero":         {HealthCheckConfig{}, d},
-		"only a grace": {HealthCheckConfig{RemovalGrace: 10 * time.Second}, HealthCheckConfig{Enabled: true, Interval: d.Interval, Timeout: d.Timeout, FailureThreshold: d.FailureThreshold, RemovalGrace: 10 * time.Second}},
-		"reference":    {HealthCheckConfig{Enabled: true, Interval: 5 * time.Second}, HealthCheckConfig{Enabled: true, Interval: 5 * time.Second, Timeout: d.Timeout, FailureThreshold: d.FailureThreshold, RemovalGrace: d.RemovalGrace}},
+		"only a grace": {HealthCheckConfig{RemovalGrace: 10 * time.Second}, HealthCheckConfig{Interval: d.Interval, Timeout: d.Timeout, FailureThreshold: d.FailureThreshold, RemovalGrace: 10 * time.Second}},
+		"reference":    {HealthCheckConfig{Interval: 5 * time.Second}, HealthCheckConfig{Interval: 5 * time.Second, Timeout: d.Timeout, FailureThreshold: d.FailureThreshold, RemovalGrace: d.RemovalGrace}},
 		"disabled":     {HealthCheckConfig{Disable: true, Interval: time.Second}, HealthCheckConfig{Disable: true, Interval: time.Second}},
 	} {
 		o := Options{HealthCheck: c.in}.withDefaults()

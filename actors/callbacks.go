@@ -106,6 +106,13 @@ func (s *callbackState) end() {
 	}
 }
 
+// Len is the number of registered callbacks.
+func (r *CallbackRegistry) Len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.all)
+}
+
 // StopCalls makes every callback skip the events it has not started yet,
 // now and for good.
 func (r *CallbackRegistry) StopCalls() { r.stopping.Store(true) }

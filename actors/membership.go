@@ -303,6 +303,9 @@ func configMismatch(expect, c *messages.ClusterConfig, keyHashExplicit bool) err
 	if n := expect.GetReplicationFactor(); n != 0 && n != c.GetReplicationFactor() {
 		problems = append(problems, fmt.Sprintf("ReplicationFactor is %d but the cluster has %d", n, c.GetReplicationFactor()))
 	}
+	if n := expect.GetMaxVoters(); n != 0 && n != c.GetMaxVoters() {
+		problems = append(problems, fmt.Sprintf("MaxVoters is %d but the cluster has %d", n, c.GetMaxVoters()))
+	}
 	// Checked here, before the joiner becomes a voter: a joiner that found
 	// the mismatch only after admission would stop as a dead voter, and a
 	// one-node cluster would lose its quorum for good.

@@ -62,7 +62,7 @@ func envInt(name string, def int) int {
 
 // suiteHealth detects crashes in about 2 s; probes wait 1 s, longer than the
 // 400 ms round trips the suite's delays create.
-var suiteHealth = clusterkit.HealthCheckConfig{Enabled: true, Interval: 300 * time.Millisecond, Timeout: time.Second,
+var suiteHealth = clusterkit.HealthCheckConfig{Interval: 300 * time.Millisecond, Timeout: time.Second,
 	FailureThreshold: 3, RemovalGrace: time.Second}
 
 // removalAllowance is how long after a crash its removal may come: the

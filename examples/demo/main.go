@@ -83,7 +83,10 @@ func (d *demo) note(what string, took time.Duration, note string) {
 
 func (d *demo) options(n *node, join string) clusterkit.Options {
 	o := clusterkit.DefaultOptions()
-	o.NodeID, o.HTTPAddr, o.JoinAddr, o.DataDir = n.id, n.addr, join, n.dir
+	o.NodeID, o.HTTPAddr, o.DataDir = n.id, n.addr, n.dir
+	if join != "" {
+		o.JoinAddrs = []string{join}
+	}
 	o.Network = n.net
 	o.Services = map[string]string{"kv": "127.0.0.1:9" + strings.TrimPrefix(n.id, "node-") + "00"}
 	o.Logger = slog.New(slog.DiscardHandler)

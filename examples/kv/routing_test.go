@@ -157,7 +157,7 @@ func TestAPI(t *testing.T) {
 	o1.PartitionCount, o1.ReplicationFactor = 16, 2
 	n1 := startNode(t, o1)
 	o2 := testOptions("node-2")
-	o2.JoinAddr = gateway(n1)
+	o2.JoinAddrs = []string{gateway(n1)}
 	n2 := startNode(t, o2)
 	nodes := map[string]*Node{"node-1": n1, "node-2": n2}
 	for _, n := range nodes {

@@ -107,7 +107,7 @@ func joinCopiesAndDrops(t *testing.T, rf int) {
 	o.PartitionCount, o.ReplicationFactor = 16, rf
 	nodes["node-1"] = startNode(t, o)
 	o = testOptions("node-2")
-	o.JoinAddr = gateway(nodes["node-1"])
+	o.JoinAddrs = []string{gateway(nodes["node-1"])}
 	nodes["node-2"] = startNode(t, o)
 	waitSettled(t, nodes)
 
@@ -119,7 +119,7 @@ func joinCopiesAndDrops(t *testing.T, rf int) {
 	putAll(t, c, want)
 
 	o = testOptions("node-3")
-	o.JoinAddr = gateway(nodes["node-2"])
+	o.JoinAddrs = []string{gateway(nodes["node-2"])}
 	nodes["node-3"] = startNode(t, o)
 	waitSettled(t, nodes)
 	for _, n := range nodes {
@@ -141,7 +141,7 @@ func TestNoLiveSource(t *testing.T) {
 		o := testOptions(id)
 		o.PartitionCount, o.ReplicationFactor, o.Logger = 16, 1, logger
 		if id != "node-1" {
-			o.JoinAddr = gateway(nodes["node-1"])
+			o.JoinAddrs = []string{gateway(nodes["node-1"])}
 		}
 		// startNode's cleanup stops node-2 again after the test stopped it
 		// (Stop is idempotent), and stops it if the test fails first.

@@ -84,7 +84,7 @@ func run(args []string) error {
 		voterStab   = fs.Duration("voter-stabilization", d.VoterStabilization, "how long a joiner must be healthy before it becomes a Raft voter")
 		autoRejoin  = fs.Bool("auto-rejoin", envBool("AUTO_REJOIN", true), "rejoin as a new life after finding out failure detection removed this node (env AUTO_REJOIN)")
 		dataDir     = fs.String("data-dir", env("DATA_DIR", ""), "data directory (env DATA_DIR); empty keeps everything in memory")
-		hcEnabled   = fs.Bool("health-check", d.HealthCheck.Enabled, "enable failure detection")
+		hcEnabled   = fs.Bool("health-check", !d.HealthCheck.Disable, "enable failure detection")
 		hcInterval  = fs.Duration("health-interval", d.HealthCheck.Interval, "probe interval")
 		hcTimeout   = fs.Duration("health-timeout", d.HealthCheck.Timeout, "probe timeout")
 		hcThreshold = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "missed probes before a peer is suspect")
@@ -121,13 +121,14 @@ func run(args []string) error {
 	o := d
 	o.KeyHash = keyHash
 	o.NodeID, o.HTTPAddr, o.NodeName, o.AdvertiseAddr = *id, *httpAddr, *name, *advertise
-	o.Bootstrap, o.ClusterName, o.PartitionCount, o.ReplicationFactor = *bootstrap, *cluster, *partitions, *rf
+	o.ClusterName, o.PartitionCount, o.ReplicationFactor = *cluster, *partitions, *rf
+	_ = *bootstrap // the flag stays for scripts; bootstrapping needs no option
 	o.MaxVoters, o.DataDir, o.AuthToken, o.Logger = *maxVoters, *dataDir, *token, logger
 	o.VoterStabilization = *voterStab
 	if !*autoRejoin {
 		o.AutoRejoin = clusterkit.AutoRejoinOff
 	}
-	o.HealthCheck = clusterkit.HealthCheckConfig{Enabled: *hcEnabled, Disable: !*hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout,
+	o.HealthCheck = clusterkit.HealthCheckConfig{Disable: !*hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout,
 		FailureThreshold: *hcThreshold, RemovalGrace: *hcGrace}
 	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
