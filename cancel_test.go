@@ -98,9 +98,9 @@ func TestWritesCancelled(t *testing.T) {
 			_, err := ck.DeleteCustomData(ctx, "cancelled")
 			return err
 		},
-		"RemoveNode":          func(ctx context.Context) error { return ck.RemoveNode(ctx, "node-2") },
-		"Barrier":             ck.Barrier,
-		"Leave":               ck.Leave,
+		"RemoveNode": func(ctx context.Context) error { return ck.RemoveNode(ctx, "node-2") },
+		"Barrier":    ck.Barrier,
+		"Leave":      ck.Leave,
 	}
 	for _, name := range []string{"SetCustomData", "CompareAndSetCustomData", "DeleteCustomData", "RemoveNode", "Barrier", "Leave"} {
 		err, took := cancelAfter(200*time.Millisecond, calls[name])

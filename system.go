@@ -57,7 +57,7 @@ const eventLogCapacity = 4096
 // ClusterKit is one node. Create it with New, then Start it; Stop it once.
 // All methods are safe for concurrent use.
 type ClusterKit struct {
-	given Options // as New got them: what the user set explicitly
+	given     Options               // as New got them: what the user set explicitly
 	tbl       atomic.Pointer[table] // the routing view in facade types (see table)
 	opts      Options
 	log       *slog.Logger
