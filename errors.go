@@ -2,6 +2,7 @@ package clusterkit
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/hashicorp/raft"
 
@@ -71,3 +72,7 @@ var (
 	// keeps running until it returns.
 	ErrCallbackStuck = errors.New("clusterkit: event callback did not return")
 )
+
+func errorf(sentinel error, format string, args ...any) error {
+	return fmt.Errorf("%w: %s", sentinel, fmt.Sprintf(format, args...))
+}

@@ -453,3 +453,49 @@ func splitPort(addr string) (string, int, bool) {
 	p, err := strconv.Atoi(port)
 	return host, p, err == nil
 }
+
+// register subscribes an actor or a callback, now or, before Start, at start.
+func (ck *ClusterKit) register(sub any, cb *actors.RegisterCallback) error {
+	ck.mu.Lock()
+	if ck.stopped {
+		ck.mu.Unlock()
+		return ErrStopped
+	}
+	if ck.root == nil {
+		switch s := sub.(type) {
+		case *actors.Subscribe:
+			ck.pendingSubs = append(ck.pendingSubs, s)
+		case *actors.Unsubscribe:
+			ck.pendingSubs = removePending(ck.pendingSubs, s.PID)
+		}
+		if cb != nil {
+			ck.pendingCallbacks = append(ck.pendingCallbacks, cb)
+		}
+		ck.mu.Unlock()
+		return nil
+	}
+	root, hooks := ck.root, ck.children.Hooks
+	ck.mu.Unlock()
+	target, msg := hooks, sub
+	if cb != nil {
+		target, msg = root, cb
+	}
+	res, err := ck.system.Root.RequestFuture(target, msg, 5*time.Second).Result()
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrTimeout, err)
+	}
+	if e, ok := res.(error); ok {
+		return e
+	}
+	return nil
+}
+
+func removePending(subs []*actors.Subscribe, pid *actor.PID) []*actors.Subscribe {
+	out := subs[:0]
+	for _, s := range subs {
+		if !s.PID.Equal(pid) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
