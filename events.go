@@ -11,7 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/messages"
 )
 

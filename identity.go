@@ -13,7 +13,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/nodefile"
 	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"

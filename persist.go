@@ -10,7 +10,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/raft"
 
-	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/nodefile"
 )
 

@@ -10,8 +10,8 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )

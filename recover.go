@@ -15,7 +15,7 @@ import (
 
 	"github.com/hashicorp/raft"
 
-	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/logging"
 	"github.com/clusterkit/clusterkit/internal/nodefile"
 	"github.com/clusterkit/clusterkit/raftfsm"

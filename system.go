@@ -13,8 +13,8 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/logging"
 	"github.com/clusterkit/clusterkit/internal/mux"

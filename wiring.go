@@ -11,8 +11,8 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/clusterkit/clusterkit/actors"
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/messages"
 )
 

@@ -17,7 +17,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/messages"
 )
 

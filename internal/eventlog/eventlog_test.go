@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/clusterkit/clusterkit/actors"
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/messages"
 )
 

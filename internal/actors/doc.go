@@ -1,4 +1,6 @@
-// Package actors is ClusterKit's actor tree. One root actor per node,
+// Package actors is ClusterKit's actor tree: the implementation of a node,
+// with no compatibility promise (an application's own actors use the public
+// package github.com/clusterkit/clusterkit/actors). One root actor per node,
 // "clusterkit/<node-id>", supervises:
 //
 //	state       owns *raft.Raft: proposes commands, receives every applied entry
