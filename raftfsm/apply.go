@@ -18,9 +18,9 @@ const (
 	MaxPartitions        = 65536
 	MaxReplicationFactor = 16
 	MaxVotersLimit       = 15
-	MaxNodeIDLength      = 128
+	maxNodeIDLength      = 128
 	MaxServices          = 64
-	MaxCustomDataKey     = 1024
+	maxCustomDataKey     = 1024
 	MaxCustomDataValue   = 1 << 20
 	// maxDeparted bounds the departed list kept for rejoin detection.
 	maxDeparted = 1024
@@ -34,8 +34,8 @@ func ValidateNodeID(id string) error {
 	if id == "" {
 		return errorf(ErrInvalidMember, "node ID is empty")
 	}
-	if len(id) > MaxNodeIDLength {
-		return errorf(ErrInvalidMember, "node ID is longer than %d characters", MaxNodeIDLength)
+	if len(id) > maxNodeIDLength {
+		return errorf(ErrInvalidMember, "node ID is longer than %d characters", maxNodeIDLength)
 	}
 	if !nodeIDPattern.MatchString(id) {
 		return errorf(ErrInvalidMember, "node ID %q may contain only letters, digits, '.', '_' and '-', and must start with a letter or digit", id)
@@ -58,28 +58,28 @@ func ValidateAddress(addr string) error {
 	return nil
 }
 
-// ValidateConfig checks a cluster configuration.
-func ValidateConfig(c *messages.ClusterConfig) error {
+// validateConfig checks a cluster configuration.
+func validateConfig(c *messages.ClusterConfig) error {
 	switch {
 	case c == nil:
-		return errorf(ErrInvalidConfig, "missing")
+		return errorf(errInvalidConfig, "missing")
 	case c.GetPartitionCount() < 1 || c.GetPartitionCount() > MaxPartitions:
-		return errorf(ErrInvalidConfig, "partition count %d is outside [1, %d]", c.GetPartitionCount(), MaxPartitions)
+		return errorf(errInvalidConfig, "partition count %d is outside [1, %d]", c.GetPartitionCount(), MaxPartitions)
 	case c.GetReplicationFactor() < 1 || c.GetReplicationFactor() > MaxReplicationFactor:
-		return errorf(ErrInvalidConfig, "replication factor %d is outside [1, %d]", c.GetReplicationFactor(), MaxReplicationFactor)
+		return errorf(errInvalidConfig, "replication factor %d is outside [1, %d]", c.GetReplicationFactor(), MaxReplicationFactor)
 	case c.GetMaxVoters() < 1 || c.GetMaxVoters() > MaxVotersLimit:
-		return errorf(ErrInvalidConfig, "max voters %d is outside [1, %d]", c.GetMaxVoters(), MaxVotersLimit)
+		return errorf(errInvalidConfig, "max voters %d is outside [1, %d]", c.GetMaxVoters(), MaxVotersLimit)
 	case c.GetKeyHash() != messages.KeyHash_KEY_HASH_MD5 && c.GetKeyHash() != messages.KeyHash_KEY_HASH_XXH64:
-		return errorf(ErrInvalidConfig, "unknown key hash %d", c.GetKeyHash())
-	case c.GetClusterId() != "" && !ValidClusterID(c.GetClusterId()):
-		return errorf(ErrInvalidConfig, "cluster ID %q is not 32 lowercase hex digits", c.GetClusterId())
+		return errorf(errInvalidConfig, "unknown key hash %d", c.GetKeyHash())
+	case c.GetClusterId() != "" && !validClusterID(c.GetClusterId()):
+		return errorf(errInvalidConfig, "cluster ID %q is not 32 lowercase hex digits", c.GetClusterId())
 	}
 	return nil
 }
 
-// ValidClusterID reports whether id has the form of a cluster ID: 32
+// validClusterID reports whether id has the form of a cluster ID: 32
 // lowercase hex digits (128 random bits).
-func ValidClusterID(id string) bool {
+func validClusterID(id string) bool {
 	if len(id) != 32 {
 		return false
 	}
@@ -144,11 +144,11 @@ func (f *FSM) apply(index uint64, cmd *messages.Command, a *Applied, res *ApplyR
 	case *messages.Command_Noop:
 		return false, nil
 	}
-	return false, errorf(ErrMalformedCommand, "no operation")
+	return false, errorf(errMalformedCommand, "no operation")
 }
 
 func (f *FSM) applySetConfig(c *messages.ClusterConfig) (bool, error) {
-	if err := ValidateConfig(c); err != nil {
+	if err := validateConfig(c); err != nil {
 		return false, err
 	}
 	if f.config != nil {
@@ -203,7 +203,7 @@ func nonceOf(m *messages.Member) uint64 {
 // node's disk, and never reused even after the departed list forgot the ID.
 func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a *Applied) (bool, error) {
 	if f.config == nil {
-		return false, ErrNotBootstrapped
+		return false, errNotBootstrapped
 	}
 	m := r.GetMember()
 	if err := ValidateMember(m); err != nil {
@@ -405,26 +405,26 @@ func (f *FSM) trimDeparted() {
 	}
 }
 
-// ValidateTable checks a proposed owner table against the membership: one
+// validateTable checks a proposed owner table against the membership: one
 // entry per partition, each with min(RF, members) distinct members.
-func ValidateTable(owners [][]string, cfg *messages.ClusterConfig, isMember func(string) bool, members int) error {
+func validateTable(owners [][]string, cfg *messages.ClusterConfig, isMember func(string) bool, members int) error {
 	if cfg == nil {
-		return ErrNotBootstrapped
+		return errNotBootstrapped
 	}
 	if len(owners) != int(cfg.GetPartitionCount()) {
-		return errorf(ErrInvalidTable, "%d partitions, want %d", len(owners), cfg.GetPartitionCount())
+		return errorf(errInvalidTable, "%d partitions, want %d", len(owners), cfg.GetPartitionCount())
 	}
 	want := min(int(cfg.GetReplicationFactor()), members)
 	for n, o := range owners {
 		if len(o) != want {
-			return errorf(ErrInvalidTable, "partition %d has %d owners, want %d", n, len(o), want)
+			return errorf(errInvalidTable, "partition %d has %d owners, want %d", n, len(o), want)
 		}
 		for i, id := range o {
 			if !isMember(id) {
-				return errorf(ErrInvalidTable, "partition %d owner %q is not a member", n, id)
+				return errorf(errInvalidTable, "partition %d owner %q is not a member", n, id)
 			}
 			if slices.Contains(o[:i], id) {
-				return errorf(ErrInvalidTable, "partition %d lists %q twice", n, id)
+				return errorf(errInvalidTable, "partition %d lists %q twice", n, id)
 			}
 		}
 	}
@@ -433,7 +433,7 @@ func ValidateTable(owners [][]string, cfg *messages.ClusterConfig, isMember func
 
 func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, a *Applied) (bool, error) {
 	if f.config == nil {
-		return false, ErrNotBootstrapped
+		return false, errNotBootstrapped
 	}
 	if s.GetExpectedVersion() != f.table.GetVersion() {
 		return false, errorf(ErrStaleTable, "expected version %d, committed %d", s.GetExpectedVersion(), f.table.GetVersion())
@@ -443,7 +443,7 @@ func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, a *Applied
 		owners[n] = p.GetOwners()
 	}
 	isMember := func(id string) bool { _, ok := f.members[id]; return ok }
-	if err := ValidateTable(owners, f.config, isMember, len(f.members)); err != nil {
+	if err := validateTable(owners, f.config, isMember, len(f.members)); err != nil {
 		return false, err
 	}
 	reload := s.GetRebalance().GetReload()
@@ -473,8 +473,8 @@ func validateKey(key string) error {
 	if key == "" {
 		return errorf(ErrInvalidKey, "key is empty")
 	}
-	if len(key) > MaxCustomDataKey {
-		return errorf(ErrInvalidKey, "key is longer than %d bytes", MaxCustomDataKey)
+	if len(key) > maxCustomDataKey {
+		return errorf(ErrInvalidKey, "key is longer than %d bytes", maxCustomDataKey)
 	}
 	if !utf8.ValidString(key) {
 		return errorf(ErrInvalidKey, "key is not valid UTF-8")
@@ -507,7 +507,7 @@ func (f *FSM) applySetCustomData(index uint64, key string, value []byte, cas boo
 	}
 	f.cd[key] = &messages.CustomDataEntry{Key: key, Value: value, Version: index}
 	res.Version = index
-	a.Change.CustomData = &CustomDataChange{Key: key, Value: value, Version: index}
+	a.Change.CustomData = &customDataChange{Key: key, Value: value, Version: index}
 	return nil
 }
 
@@ -522,6 +522,6 @@ func (f *FSM) applyDeleteCustomData(index uint64, key string, a *Applied, res *A
 	}
 	delete(f.cd, key)
 	res.Version = index
-	a.Change.CustomData = &CustomDataChange{Key: key, Version: index, Deleted: true}
+	a.Change.CustomData = &customDataChange{Key: key, Version: index, Deleted: true}
 	return nil
 }

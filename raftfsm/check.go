@@ -79,7 +79,7 @@ func CheckStores(s *Stores) (StoreSummary, error) {
 			return sum, fmt.Errorf("%w: log entry %d of %d..%d is unreadable: %v", ErrDamaged, i, from, sum.LastIndex, err)
 		}
 		if sum.Config == nil && l.Type == raft.LogCommand {
-			if cmd, _, err := Decode(l.Data); err == nil && cmd.GetSetConfig() != nil {
+			if cmd, _, err := decode(l.Data); err == nil && cmd.GetSetConfig() != nil {
 				sum.Config = cmd.GetSetConfig().GetConfig()
 			}
 		}

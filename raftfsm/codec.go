@@ -6,96 +6,96 @@ import (
 	"github.com/clusterkit/clusterkit/messages"
 )
 
-// IgnoreIfUnknown is set in the type byte of commands that a node which does
+// ignoreIfUnknown is set in the type byte of commands that a node which does
 // not know the type may skip without diverging (forward compatibility).
-const IgnoreIfUnknown byte = 0x80
+const ignoreIfUnknown byte = 0x80
 
-// Type is the command type: the field number of Command's oneof.
-type Type byte
+// cmdType is the command type: the field number of Command's oneof.
+type cmdType byte
 
 // Command types; their values are the oneof field numbers and never change.
 const (
-	TypeSetConfig               Type = 16
-	TypeRegisterNode            Type = 17
-	TypeSetNodeStatus           Type = 18
-	TypeRemoveNode              Type = 19
-	TypeSetPartitionTable       Type = 20
-	TypeSetCustomData           Type = 21
-	TypeDeleteCustomData        Type = 22
-	TypeCompareAndSetCustomData Type = 23
-	TypeNoop                    Type = 24
-	TypeSetVoter                Type = 25
+	typeSetConfig               cmdType = 16
+	typeRegisterNode            cmdType = 17
+	typeSetNodeStatus           cmdType = 18
+	typeRemoveNode              cmdType = 19
+	typeSetPartitionTable       cmdType = 20
+	typeSetCustomData           cmdType = 21
+	typeDeleteCustomData        cmdType = 22
+	typeCompareAndSetCustomData cmdType = 23
+	typeNoop                    cmdType = 24
+	typeSetVoter                cmdType = 25
 )
 
 // skippable lists the types that do not affect coordination, so an older node
 // may ignore them (custom data and barriers).
-var skippable = map[Type]bool{
-	TypeSetCustomData:           true,
-	TypeDeleteCustomData:        true,
-	TypeCompareAndSetCustomData: true,
-	TypeNoop:                    true,
+var skippable = map[cmdType]bool{
+	typeSetCustomData:           true,
+	typeDeleteCustomData:        true,
+	typeCompareAndSetCustomData: true,
+	typeNoop:                    true,
 }
 
-// TypeOf returns the type of cmd, or 0 when its op is unset.
-func TypeOf(cmd *messages.Command) Type {
+// typeOf returns the type of cmd, or 0 when its op is unset.
+func typeOf(cmd *messages.Command) cmdType {
 	switch cmd.GetOp().(type) {
 	case *messages.Command_SetConfig:
-		return TypeSetConfig
+		return typeSetConfig
 	case *messages.Command_RegisterNode:
-		return TypeRegisterNode
+		return typeRegisterNode
 	case *messages.Command_SetNodeStatus:
-		return TypeSetNodeStatus
+		return typeSetNodeStatus
 	case *messages.Command_RemoveNode:
-		return TypeRemoveNode
+		return typeRemoveNode
 	case *messages.Command_SetPartitionTable:
-		return TypeSetPartitionTable
+		return typeSetPartitionTable
 	case *messages.Command_SetCustomData:
-		return TypeSetCustomData
+		return typeSetCustomData
 	case *messages.Command_DeleteCustomData:
-		return TypeDeleteCustomData
+		return typeDeleteCustomData
 	case *messages.Command_CompareAndSetCustomData:
-		return TypeCompareAndSetCustomData
+		return typeCompareAndSetCustomData
 	case *messages.Command_Noop:
-		return TypeNoop
+		return typeNoop
 	case *messages.Command_SetVoter:
-		return TypeSetVoter
+		return typeSetVoter
 	}
 	return 0
 }
 
 // Encode returns the log entry bytes of cmd: type byte + proto payload.
 func Encode(cmd *messages.Command) ([]byte, error) {
-	t := TypeOf(cmd)
+	t := typeOf(cmd)
 	if t == 0 {
-		return nil, errorf(ErrMalformedCommand, "command has no operation")
+		return nil, errorf(errMalformedCommand, "command has no operation")
 	}
 	b := byte(t)
 	if skippable[t] {
-		b |= IgnoreIfUnknown
+		b |= ignoreIfUnknown
 	}
 	return proto.MarshalOptions{Deterministic: true}.MarshalAppend([]byte{b}, cmd)
 }
 
-// Decode parses a log entry. skip is true when the entry has a type this
+// decode parses a log entry. skip is true when the entry has a type this
 // version does not know but that is marked IgnoreIfUnknown; an unknown type
 // without that bit is ErrUnknownCommand.
-func Decode(data []byte) (cmd *messages.Command, skip bool, err error) {
+func decode(data []byte) (cmd *messages.Command, skip bool, err error) {
 	if len(data) == 0 {
-		return nil, false, errorf(ErrMalformedCommand, "empty entry")
+		return nil, false, errorf(errMalformedCommand, "empty entry")
 	}
-	t := Type(data[0] &^ IgnoreIfUnknown)
-	if t < TypeSetConfig || t > TypeSetVoter {
-		if data[0]&IgnoreIfUnknown != 0 {
+	t := cmdType(data[0] &^ ignoreIfUnknown)
+	if t < typeSetConfig || t > typeSetVoter {
+		if data[0]&ignoreIfUnknown != 0 {
 			return nil, true, nil
 		}
-		return nil, false, errorf(ErrUnknownCommand, "type %d", t)
+		return nil, false, errorf(errUnknownCommand, "type %d", t)
 	}
 	cmd = &messages.Command{}
 	if err := proto.Unmarshal(data[1:], cmd); err != nil {
-		return nil, false, errorf(ErrMalformedCommand, "%v", err)
+		return nil, false, errorf(errMalformedCommand, "%v", err)
 	}
-	if TypeOf(cmd) != t {
-		return nil, false, errorf(ErrMalformedCommand, "type byte %d does not match payload type %d", t, TypeOf(cmd))
+	if typeOf(cmd) != t {
+		return nil, false, errorf(errMalformedCommand, "type byte %d does not match payload type %d", t, typeOf(cmd))
 	}
 	return cmd, false, nil
 }

@@ -1,4 +1,7 @@
-// Package raftfsm is ClusterKit's replicated state machine: the command codec,
+// Package raftfsm is ClusterKit's replicated state machine, part of its
+// implementation: it exports only what the module's other packages need, and
+// makes no compatibility promise (applications use the root package's
+// types). It holds the command codec,
 // a deterministic Apply, Snapshot/Restore of the whole state, and the immutable
 // routing View published through an atomic.Pointer after every change.
 //
@@ -7,7 +10,7 @@
 // new View and hands an Applied record to a non-blocking notifier. Everything
 // slow (events, rebalancing, hooks) happens in actors after that.
 //
-// The pure helpers Events and ComputeHealth turn Applied records and views into
+// The pure helpers Events and computeHealth turn Applied records and views into
 // lifecycle events; they are deterministic, so every node derives the same
 // event sequence from the same log.
 package raftfsm

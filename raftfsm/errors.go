@@ -8,21 +8,21 @@ import (
 // Errors returned by Apply (inside ApplyResult) and by the codec. A rejected
 // command changes nothing.
 var (
-	ErrUnknownCommand      = errors.New("unknown command type")
-	ErrMalformedCommand    = errors.New("malformed command")
-	ErrNotBootstrapped     = errors.New("cluster configuration not committed yet")
+	errUnknownCommand      = errors.New("unknown command type")
+	errMalformedCommand    = errors.New("malformed command")
+	errNotBootstrapped     = errors.New("cluster configuration not committed yet")
 	ErrConfigMismatch      = errors.New("cluster configuration mismatch")
-	ErrInvalidConfig       = errors.New("invalid cluster configuration")
+	errInvalidConfig       = errors.New("invalid cluster configuration")
 	ErrInvalidMember       = errors.New("invalid member")
 	ErrUnknownNode         = errors.New("unknown node")
 	ErrIncarnationMismatch = errors.New("incarnation mismatch")
 	ErrStaleTable          = errors.New("partition table changed since the proposal was computed")
-	ErrInvalidTable        = errors.New("invalid partition table")
+	errInvalidTable        = errors.New("invalid partition table")
 	ErrInvalidKey          = errors.New("invalid custom data key")
 	ErrValueTooLarge       = errors.New("custom data value too large")
 	ErrKeyNotFound         = errors.New("custom data key not found")
 	ErrVersionMismatch     = errors.New("custom data version mismatch")
-	ErrBadSnapshot         = errors.New("unreadable snapshot")
+	errBadSnapshot         = errors.New("unreadable snapshot")
 	// ErrClusterMismatch means a node, a data directory or a connection
 	// belongs to another cluster (another cluster ID).
 	ErrClusterMismatch = errors.New("cluster ID mismatch")
@@ -30,21 +30,21 @@ var (
 
 // codes names each sentinel for the wire (forwarded proposals) and for HTTP.
 var codes = map[error]string{
-	ErrUnknownCommand:      "unknown_command",
-	ErrMalformedCommand:    "malformed_command",
-	ErrNotBootstrapped:     "not_bootstrapped",
+	errUnknownCommand:      "unknown_command",
+	errMalformedCommand:    "malformed_command",
+	errNotBootstrapped:     "not_bootstrapped",
 	ErrConfigMismatch:      "config_mismatch",
-	ErrInvalidConfig:       "invalid_config",
+	errInvalidConfig:       "invalid_config",
 	ErrInvalidMember:       "invalid_member",
 	ErrUnknownNode:         "unknown_node",
 	ErrIncarnationMismatch: "incarnation_mismatch",
 	ErrStaleTable:          "stale_table",
-	ErrInvalidTable:        "invalid_table",
+	errInvalidTable:        "invalid_table",
 	ErrInvalidKey:          "invalid_key",
 	ErrValueTooLarge:       "value_too_large",
 	ErrKeyNotFound:         "key_not_found",
 	ErrVersionMismatch:     "version_mismatch",
-	ErrBadSnapshot:         "bad_snapshot",
+	errBadSnapshot:         "bad_snapshot",
 	ErrClusterMismatch:     "cluster_mismatch",
 }
 

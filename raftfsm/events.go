@@ -16,7 +16,7 @@ const (
 	TriggerManual       = "manual"
 	TriggerLeaderChange = "leader_change"
 
-	ReasonRebalance = "rebalance"
+	reasonRebalance = "rebalance"
 )
 
 // Leave reasons.
@@ -26,8 +26,8 @@ const (
 	LeaveAdmin         = "removed_by_admin"
 )
 
-// NodeInfo converts a view node to its event form.
-func NodeInfo(n *Node) *messages.NodeInfo {
+// nodeInfo converts a view node to its event form.
+func nodeInfo(n *Node) *messages.NodeInfo {
 	if n == nil {
 		return nil
 	}
@@ -39,7 +39,7 @@ func NodeInfo(n *Node) *messages.NodeInfo {
 // another member, or before the entry reached its dispatcher.
 func (d Departure) LeaveEvent() *messages.Event {
 	return &messages.Event{Kind: &messages.Event_NodeLeave{NodeLeave: &messages.NodeLeave{
-		Index: d.Index, TimeUnixNano: d.At.UnixNano(), Node: NodeInfo(&d.Node), Reason: d.Reason,
+		Index: d.Index, TimeUnixNano: d.At.UnixNano(), Node: nodeInfo(&d.Node), Reason: d.Reason,
 		PartitionsOwned: partitionIDs(d.PartitionsPrimary), PartitionsReplica: partitionIDs(d.PartitionsReplica),
 	}}}
 }
@@ -76,14 +76,14 @@ func Events(a *Applied, now time.Time) []*messages.Event {
 	if c.Joined != nil {
 		i, s, ts := l.next()
 		l.out = append(l.out, &messages.Event{Kind: &messages.Event_NodeJoin{NodeJoin: &messages.NodeJoin{
-			Index: i, Sub: s, TimeUnixNano: ts, Node: NodeInfo(c.Joined),
+			Index: i, Sub: s, TimeUnixNano: ts, Node: nodeInfo(c.Joined),
 			ClusterSize: uint32(len(a.Next.Members())), IsBootstrap: c.IsBootstrap,
 		}}})
 	}
 	if c.Rejoined != nil {
 		i, s, ts := l.next()
 		ev := &messages.NodeRejoin{
-			Index: i, Sub: s, TimeUnixNano: ts, Node: NodeInfo(c.Rejoined),
+			Index: i, Sub: s, TimeUnixNano: ts, Node: nodeInfo(c.Rejoined),
 			OfflineDurationNanos: int64(c.OfflineDuration), PartitionsBeforeLeave: partitionIDs(c.PartitionsBefore),
 		}
 		if !c.LastSeen.IsZero() {
@@ -94,7 +94,7 @@ func Events(a *Applied, now time.Time) []*messages.Event {
 	if c.Left != nil {
 		i, s, ts := l.next()
 		l.out = append(l.out, &messages.Event{Kind: &messages.Event_NodeLeave{NodeLeave: &messages.NodeLeave{
-			Index: i, Sub: s, TimeUnixNano: ts, Node: NodeInfo(c.Left), Reason: c.LeaveReason,
+			Index: i, Sub: s, TimeUnixNano: ts, Node: nodeInfo(c.Left), Reason: c.LeaveReason,
 			PartitionsOwned: partitionIDs(c.LeftPrimary), PartitionsReplica: partitionIDs(c.LeftReplica),
 		}}})
 	}
@@ -124,7 +124,7 @@ func changeReason(trigger string) string {
 	case TriggerNodeJoin, TriggerNodeLeave, TriggerNodeRejoin:
 		return trigger
 	default:
-		return ReasonRebalance
+		return reasonRebalance
 	}
 }
 
@@ -184,7 +184,7 @@ func (l *eventList) rebalance(a *Applied, now time.Time) {
 				continue // a reloading node is not a source of its own data
 			}
 			if m, ok := next.Member(id); ok && m.Status == StatusActive {
-				from = append(from, NodeInfo(m))
+				from = append(from, nodeInfo(m))
 			}
 		}
 		role := "replica"
@@ -200,7 +200,7 @@ func (l *eventList) rebalance(a *Applied, now time.Time) {
 		l.out = append(l.out, &messages.Event{Kind: &messages.Event_PartitionChange{PartitionChange: &messages.PartitionChange{
 			Index: i, Sub: s, TimeUnixNano: ts,
 			PartitionId: next.Partition(g.n).ID, Partition: uint32(g.n),
-			CopyFromNodes: from, CopyToNode: NodeInfo(toNode), ChangeReason: reason,
+			CopyFromNodes: from, CopyToNode: nodeInfo(toNode), ChangeReason: reason,
 			OldPrimary: oldPrimary, NewPrimary: after[0], Epoch: next.Partition(g.n).Epoch,
 			Role: role, NoLiveSource: len(from) == 0, Initial: initial,
 		}}})

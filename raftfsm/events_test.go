@@ -93,7 +93,7 @@ func TestBootstrapEvents(t *testing.T) {
 		t.Fatalf("RebalanceStart %v", s)
 	}
 	hc := evs[len(evs)-1].GetClusterHealthChange()
-	if hc.GetStatus() != HealthDegraded || hc.GetPreviousStatus() != HealthUnknown || hc.GetUnderReplicatedPartitions() != 8 {
+	if hc.GetStatus() != HealthDegraded || hc.GetPreviousStatus() != healthUnknown || hc.GetUnderReplicatedPartitions() != 8 {
 		t.Fatalf("health event %v", hc)
 	}
 }

@@ -35,16 +35,16 @@ type Applied struct {
 	Index    uint64
 	Time     time.Time
 	Origin   string
-	Type     Type
+	Type     cmdType
 	Err      error
 	Restored bool
 	Prev     *View
 	Next     *View
-	Change   Change
+	Change   change
 }
 
-// Change details what an applied entry did, for event derivation.
-type Change struct {
+// change details what an applied entry did, for event derivation.
+type change struct {
 	// Joined is set for a brand new member.
 	Joined      *Node
 	IsBootstrap bool
@@ -66,20 +66,20 @@ type Change struct {
 	// Rebalance is set when a SetPartitionTable entry was applied.
 	Rebalance *messages.RebalanceInfo
 	// CustomData is set for custom-data writes and deletes.
-	CustomData *CustomDataChange
+	CustomData *customDataChange
 }
 
-// CustomDataChange is a committed custom-data write or delete.
-type CustomDataChange struct {
+// customDataChange is a committed custom-data write or delete.
+type customDataChange struct {
 	Key     string
 	Value   []byte
 	Version uint64
 	Deleted bool
 }
 
-// Notifier receives every Applied record. It must not block: it is called
+// notifier receives every Applied record. It must not block: it is called
 // from raft's FSM goroutine (typically it Sends to an actor's unbounded mailbox).
-type Notifier func(*Applied)
+type notifier func(*Applied)
 
 // FSM is the replicated state machine. Apply, Snapshot and Restore are called
 // by raft from one goroutine; View and the custom-data reads are safe from any
@@ -106,7 +106,7 @@ type FSM struct {
 	fatal   atomic.Pointer[error]
 
 	nmu     sync.Mutex
-	notify  Notifier
+	notify  notifier
 	pending []*Applied
 }
 
@@ -131,7 +131,7 @@ func New(localID string, logger *slog.Logger) *FSM {
 }
 
 // SetNotifier installs n, first handing it every record applied so far.
-func (f *FSM) SetNotifier(n Notifier) {
+func (f *FSM) SetNotifier(n notifier) {
 	f.nmu.Lock()
 	defer f.nmu.Unlock()
 	for _, a := range f.pending {
@@ -198,14 +198,14 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	if err := f.Err(); err != nil {
 		return &ApplyResult{Index: l.Index, Err: err}
 	}
-	cmd, skip, err := Decode(l.Data)
+	cmd, skip, err := decode(l.Data)
 	if skip {
 		f.lastIndex = l.Index
 		f.applied.Store(l.Index)
 		return &ApplyResult{Index: l.Index}
 	}
 	if err != nil {
-		if errors.Is(err, ErrUnknownCommand) {
+		if errors.Is(err, errUnknownCommand) {
 			// Applying later entries without this one would silently diverge
 			// from the other nodes: stop and say so.
 			fatal := fmt.Errorf("entry %d: %w (this node runs an older ClusterKit than the cluster; upgrade it)", l.Index, err)
@@ -222,7 +222,7 @@ func (f *FSM) Apply(l *raft.Log) interface{} {
 	a := &Applied{
 		Index:  l.Index,
 		Origin: cmd.GetOrigin(),
-		Type:   TypeOf(cmd),
+		Type:   typeOf(cmd),
 		Prev:   prev,
 		Next:   prev,
 	}
@@ -328,17 +328,17 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	data, err := io.ReadAll(rc)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return fmt.Errorf("%w: %v", errBadSnapshot, err)
 	}
 	if !bytes.HasPrefix(data, snapshotMagic) {
-		return fmt.Errorf("%w: not a ClusterKit snapshot", ErrBadSnapshot)
+		return fmt.Errorf("%w: not a ClusterKit snapshot", errBadSnapshot)
 	}
 	st := &messages.ClusterState{}
 	if err := proto.Unmarshal(data[len(snapshotMagic):], st); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return fmt.Errorf("%w: %v", errBadSnapshot, err)
 	}
 	if err := validateState(st); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSnapshot, err)
+		return fmt.Errorf("%w: %v", errBadSnapshot, err)
 	}
 	prev := f.View()
 	f.config = st.GetConfig()

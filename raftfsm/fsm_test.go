@@ -54,7 +54,7 @@ func (h *harness) mustApply(cmd *messages.Command) *ApplyResult {
 	h.t.Helper()
 	res := h.apply(cmd)
 	if res.Err != nil {
-		h.t.Fatalf("apply %v: %v", TypeOf(cmd), res.Err)
+		h.t.Fatalf("apply %v: %v", typeOf(cmd), res.Err)
 	}
 	return res
 }
@@ -124,37 +124,37 @@ func TestCodecRoundTripAndFlags(t *testing.T) {
 	for _, c := range cmds {
 		data, err := Encode(c)
 		if err != nil {
-			t.Fatalf("encode %v: %v", TypeOf(c), err)
+			t.Fatalf("encode %v: %v", typeOf(c), err)
 		}
-		if Type(data[0]&^IgnoreIfUnknown) != TypeOf(c) {
-			t.Errorf("type byte %d for %v", data[0], TypeOf(c))
+		if cmdType(data[0]&^ignoreIfUnknown) != typeOf(c) {
+			t.Errorf("type byte %d for %v", data[0], typeOf(c))
 		}
-		if got := data[0]&IgnoreIfUnknown != 0; got != skippable[TypeOf(c)] {
-			t.Errorf("%v: ignore bit %v, want %v", TypeOf(c), got, skippable[TypeOf(c)])
+		if got := data[0]&ignoreIfUnknown != 0; got != skippable[typeOf(c)] {
+			t.Errorf("%v: ignore bit %v, want %v", typeOf(c), got, skippable[typeOf(c)])
 		}
-		back, skip, err := Decode(data)
+		back, skip, err := decode(data)
 		if err != nil || skip || !proto.Equal(back, c) {
-			t.Errorf("decode %v: %v skip=%v equal=%v", TypeOf(c), err, skip, proto.Equal(back, c))
+			t.Errorf("decode %v: %v skip=%v equal=%v", typeOf(c), err, skip, proto.Equal(back, c))
 		}
 	}
-	if _, err := Encode(&messages.Command{}); !errors.Is(err, ErrMalformedCommand) {
+	if _, err := Encode(&messages.Command{}); !errors.Is(err, errMalformedCommand) {
 		t.Errorf("encode empty: %v", err)
 	}
-	if _, skip, err := Decode([]byte{99 | IgnoreIfUnknown, 1, 2}); !skip || err != nil {
+	if _, skip, err := decode([]byte{99 | ignoreIfUnknown, 1, 2}); !skip || err != nil {
 		t.Errorf("unknown skippable: skip=%v err=%v", skip, err)
 	}
-	if _, _, err := Decode([]byte{99}); !errors.Is(err, ErrUnknownCommand) {
+	if _, _, err := decode([]byte{99}); !errors.Is(err, errUnknownCommand) {
 		t.Errorf("unknown mandatory: %v", err)
 	}
-	for _, bad := range [][]byte{nil, {byte(TypeNoop), 0xff, 0xff}} {
-		if _, _, err := Decode(bad); !errors.Is(err, ErrMalformedCommand) {
+	for _, bad := range [][]byte{nil, {byte(typeNoop), 0xff, 0xff}} {
+		if _, _, err := decode(bad); !errors.Is(err, errMalformedCommand) {
 			t.Errorf("Decode(%x) = %v, want ErrMalformedCommand", bad, err)
 		}
 	}
 	// A payload that disagrees with its type byte is malformed.
 	data, _ := Encode(register("n1", 1))
-	data[0] = byte(TypeRemoveNode)
-	if _, _, err := Decode(data); !errors.Is(err, ErrMalformedCommand) {
+	data[0] = byte(typeRemoveNode)
+	if _, _, err := decode(data); !errors.Is(err, errMalformedCommand) {
 		t.Errorf("mismatched type byte: %v", err)
 	}
 }
@@ -204,7 +204,7 @@ func TestBootstrapSingleNode(t *testing.T) {
 // refused with the right error and leaves the state byte-for-byte unchanged.
 func TestRejectedCommandsChangeNothing(t *testing.T) {
 	h := newHarness(t, "n1")
-	if res := h.apply(register("n1", 1)); !errors.Is(res.Err, ErrNotBootstrapped) {
+	if res := h.apply(register("n1", 1)); !errors.Is(res.Err, errNotBootstrapped) {
 		t.Fatalf("register before config: %v", res.Err)
 	}
 	h.mustApply(cfg(8, 2))
@@ -222,7 +222,7 @@ func TestRejectedCommandsChangeNothing(t *testing.T) {
 		want error
 	}{
 		{"config change", cfg(16, 2), ErrConfigMismatch},
-		{"invalid config", cfg(0, 2), ErrInvalidConfig},
+		{"invalid config", cfg(0, 2), errInvalidConfig},
 		{"bad node id", register("bad id!", 1), ErrInvalidMember},
 		{"empty node id", register("", 1), ErrInvalidMember},
 		{"bad address", &messages.Command{Op: &messages.Command_RegisterNode{RegisterNode: &messages.RegisterNode{Member: &messages.Member{Id: "n9", Address: "nohostport"}}}}, ErrInvalidMember},
@@ -230,10 +230,10 @@ func TestRejectedCommandsChangeNothing(t *testing.T) {
 		{"status unknown", &messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{Id: "n9", Status: messages.NodeStatus_NODE_STATUS_SUSPECT}}}, ErrUnknownNode},
 		{"status wrong incarnation", &messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{Id: "n1", Status: messages.NodeStatus_NODE_STATUS_SUSPECT, Incarnation: 7}}}, ErrIncarnationMismatch},
 		{"stale table", tableCmd(1, good, TriggerManual), ErrStaleTable},
-		{"short table", tableCmd(v.TableVersion(), good[:7], TriggerManual), ErrInvalidTable},
-		{"duplicate owner", tableCmd(v.TableVersion(), replaceRow(good, 0, []string{"n1", "n1"}), TriggerManual), ErrInvalidTable},
-		{"non-member owner", tableCmd(v.TableVersion(), replaceRow(good, 3, []string{"n1", "zz"}), TriggerManual), ErrInvalidTable},
-		{"too few owners", tableCmd(v.TableVersion(), replaceRow(good, 5, []string{"n2"}), TriggerManual), ErrInvalidTable},
+		{"short table", tableCmd(v.TableVersion(), good[:7], TriggerManual), errInvalidTable},
+		{"duplicate owner", tableCmd(v.TableVersion(), replaceRow(good, 0, []string{"n1", "n1"}), TriggerManual), errInvalidTable},
+		{"non-member owner", tableCmd(v.TableVersion(), replaceRow(good, 3, []string{"n1", "zz"}), TriggerManual), errInvalidTable},
+		{"too few owners", tableCmd(v.TableVersion(), replaceRow(good, 5, []string{"n2"}), TriggerManual), errInvalidTable},
 		{"empty key", &messages.Command{Op: &messages.Command_SetCustomData{SetCustomData: &messages.SetCustomData{Key: ""}}}, ErrInvalidKey},
 		{"huge value", &messages.Command{Op: &messages.Command_SetCustomData{SetCustomData: &messages.SetCustomData{Key: "k", Value: make([]byte, MaxCustomDataValue+1)}}}, ErrValueTooLarge},
 		{"delete missing", &messages.Command{Op: &messages.Command_DeleteCustomData{DeleteCustomData: &messages.DeleteCustomData{Key: "nope"}}}, ErrKeyNotFound},
@@ -285,7 +285,7 @@ func TestUnknownMandatoryCommandStopsTheFSM(t *testing.T) {
 	h.mustApply(cfg(8, 1))
 	h.index++
 	res := h.f.Apply(&raft.Log{Index: h.index, Type: raft.LogCommand, Data: []byte{100, 1, 2, 3}}).(*ApplyResult)
-	if !errors.Is(res.Err, ErrUnknownCommand) || !errors.Is(h.f.Err(), ErrUnknownCommand) {
+	if !errors.Is(res.Err, errUnknownCommand) || !errors.Is(h.f.Err(), errUnknownCommand) {
 		t.Fatalf("unknown command: result %v, Err %v", res.Err, h.f.Err())
 	}
 	// Later entries are refused rather than applied on a diverged state.
@@ -296,7 +296,7 @@ func TestUnknownMandatoryCommandStopsTheFSM(t *testing.T) {
 	h2 := newHarness(t, "n1")
 	h2.mustApply(cfg(8, 1))
 	h2.index++
-	if res := h2.f.Apply(&raft.Log{Index: h2.index, Type: raft.LogCommand, Data: []byte{100 | IgnoreIfUnknown}}).(*ApplyResult); res.Err != nil || h2.f.Err() != nil {
+	if res := h2.f.Apply(&raft.Log{Index: h2.index, Type: raft.LogCommand, Data: []byte{100 | ignoreIfUnknown}}).(*ApplyResult); res.Err != nil || h2.f.Err() != nil {
 		t.Fatalf("skippable unknown: %v / %v", res.Err, h2.f.Err())
 	}
 }
@@ -358,7 +358,7 @@ func TestRestoreRejectsGarbage(t *testing.T) {
 		"truncated": good[:len(good)-3],
 		"bad proto": append(slices.Clone(snapshotMagic), 0xff, 0xff, 0xff),
 	} {
-		if err := h.f.Restore(io.NopCloser(bytes.NewReader(data))); !errors.Is(err, ErrBadSnapshot) {
+		if err := h.f.Restore(io.NopCloser(bytes.NewReader(data))); !errors.Is(err, errBadSnapshot) {
 			t.Errorf("%s: %v, want ErrBadSnapshot", name, err)
 		}
 	}

@@ -2,7 +2,7 @@ package raftfsm
 
 // Cluster health statuses.
 const (
-	HealthUnknown  = "unknown" // before the first table
+	healthUnknown  = "unknown" // before the first table
 	HealthHealthy  = "healthy"
 	HealthDegraded = "degraded"
 	HealthCritical = "critical"
@@ -37,12 +37,12 @@ func (h Health) Equal(o Health) bool {
 	return true
 }
 
-// ComputeHealth derives the health of v: healthy (every member active and
+// computeHealth derives the health of v: healthy (every member active and
 // every partition with RF live owners), degraded (a member suspect or a
 // partition under-replicated, but every partition has a live owner), critical
 // (a partition without a live owner).
-func ComputeHealth(v *View) Health {
-	h := Health{Status: HealthUnknown, TotalNodes: len(v.members)}
+func computeHealth(v *View) Health {
+	h := Health{Status: healthUnknown, TotalNodes: len(v.members)}
 	live := make(map[string]bool, len(v.members))
 	for _, m := range v.members {
 		if m.Status == StatusActive {

@@ -20,8 +20,8 @@ type Stores struct {
 	close     func() error
 }
 
-// SnapshotsRetained is how many snapshots a node keeps on disk.
-const SnapshotsRetained = 2
+// snapshotsRetained is how many snapshots a node keeps on disk.
+const snapshotsRetained = 2
 
 // OpenStores opens the stores: in memory when dataDir is empty, otherwise a
 // raft-wal log and stable store in dataDir/raft/wal and file snapshots in
@@ -45,7 +45,7 @@ func OpenStores(dataDir string, logger hclog.Logger) (*Stores, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open raft log in %s: %w", walDir, err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dataDir, "raft"), SnapshotsRetained, logger)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dataDir, "raft"), snapshotsRetained, logger)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open snapshots in %s: %w", dataDir, err), w.Close())
 	}

@@ -61,23 +61,23 @@ type Handshake struct {
 
 // Refusal codes of StreamHelloAck.
 const (
-	HelloUnauthorized    = "unauthorized"
-	HelloClusterMismatch = "cluster_mismatch"
+	helloUnauthorized    = "unauthorized"
+	helloClusterMismatch = "cluster_mismatch"
 	HelloStale           = "stale_incarnation"
 )
 
-// HandshakeError is a Raft connection the peer refused.
-type HandshakeError struct {
+// handshakeError is a Raft connection the peer refused.
+type handshakeError struct {
 	Addr, Code, Reason string
 }
 
-func (e *HandshakeError) Error() string {
+func (e *handshakeError) Error() string {
 	return fmt.Sprintf("raft connection to %s refused (%s): %s", e.Addr, e.Code, e.Reason)
 }
 
 // Unwrap makes a cluster mismatch errors.Is(ErrClusterMismatch).
-func (e *HandshakeError) Unwrap() error {
-	if e.Code == HelloClusterMismatch {
+func (e *handshakeError) Unwrap() error {
+	if e.Code == helloClusterMismatch {
 		return ErrClusterMismatch
 	}
 	return nil
@@ -85,7 +85,7 @@ func (e *HandshakeError) Unwrap() error {
 
 // Quiet tells the log adapter that this failure was logged once already:
 // raft's own per-retry error lines about it are debug.
-func (e *HandshakeError) Quiet() bool { return true }
+func (e *handshakeError) Quiet() bool { return true }
 
 // CheckHello is the acceptance rule for a Raft connection against view v: a
 // dialer of another cluster, or a process of this node ID older than a life
@@ -94,7 +94,7 @@ func (e *HandshakeError) Quiet() bool { return true }
 // (Raft's own term checks still apply) but never refuses a good one.
 func CheckHello(v *View, h *messages.StreamHello) (code, reason string) {
 	if ours, theirs := v.ClusterID(), h.GetClusterId(); ours != "" && theirs != "" && ours != theirs {
-		return HelloClusterMismatch, fmt.Sprintf("this node belongs to cluster %s, the dialer (node %q) to cluster %s", ours, h.GetNodeId(), theirs)
+		return helloClusterMismatch, fmt.Sprintf("this node belongs to cluster %s, the dialer (node %q) to cluster %s", ours, h.GetNodeId(), theirs)
 	}
 	if inc := h.GetIncarnation(); inc != 0 {
 		if m, ok := v.Member(h.GetNodeId()); ok && m.Incarnation > inc {
@@ -195,7 +195,7 @@ func (s *StreamLayer) check(c net.Conn) {
 	clusterID, _, _ := s.hs.Local()
 	ack := &messages.StreamHelloAck{ClusterId: clusterID}
 	if subtle.ConstantTimeCompare(hello.GetToken(), []byte(s.hs.Token)) != 1 {
-		ack.Code, ack.Reason = HelloUnauthorized, "wrong cluster token"
+		ack.Code, ack.Reason = helloUnauthorized, "wrong cluster token"
 	} else if s.hs.Check != nil {
 		ack.Code, ack.Reason = s.hs.Check(hello)
 	}
@@ -308,7 +308,7 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		if s.hs.Refused != nil {
 			s.hs.Refused(string(address), ack)
 		}
-		return nil, &HandshakeError{Addr: string(address), Code: ack.GetCode(), Reason: ack.GetReason()}
+		return nil, &handshakeError{Addr: string(address), Code: ack.GetCode(), Reason: ack.GetReason()}
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, nil

@@ -284,7 +284,7 @@ func buildView(localID string, version uint64, cfg *messages.ClusterConfig, memb
 	if table.GetVersion() != 0 {
 		v.buildTable(table)
 	}
-	v.health = ComputeHealth(v)
+	v.health = computeHealth(v)
 	return v
 }
 
