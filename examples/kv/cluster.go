@@ -145,7 +145,11 @@ func runStory(ctx context.Context, cfg storyConfig, out io.Writer) (facts *story
 	return nil, nil
 }
 
-func (s *story) say(format string, args ...any) { fmt.Fprintf(s.out, format+"\n", args...) }
+// say prints one line of the story (a printf wrapper, so vet checks the calls).
+func (s *story) say(format string, args ...any) {
+	fmt.Fprintf(s.out, format, args...)
+	fmt.Fprintln(s.out)
+}
 
 // step bounds one wait.
 func (s *story) step() (context.Context, context.CancelFunc) {
@@ -276,7 +280,7 @@ func (s *story) formation() error {
 		if err != nil {
 			return err
 		}
-		s.say("%s joined through %s in %v (NodeJoin seq %v, cluster size %d); the rebalance moved %d partitions, committed in %v; kv API on %s",
+		s.say("%s joined through %s in %v (NodeJoin seq %v, cluster size %d); the rebalance had %d partitions to copy, committed in %v; kv API on %s",
 			sn.id, first.id, ms(took), join.Seq, join.ClusterSize, rc.PartitionsToMove, ms(rc.Duration), sn.kv)
 	}
 	for _, sn := range s.nodes {
@@ -466,8 +470,8 @@ func (s *story) failover() error {
 		s.say("%v after the stop, the rebalance that followed (%s, %d partitions to copy) evened out the primaries: %s's is now %s (epoch %d); %s",
 			ms(at.Sub(s.stopped.at)), rc.Trigger, rc.PartitionsToMove, q.ID, q.PrimaryNode, q.Epoch, balance(w.n.CK))
 	default:
-		s.say("%v after the stop, the rebalance that followed (%s) had %d partitions to copy; %s kept its primary: %s",
-			ms(at.Sub(s.stopped.at)), rc.Trigger, rc.PartitionsToMove, balance(w.n.CK))
+		s.say("%v after the stop, the rebalance that followed (%s) had %d partitions to copy; %s kept its primary %s; %s",
+			ms(at.Sub(s.stopped.at)), rc.Trigger, rc.PartitionsToMove, q.ID, q.PrimaryNode, balance(w.n.CK))
 	}
 	s.facts.NewPrimary = q.PrimaryNode
 
@@ -549,7 +553,7 @@ func (s *story) rebalance() error {
 	if err != nil {
 		return err
 	}
-	s.say("the rebalance (%s) moved %d partitions, committed in %v; primaries/copies per node: %s",
+	s.say("the rebalance (%s) had %d partitions to copy, committed in %v; primaries/copies per node: %s",
 		rc.Trigger, rc.PartitionsToMove, ms(rc.Duration), balance(w.n.CK))
 	s.say("%d of %d partitions have another primary than before the stop; %s: primary %s, epoch %d",
 		changed, len(now), p.ID, p.PrimaryNode, p.Epoch)
