@@ -63,7 +63,7 @@ type storyFacts struct {
 	Written    string        // the key's last acknowledged value
 	Read       string        // the key's value read at the end (through the client)
 	RejoinedAs uint64        // the stopped node's incarnation after its restart (0: no NodeRejoin)
-	Moved      int           // partitions the rebalance after the rejoin moved
+	Moved      int           // partitions the rebalance after the rejoin had to copy
 	KeysOK     int           // keys read back intact at the end
 	DataDir    string        // the parent of the data directories, removed at the end
 }
@@ -77,6 +77,7 @@ type storyNode struct {
 	j        *journal
 }
 
+// story is the state of one run of the -cluster story.
 type story struct {
 	cfg     storyConfig
 	out     io.Writer
@@ -288,9 +289,9 @@ func (s *story) formation() error {
 			return err
 		}
 	}
-	err = s.waitFor("three Raft voters", func() (bool, error) {
+	err = s.waitFor("three Raft voters and a leader", func() (bool, error) {
 		h := ck.HealthCheck()
-		return h.Voters == 3, fmt.Errorf("voters %v, non-voters %v", h.VoterIDs, h.NonVoterIDs)
+		return h.Voters == 3 && s.node(h.Leader) != nil, fmt.Errorf("leader %q, voters %v, non-voters %v", h.Leader, h.VoterIDs, h.NonVoterIDs)
 	})
 	if err != nil {
 		return err

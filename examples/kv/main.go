@@ -106,6 +106,9 @@ func run(args []string) error {
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 		defer cancel()
 		_, err := runStory(ctx, storyConfig{Options: o, HandoffGrace: *handoff}, os.Stdout)
+		if err != nil && !set["log-level"] {
+			err = fmt.Errorf("%w\n(run again with -log-level info to see the nodes' logs)", err)
+		}
 		return err
 	}
 	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff})
