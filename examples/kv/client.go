@@ -155,25 +155,44 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 
 // Put sets key to value on the primary, which replicates it before answering.
 func (c *Client) Put(ctx context.Context, key string, value []byte) error {
-	return c.write(ctx, http.MethodPut, key, value)
+	_, err := c.write(ctx, http.MethodPut, key, value)
+	return err
 }
 
 // Delete removes key (deleting a missing key succeeds).
 func (c *Client) Delete(ctx context.Context, key string) error {
-	return c.write(ctx, http.MethodDelete, key, nil)
+	_, err := c.write(ctx, http.MethodDelete, key, nil)
+	return err
 }
 
-func (c *Client) write(ctx context.Context, method, key string, value []byte) error {
-	return c.do(ctx, key, func(ctx context.Context, owners []string, r *Routing) (bool, error) {
+// writeAck is a write's answer and the node (the primary) that gave it.
+type writeAck struct {
+	Node string
+	writeResult
+}
+
+// write returns the primary's answer too: the -cluster story shows which
+// node took the write and which replicas acknowledged it.
+func (c *Client) write(ctx context.Context, method, key string, value []byte) (*writeAck, error) {
+	var ack writeAck
+	err := c.do(ctx, key, func(ctx context.Context, owners []string, r *Routing) (bool, error) {
 		res, err := c.call(ctx, r, owners[0], method, key, value)
 		if err != nil {
 			return false, err
 		}
 		if res.status == http.StatusOK {
+			ack.Node = res.node
+			if err := json.Unmarshal(res.body, &ack.writeResult); err != nil {
+				return true, fmt.Errorf("%s: write acknowledged with an unreadable answer: %w", res.node, err)
+			}
 			return true, nil
 		}
 		return !res.retryable(), res.err()
 	})
+	if err != nil {
+		return nil, err
+	}
+	return &ack, nil
 }
 
 // do runs one attempt per round, refreshing the view before every round

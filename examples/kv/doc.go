@@ -5,6 +5,10 @@
 //	go run ./examples/kv -id node-1 -http 127.0.0.1:8081 -kv 127.0.0.1:9081 -data-dir /tmp/kv1
 //	go run ./examples/kv -id node-2 -http 127.0.0.1:8082 -kv 127.0.0.1:9082 -data-dir /tmp/kv2 -join 127.0.0.1:8081
 //
+// or, for three nodes in one process and a narrated failover (cluster.go):
+//
+//	go run ./examples/kv -cluster
+//
 // Each node serves the kv API on the address it registers as its "kv"
 // service: GET/PUT/DELETE /kv/{key}, GET /ready, and for the other nodes
 // POST /internal/replicate and GET /internal/partitions/{id}.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/internal/logging"
@@ -16,6 +18,9 @@ import (
 
 func main() {
 	if err := run(os.Args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return // -h: the usage is printed
+		}
 		fmt.Fprintln(os.Stderr, "kv:", err)
 		os.Exit(1)
 	}
@@ -25,6 +30,7 @@ func run(args []string) error {
 	d := clusterkit.DefaultOptions()
 	fs := flag.NewFlagSet("kv", flag.ContinueOnError)
 	var (
+		cluster     = fs.Bool("cluster", false, "run a three-node cluster in this process on 127.0.0.1 (ports chosen by the OS, data in a temporary\ndirectory) and narrate a failover: formation, a write routed to its primary, that primary stopped, failover,\nits restart and rejoin, the rebalance; then stop and exit (0, or 1 with the reason). -id, -http, -kv, -join\nand -data-dir do not apply; the other flags do, with faster failure detection and Raft unless given;\nthe nodes' logs are shown only with an explicit -log-level")
 		id          = fs.String("id", "", "node ID; required")
 		httpAddr    = fs.String("http", "127.0.0.1:8080", "ClusterKit address (Raft and the gateway)")
 		kvAddr      = fs.String("kv", "127.0.0.1:9080", "kv API address, registered as the \"kv\" service")
@@ -47,15 +53,41 @@ func run(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return fmt.Errorf("-log-level: %w", err)
 	}
 	logger := logging.Default(os.Stderr, level)
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	o := d
+	if *cluster {
+		// The story's own timings, unless a flag asks otherwise.
+		o = storyOptions()
+		o.Logger = slog.New(slog.DiscardHandler)
+		if set["log-level"] {
+			o.Logger = logger
+		}
+		for _, name := range []string{"id", "http", "kv", "join", "data-dir"} {
+			if set[name] {
+				return fmt.Errorf("-%s does not apply with -cluster (the story picks the nodes' IDs, ports and data directories)", name)
+			}
+		}
+		*hcInterval, *hcTimeout = pick(set["health-interval"], *hcInterval, o.HealthCheck.Interval), pick(set["health-timeout"], *hcTimeout, o.HealthCheck.Timeout)
+		*hcThreshold = pick(set["health-failure-threshold"], *hcThreshold, o.HealthCheck.FailureThreshold)
+		*hcGrace = pick(set["health-removal-grace"], *hcGrace, o.HealthCheck.RemovalGrace)
+		*rebalance = pick(set["rebalance-delay"], *rebalance, o.RebalanceDelay)
+		*heartbeat = pick(set["raft-heartbeat-timeout"], *heartbeat, o.Raft.HeartbeatTimeout)
+		*election = pick(set["raft-election-timeout"], *election, o.Raft.ElectionTimeout)
+	} else {
+		o.Logger = logger
+	}
 	o.KeyHash = keyHash
-	o.NodeID, o.HTTPAddr, o.DataDir, o.Logger = *id, *httpAddr, *dataDir, logger
+	o.NodeID, o.HTTPAddr, o.DataDir = *id, *httpAddr, *dataDir
 	o.PartitionCount, o.ReplicationFactor = *partitions, *rf
 	o.HealthCheck.Interval, o.HealthCheck.Timeout = *hcInterval, *hcTimeout
 	o.HealthCheck.FailureThreshold, o.HealthCheck.RemovalGrace = *hcThreshold, *hcGrace
@@ -67,12 +99,22 @@ func run(args []string) error {
 		}
 	}
 
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *cluster {
+		// Each wait of the story is bounded; this bounds the whole of it.
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		defer cancel()
+		_, err := runStory(ctx, storyConfig{Options: o, HandoffGrace: *handoff}, os.Stdout)
+		if err != nil && !set["log-level"] {
+			err = fmt.Errorf("%w\n(run again with -log-level info to see the nodes' logs)", err)
+		}
+		return err
+	}
 	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff})
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
 	if err := n.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted while starting: %w", err)
@@ -88,4 +130,12 @@ func run(args []string) error {
 		return nil
 	}
 	return n.Stop(context.Background())
+}
+
+// pick is the flag's value when it was given, else the story's own.
+func pick[T any](given bool, flagValue, story T) T {
+	if given {
+		return flagValue
+	}
+	return story
 }

@@ -29,6 +29,9 @@ type Node struct {
 	pid     *actor.PID
 	cancel  context.CancelFunc
 	closed  sync.Once
+
+	mu       sync.Mutex
+	newConns map[net.Conn]struct{} // accepted, no request read yet
 }
 
 // Config configures a Node.
@@ -82,12 +85,13 @@ func NewNode(cfg Config) (*Node, error) {
 		_ = ck.Stop(context.Background())
 		return nil, fmt.Errorf("subscribe the store: %w", err)
 	}
-	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, cancel: cancel, srvDone: make(chan struct{})}
+	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, cancel: cancel, srvDone: make(chan struct{}), newConns: map[net.Conn]struct{}{}}
 	n.srv = &http.Server{
 		Handler:           (&server{ck: ck, system: ck.ActorSystem(), store: pid, st: st}).routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       time.Minute,
+		ConnState:         n.connState,
 	}
 	// Serve before Start: primaries replicate to this node as soon as the
 	// table names it, and a restarted node must receive those writes from
@@ -116,15 +120,37 @@ func (n *Node) Stop(ctx context.Context) error {
 	return n.CK.Stop(ctx)
 }
 
+// connState tracks the connections that have not sent a request yet.
+func (n *Node) connState(c net.Conn, st http.ConnState) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if st == http.StateNew {
+		n.newConns[c] = struct{}{}
+	} else {
+		delete(n.newConns, c)
+	}
+}
+
 func (n *Node) closeKV() {
 	n.closed.Do(func() {
 		n.cancel()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := n.srv.Shutdown(ctx); err != nil {
+		shutdown := make(chan error, 1)
+		go func() { shutdown <- n.srv.Shutdown(ctx) }()
+		<-n.srvDone // the listener is closed: no connection is added now
+		// Shutdown waits up to 5 s for a connection that has not sent a
+		// request yet: an HTTP client may dial one, then send its request on
+		// another that became idle meanwhile, and keep the new one unused.
+		// Nothing was read on such a connection; close it at once.
+		n.mu.Lock()
+		for c := range n.newConns {
+			_ = c.Close()
+		}
+		n.mu.Unlock()
+		if err := <-shutdown; err != nil {
 			_ = n.srv.Close()
 		}
-		<-n.srvDone
 		select {
 		case <-n.CK.Done():
 			// A failed Start stopped ClusterKit, and its actor system with it.
