@@ -30,7 +30,7 @@ const storyExtraKeys = 50
 // story takes seconds, with probe timeouts that survive a loaded machine.
 func storyOptions() clusterkit.Options {
 	o := clusterkit.DefaultOptions()
-	o.HealthCheck = clusterkit.HealthCheckConfig{Enabled: true, Interval: 100 * time.Millisecond,
+	o.HealthCheck = clusterkit.HealthCheckConfig{Interval: 100 * time.Millisecond,
 		Timeout: 300 * time.Millisecond, FailureThreshold: 3, RemovalGrace: 500 * time.Millisecond}
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = 250*time.Millisecond, 250*time.Millisecond
 	o.RebalanceDelay = 20 * time.Millisecond
