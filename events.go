@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -311,47 +312,61 @@ func (ck *ClusterKit) Unsubscribe(pid *actor.PID) error {
 
 // Events returns this node's lifecycle events, in seq order, as an
 // iterator: the same events, with the same seqs, that a subscribed actor
-// receives and the On... callbacks get. Each iteration subscribes anew: it
-// receives the events delivered from then on (from the node's first event
-// when it begins before Start). The iteration ends when ctx ends or the loop
-// breaks (with no error), or with an error: ErrStopped when the node stops,
-// ErrSlowConsumer when the consumer fell WithBuffer events (default
-// DefaultEventBuffer) behind. Events never holds up delivery to anyone else:
-// a consumer that stops reading only loses its own stream, with an error
-// that names the last seq it got, so it can re-read the state (GetCluster)
-// and iterate again.
+// receives and the On... callbacks get. It subscribes when called, so that
+// Events called before Start gets every event of the node's life; range over
+// the result once (a second range yields ErrInvalidOptions).
+//
+// The iteration ends when ctx ends or the loop breaks (with no error), or
+// with an error: ErrStopped once the node has stopped (after the events it
+// delivered), ErrSlowConsumer when the consumer fell more than WithBuffer
+// events (default DefaultEventBuffer) behind. Events never holds up
+// delivery to anyone else: a consumer that stops reading loses only its own
+// stream, with an error that names the last seq it got, so it can re-read
+// the state (GetCluster) and call Events again. The subscription ends with
+// ctx, with the loop, or with the node, whichever comes first; an iterator
+// never ranged over holds its subscription until ctx ends.
 func (ck *ClusterKit) Events(ctx context.Context, opts ...SubscribeOption) iter.Seq2[Event, error] {
 	o := subscribeOpts(opts)
+	if o.buffer < 1 {
+		err := errorf(ErrInvalidOptions, "Events: WithBuffer(%d) must be at least 1", o.buffer)
+		return func(yield func(Event, error) bool) { yield(Event{}, err) }
+	}
+	ch := make(chan *messages.Event, o.buffer)
+	overflow := make(chan struct{})
+	handle := &actors.CallbackHandle{}
+	err := ck.register(nil, &actors.RegisterCallback{Name: "events", Hook: "Events", Filter: o.filter, Handle: handle,
+		Fn: func(e *messages.Event) {
+			select {
+			case ch <- e:
+			default:
+				// Full: this stream ends; nobody else waits for it.
+				handle.Remove()
+				close(overflow)
+			}
+		}})
+	if err != nil {
+		return func(yield func(Event, error) bool) { yield(Event{}, err) }
+	}
+	// No goroutine waits for ctx: the subscription ends in ctx's AfterFunc.
+	stopWatch := context.AfterFunc(ctx, handle.Remove)
+	var ranged atomic.Bool
 	return func(yield func(Event, error) bool) {
-		if o.buffer < 1 {
-			yield(Event{}, errorf(ErrInvalidOptions, "Events: WithBuffer(%d) must be at least 1", o.buffer))
+		if ranged.Swap(true) {
+			yield(Event{}, errorf(ErrInvalidOptions, "Events: an iterator is ranged over once; call Events again"))
 			return
 		}
-		ch := make(chan *messages.Event, o.buffer)
-		overflow := make(chan struct{})
-		handle := &actors.CallbackHandle{}
-		err := ck.register(nil, &actors.RegisterCallback{Name: "events", Hook: "Events", Filter: o.filter, Handle: handle,
-			Fn: func(e *messages.Event) {
-				select {
-				case ch <- e:
-				default:
-					// Full: this stream ends; nobody else waits for it.
-					handle.Remove()
-					close(overflow)
-				}
-			}})
-		if err != nil {
-			yield(Event{}, err)
-			return
-		}
+		defer stopWatch()
 		defer handle.Remove()
 		var last Seq
+		next := func(e *messages.Event) bool {
+			ev := eventOf(e)
+			last = ev.Seq
+			return yield(ev, nil)
+		}
 		for {
 			select {
-			case e := <-ch:
-				ev := eventOf(e)
-				last = ev.Seq
-				if !yield(ev, nil) {
+			case e := <-ch: // what is buffered goes first
+				if !next(e) {
 					return
 				}
 				continue
@@ -359,23 +374,19 @@ func (ck *ClusterKit) Events(ctx context.Context, opts ...SubscribeOption) iter.
 			}
 			select {
 			case e := <-ch:
-				ev := eventOf(e)
-				last = ev.Seq
-				if !yield(ev, nil) {
+				if !next(e) {
 					return
 				}
 			case <-overflow:
-				if len(ch) > 0 {
-					continue // deliver what was buffered first
+				if len(ch) == 0 {
+					yield(Event{}, fmt.Errorf("%w: more than %d events unread after seq %v", ErrSlowConsumer, o.buffer, last))
+					return
 				}
-				yield(Event{}, fmt.Errorf("%w: more than %d events unread after seq %v", ErrSlowConsumer, o.buffer, last))
-				return
 			case <-ck.done:
-				if len(ch) > 0 {
-					continue
+				if len(ch) == 0 {
+					yield(Event{}, ErrStopped)
+					return
 				}
-				yield(Event{}, ErrStopped)
-				return
 			case <-ctx.Done():
 				return
 			}
