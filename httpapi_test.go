@@ -796,3 +796,76 @@ func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
 	}
 	waitConverged(t, append(nodes, ck), 3)
 }
+
+// The client's Router maps keys locally exactly as the nodes' GET /locate
+// does, for both key hashes, and follows a rebalance.
+func TestHTTPRouterAgreesWithLocate(t *testing.T) {
+	leakCheck(t)
+	for _, kh := range []KeyHash{KeyHashMD5, KeyHashXXH64} {
+		t.Run(kh.String(), func(t *testing.T) {
+			nodes := startCluster(t, 3, func(i int, o *Options) {
+				o.KeyHash = kh
+				o.PartitionCount = 61 // not a power of two: a wrong modulo shows
+				o.AuthToken = testToken
+				o.Services = map[string]string{"kv": fmt.Sprintf("127.0.0.1:%d", 9080+i)}
+			}, nil)
+			c := newClient(t, nodes[2])
+			ctx := t.Context()
+			r, err := client.NewRouter(ctx, c, client.WithRefreshInterval(20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if h := r.Cluster().HashConfig; h.Algorithm != kh.String() || h.Modulo != 61 {
+				t.Fatalf("hash_config %+v", h)
+			}
+			check := func() {
+				t.Helper()
+				for i := range 300 {
+					key := fmt.Sprintf("key-%d-%x", i, i*i)
+					var got, want *client.PartitionDetail
+					for try := range 2 {
+						if try > 0 {
+							// The cluster changed between the two answers
+							// (a voter promotion, say): catch up, ask again.
+							if err := r.Refresh(ctx); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if want, err = c.Locate(ctx, key); err != nil {
+							t.Fatal(err)
+						}
+						if got, err = r.Locate(key); err != nil {
+							t.Fatal(err)
+						}
+						if eventJSONOf(t, got) == eventJSONOf(t, want) {
+							break
+						}
+					}
+					if eventJSONOf(t, got) != eventJSONOf(t, want) {
+						t.Fatalf("%q: router %s, GET /locate %s", key, eventJSONOf(t, got), eventJSONOf(t, want))
+					}
+				}
+			}
+			check()
+			// After a new table the router catches up (by polling with the ETag).
+			res, err := c.Rebalance(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the router at the rebalanced version", func() bool {
+				return r.Cluster().Cluster.Version >= res.Version
+			})
+			check()
+		})
+	}
+}
+
+func eventJSONOf(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
