@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
 // BenchmarkHTTP measures gateway requests over loopback with a keep-alive
@@ -91,13 +92,9 @@ func BenchmarkEventStreamLatency(b *testing.B) {
 			if !ok {
 				continue
 			}
-			var e struct {
-				Trigger      string `json:"trigger"`
-				TimeUnixNano string `json:"time_unix_nano"`
-			}
-			if json.Unmarshal([]byte(data), &e) == nil && e.Trigger == "manual" {
-				ns, _ := strconv.ParseInt(e.TimeUnixNano, 10, 64)
-				stream <- time.Duration(time.Now().UnixNano() - ns)
+			var e client.Event
+			if json.Unmarshal([]byte(data), &e) == nil && e.RebalanceStart != nil && e.RebalanceStart.Trigger == "manual" {
+				stream <- time.Since(e.Time)
 			}
 		}
 	}()

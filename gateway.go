@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/messages"
@@ -24,7 +25,6 @@ var _ httpgw.Backend = gatewayBackend{}
 
 func (g gatewayBackend) NodeID() string      { return g.ck.opts.NodeID }
 func (g gatewayBackend) View() *raftfsm.View { return g.ck.fsm.View() }
-func (g gatewayBackend) Detailed() any       { return g.ck.HealthCheck() }
 func (g gatewayBackend) AuthToken() string   { return g.ck.opts.AuthToken }
 
 func (g gatewayBackend) ClusterID() string { return g.ck.ClusterID() }
@@ -53,10 +53,48 @@ func (g gatewayBackend) CountRequest(route string, status int) {
 }
 
 func (g gatewayBackend) Metrics() prometheus.Gatherer { return g.ck.registry }
-func (g gatewayBackend) MetricsJSON() any             { return g.ck.GetMetrics() }
 func (g gatewayBackend) Events() *eventlog.Log        { return g.ck.eventLog.Load() }
 
 func (g gatewayBackend) Consensus() httpgw.Consensus { return g.ck.raftStatus() }
+
+// Detailed is GET /health/detailed in its wire type.
+func (g gatewayBackend) Detailed() *client.DetailedHealth {
+	h := g.ck.HealthCheck()
+	return &client.DetailedHealth{
+		Healthy: h.Healthy, NodeID: h.NodeID, NodeName: h.NodeName, IsLeader: h.IsLeader, NodeCount: h.NodeCount,
+		PartitionCount: h.PartitionCount, RaftState: h.RaftState, LastSync: h.LastSync, Uptime: h.Uptime,
+		Ready: h.Ready, ClusterStatus: h.ClusterStatus, Leader: h.Leader, LeaderAddress: h.LeaderAddress,
+		Term: h.Term, CommitIndex: h.CommitIndex, AppliedIndex: h.AppliedIndex, LastLogIndex: h.LastLogIndex,
+		TableVersion: h.TableVersion, Voters: h.Voters, NonVoters: h.NonVoters, FailureTolerance: h.FailureTolerance,
+		VoterIDs: nonNil(h.VoterIDs), NonVoterIDs: nonNil(h.NonVoterIDs), UnhealthyNodeIDs: nonNil(h.UnhealthyNodeIDs),
+		UnderReplicatedPartitions: h.UnderReplicatedPartitions, UnownedPartitions: h.UnownedPartitions,
+		ClusterID: h.ClusterID, Incarnation: h.Incarnation, Membership: h.Membership, Problems: h.Problems,
+	}
+}
+
+// MetricsJSON is GET /metrics?format=json in its wire type.
+func (g gatewayBackend) MetricsJSON() *client.Metrics {
+	m := g.ck.GetMetrics()
+	return &client.Metrics{
+		NodeCount: m.NodeCount, PartitionCount: m.PartitionCount, RequestCount: m.RequestCount, ErrorCount: m.ErrorCount,
+		LastSync: m.LastSync, IsLeader: m.IsLeader, RaftState: m.RaftState, UptimeSeconds: m.UptimeSeconds,
+		PrimaryPartitions: m.PrimaryPartitions, ReplicaPartitions: m.ReplicaPartitions, TableVersion: m.TableVersion,
+		Term: m.Term, CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, LastLogIndex: m.LastLogIndex,
+		ClusterHealth: m.ClusterHealth, EventsPublished: m.EventsPublished, EventsDelivered: m.EventsDelivered,
+		EventsSuppressed: m.EventsSuppressed, CallbackPanics: m.CallbackPanics, Rebalances: m.Rebalances,
+		RebalanceMillis: m.RebalanceMillis, Subscribers: m.Subscribers, Proposals: m.Proposals,
+		ProposalErrors: m.ProposalErrors, QueueLengths: m.QueueLengths, SuspectNodes: m.SuspectNodes,
+		Probes: m.Probes, ProbeFailures: m.ProbeFailures, Removals: m.Removals, ProbeLatencyMs: m.ProbeLatencyMs,
+	}
+}
+
+// nonNil keeps a JSON list a list: a nil slice would encode as null.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
 
 func (g gatewayBackend) RebalanceNow(ctx context.Context) error {
 	return httpError(g.ck.RebalancePartitions(ctx))

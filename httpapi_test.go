@@ -1,23 +1,24 @@
 package clusterkit
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/httpgw/client"
+	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/messages"
 )
 
@@ -28,6 +29,16 @@ type api struct {
 	t    *testing.T
 	base string
 	c    *http.Client
+}
+
+// newClient is the typed client of ck's gateway, with the test token.
+func newClient(t *testing.T, ck *ClusterKit) *client.Client {
+	t.Helper()
+	c, err := client.New("http://"+ck.advertise, client.WithToken(testToken), client.WithHTTPClient(&http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 func newAPI(t *testing.T, ck *ClusterKit) *api {
@@ -103,136 +114,157 @@ func TestHTTPRoutes(t *testing.T) {
 	}
 	a := newAPI(t, follower)
 
-	type check func(t *testing.T, r reply)
-	hasJSON := func(field string, want any) check {
-		return func(t *testing.T, r reply) {
-			t.Helper()
-			var m map[string]any
-			r.json(t, &m)
-			if got := m[field]; fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Fatalf("%s = %v, want %v in %s", field, got, want, r.body)
-			}
+	c := newClient(t, follower)
+	ctx := t.Context()
+	must := func(t *testing.T, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
 		}
 	}
 	ok := []struct {
-		method, path string
-		hdr          map[string]string
-		body         string
-		check        check
+		name string
+		run  func(t *testing.T)
 	}{
-		{"GET", "/health", nil, "", hasJSON("status", "ok")},
-		{"HEAD", "/health", nil, "", nil},
-		{"GET", "/ready", nil, "", hasJSON("ready", true)},
-		{"GET", "/health/detailed", nil, "", func(t *testing.T, r reply) {
-			var h HealthStatus
-			r.json(t, &h)
-			if !h.Healthy || h.Term == 0 || h.Voters != 3 || h.Leader != leader.opts.NodeID {
-				t.Fatalf("/health/detailed: %s", r.body)
+		{"GET /health", func(t *testing.T) {
+			h, err := c.Health(ctx)
+			must(t, err)
+			if h.Status != "ok" || h.NodeID != follower.opts.NodeID || h.ClusterID != follower.ClusterID() {
+				t.Fatalf("%+v", h)
 			}
 		}},
-		{"GET", "/cluster", nil, "", func(t *testing.T, r reply) {
-			var c struct {
-				Cluster struct {
-					Nodes []Node `json:"nodes"`
-				} `json:"cluster"`
-				HashConfig HashConfig `json:"hash_config"`
-			}
-			r.json(t, &c)
-			if len(c.Cluster.Nodes) != 3 || c.HashConfig.PartitionCount != 64 || c.Cluster.Nodes[1].Services["kv"] != ":9082" || r.header.Get("ETag") == "" {
-				t.Fatalf("/cluster: %s", r.body)
+		{"HEAD /health", func(t *testing.T) {
+			if r := a.do("HEAD", "/health", nil, nil); r.status != 200 || len(r.body) != 0 {
+				t.Fatalf("%d %q", r.status, r.body)
 			}
 		}},
-		{"GET", "/nodes", nil, "", func(t *testing.T, r reply) {
-			var n struct {
-				Nodes []Node `json:"nodes"`
-				Total int    `json:"total"`
-			}
-			r.json(t, &n)
-			if n.Total != 3 || len(n.Nodes) != 3 || n.Nodes[0].ID != "node-1" {
-				t.Fatalf("/nodes: %s", r.body)
+		{"GET /ready", func(t *testing.T) {
+			r, err := c.Ready(ctx)
+			must(t, err)
+			if !r.Ready || r.Leader != leader.opts.NodeID {
+				t.Fatalf("%+v", r)
 			}
 		}},
-		{"GET", "/nodes?offset=1&limit=1", nil, "", func(t *testing.T, r reply) {
-			var n struct {
-				Nodes []Node `json:"nodes"`
-				Total int    `json:"total"`
-			}
-			r.json(t, &n)
-			if n.Total != 3 || len(n.Nodes) != 1 || n.Nodes[0].ID != "node-2" {
-				t.Fatalf("/nodes page: %s", r.body)
+		{"GET /health/detailed", func(t *testing.T) {
+			h, err := c.DetailedHealth(ctx)
+			must(t, err)
+			if !h.Healthy || h.Term == 0 || h.Voters != 3 || h.Leader != leader.opts.NodeID || h.Incarnation == 0 {
+				t.Fatalf("%+v", h)
 			}
 		}},
-		{"GET", "/nodes?offset=10", nil, "", hasJSON("nodes", "[]")},
-		{"GET", "/nodes/node-3", nil, "", hasJSON("id", "node-3")},
-		{"GET", "/partitions?limit=10&offset=60", nil, "", func(t *testing.T, r reply) {
-			var p struct {
-				Partitions []Partition `json:"partitions"`
-				Total      int         `json:"total"`
+		{"GET /cluster", func(t *testing.T) {
+			doc, err := c.Cluster(ctx)
+			must(t, err)
+			n, h := doc.Cluster.Nodes, doc.HashConfig
+			if len(n) != 3 || n[1].Services["kv"] != ":9082" || n[1].IP != nodes[1].advertise || n[1].Incarnation == 0 || n[1].JoinedAt.IsZero() {
+				t.Fatalf("/cluster nodes: %+v", n)
 			}
-			r.json(t, &p)
+			if h.Algorithm != "md5" || h.Encoding != "big_endian_uint32" || h.Modulo != 64 || h.Format != "partition-%d" || h.PartitionCount != 64 || *doc.Cluster.HashConfig != *h {
+				t.Fatalf("/cluster hash_config: %+v", h)
+			}
+		}},
+		{"GET /nodes", func(t *testing.T) {
+			p, err := c.Nodes(ctx, client.Page{})
+			must(t, err)
+			if p.Total != 3 || len(p.Nodes) != 3 || p.Nodes[0].ID != "node-1" {
+				t.Fatalf("%+v", p)
+			}
+		}},
+		{"GET /nodes?offset=1&limit=1", func(t *testing.T) {
+			p, err := c.Nodes(ctx, client.Page{Offset: 1, Limit: 1})
+			must(t, err)
+			if p.Total != 3 || len(p.Nodes) != 1 || p.Nodes[0].ID != "node-2" {
+				t.Fatalf("%+v", p)
+			}
+		}},
+		{"GET /nodes?offset=10", func(t *testing.T) {
+			p, err := c.Nodes(ctx, client.Page{Offset: 10})
+			must(t, err)
+			if p.Nodes == nil || len(p.Nodes) != 0 {
+				t.Fatalf("%+v", p)
+			}
+		}},
+		{"GET /nodes/node-3", func(t *testing.T) {
+			n, err := c.Node(ctx, "node-3")
+			must(t, err)
+			if n.ID != "node-3" || n.Port == 0 || n.Services == nil {
+				t.Fatalf("%+v", n)
+			}
+		}},
+		{"GET /partitions?limit=10&offset=60", func(t *testing.T) {
+			p, err := c.Partitions(ctx, client.Page{Offset: 60, Limit: 10})
+			must(t, err)
 			if p.Total != 64 || len(p.Partitions) != 4 || p.Partitions[0].ID != "partition-60" {
-				t.Fatalf("/partitions page: %s", r.body)
+				t.Fatalf("%+v", p)
 			}
 		}},
-		{"GET", "/partitions/stats", nil, "", func(t *testing.T, r reply) {
-			var s struct {
-				NodeCount int `json:"node_count"`
-				Nodes     map[string]struct {
-					Primary, Total int
-				} `json:"nodes"`
-				MinPrimary int `json:"min_primary"`
-				MaxPrimary int `json:"max_primary"`
-			}
-			r.json(t, &s)
+		{"GET /partitions/stats", func(t *testing.T) {
+			s, err := c.PartitionStats(ctx)
+			must(t, err)
 			if s.NodeCount != 3 || len(s.Nodes) != 3 || s.Nodes["node-1"].Total != 64 || s.MaxPrimary-s.MinPrimary > 1 {
-				t.Fatalf("/partitions/stats: %s", r.body)
+				t.Fatalf("%+v", s)
 			}
 		}},
-		{"GET", "/partitions/partition-48", nil, "", hasJSON("number", 48)},
-		{"GET", "/partitions/7", nil, "", hasJSON("partition", "partition-7")},
-		{"GET", "/locate?key=user:123", nil, "", func(t *testing.T, r reply) {
-			var d struct {
-				Partition string `json:"partition"`
-				Primary   Node   `json:"primary"`
-				Replicas  []Node `json:"replicas"`
+		{"GET /partitions/partition-48", func(t *testing.T) {
+			d, err := c.Partition(ctx, 48)
+			must(t, err)
+			if d.Number != 48 || d.Partition != "partition-48" || d.Primary == nil {
+				t.Fatalf("%+v", d)
 			}
-			r.json(t, &d)
+		}},
+		{"GET /partitions/7", func(t *testing.T) {
+			var d client.PartitionDetail
+			if r := a.do("GET", "/partitions/7", nil, nil); r.status != 200 {
+				t.Fatalf("%d %s", r.status, r.body)
+			} else {
+				r.json(t, &d)
+			}
+			if d.Partition != "partition-7" {
+				t.Fatalf("%+v", d)
+			}
+		}},
+		{"GET /locate?key=user:123", func(t *testing.T) {
+			d, err := c.Locate(ctx, "user:123")
+			must(t, err)
 			p, _ := follower.GetPartition("user:123")
-			if d.Partition != "partition-48" || d.Primary.ID != p.PrimaryNode || len(d.Replicas) != 2 {
-				t.Fatalf("/locate: %s", r.body)
+			if d.Partition != "partition-48" || d.Key != "user:123" || d.Primary.ID != p.PrimaryNode || len(d.Replicas) != 2 {
+				t.Fatalf("%+v", d)
 			}
 		}},
-		{"GET", "/consensus/leader", nil, "", hasJSON("leader_id", leader.opts.NodeID)},
-		{"GET", "/consensus/stats", nil, "", func(t *testing.T, r reply) {
-			var c struct {
-				State       string   `json:"state"`
-				Term        uint64   `json:"term"`
-				CommitIndex uint64   `json:"commit_index"`
-				Voters      []string `json:"voters"`
-				NumPeers    int      `json:"num_peers"`
-			}
-			r.json(t, &c)
-			if c.State != "Follower" || c.Term == 0 || c.CommitIndex == 0 || len(c.Voters) != 3 || c.NumPeers != 2 {
-				t.Fatalf("/consensus/stats: %s", r.body)
+		{"GET /consensus/leader", func(t *testing.T) {
+			l, err := c.ConsensusLeader(ctx)
+			must(t, err)
+			if l.LeaderID != leader.opts.NodeID || l.IsLeader || l.NodeID != follower.opts.NodeID {
+				t.Fatalf("%+v", l)
 			}
 		}},
-		{"GET", "/metrics?format=json", nil, "", hasJSON("node_count", 3)},
-		{"GET", "/metrics", nil, "", func(t *testing.T, r reply) {
-			if !strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") || !bytes.Contains(r.body, []byte("clusterkit_members")) {
-				t.Fatalf("/metrics: %s", r.header.Get("Content-Type"))
+		{"GET /consensus/stats", func(t *testing.T) {
+			s, err := c.ConsensusStats(ctx)
+			must(t, err)
+			if s.State != "Follower" || s.Term == 0 || s.CommitIndex == 0 || len(s.Voters) != 3 || s.NumPeers != 2 {
+				t.Fatalf("%+v", s)
+			}
+		}},
+		{"GET /metrics?format=json", func(t *testing.T) {
+			m, err := c.Metrics(ctx)
+			must(t, err)
+			if m.NodeCount != 3 || m.PartitionCount != 64 {
+				t.Fatalf("%+v", m)
+			}
+		}},
+		{"GET /metrics", func(t *testing.T) {
+			body, ct, err := c.PrometheusMetrics(ctx, false)
+			must(t, err)
+			if !strings.HasPrefix(ct, "text/plain") || !bytes.Contains(body, []byte("clusterkit_members")) {
+				t.Fatalf("%s", ct)
+			}
+			if _, ct, err := c.PrometheusMetrics(ctx, true); err != nil || !strings.HasPrefix(ct, "application/openmetrics-text") {
+				t.Fatalf("OpenMetrics: %s %v", ct, err)
 			}
 		}},
 	}
 	for _, tc := range ok {
-		t.Run("ok "+tc.method+" "+tc.path, func(t *testing.T) {
-			r := a.do(tc.method, tc.path, tc.hdr, []byte(tc.body))
-			if r.status != http.StatusOK {
-				t.Fatalf("%d %s", r.status, r.body)
-			}
-			if tc.check != nil {
-				tc.check(t, r)
-			}
-		})
+		t.Run("ok "+tc.name, tc.run)
 	}
 
 	before := clusterState(nodes)
@@ -303,11 +335,8 @@ func TestHTTPRoutes(t *testing.T) {
 	for _, tc := range bad {
 		t.Run(fmt.Sprintf("bad %s %.60s", tc.method, tc.path), func(t *testing.T) {
 			r := a.do(tc.method, tc.path, tc.hdr, tc.body)
-			var e struct {
-				Error string `json:"error"`
-				Code  string `json:"code"`
-			}
-			if r.status != tc.status || json.Unmarshal(r.body, &e) != nil || e.Code != tc.code || e.Error == "" {
+			var e client.Error
+			if r.status != tc.status || json.Unmarshal(r.body, &e) != nil || e.Code != tc.code || e.Message == "" {
 				t.Fatalf("got %d %s, want %d with code %q", r.status, r.body, tc.status, tc.code)
 			}
 			if r.status == 401 && r.header.Get("WWW-Authenticate") == "" {
@@ -322,16 +351,12 @@ func TestHTTPRoutes(t *testing.T) {
 		t.Fatalf("bad input changed the cluster:\nbefore %s\nafter  %s", before, after)
 	}
 	// And the cluster still takes a write, from this same follower.
-	r := a.do("POST", "/rebalance", bearer, nil)
-	if r.status != 200 {
-		t.Fatalf("rebalance after the bad input: %d %s", r.status, r.body)
+	done, err := c.Rebalance(ctx)
+	if err != nil || !done.OK {
+		t.Fatalf("rebalance after the bad input: %+v %v", done, err)
 	}
 	// The follower answers once it applied the change itself: a client reads
 	// its own write from the node it asked.
-	var done struct {
-		Version uint64 `json:"version"`
-	}
-	r.json(t, &done)
 	if want := leader.fsm.View().Version(); done.Version != want || follower.fsm.View().Version() != want {
 		t.Fatalf("rebalance answered version %d; leader has %d, this follower %d", done.Version, want, follower.fsm.View().Version())
 	}
@@ -385,7 +410,7 @@ func TestHTTPETagAcrossEqualCountReassignment(t *testing.T) {
 	waitFor(t, 5*time.Second, "the new table on node-2", func() bool { return nodes[1].fsm.View().TableVersion() != v.TableVersion() })
 
 	after := a.do("GET", "/partitions/stats", nil, nil)
-	var s0, s1 PartitionStatsDoc
+	var s0, s1 client.PartitionStats
 	stats.json(t, &s0)
 	after.json(t, &s1)
 	s0.TableVersion, s1.TableVersion = 0, 0
@@ -399,14 +424,6 @@ func TestHTTPETagAcrossEqualCountReassignment(t *testing.T) {
 	if r2 := a.do("GET", "/cluster", map[string]string{"If-None-Match": r.header.Get("ETag")}, nil); r2.status != http.StatusNotModified {
 		t.Fatalf("unchanged since the new ETag: %d", r2.status)
 	}
-}
-
-// PartitionStatsDoc is the part of /partitions/stats the ETag test compares.
-type PartitionStatsDoc struct {
-	Nodes        map[string]struct{ Primary, Replica, Total int } `json:"nodes"`
-	MinPrimary   int                                              `json:"min_primary"`
-	MaxPrimary   int                                              `json:"max_primary"`
-	TableVersion uint64                                           `json:"table_version"`
 }
 
 func primaryFirst(owners []string, id string) []string {
@@ -429,14 +446,10 @@ func TestHTTPAdminRoutes(t *testing.T) {
 	}
 	// Leadership transfer from a follower, to the other follower.
 	target := followers[1].opts.NodeID
-	a := newAPI(t, followers[0])
-	r := a.do("POST", "/leadership/transfer", jsonAuth, []byte(`{"target_id":"`+target+`"}`))
-	var tr struct {
-		Leader string `json:"leader"`
-	}
-	r.json(t, &tr)
-	if r.status != 200 || tr.Leader != target {
-		t.Fatalf("transfer: %d %s", r.status, r.body)
+	ctx := t.Context()
+	tr, err := newClient(t, followers[0]).TransferLeadership(ctx, target)
+	if err != nil || tr.Leader != target {
+		t.Fatalf("transfer: %+v %v", tr, err)
 	}
 	waitFor(t, 5*time.Second, "every node to follow "+target, func() bool {
 		for _, n := range nodes {
@@ -447,20 +460,18 @@ func TestHTTPAdminRoutes(t *testing.T) {
 		return true
 	})
 	// Without a target, on the leader itself.
-	r = newAPI(t, followers[1]).do("POST", "/leadership/transfer", bearer, nil)
-	if r.status != 200 || strings.Contains(string(r.body), target) {
-		t.Fatalf("untargeted transfer: %d %s", r.status, r.body)
+	if tr, err := newClient(t, followers[1]).TransferLeadership(ctx, ""); err != nil || tr.Leader == target || tr.Leader == "" {
+		t.Fatalf("untargeted transfer: %+v %v", tr, err)
 	}
 
 	// Admin removal of node-3 through node-1, then node-2 leaves through
 	// its own gateway and stops.
-	a = newAPI(t, nodes[0])
-	if r := a.do("DELETE", "/nodes/node-3", bearer, nil); r.status != 200 {
-		t.Fatalf("remove: %d %s", r.status, r.body)
+	if r, err := newClient(t, nodes[0]).RemoveNode(ctx, "node-3"); err != nil || !r.OK || r.NodeID != "node-3" {
+		t.Fatalf("remove: %+v %v", r, err)
 	}
 	waitFor(t, 5*time.Second, "node-3 gone", func() bool { _, ok := nodes[0].fsm.View().Member("node-3"); return !ok })
-	if r := newAPI(t, nodes[1]).do("POST", "/leave", bearer, nil); r.status != 200 {
-		t.Fatalf("leave: %d %s", r.status, r.body)
+	if r, err := newClient(t, nodes[1]).Leave(ctx); err != nil || !r.OK {
+		t.Fatalf("leave: %+v %v", r, err)
 	}
 	waitFor(t, 10*time.Second, "node-2 to stop after leaving", func() bool { return !nodes[1].running.Load() })
 	waitFor(t, 10*time.Second, "node-1 alone", func() bool {
@@ -469,56 +480,29 @@ func TestHTTPAdminRoutes(t *testing.T) {
 	})
 }
 
-// sseEvent is one record of the event stream.
-type sseEvent struct{ id, kind, data string }
-
-// sseStream reads an event stream into a channel until the body ends.
-func sseStream(t *testing.T, ctx context.Context, url string, hdr map[string]string) (<-chan sseEvent, *http.Response) {
-	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range hdr {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
-	}
-	ch := make(chan sseEvent, 1024)
+// watchEvents runs c.Watch in the background and hands its events over a
+// channel, which closes when the watch ends (its error, if any, is sent on
+// errs).
+func watchEvents(ctx context.Context, c *client.Client, opts client.WatchOptions) (<-chan client.Event, <-chan error) {
+	ch, errs := make(chan client.Event, 1024), make(chan error, 1)
 	go func() {
 		defer close(ch)
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		var e sseEvent
-		for sc.Scan() {
-			line := sc.Text()
-			switch {
-			case line == "":
-				if e.kind != "" {
-					ch <- e
-				}
-				e = sseEvent{}
-			case strings.HasPrefix(line, "id: "):
-				e.id = line[4:]
-			case strings.HasPrefix(line, "event: "):
-				e.kind = line[7:]
-			case strings.HasPrefix(line, "data: "):
-				e.data = line[6:]
+		for ev, err := range c.Watch(ctx, opts) {
+			if err != nil {
+				errs <- err
+				return
+			}
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+				return
 			}
 		}
 	}()
-	return ch, resp
+	return ch, errs
 }
 
-func nextEvent(t *testing.T, ch <-chan sseEvent) sseEvent {
+func nextEvent(t *testing.T, ch <-chan client.Event) client.Event {
 	t.Helper()
 	select {
 	case e, ok := <-ch:
@@ -529,80 +513,102 @@ func nextEvent(t *testing.T, ch <-chan sseEvent) sseEvent {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no event within 10s")
 	}
-	return sseEvent{}
+	return client.Event{}
 }
 
-// The event stream, read by a real HTTP client across a rebalance, then
+func eventJSON(t *testing.T, e client.Event) string {
+	t.Helper()
+	data, err := json.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
+}
+
+// The event stream, read with the typed client across a rebalance, then
 // resumed from a seq: no gap, no duplicate, the same events as a client that
-// never disconnected.
+// never disconnected. The client's reconnection after a dropped connection
+// is tested in httpgw/client.
 func TestHTTPEventStreamResume(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 2, nil, nil)
 	waitDelivered(t, nodes[1]) // its own join's events are history, not part of the stream below
-	url := "http://" + nodes[1].advertise + "/events"
-	ctx, cancel := context.WithCancel(context.Background())
+	since := eventlog.FormatSeq(nodes[1].eventLog.Load().Last())
+	c := newClient(t, nodes[1])
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	defer cancel()
-	full, _ := sseStream(t, ctx, url, nil)
+	full, _ := watchEvents(ctx, c, client.WatchOptions{Since: since})
 	partCtx, partCancel := context.WithCancel(ctx)
-	part, _ := sseStream(t, partCtx, url, nil)
+	part, _ := watchEvents(partCtx, c, client.WatchOptions{Since: since})
 
 	// A third node joins: NodeJoin, RebalanceStart, PartitionChange..., RebalanceComplete.
 	third := startNode(t, clusterOptions(t, 3, nodes[0].advertise))
 	nodes = append(nodes, third)
 	waitConverged(t, nodes, 3)
 
-	var want []sseEvent
-	for {
+	var want []client.Event
+	for range 1000 {
 		e := nextEvent(t, full)
 		want = append(want, e)
-		if e.kind == "rebalance_complete" {
+		if e.Kind == client.KindRebalanceComplete {
 			break
 		}
 	}
-	if len(want) < 4 || want[0].kind != "node_join" || want[1].kind != "rebalance_start" || want[2].kind != "partition_change" {
+	if len(want) < 4 || want[0].Kind != "node_join" || want[1].Kind != "rebalance_start" || want[2].Kind != "partition_change" {
 		t.Fatalf("stream across a join: %v", kinds(want))
 	}
-	// The partial reader stops after three events and resumes from the last id.
-	var got []sseEvent
+	// The event's node has the one node shape, as GET /nodes shows it.
+	joined := want[0].NodeJoin.Node
+	if n, err := c.Node(ctx, "node-3"); err != nil || joined.ID != "node-3" || joined.IP != n.IP || joined.Port != n.Port ||
+		joined.Incarnation != n.Incarnation || !joined.JoinedAt.Equal(n.JoinedAt) || joined.Services == nil {
+		t.Fatalf("the node of a node_join %+v, GET /nodes/node-3 %+v (%v)", joined, n, err)
+	}
+	if pc := want[2].PartitionChange; pc == nil || pc.PartitionID == "" || pc.CopyToNode == nil || pc.CopyToNode.Port == 0 {
+		t.Fatalf("partition_change: %s", eventJSON(t, want[2]))
+	}
+	// The partial reader stops after three events and resumes from the last seq.
+	var got []client.Event
 	for range 3 {
 		got = append(got, nextEvent(t, part))
 	}
 	partCancel()
 	for range part {
 	}
-	rest, _ := sseStream(t, ctx, url, map[string]string{"Last-Event-ID": got[2].id})
+	rest, _ := watchEvents(ctx, c, client.WatchOptions{Since: got[2].Seq})
 	for len(got) < len(want) {
 		got = append(got, nextEvent(t, rest))
 	}
 	for i := range want {
-		if got[i] != want[i] {
-			t.Fatalf("event %d: resumed %+v, uninterrupted %+v", i, got[i], want[i])
+		if eventJSON(t, got[i]) != eventJSON(t, want[i]) {
+			t.Fatalf("event %d: resumed %s, uninterrupted %s", i, eventJSON(t, got[i]), eventJSON(t, want[i]))
 		}
 	}
-	// ?since= and a kind filter: only the partition changes after the start.
-	pc, _ := sseStream(t, ctx, url+"?kinds=partition_change&since="+want[1].id, nil)
+	// A kind filter: only the partition changes after the start.
+	pc, _ := watchEvents(ctx, c, client.WatchOptions{Since: want[1].Seq, Kinds: []string{client.KindPartitionChange}})
 	for _, w := range want[2 : len(want)-1] {
-		if e := nextEvent(t, pc); e != w {
-			t.Fatalf("filtered stream: %+v, want %+v", e, w)
+		if e := nextEvent(t, pc); eventJSON(t, e) != eventJSON(t, w) {
+			t.Fatalf("filtered stream: %s, want %s", eventJSON(t, e), eventJSON(t, w))
 		}
 	}
 	// The bootstrap node saw the whole history: it replays it from seq 0,
 	// starting with its own NodeJoin.
-	all, _ := sseStream(t, ctx, "http://"+nodes[0].advertise+"/events?since=0", nil)
-	if e := nextEvent(t, all); e.kind != "node_join" || !strings.Contains(e.data, `"node-1"`) {
-		t.Fatalf("first event of the history: %+v", e)
+	all, _ := watchEvents(ctx, newClient(t, nodes[0]), client.WatchOptions{Since: "0"})
+	if e := nextEvent(t, all); e.Kind != "node_join" || e.NodeJoin.Node.ID != "node-1" || !e.NodeJoin.IsBootstrap {
+		t.Fatalf("first event of the history: %s", eventJSON(t, e))
 	}
-	var pcMsg messages.PartitionChange
-	if err := jsonUnmarshalProto(want[2].data, &pcMsg); err != nil || pcMsg.GetPartitionId() == "" {
-		t.Fatalf("event data is not a PartitionChange: %v %s", err, want[2].data)
+	// A seq the node no longer holds is a typed 410.
+	_, errs := watchEvents(ctx, c, client.WatchOptions{Since: "1.0"})
+	var gone *client.Error
+	if err := <-errs; !errors.As(err, &gone) || gone.Status != 410 || gone.Code != "events_gone" {
+		t.Fatalf("resume from a seq the node no longer holds: %v", err)
 	}
 	cancel()
 }
 
-func kinds(es []sseEvent) []string {
+func kinds(es []client.Event) []string {
 	var out []string
 	for _, e := range es {
-		out = append(out, e.kind)
+		out = append(out, e.Kind)
 	}
 	return out
 }
@@ -690,10 +696,6 @@ func TestHTTPMetricsPrometheus(t *testing.T) {
 	}
 }
 
-func jsonUnmarshalProto(data string, m proto.Message) error {
-	return protojson.Unmarshal([]byte(data), m)
-}
-
 // Stop ends open event streams instead of waiting for their clients.
 func TestStopEndsEventStreams(t *testing.T) {
 	leakCheck(t)
@@ -705,7 +707,18 @@ func TestStopEndsEventStreams(t *testing.T) {
 	if err := ck.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	stream, _ := sseStream(t, context.Background(), "http://"+ck.advertise+"/events", nil)
+	// A raw request: the stream must be open before Stop (the typed
+	// client's Watch would also reconnect).
+	resp, err := http.Get("http://" + ck.advertise + "/events")
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /events: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		_, _ = io.Copy(io.Discard, resp.Body)
+	}()
 	done := make(chan error, 1)
 	go func() { done <- ck.Stop(context.Background()) }()
 	select {
@@ -716,7 +729,10 @@ func TestStopEndsEventStreams(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("Stop waited for an open event stream")
 	}
-	for range stream { // the stream ends: the channel closes
+	select {
+	case <-ended: // the stream ends: the body reaches EOF
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream outlived Stop")
 	}
 }
 
@@ -736,18 +752,15 @@ func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
 	go func() { started <- ck.Start(context.Background()) }()
 	t.Cleanup(func() { _ = ck.Stop(context.Background()) })
 
-	self := &api{t: t, base: "http://" + o.HTTPAddr, c: &http.Client{Timeout: 2 * time.Second}}
-	var health struct {
-		Status string `json:"status"`
+	self := &api{t: t, base: "http://" + o.HTTPAddr, c: &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}}
+	selfClient, err := client.New(self.base, client.WithHTTPClient(self.c))
+	if err != nil {
+		t.Fatal(err)
 	}
+	var health *client.Health
 	waitFor(t, 10*time.Second, "node-3 to serve /health", func() bool {
-		req, _ := http.NewRequest("GET", self.base+"/health", nil)
-		resp, err := self.c.Do(req)
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		return resp.StatusCode == 200 && json.NewDecoder(resp.Body).Decode(&health) == nil
+		health, err = selfClient.Health(t.Context())
+		return err == nil
 	})
 	if health.Status != "starting" {
 		t.Fatalf("/health of a node still joining: %q", health.Status)
@@ -761,15 +774,17 @@ func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
 	if who.NodeID != "node-3" || who.Nonce == "" {
 		t.Fatalf("ping: %s", ping.body)
 	}
-	join := fmt.Sprintf(`{"member":{"id":"node-3","address":%q,"nonce":%q}}`, o.HTTPAddr, who.Nonce)
-	r := newAPI(t, nodes[1]).do("POST", "/join", map[string]string{"Content-Type": "application/json"}, []byte(join))
-	var resp struct {
-		Accepted bool   `json:"accepted"`
-		Index    string `json:"index"`
+	nonce, err := strconv.ParseUint(who.Nonce, 10, 64)
+	if err != nil {
+		t.Fatal(err)
 	}
-	r.json(t, &resp)
-	if r.status != 200 || !resp.Accepted {
-		t.Fatalf("join: %d %s", r.status, r.body)
+	c, err := client.New("http://" + nodes[1].advertise) // the cluster has no token
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Join(t.Context(), &client.JoinRequest{Member: &client.JoinMember{ID: "node-3", Address: o.HTTPAddr, Nonce: nonce}})
+	if err != nil || !resp.Accepted || resp.Index == 0 {
+		t.Fatalf("join: %+v %v", resp, err)
 	}
 	select {
 	case err := <-started:
@@ -780,4 +795,77 @@ func TestHTTPJoinAdmitsAStartingNode(t *testing.T) {
 		t.Fatal("Start did not complete after the HTTP join")
 	}
 	waitConverged(t, append(nodes, ck), 3)
+}
+
+// The client's Router maps keys locally exactly as the nodes' GET /locate
+// does, for both key hashes, and follows a rebalance.
+func TestHTTPRouterAgreesWithLocate(t *testing.T) {
+	leakCheck(t)
+	for _, kh := range []KeyHash{KeyHashMD5, KeyHashXXH64} {
+		t.Run(kh.String(), func(t *testing.T) {
+			nodes := startCluster(t, 3, func(i int, o *Options) {
+				o.KeyHash = kh
+				o.PartitionCount = 61 // not a power of two: a wrong modulo shows
+				o.AuthToken = testToken
+				o.Services = map[string]string{"kv": fmt.Sprintf("127.0.0.1:%d", 9080+i)}
+			}, nil)
+			c := newClient(t, nodes[2])
+			ctx := t.Context()
+			r, err := client.NewRouter(ctx, c, client.WithRefreshInterval(20*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			if h := r.Cluster().HashConfig; h.Algorithm != kh.String() || h.Modulo != 61 {
+				t.Fatalf("hash_config %+v", h)
+			}
+			check := func() {
+				t.Helper()
+				for i := range 300 {
+					key := fmt.Sprintf("key-%d-%x", i, i*i)
+					var got, want *client.PartitionDetail
+					for try := range 2 {
+						if try > 0 {
+							// The cluster changed between the two answers
+							// (a voter promotion, say): catch up, ask again.
+							if err := r.Refresh(ctx); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if want, err = c.Locate(ctx, key); err != nil {
+							t.Fatal(err)
+						}
+						if got, err = r.Locate(key); err != nil {
+							t.Fatal(err)
+						}
+						if eventJSONOf(t, got) == eventJSONOf(t, want) {
+							break
+						}
+					}
+					if eventJSONOf(t, got) != eventJSONOf(t, want) {
+						t.Fatalf("%q: router %s, GET /locate %s", key, eventJSONOf(t, got), eventJSONOf(t, want))
+					}
+				}
+			}
+			check()
+			// After a new table the router catches up (by polling with the ETag).
+			res, err := c.Rebalance(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 10*time.Second, "the router at the rebalanced version", func() bool {
+				return r.Cluster().Cluster.Version >= res.Version
+			})
+			check()
+		})
+	}
+}
+
+func eventJSONOf(t *testing.T, v any) string {
+	t.Helper()
+	data, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(data)
 }

@@ -9,12 +9,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"io"
 	"math/big"
 	"net"
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
 // testTLS returns a server+client config for 127.0.0.1, signed by a fresh CA.
@@ -75,15 +76,18 @@ func TestTLSCluster(t *testing.T) {
 		t.Fatalf("forwarded rebalance over TLS: %v", err)
 	}
 
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
-	resp, err := client.Get("https://" + follower.advertise + "/cluster")
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, DisableKeepAlives: true}}
+	c, err := client.New("https://"+follower.advertise, client.WithHTTPClient(hc), client.WithToken(testToken))
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(body) == 0 {
-		t.Fatalf("https /cluster: %d %s", resp.StatusCode, body)
+	doc, err := c.Cluster(t.Context())
+	if err != nil || len(doc.Cluster.Nodes) != 3 {
+		t.Fatalf("https /cluster: %+v %v", doc, err)
+	}
+	// A change over TLS, with the token.
+	if r, err := c.Rebalance(t.Context()); err != nil || !r.OK {
+		t.Fatalf("https POST /rebalance: %+v %v", r, err)
 	}
 	plain := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	if resp, err := plain.Get("http://" + follower.advertise + "/cluster"); err == nil {

@@ -3,22 +3,14 @@ package httpgw
 import (
 	"net/http"
 
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/messages"
 )
-
-// OK is the body of a successful change without a more specific answer.
-type OK struct {
-	OK     bool   `json:"ok"`
-	NodeID string `json:"node_id"`
-	// Version is the state version after the change, as this node sees it.
-	Version uint64 `json:"version"`
-	Message string `json:"message,omitempty"`
-}
 
 // noBody refuses a body on routes that take none, so a client that thinks it
 // sends parameters learns that they are ignored.
 func (g *Gateway) noBody(w http.ResponseWriter, r *http.Request) bool {
-	data, ok := g.readBody(w, r, MaxBody)
+	data, ok := g.readBody(w, r, maxBody)
 	if !ok {
 		return false
 	}
@@ -65,7 +57,7 @@ func (g *Gateway) leave(w http.ResponseWriter, r *http.Request) {
 		g.failErr(w, r, err)
 		return
 	}
-	g.write(w, r, http.StatusOK, OK{OK: true, NodeID: g.b.NodeID(), Version: g.b.View().Version(), Message: "left the cluster; the node is stopping"})
+	g.write(w, r, http.StatusOK, client.ChangeResult{OK: true, NodeID: g.b.NodeID(), Version: g.b.View().Version(), Message: "left the cluster; the node is stopping"})
 }
 
 // removeNode removes another member for good (admin).
@@ -86,7 +78,7 @@ func (g *Gateway) removeNode(w http.ResponseWriter, r *http.Request) {
 		g.failErr(w, r, err)
 		return
 	}
-	g.write(w, r, http.StatusOK, OK{OK: true, NodeID: id, Version: g.b.View().Version(), Message: "removed"})
+	g.write(w, r, http.StatusOK, client.ChangeResult{OK: true, NodeID: id, Version: g.b.View().Version(), Message: "removed"})
 }
 
 func (g *Gateway) rebalance(w http.ResponseWriter, r *http.Request) {
@@ -98,18 +90,7 @@ func (g *Gateway) rebalance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := g.b.View()
-	g.write(w, r, http.StatusOK, OK{OK: true, NodeID: g.b.NodeID(), Version: v.Version(), Message: "rebalanced"})
-}
-
-// TransferRequest is the optional JSON body of POST /leadership/transfer.
-type TransferRequest struct {
-	// TargetID is the voter to hand leadership to; empty lets Raft pick.
-	TargetID string `json:"target_id"`
-}
-
-// TransferResponse is the answer of POST /leadership/transfer.
-type TransferResponse struct {
-	Leader string `json:"leader"`
+	g.write(w, r, http.StatusOK, client.ChangeResult{OK: true, NodeID: g.b.NodeID(), Version: v.Version(), Message: "rebalanced"})
 }
 
 func (g *Gateway) transferLeadership(w http.ResponseWriter, r *http.Request) {
@@ -117,11 +98,11 @@ func (g *Gateway) transferLeadership(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, http.StatusUnsupportedMediaType, "unsupported_media_type", "send application/json (or no body)")
 		return
 	}
-	data, ok := g.readBody(w, r, MaxBody)
+	data, ok := g.readBody(w, r, maxBody)
 	if !ok {
 		return
 	}
-	req, err := DecodeTransfer(data)
+	req, err := decodeTransfer(data)
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "bad_request", err.Error())
 		return
@@ -131,7 +112,7 @@ func (g *Gateway) transferLeadership(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, transferStatus(resp.GetCode()), resp.GetCode(), resp.GetError())
 		return
 	}
-	g.write(w, r, http.StatusOK, TransferResponse{Leader: resp.GetLeaderId()})
+	g.write(w, r, http.StatusOK, client.TransferResult{Leader: resp.GetLeaderId()})
 }
 
 func transferStatus(code string) int {

@@ -1,52 +1,23 @@
 package httpgw
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
-// CustomData is the part of Backend that serves /custom-data.
-type CustomData interface {
-	// CustomData reads key locally (ok false: no such key).
-	CustomData(key string) (value []byte, version uint64, ok bool)
-	// CustomDataLinearizable reads key after a barrier through the leader.
-	CustomDataLinearizable(ctx context.Context, key string) (value []byte, version uint64, err error)
-	// CustomDataKeys lists the keys, sorted.
-	CustomDataKeys() []string
-	// SetCustomData writes key (only at expected when cas) and returns the
-	// new version once committed and applied here.
-	SetCustomData(ctx context.Context, key string, value []byte, cas bool, expected uint64) (uint64, error)
-	// DeleteCustomData deletes key and returns the deletion's index.
-	DeleteCustomData(ctx context.Context, key string) (uint64, error)
-}
-
-// KeysResponse is the body of GET /custom-data.
-type KeysResponse struct {
-	Keys   []string `json:"keys"`
-	Total  int      `json:"total"`
-	Offset int      `json:"offset"`
-	Limit  int      `json:"limit"`
-}
-
-// WriteResponse is the body of PUT and DELETE /custom-data/{key}.
-type WriteResponse struct {
-	Key     string `json:"key"`
-	Version uint64 `json:"version"`
-	Deleted bool   `json:"deleted,omitempty"`
-}
-
 func (g *Gateway) customDataKeys(w http.ResponseWriter, r *http.Request) {
-	page, err := ParsePage(r.URL.Query())
+	pg, err := parsePage(r.URL.Query())
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "bad_pagination", err.Error())
 		return
 	}
 	keys := g.b.CustomDataKeys()
-	from, to := page.Window(len(keys))
-	g.write(w, r, http.StatusOK, KeysResponse{Keys: append([]string{}, keys[from:to]...), Total: len(keys), Offset: page.Offset, Limit: page.Limit})
+	from, to := pg.window(len(keys))
+	g.write(w, r, http.StatusOK, client.KeysPage{Keys: append([]string{}, keys[from:to]...), Total: len(keys), Offset: pg.Offset, Limit: pg.Limit})
 }
 
 // versionTag is a custom-data version as an ETag.
@@ -102,10 +73,10 @@ func (g *Gateway) getCustomData(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(value)
 }
 
-// ParseIfMatch reads a compare-and-set precondition: If-Match: "<version>"
+// parseIfMatch reads a compare-and-set precondition: If-Match: "<version>"
 // (the key must be at that version) or If-None-Match: * (the key must not
 // exist). ok is false when neither header is set.
-func ParseIfMatch(ifMatch, ifNoneMatch string) (expected uint64, ok bool, err error) {
+func parseIfMatch(ifMatch, ifNoneMatch string) (expected uint64, ok bool, err error) {
 	switch {
 	case ifMatch != "" && ifNoneMatch != "":
 		return 0, false, errBadPrecondition("send If-Match or If-None-Match, not both")
@@ -135,12 +106,12 @@ func (e errBadPrecondition) Error() string { return string(e) }
 
 func (g *Gateway) putCustomData(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
-	expected, cas, err := ParseIfMatch(r.Header.Get("If-Match"), r.Header.Get("If-None-Match"))
+	expected, cas, err := parseIfMatch(r.Header.Get("If-Match"), r.Header.Get("If-None-Match"))
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "bad_precondition", err.Error())
 		return
 	}
-	value, ok := g.readBody(w, r, MaxBody)
+	value, ok := g.readBody(w, r, maxBody)
 	if !ok {
 		return
 	}
@@ -150,7 +121,7 @@ func (g *Gateway) putCustomData(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", versionTag(version))
-	g.write(w, r, http.StatusOK, WriteResponse{Key: key, Version: version})
+	g.write(w, r, http.StatusOK, client.WriteResult{Key: key, Version: version})
 }
 
 func (g *Gateway) deleteCustomData(w http.ResponseWriter, r *http.Request) {
@@ -163,5 +134,5 @@ func (g *Gateway) deleteCustomData(w http.ResponseWriter, r *http.Request) {
 		g.failErr(w, r, err)
 		return
 	}
-	g.write(w, r, http.StatusOK, WriteResponse{Key: key, Version: index, Deleted: true})
+	g.write(w, r, http.StatusOK, client.WriteResult{Key: key, Version: index, Deleted: true})
 }

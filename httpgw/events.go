@@ -2,14 +2,13 @@ package httpgw
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
-
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/messages"
@@ -27,8 +26,6 @@ const (
 	streamBatch = 256
 )
 
-var eventJSON = protojson.MarshalOptions{UseProtoNames: true}
-
 // events serves GET /events: a server-sent event stream of the lifecycle
 // events this node delivers. Each event's id is its seq ("<index>.<sub>");
 // a client resumes with Last-Event-ID (what EventSource sends on reconnect)
@@ -37,7 +34,7 @@ var eventJSON = protojson.MarshalOptions{UseProtoNames: true}
 // stream starts with the next event. ?kinds=a,b filters by kind.
 func (g *Gateway) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	kinds, err := ParseKinds(q.Get("kinds"))
+	kinds, err := parseKinds(q.Get("kinds"))
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "bad_kinds", err.Error())
 		return
@@ -140,24 +137,103 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// writeEvent formats one event as an SSE record: id, event (the kind) and
-// data (the event as JSON, proto field names).
+// writeEvent formats one event as an SSE record: id (its seq), event (its
+// kind) and data (the event as one line of JSON, client.Event).
 func writeEvent(buf *bytes.Buffer, seq actors.Seq, e *messages.Event) {
-	var data []byte
-	m, ok := actors.Payload(e).(proto.Message)
-	err := fmt.Errorf("not a proto message")
-	if ok {
-		data, err = eventJSON.Marshal(m)
-	}
-	if err != nil {
-		data = []byte(fmt.Sprintf(`{"error":%q}`, err.Error()))
+	ev, ok := EventOf(actors.Payload(e))
+	data, err := json.Marshal(ev)
+	if !ok || err != nil {
+		data = []byte(`{"error":"cannot encode this event","code":"internal"}`)
 	}
 	buf.WriteString("id: ")
 	buf.WriteString(eventlog.FormatSeq(seq))
 	buf.WriteString("\nevent: ")
 	buf.WriteString(actors.KindNames[actors.KindOf(e)])
 	buf.WriteString("\ndata: ")
-	// protojson output is one line unless Multiline is set; SSE needs that.
-	buf.Write(bytes.ReplaceAll(data, []byte("\n"), nil))
+	buf.Write(data) // json.Marshal writes one line, as SSE needs
 	buf.WriteString("\n\n")
 }
+
+// EventOf is an event message (*messages.NodeJoin, ..., as subscribers and
+// the event log hold them) in its JSON form: the data of GET /events, and
+// what examples/node -events prints. ok is false for anything else.
+func EventOf(m any) (ev client.Event, ok bool) {
+	p, isEvent := m.(actors.SeqEvent)
+	if !isEvent || p == nil {
+		return client.Event{}, false
+	}
+	seq := actors.SeqOf(p)
+	ev = client.Event{Seq: eventlog.FormatSeq(seq), Index: seq.Index, Sub: seq.Sub, Time: unixTime(p.GetTimeUnixNano())}
+	switch e := m.(type) {
+	case *messages.PartitionChange:
+		from := make([]client.Node, 0, len(e.GetCopyFromNodes()))
+		for _, n := range e.GetCopyFromNodes() {
+			if n != nil {
+				from = append(from, *eventNodeJSON(n))
+			}
+		}
+		ev.Kind = client.KindPartitionChange
+		ev.PartitionChange = &client.PartitionChange{
+			PartitionID: e.GetPartitionId(), Partition: int(e.GetPartition()), CopyFromNodes: from,
+			CopyToNode: eventNodeJSON(e.GetCopyToNode()), ChangeReason: e.GetChangeReason(),
+			OldPrimary: e.GetOldPrimary(), NewPrimary: e.GetNewPrimary(), Epoch: e.GetEpoch(), Role: e.GetRole(),
+			NoLiveSource: e.GetNoLiveSource(), Initial: e.GetInitial(),
+		}
+	case *messages.NodeJoin:
+		ev.Kind = client.KindNodeJoin
+		ev.NodeJoin = &client.NodeJoin{Node: eventNodeJSON(e.GetNode()), ClusterSize: int(e.GetClusterSize()), IsBootstrap: e.GetIsBootstrap()}
+	case *messages.NodeRejoin:
+		ev.Kind = client.KindNodeRejoin
+		ev.NodeRejoin = &client.NodeRejoin{
+			Node: eventNodeJSON(e.GetNode()), OfflineDurationMs: millis(e.GetOfflineDurationNanos()),
+			LastSeen: unixTime(e.GetLastSeenUnixNano()), PartitionsBeforeLeave: strs(e.GetPartitionsBeforeLeave()),
+		}
+	case *messages.NodeLeave:
+		ev.Kind = client.KindNodeLeave
+		ev.NodeLeave = &client.NodeLeave{
+			Node: eventNodeJSON(e.GetNode()), Reason: e.GetReason(),
+			PartitionsOwned: strs(e.GetPartitionsOwned()), PartitionsReplica: strs(e.GetPartitionsReplica()),
+		}
+	case *messages.RebalanceStart:
+		ev.Kind = client.KindRebalanceStart
+		ev.RebalanceStart = &client.RebalanceStart{
+			Trigger: e.GetTrigger(), TriggerNodeID: e.GetTriggerNodeId(),
+			PartitionsToMove: int(e.GetPartitionsToMove()), NodesAffected: strs(e.GetNodesAffected()),
+		}
+	case *messages.RebalanceComplete:
+		ev.Kind = client.KindRebalanceComplete
+		ev.RebalanceComplete = &client.RebalanceComplete{
+			Trigger: e.GetTrigger(), TriggerNodeID: e.GetTriggerNodeId(), PartitionsMoved: int(e.GetPartitionsMoved()),
+			NodesAffected: strs(e.GetNodesAffected()), DurationMs: millis(e.GetDurationNanos()),
+		}
+	case *messages.ClusterHealthChange:
+		ev.Kind = client.KindClusterHealthChange
+		ev.ClusterHealthChange = &client.ClusterHealthChange{
+			Status: e.GetStatus(), PreviousStatus: e.GetPreviousStatus(), HealthyNodes: int(e.GetHealthyNodes()),
+			UnhealthyNodes: int(e.GetUnhealthyNodes()), TotalNodes: int(e.GetTotalNodes()),
+			UnhealthyNodeIDs:          strs(e.GetUnhealthyNodeIds()),
+			UnderReplicatedPartitions: int(e.GetUnderReplicatedPartitions()), UnownedPartitions: int(e.GetUnownedPartitions()),
+		}
+	case *messages.CustomDataChange:
+		ev.Kind = client.KindCustomDataChange
+		value := e.GetValue()
+		if value == nil {
+			value = []byte{}
+		}
+		ev.CustomDataChange = &client.CustomDataChange{Key: e.GetKey(), Value: value, Version: e.GetVersion(), Deleted: e.GetDeleted()}
+	default:
+		return client.Event{}, false
+	}
+	return ev, true
+}
+
+// strs keeps JSON lists lists: a nil slice would encode as null.
+func strs(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// millis is a duration in nanoseconds as fractional milliseconds.
+func millis(ns int64) float64 { return float64(ns) / float64(time.Millisecond) }

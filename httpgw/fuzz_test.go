@@ -43,6 +43,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/rpc"
@@ -79,56 +80,56 @@ func fzCheckErrSize(t *testing.T, err error) {
 }
 
 // ---------------------------------------------------------------------------
-// ParsePage
+// parsePage
 
 var fzPageCases = []struct {
 	query string // raw query string, parsed with url.ParseQuery
 	ok    bool
-	want  Page
+	want  page
 }{
-	{"", true, Page{0, DefaultLimit}},
-	{"offset=0&limit=1", true, Page{0, 1}},
-	{"offset=10&limit=1000", true, Page{10, MaxLimit}},
-	{"limit=1001", false, Page{}},
-	{"limit=0", false, Page{}},
-	{"limit=-1", false, Page{}},
-	{"offset=-1", false, Page{}}, // deadlocked the reference
-	{"offset=-0", false, Page{}},
-	{"offset=+5", false, Page{}},   // '+' is a space in a query
-	{"offset=%2B5", false, Page{}}, // a real '+'
-	{"offset=%205", false, Page{}},
-	{"offset=5%20", false, Page{}},
-	{"offset=1e3", false, Page{}},
-	{"offset=0x10", false, Page{}},
-	{"limit=1.5", false, Page{}},
-	{"offset=2147483647", true, Page{MaxOffset, DefaultLimit}},
-	{"offset=2147483648", false, Page{}},
-	{"offset=9999999999", false, Page{}},
-	{"offset=99999999999999999999", false, Page{}},
-	{"offset=18446744073709551616", false, Page{}},
-	{"offset=007&limit=0010", true, Page{7, 10}},
-	{"offset=0000000000", true, Page{0, DefaultLimit}},
-	{"offset=00000000001", false, Page{}}, // 11 characters
-	{"offset=", false, Page{}},
-	{"offset", false, Page{}},
-	{"limit=", false, Page{}},
-	{"offset=1&offset=x", true, Page{1, DefaultLimit}}, // the first value counts
-	{"offset=x&offset=1", false, Page{}},
-	{"limit=%EF%BC%91", false, Page{}}, // fullwidth digit one
-	{"limit=%D9%A3", false, Page{}},    // Arabic-Indic three
-	{"limit=%00", false, Page{}},
-	{"offset=%zz", true, Page{0, DefaultLimit}},       // ParseQuery drops the bad pair
-	{"offset=1;limit=5", true, Page{0, DefaultLimit}}, // ParseQuery drops pairs with ';'
-	{"OFFSET=5&Limit=5", true, Page{0, DefaultLimit}},
-	{"offset=5&limit=5&x=%FF", true, Page{5, 5}},
+	{"", true, page{0, defaultLimit}},
+	{"offset=0&limit=1", true, page{0, 1}},
+	{"offset=10&limit=1000", true, page{10, maxLimit}},
+	{"limit=1001", false, page{}},
+	{"limit=0", false, page{}},
+	{"limit=-1", false, page{}},
+	{"offset=-1", false, page{}}, // deadlocked the reference
+	{"offset=-0", false, page{}},
+	{"offset=+5", false, page{}},   // '+' is a space in a query
+	{"offset=%2B5", false, page{}}, // a real '+'
+	{"offset=%205", false, page{}},
+	{"offset=5%20", false, page{}},
+	{"offset=1e3", false, page{}},
+	{"offset=0x10", false, page{}},
+	{"limit=1.5", false, page{}},
+	{"offset=2147483647", true, page{maxOffset, defaultLimit}},
+	{"offset=2147483648", false, page{}},
+	{"offset=9999999999", false, page{}},
+	{"offset=99999999999999999999", false, page{}},
+	{"offset=18446744073709551616", false, page{}},
+	{"offset=007&limit=0010", true, page{7, 10}},
+	{"offset=0000000000", true, page{0, defaultLimit}},
+	{"offset=00000000001", false, page{}}, // 11 characters
+	{"offset=", false, page{}},
+	{"offset", false, page{}},
+	{"limit=", false, page{}},
+	{"offset=1&offset=x", true, page{1, defaultLimit}}, // the first value counts
+	{"offset=x&offset=1", false, page{}},
+	{"limit=%EF%BC%91", false, page{}}, // fullwidth digit one
+	{"limit=%D9%A3", false, page{}},    // Arabic-Indic three
+	{"limit=%00", false, page{}},
+	{"offset=%zz", true, page{0, defaultLimit}},       // ParseQuery drops the bad pair
+	{"offset=1;limit=5", true, page{0, defaultLimit}}, // ParseQuery drops pairs with ';'
+	{"OFFSET=5&Limit=5", true, page{0, defaultLimit}},
+	{"offset=5&limit=5&x=%FF", true, page{5, 5}},
 }
 
 func TestParsePageSeeds(t *testing.T) {
 	for _, c := range fzPageCases {
 		q, _ := url.ParseQuery(c.query)
-		got, err := ParsePage(q)
+		got, err := parsePage(q)
 		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParsePage(%q) = %+v, %v; want %+v, ok=%v", c.query, got, err, c.want, c.ok)
+			t.Errorf("parsePage(%q) = %+v, %v; want %+v, ok=%v", c.query, got, err, c.want, c.ok)
 		}
 		fzCheckErrSize(t, err)
 	}
@@ -140,48 +141,48 @@ func FuzzParsePage(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		q, _ := url.ParseQuery(s) // a query that does not fully parse still has values
-		p, err := ParsePage(q)
+		p, err := parsePage(q)
 		fzCheckErrSize(t, err)
 
 		// Exact model: each parameter, when given, is 1 to 10 digits in range.
-		want, wantOK := Page{Limit: DefaultLimit}, true
+		want, wantOK := page{Limit: defaultLimit}, true
 		if v, ok := q["offset"]; ok && len(v) > 0 {
-			n, ok := fzDecimal(v[0], 0, MaxOffset)
+			n, ok := fzDecimal(v[0], 0, maxOffset)
 			want.Offset, wantOK = int(n), wantOK && ok
 		}
 		if v, ok := q["limit"]; ok && len(v) > 0 {
-			n, ok := fzDecimal(v[0], 1, MaxLimit)
+			n, ok := fzDecimal(v[0], 1, maxLimit)
 			want.Limit, wantOK = int(n), wantOK && ok
 		}
 		if (err == nil) != wantOK {
-			t.Fatalf("ParsePage(%q) = %+v, %v; the model says ok=%v", s, p, err, wantOK)
+			t.Fatalf("parsePage(%q) = %+v, %v; the model says ok=%v", s, p, err, wantOK)
 		}
 		if err != nil {
-			if p != (Page{}) {
-				t.Fatalf("ParsePage(%q) failed but returned %+v", s, p)
+			if p != (page{}) {
+				t.Fatalf("parsePage(%q) failed but returned %+v", s, p)
 			}
 			return
 		}
 		if p != want {
-			t.Fatalf("ParsePage(%q) = %+v, want %+v", s, p, want)
+			t.Fatalf("parsePage(%q) = %+v, want %+v", s, p, want)
 		}
-		if p.Offset < 0 || p.Offset > MaxOffset || p.Limit < 1 || p.Limit > MaxLimit {
-			t.Fatalf("ParsePage(%q) = %+v out of bounds", s, p)
+		if p.Offset < 0 || p.Offset > maxOffset || p.Limit < 1 || p.Limit > maxLimit {
+			t.Fatalf("parsePage(%q) = %+v out of bounds", s, p)
 		}
 		for _, n := range []int{0, 1, 7, 99, 100, 101, 999, 1000, 1001, 4999, 5000, min(p.Offset, 5000), min(p.Offset+1, 5000)} {
-			from, to := p.Window(n)
+			from, to := p.window(n)
 			if from < 0 || from > to || to > n || to-from > p.Limit {
-				t.Fatalf("%+v.Window(%d) = [%d, %d)", p, n, from, to)
+				t.Fatalf("%+v.window(%d) = [%d, %d)", p, n, from, to)
 			}
 			if want := min(p.Limit, max(0, n-p.Offset)); to-from != want {
-				t.Fatalf("%+v.Window(%d) = [%d, %d): %d items, want %d", p, n, from, to, to-from, want)
+				t.Fatalf("%+v.window(%d) = [%d, %d): %d items, want %d", p, n, from, to, to-from, want)
 			}
 		}
 	})
 }
 
 // ---------------------------------------------------------------------------
-// ParsePartitionID
+// parsePartitionID
 
 var fzPartitionCases = []struct {
 	s     string
@@ -222,9 +223,9 @@ var fzPartitionCases = []struct {
 
 func TestParsePartitionIDSeeds(t *testing.T) {
 	for _, c := range fzPartitionCases {
-		got, err := ParsePartitionID(c.s, c.count)
+		got, err := parsePartitionID(c.s, c.count)
 		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParsePartitionID(%q, %d) = %d, %v; want %d, ok=%v", c.s, c.count, got, err, c.want, c.ok)
+			t.Errorf("parsePartitionID(%q, %d) = %d, %v; want %d, ok=%v", c.s, c.count, got, err, c.want, c.ok)
 		}
 		fzCheckErrSize(t, err)
 	}
@@ -236,11 +237,11 @@ func FuzzParsePartitionID(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string, count int) {
 		count %= 5000 // negative counts stay negative: the no-table path
-		n, err := ParsePartitionID(s, count)
+		n, err := parsePartitionID(s, count)
 		fzCheckErrSize(t, err)
 		if count <= 0 {
 			if err == nil || err.Error() != "no partition table yet" {
-				t.Fatalf("ParsePartitionID(%q, %d) = %d, %v; want the no-table error", s, count, n, err)
+				t.Fatalf("parsePartitionID(%q, %d) = %d, %v; want the no-table error", s, count, n, err)
 			}
 			return
 		}
@@ -249,28 +250,28 @@ func FuzzParsePartitionID(f *testing.F) {
 		num := strings.TrimPrefix(s, "partition-")
 		want, wantOK := fzDecimal(num, 0, int64(count-1))
 		if (err == nil) != wantOK {
-			t.Fatalf("ParsePartitionID(%q, %d) = %d, %v; the model says ok=%v", s, count, n, err, wantOK)
+			t.Fatalf("parsePartitionID(%q, %d) = %d, %v; the model says ok=%v", s, count, n, err, wantOK)
 		}
 		if err != nil {
 			if n != 0 {
-				t.Fatalf("ParsePartitionID(%q, %d) failed but returned %d", s, count, n)
+				t.Fatalf("parsePartitionID(%q, %d) failed but returned %d", s, count, n)
 			}
 			return
 		}
 		if n < 0 || n >= count || int64(n) != want {
-			t.Fatalf("ParsePartitionID(%q, %d) = %d, want %d", s, count, n, want)
+			t.Fatalf("parsePartitionID(%q, %d) = %d, want %d", s, count, n, want)
 		}
 		// Both canonical spellings name the same partition.
 		for _, c := range []string{strconv.Itoa(n), "partition-" + strconv.Itoa(n)} {
-			if m, err := ParsePartitionID(c, count); err != nil || m != n {
-				t.Fatalf("ParsePartitionID(%q, %d) = %d, %v; want %d", c, count, m, err, n)
+			if m, err := parsePartitionID(c, count); err != nil || m != n {
+				t.Fatalf("parsePartitionID(%q, %d) = %d, %v; want %d", c, count, m, err, n)
 			}
 		}
 	})
 }
 
 // ---------------------------------------------------------------------------
-// ParseKinds
+// parseKinds
 
 var fzKindCases = []struct {
 	s    string
@@ -301,9 +302,9 @@ var fzKindCases = []struct {
 
 func TestParseKindsSeeds(t *testing.T) {
 	for _, c := range fzKindCases {
-		got, err := ParseKinds(c.s)
+		got, err := parseKinds(c.s)
 		if (err == nil) != c.ok || got != c.want {
-			t.Errorf("ParseKinds(%q) = %b, %v; want %b, ok=%v", c.s, got, err, c.want, c.ok)
+			t.Errorf("parseKinds(%q) = %b, %v; want %b, ok=%v", c.s, got, err, c.want, c.ok)
 		}
 		fzCheckErrSize(t, err)
 	}
@@ -318,7 +319,7 @@ func FuzzParseKinds(f *testing.F) {
 		byName[n] = k
 	}
 	f.Fuzz(func(t *testing.T, s string) {
-		k, err := ParseKinds(s)
+		k, err := parseKinds(s)
 		fzCheckErrSize(t, err)
 		// Exact model: "" is every kind; otherwise every comma-separated,
 		// trimmed name is a kind name.
@@ -331,22 +332,22 @@ func FuzzParseKinds(f *testing.F) {
 			}
 		}
 		if (err == nil) != wantOK {
-			t.Fatalf("ParseKinds(%q) = %b, %v; the model says ok=%v", s, k, err, wantOK)
+			t.Fatalf("parseKinds(%q) = %b, %v; the model says ok=%v", s, k, err, wantOK)
 		}
 		if err != nil {
 			if k != 0 {
-				t.Fatalf("ParseKinds(%q) failed but returned %b", s, k)
+				t.Fatalf("parseKinds(%q) failed but returned %b", s, k)
 			}
 			return
 		}
 		if k == 0 || k&^actors.KindAll != 0 || k != want {
-			t.Fatalf("ParseKinds(%q) = %b, want %b (a non-empty subset of %b)", s, k, want, actors.KindAll)
+			t.Fatalf("parseKinds(%q) = %b, want %b (a non-empty subset of %b)", s, k, want, actors.KindAll)
 		}
 	})
 }
 
 // ---------------------------------------------------------------------------
-// DecodeTransfer
+// decodeTransfer
 
 var fzTransferCases = []struct {
 	body string
@@ -390,9 +391,9 @@ var fzTransferCases = []struct {
 
 func TestDecodeTransferSeeds(t *testing.T) {
 	for _, c := range fzTransferCases {
-		got, err := DecodeTransfer([]byte(c.body))
+		got, err := decodeTransfer([]byte(c.body))
 		if (err == nil) != c.ok || got.TargetID != c.want {
-			t.Errorf("DecodeTransfer(%.80q) = %+v, %v; want %q, ok=%v", c.body, got, err, c.want, c.ok)
+			t.Errorf("decodeTransfer(%.80q) = %+v, %v; want %q, ok=%v", c.body, got, err, c.want, c.ok)
 		}
 		fzCheckErrSize(t, err)
 	}
@@ -403,46 +404,46 @@ func FuzzDecodeTransfer(f *testing.F) {
 		f.Add([]byte(c.body))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		req, err := DecodeTransfer(data)
+		req, err := decodeTransfer(data)
 		if err != nil {
-			if req != (TransferRequest{}) {
-				t.Fatalf("DecodeTransfer(%q) failed but returned %+v", data, req)
+			if req != (client.TransferRequest{}) {
+				t.Fatalf("decodeTransfer(%q) failed but returned %+v", data, req)
 			}
 			if len(bytes.TrimSpace(data)) == 0 {
-				t.Fatalf("DecodeTransfer(%q) refused a blank body: %v", data, err)
+				t.Fatalf("decodeTransfer(%q) refused a blank body: %v", data, err)
 			}
 			return
 		}
 		if len(req.TargetID) > 256 {
-			t.Fatalf("DecodeTransfer(%q) accepted a %d-byte target_id", data, len(req.TargetID))
+			t.Fatalf("decodeTransfer(%q) accepted a %d-byte target_id", data, len(req.TargetID))
 		}
 		trimmed := bytes.TrimSpace(data)
 		if len(trimmed) == 0 {
-			if req != (TransferRequest{}) {
-				t.Fatalf("DecodeTransfer(%q) = %+v, want the zero value for a blank body", data, req)
+			if req != (client.TransferRequest{}) {
+				t.Fatalf("decodeTransfer(%q) = %+v, want the zero value for a blank body", data, req)
 			}
 			return
 		}
 		// A non-blank body that decodes is exactly one JSON value: an object,
 		// or null (which encoding/json accepts as "no fields").
 		if !json.Valid(data) || (trimmed[0] != '{' && string(trimmed) != "null") {
-			t.Fatalf("DecodeTransfer(%q) accepted something that is not one JSON object", data)
+			t.Fatalf("decodeTransfer(%q) accepted something that is not one JSON object", data)
 		}
 		enc, err := json.Marshal(req)
 		if err != nil {
 			t.Fatalf("json.Marshal(%+v): %v", req, err)
 		}
-		back, err := DecodeTransfer(enc)
+		back, err := decodeTransfer(enc)
 		if err != nil || back != req {
-			t.Fatalf("DecodeTransfer(%q) = %+v, but its re-encoding %q decodes to %+v, %v", data, req, enc, back, err)
+			t.Fatalf("decodeTransfer(%q) = %+v, but its re-encoding %q decodes to %+v, %v", data, req, enc, back, err)
 		}
 	})
 }
 
 // ---------------------------------------------------------------------------
-// DecodeProtoJSON
+// decodeProtoJSON
 
-// fzProtoTypes are the messages the gateway decodes with DecodeProtoJSON.
+// fzProtoTypes are the messages the gateway decodes with decodeProtoJSON.
 var fzProtoTypes = []struct {
 	name string
 	new  func() proto.Message
@@ -512,9 +513,9 @@ func TestDecodeProtoJSONSeeds(t *testing.T) {
 		if m == nil {
 			t.Fatalf("unknown message %q", c.msg)
 		}
-		err := DecodeProtoJSON([]byte(c.body), m)
+		err := decodeProtoJSON([]byte(c.body), m)
 		if (err == nil) != c.ok {
-			t.Errorf("DecodeProtoJSON(%q, %s) = %v; want ok=%v", c.body, c.msg, err, c.ok)
+			t.Errorf("decodeProtoJSON(%q, %s) = %v; want ok=%v", c.body, c.msg, err, c.ok)
 		}
 	}
 }
@@ -530,15 +531,15 @@ func FuzzDecodeProtoJSON(f *testing.F) {
 		blank := len(strings.TrimSpace(string(data))) == 0
 		for _, typ := range fzProtoTypes {
 			m := typ.new()
-			err := DecodeProtoJSON(data, m)
+			err := decodeProtoJSON(data, m)
 			if err != nil {
 				if blank && err.Error() != "empty body" {
-					t.Fatalf("DecodeProtoJSON(%q, %s) = %v, want empty body", data, typ.name, err)
+					t.Fatalf("decodeProtoJSON(%q, %s) = %v, want empty body", data, typ.name, err)
 				}
 				continue
 			}
 			if blank {
-				t.Fatalf("DecodeProtoJSON(%q, %s) accepted a blank body", data, typ.name)
+				t.Fatalf("decodeProtoJSON(%q, %s) accepted a blank body", data, typ.name)
 			}
 			// Both spellings the gateway writes (answer uses proto names)
 			// decode to an equal message, and so does the binary form.
@@ -548,7 +549,7 @@ func FuzzDecodeProtoJSON(f *testing.F) {
 					t.Fatalf("protojson.Marshal of %s decoded from %q: %v", typ.name, data, err)
 				}
 				back := typ.new()
-				if err := DecodeProtoJSON(out, back); err != nil || !proto.Equal(m, back) {
+				if err := decodeProtoJSON(out, back); err != nil || !proto.Equal(m, back) {
 					t.Fatalf("%s: %q decodes, but its re-encoding %q gives %v, %v", typ.name, data, out, back, err)
 				}
 			}
@@ -707,7 +708,7 @@ const (
 	fzNoLeader                     // no leader known
 	fzFailing                      // Leave, RemoveNode and RebalanceNow fail
 	fzRefusing                     // Join, Propose, Rebalance and TransferLeadership refuse
-	fzBadJSON                      // Detailed and MetricsJSON cannot be encoded
+	fzBadJSON                      // Detailed and MetricsJSON have no answer (nil)
 	fzETag                         // the request carries If-None-Match with the current etag
 	fzModeCount = 1 << iota
 )
@@ -763,18 +764,18 @@ func (b *fzBackend) Consensus() Consensus {
 	return c
 }
 
-func (b *fzBackend) Detailed() any {
+func (b *fzBackend) Detailed() *client.DetailedHealth {
 	if b.mode&fzBadJSON != 0 {
-		return map[string]any{"nan": math.NaN()}
+		return nil
 	}
-	return map[string]any{"status": "ok", "members": 3}
+	return &client.DetailedHealth{Healthy: true, NodeID: "n1", NodeCount: 3}
 }
 
-func (b *fzBackend) MetricsJSON() any {
+func (b *fzBackend) MetricsJSON() *client.Metrics {
 	if b.mode&fzBadJSON != 0 {
-		return map[string]any{"ch": make(chan int)}
+		return nil
 	}
-	return map[string]any{"requests": 3}
+	return &client.Metrics{RequestCount: 3}
 }
 
 func (b *fzBackend) CountRequest(route string, status int) {
@@ -1180,7 +1181,7 @@ var fzGatewayCases = []struct {
 	{"GET", "/locate", "key=%F0%9F%94%91", "", "", 0, 200, true},
 	{"GET", "/locate", "", "", "", 0, 400, true},
 	{"GET", "/locate", "key=", "", "", 0, 400, true},
-	{"GET", "/locate", "key=" + strings.Repeat("k", MaxKeyLength+1), "", "", 0, 400, true},
+	{"GET", "/locate", "key=" + strings.Repeat("k", maxKeyLength+1), "", "", 0, 400, true},
 	{"GET", "/consensus/leader", "", "", "", 0, 200, true},
 	{"GET", "/consensus/leader", "", "", "", fzNoLeader, 503, true},
 	{"GET", "/consensus/stats", "", "", "", 0, 200, true},
@@ -1311,7 +1312,7 @@ func TestGatewayEventStream(t *testing.T) {
 func TestGatewayBodyLimits(t *testing.T) {
 	fx := fzGetFixture(t)
 	auth := "Bearer " + fzToken
-	big := bytes.Repeat([]byte(" "), MaxBody+1)
+	big := bytes.Repeat([]byte(" "), maxBody+1)
 	for _, r := range []fzRequest{
 		{method: "POST", target: "/leave", body: big},
 		{method: "POST", target: "/leadership/transfer", contentType: "application/json", body: big},
@@ -1324,9 +1325,9 @@ func TestGatewayBodyLimits(t *testing.T) {
 			t.Errorf("%s %s with %d bytes = %d, want 413", r.method, r.target, len(r.body), rec.Code)
 		}
 	}
-	// The node-to-node routes allow more than MaxBody.
+	// The node-to-node routes allow more than maxBody.
 	r := fzRequest{method: "POST", target: rpc.PathPropose, contentType: "application/json", auth: auth,
-		body: append(append([]byte(`{"command":{"set_custom_data":{"key":"k","value":"`), bytes.Repeat([]byte("A"), MaxBody)...), `"}}}`...)}
+		body: append(append([]byte(`{"command":{"set_custom_data":{"key":"k","value":"`), bytes.Repeat([]byte("A"), maxBody)...), `"}}}`...)}
 	if rec, _ := fzServe(t, fx, r); rec.Code != http.StatusOK {
 		t.Errorf("POST %s with %d bytes = %d, want 200; body %.300q", r.target, len(r.body), rec.Code, rec.Body.String())
 	}

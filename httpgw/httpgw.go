@@ -1,10 +1,15 @@
-// Package httpgw is ClusterKit's HTTP gateway. It depends on a small Backend
-// interface, never on the root package, so it can be tested alone.
+// Package httpgw is the implementation of ClusterKit's HTTP gateway: the
+// handler every node serves on its port. It has no compatibility promise and
+// exports only what the clusterkit package needs to mount it. Programs that
+// talk to a gateway use package httpgw/client, which declares every request
+// and response body (this package encodes its answers with those types) and
+// a typed client; docs/http-api.md and docs/openapi.yaml describe the routes.
 //
-// Every route checks its method, bounds its body, answers errors as JSON
-// ({"error": ..., "code": ...}) with a 4xx or 5xx status and changes nothing
-// when the input is bad. Mutating and node-to-node routes require the cluster
-// token when one is set.
+// It depends on a small Backend interface, never on the root package, so it
+// can be tested alone. Every route checks its method, bounds its body,
+// answers errors as JSON ({"error": ..., "code": ...}) with a 4xx or 5xx
+// status and changes nothing when the input is bad. Mutating and
+// node-to-node routes require the cluster token when one is set.
 package httpgw
 
 import (
@@ -26,15 +31,16 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
-// MaxBody bounds the body of every public route (the node-to-node routes
+// maxBody bounds the body of every public route (the node-to-node routes
 // allow rpc.MaxBody, room for a 1 MiB custom-data value and its envelope).
-const MaxBody = 1 << 20
+const maxBody = 1 << 20
 
 // changeWriteTimeout bounds the answer of a change (longer than any backend
 // wait, so a slow change ends with its JSON error, not a dropped connection).
@@ -51,7 +57,7 @@ type Backend interface {
 	// Consensus is this node's Raft state (GET /consensus/stats).
 	Consensus() Consensus
 	// Detailed is the body of GET /health/detailed.
-	Detailed() any
+	Detailed() *client.DetailedHealth
 	// CountRequest counts a served request by route pattern and status.
 	CountRequest(route string, status int)
 	// AuthToken is the cluster token ("" = none) required by node-to-node
@@ -61,7 +67,7 @@ type Backend interface {
 	// Metrics gathers the Prometheus metrics (GET /metrics).
 	Metrics() prometheus.Gatherer
 	// MetricsJSON is the JSON metrics view (GET /metrics?format=json).
-	MetricsJSON() any
+	MetricsJSON() *client.Metrics
 	// Events is the log of recently delivered events (GET /events).
 	Events() *eventlog.Log
 
@@ -90,7 +96,17 @@ type Backend interface {
 	// ClusterID is this node's cluster ID ("" while it does not know it).
 	ClusterID() string
 
-	CustomData
+	// CustomData reads key locally (ok false: no such key).
+	CustomData(key string) (value []byte, version uint64, ok bool)
+	// CustomDataLinearizable reads key after a barrier through the leader.
+	CustomDataLinearizable(ctx context.Context, key string) (value []byte, version uint64, err error)
+	// CustomDataKeys lists the keys, sorted.
+	CustomDataKeys() []string
+	// SetCustomData writes key (only at expected when cas) and returns the
+	// new version once committed and applied here.
+	SetCustomData(ctx context.Context, key string, value []byte, cas bool, expected uint64) (uint64, error)
+	// DeleteCustomData deletes key and returns the deletion's index.
+	DeleteCustomData(ctx context.Context, key string) (uint64, error)
 }
 
 // Status is the node's own view of itself.
@@ -107,37 +123,10 @@ type Status struct {
 }
 
 // Removal explains why a node is out of the cluster (GET /ready).
-type Removal struct {
-	Reason    string `json:"reason"`
-	RemovedBy string `json:"removed_by,omitempty"`
-	Index     uint64 `json:"index,omitempty"`
-	// Rejoining: the node rejoins on its own as a new life.
-	Rejoining bool `json:"rejoining"`
-}
+type Removal = client.Removal
 
 // Consensus is the Raft state of one node, as GET /consensus/stats shows it.
-type Consensus struct {
-	State             string            `json:"state"`
-	LeaderID          string            `json:"leader_id"`
-	LeaderAddress     string            `json:"leader_address"`
-	Term              uint64            `json:"term"`
-	CommitIndex       uint64            `json:"commit_index"`
-	AppliedIndex      uint64            `json:"applied_index"`
-	LastLogIndex      uint64            `json:"last_log_index"`
-	LastLogTerm       uint64            `json:"last_log_term"`
-	LastSnapshotIndex uint64            `json:"last_snapshot_index"`
-	LastContact       string            `json:"last_contact"`
-	Voters            []string          `json:"voters"`
-	NonVoters         []string          `json:"non_voters"`
-	NumPeers          int               `json:"num_peers"`
-	Raw               map[string]string `json:"raw"` // raft.Stats() as raft reports it
-}
-
-// Error is the JSON body of every error response.
-type Error struct {
-	Error string `json:"error"`
-	Code  string `json:"code"`
-}
+type Consensus = client.ConsensusStats
 
 // StatusError is an error with the HTTP status and code to answer it with.
 // Backends return it (wrapped or not) to pick the status of a failure.
@@ -164,46 +153,60 @@ type Gateway struct {
 func New(b Backend, logger *slog.Logger) *Gateway {
 	g := &Gateway{b: b, log: logger, mux: http.NewServeMux(), closing: make(chan struct{})}
 	g.metrics = metricsHandler(b.Metrics(), logger)
-
-	// Reads.
-	g.handle("/health", get(g.health))
-	g.handle("/health/detailed", get(g.detailed))
-	g.handle("/ready", get(g.ready))
-	g.handle("/cluster", get(g.cluster))
-	g.handle("/nodes", get(g.nodes))
-	g.handle("/nodes/{id}", methods{http.MethodGet: g.node, http.MethodDelete: g.auth(g.removeNode)})
-	g.handle("/partitions", get(g.partitions))
-	g.handle("/partitions/stats", get(g.partitionStats))
-	g.handle("/partitions/{id}", get(g.partition))
-	g.handle("/locate", get(g.locate))
-	g.handle("/consensus/leader", get(g.consensusLeader))
-	g.handle("/consensus/stats", get(g.consensusStats))
-	g.handle("/metrics", get(g.metricsRoute))
-	g.handle("/events", get(g.events))
-
-	// Changes (authenticated when the cluster has a token).
-	g.handle("/join", post(g.auth(g.join)))
-	g.handle("/leave", post(g.auth(g.leave)))
-	g.handle("/rebalance", post(g.auth(g.rebalance)))
-	g.handle("/leadership/transfer", post(g.auth(g.transferLeadership)))
-	g.handle("/custom-data", get(g.customDataKeys))
-	g.handle("/custom-data/{key...}", methods{
-		http.MethodGet: g.getCustomData, http.MethodPut: g.auth(g.putCustomData), http.MethodDelete: g.auth(g.deleteCustomData),
-	})
-
-	// Node to node (always authenticated when there is a token, and only
-	// between nodes of one cluster).
-	g.handle(rpc.PathJoin, post(g.auth(g.sameCluster(g.join))))
-	g.handle(rpc.PathPropose, post(g.auth(g.sameCluster(g.propose))))
-	g.handle(rpc.PathRebalance, post(g.auth(g.sameCluster(g.rebalanceFromPeer))))
-	g.handle(rpc.PathPing, post(g.auth(g.sameCluster(g.ping))))
-	g.handle(rpc.PathMemberStatus, post(g.auth(g.sameCluster(g.memberStatus))))
-	g.handle(rpc.PathTransferLeadership, post(g.auth(g.sameCluster(g.transferFromPeer))))
-
+	for _, rt := range g.routes() {
+		g.handle(rt.pattern, rt.methods)
+	}
 	g.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, http.StatusNotFound, "not_found", "no route "+r.URL.Path)
 	})
 	return g
+}
+
+// routeSpec is one pattern of the gateway and the handler of each method it
+// serves. The table is the one list of routes: New registers it, and the
+// OpenAPI test compares it with docs/openapi.yaml.
+type routeSpec struct {
+	pattern string
+	methods methods
+}
+
+func (g *Gateway) routes() []routeSpec {
+	return []routeSpec{
+		// Reads.
+		{"/health", get(g.health)},
+		{"/health/detailed", get(g.detailed)},
+		{"/ready", get(g.ready)},
+		{"/cluster", get(g.cluster)},
+		{"/nodes", get(g.nodes)},
+		{"/nodes/{id}", methods{http.MethodGet: g.node, http.MethodDelete: g.auth(g.removeNode)}},
+		{"/partitions", get(g.partitions)},
+		{"/partitions/stats", get(g.partitionStats)},
+		{"/partitions/{id}", get(g.partition)},
+		{"/locate", get(g.locate)},
+		{"/consensus/leader", get(g.consensusLeader)},
+		{"/consensus/stats", get(g.consensusStats)},
+		{"/metrics", get(g.metricsRoute)},
+		{"/events", get(g.events)},
+
+		// Changes (authenticated when the cluster has a token).
+		{"/join", post(g.auth(g.join))},
+		{"/leave", post(g.auth(g.leave))},
+		{"/rebalance", post(g.auth(g.rebalance))},
+		{"/leadership/transfer", post(g.auth(g.transferLeadership))},
+		{"/custom-data", get(g.customDataKeys)},
+		{"/custom-data/{key...}", methods{
+			http.MethodGet: g.getCustomData, http.MethodPut: g.auth(g.putCustomData), http.MethodDelete: g.auth(g.deleteCustomData),
+		}},
+
+		// Node to node (always authenticated when there is a token, and only
+		// between nodes of one cluster).
+		{rpc.PathJoin, post(g.auth(g.sameCluster(g.join)))},
+		{rpc.PathPropose, post(g.auth(g.sameCluster(g.propose)))},
+		{rpc.PathRebalance, post(g.auth(g.sameCluster(g.rebalanceFromPeer)))},
+		{rpc.PathPing, post(g.auth(g.sameCluster(g.ping)))},
+		{rpc.PathMemberStatus, post(g.auth(g.sameCluster(g.memberStatus)))},
+		{rpc.PathTransferLeadership, post(g.auth(g.sameCluster(g.transferFromPeer)))},
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -280,7 +283,7 @@ func (g *Gateway) write(w http.ResponseWriter, r *http.Request, status int, body
 }
 
 func (g *Gateway) fail(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
-	g.write(w, r, status, Error{Error: msg, Code: code})
+	g.write(w, r, status, client.Error{Message: msg, Code: code})
 }
 
 // failErr answers err with the status a backend chose (StatusError), or 500.
@@ -349,7 +352,7 @@ func (g *Gateway) readBody(w http.ResponseWriter, r *http.Request, limit int64) 
 func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, m proto.Message) bool {
 	limit := int64(rpc.MaxBody)
 	if !strings.HasPrefix(r.URL.Path, "/internal/") {
-		limit = MaxBody
+		limit = maxBody
 	}
 	data, ok := g.readBody(w, r, limit)
 	if !ok {
@@ -358,7 +361,7 @@ func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, m proto.Message
 	var err error
 	switch {
 	case isJSON(r):
-		err = DecodeProtoJSON(data, m)
+		err = decodeProtoJSON(data, m)
 	case r.Header.Get("Content-Type") == rpc.ContentType:
 		err = proto.Unmarshal(data, m)
 	default:
@@ -372,9 +375,9 @@ func (g *Gateway) decode(w http.ResponseWriter, r *http.Request, m proto.Message
 	return true
 }
 
-// DecodeProtoJSON decodes a JSON request body into m: one object, unknown
+// decodeProtoJSON decodes a JSON request body into m: one object, unknown
 // fields refused.
-func DecodeProtoJSON(data []byte, m proto.Message) error {
+func decodeProtoJSON(data []byte, m proto.Message) error {
 	if len(strings.TrimSpace(string(data))) == 0 {
 		return errors.New("empty body")
 	}

@@ -28,7 +28,12 @@ func (l promLogger) Println(v ...any) { l.log.Warn("metrics", "error", v) }
 func (g *Gateway) metricsRoute(w http.ResponseWriter, r *http.Request) {
 	switch f := r.URL.Query().Get("format"); f {
 	case "json":
-		g.write(w, r, http.StatusOK, g.b.MetricsJSON())
+		m := g.b.MetricsJSON()
+		if m == nil {
+			g.fail(w, r, http.StatusInternalServerError, "internal", "no metrics")
+			return
+		}
+		g.write(w, r, http.StatusOK, m)
 	case "", "prometheus":
 		g.b.CountRequest(route(r), http.StatusOK)
 		g.metrics.ServeHTTP(w, r)

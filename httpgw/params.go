@@ -10,47 +10,48 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/actors"
 )
 
 // Pagination bounds of /nodes and /partitions.
 const (
-	DefaultLimit = 100
-	MaxLimit     = 1000
-	// MaxOffset keeps offsets in int range on every platform; anything past
+	defaultLimit = 100
+	maxLimit     = 1000
+	// maxOffset keeps offsets in int range on every platform; anything past
 	// the end simply returns an empty page.
-	MaxOffset = 1<<31 - 1
-	// MaxKeyLength bounds the key of /locate.
-	MaxKeyLength = 4096
+	maxOffset = 1<<31 - 1
+	// maxKeyLength bounds the key of /locate.
+	maxKeyLength = 4096
 )
 
-// Page is a pagination window.
-type Page struct {
+// page is a pagination window.
+type page struct {
 	Offset int `json:"offset"`
 	Limit  int `json:"limit"`
 }
 
-// ParsePage reads offset (default 0) and limit (default DefaultLimit, at
-// most MaxLimit) from a query. Anything but plain decimal digits in range is
+// parsePage reads offset (default 0) and limit (default defaultLimit, at
+// most maxLimit) from a query. Anything but plain decimal digits in range is
 // an error: the reference deadlocked on offset=-1.
-func ParsePage(q url.Values) (Page, error) {
-	p := Page{Limit: DefaultLimit}
+func parsePage(q url.Values) (page, error) {
+	p := page{Limit: defaultLimit}
 	var err error
 	if s, ok := first(q, "offset"); ok {
-		if p.Offset, err = parseBounded("offset", s, 0, MaxOffset); err != nil {
-			return Page{}, err
+		if p.Offset, err = parseBounded("offset", s, 0, maxOffset); err != nil {
+			return page{}, err
 		}
 	}
 	if s, ok := first(q, "limit"); ok {
-		if p.Limit, err = parseBounded("limit", s, 1, MaxLimit); err != nil {
-			return Page{}, err
+		if p.Limit, err = parseBounded("limit", s, 1, maxLimit); err != nil {
+			return page{}, err
 		}
 	}
 	return p, nil
 }
 
-// Window returns the bounds of the page within n items.
-func (p Page) Window(n int) (from, to int) {
+// window returns the bounds of the page within n items.
+func (p page) window(n int) (from, to int) {
 	from = min(p.Offset, n)
 	return from, min(from+p.Limit, n)
 }
@@ -75,9 +76,9 @@ func parseBounded(name, s string, lo, hi int) (int, error) {
 	return int(n), nil
 }
 
-// ParsePartitionID accepts "partition-48" or "48" for a table of count
+// parsePartitionID accepts "partition-48" or "48" for a table of count
 // partitions.
-func ParsePartitionID(s string, count int) (int, error) {
+func parsePartitionID(s string, count int) (int, error) {
 	num := strings.TrimPrefix(s, "partition-")
 	if count <= 0 {
 		return 0, fmt.Errorf("no partition table yet")
@@ -89,9 +90,9 @@ func ParsePartitionID(s string, count int) (int, error) {
 	return n, nil
 }
 
-// ParseKinds reads a comma-separated list of event kind names
+// parseKinds reads a comma-separated list of event kind names
 // ("partition_change,node_join"); empty means every kind.
-func ParseKinds(s string) (actors.Kind, error) {
+func parseKinds(s string) (actors.Kind, error) {
 	if s == "" {
 		return actors.KindAll, nil
 	}
@@ -130,23 +131,23 @@ func truncate(s string) string {
 	return s
 }
 
-// DecodeTransfer reads the optional body of POST /leadership/transfer: empty,
+// decodeTransfer reads the optional body of POST /leadership/transfer: empty,
 // or one JSON object with only known fields.
-func DecodeTransfer(data []byte) (TransferRequest, error) {
-	var req TransferRequest
+func decodeTransfer(data []byte) (client.TransferRequest, error) {
+	var req client.TransferRequest
 	if len(bytes.TrimSpace(data)) == 0 {
 		return req, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		return TransferRequest{}, fmt.Errorf("malformed JSON body: %w", err)
+		return client.TransferRequest{}, fmt.Errorf("malformed JSON body: %w", err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return TransferRequest{}, fmt.Errorf("malformed JSON body: data after the object")
+		return client.TransferRequest{}, fmt.Errorf("malformed JSON body: data after the object")
 	}
 	if len(req.TargetID) > 256 {
-		return TransferRequest{}, fmt.Errorf("target_id is longer than 256 bytes")
+		return client.TransferRequest{}, fmt.Errorf("target_id is longer than 256 bytes")
 	}
 	return req, nil
 }

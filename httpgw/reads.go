@@ -1,29 +1,40 @@
 package httpgw
 
 import (
+	"net"
 	"net/http"
+	"strconv"
+	"time"
 
+	"github.com/clusterkit/clusterkit/httpgw/client"
+	"github.com/clusterkit/clusterkit/internal/keyhash"
+	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
 // health is liveness only: the process serves HTTP and its node runs.
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	st := g.b.Status()
-	body := map[string]any{"status": "ok", "node_id": g.b.NodeID(), "cluster_id": g.b.ClusterID()}
+	body := client.Health{Status: "ok", NodeID: g.b.NodeID(), ClusterID: g.b.ClusterID()}
 	switch st.State {
 	case "stopped":
-		body["status"] = "stopped"
+		body.Status = "stopped"
 		g.write(w, r, http.StatusServiceUnavailable, body)
 		return
 	case "starting":
 		// Alive, still joining: a liveness probe must not kill it.
-		body["status"] = "starting"
+		body.Status = "starting"
 	}
 	g.write(w, r, http.StatusOK, body)
 }
 
 func (g *Gateway) detailed(w http.ResponseWriter, r *http.Request) {
-	g.write(w, r, http.StatusOK, g.b.Detailed())
+	d := g.b.Detailed()
+	if d == nil {
+		g.fail(w, r, http.StatusInternalServerError, "internal", "no health report")
+		return
+	}
+	g.write(w, r, http.StatusOK, d)
 }
 
 // ready is readiness: running, a member, a leader known and a table
@@ -34,50 +45,134 @@ func (g *Gateway) ready(w http.ResponseWriter, r *http.Request) {
 	if st.Leader == "" && st.Running {
 		status = raftfsm.HealthCritical // as /health/detailed: nothing can change without a leader
 	}
-	body := map[string]any{
-		"ready":          false,
-		"node_id":        g.b.NodeID(),
-		"cluster_status": status,
-		"leader":         st.Leader,
-		"table_version":  v.TableVersion(),
-	}
-	var reasons []string
+	body := client.Readiness{NodeID: g.b.NodeID(), ClusterStatus: status, Leader: st.Leader, TableVersion: v.TableVersion()}
 	if !st.Running {
-		reasons = append(reasons, "node is not running")
+		body.Reasons = append(body.Reasons, "node is not running")
 	}
 	if st.Leader == "" {
-		reasons = append(reasons, "no known leader")
+		body.Reasons = append(body.Reasons, "no known leader")
 	}
 	if !v.HasTable() {
-		reasons = append(reasons, "no partition table committed yet")
+		body.Reasons = append(body.Reasons, "no partition table committed yet")
 	}
 	switch st.Membership {
 	case "removed", "fenced", "refused":
 		// The exact word first, for scripts; the details in "removal".
-		reasons = append(reasons, st.Membership)
-		body["removal"] = st.Removal
+		body.Reasons = append(body.Reasons, st.Membership)
+		body.Removal = st.Removal
 	default:
 		if _, ok := v.Member(g.b.NodeID()); !ok {
-			reasons = append(reasons, "this node is not a member")
+			body.Reasons = append(body.Reasons, "this node is not a member")
 		}
 	}
-	if len(reasons) > 0 {
-		body["reasons"] = reasons
+	if len(body.Reasons) > 0 {
 		g.write(w, r, http.StatusServiceUnavailable, body)
 		return
 	}
-	body["ready"] = true
+	body.Ready = true
 	g.write(w, r, http.StatusOK, body)
 }
 
-// ClusterResponse is the body of GET /cluster. It keeps the reference's
-// {"cluster": {...}} shape; hash_config sits both inside the cluster and at
-// the top level for simple clients.
-type ClusterResponse struct {
-	Cluster    *raftfsm.Cluster    `json:"cluster"`
-	HashConfig *raftfsm.HashConfig `json:"hash_config"`
-	Leader     string              `json:"leader"`
-	NodeID     string              `json:"node_id"`
+// nodeJSON is a member in its one JSON shape.
+func nodeJSON(n *raftfsm.Node) client.Node {
+	services := n.Services
+	if services == nil {
+		services = map[string]string{} // always an object, never null
+	}
+	return client.Node{
+		ID: n.ID, Name: n.Name, IP: n.IP, Port: n.Port, Status: n.Status, Services: services,
+		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAt: n.JoinedAt, LastSeen: n.LastSeen,
+	}
+}
+
+func nodesJSON(ns []raftfsm.Node) []client.Node {
+	out := make([]client.Node, len(ns))
+	for i := range ns {
+		out[i] = nodeJSON(&ns[i])
+	}
+	return out
+}
+
+// eventNodeJSON is a node of an event in the same shape as a member.
+func eventNodeJSON(n *messages.NodeInfo) *client.Node {
+	if n == nil {
+		return nil
+	}
+	services := n.GetServices()
+	if services == nil {
+		services = map[string]string{}
+	}
+	node := &client.Node{
+		ID: n.GetId(), Name: n.GetName(), IP: n.GetAddress(), Status: n.GetStatus(), Services: services,
+		Incarnation: n.GetIncarnation(), Voter: n.GetVoter(),
+		JoinedAt: unixTime(n.GetJoinedAtUnixNano()), LastSeen: unixTime(n.GetLastSeenUnixNano()),
+	}
+	if _, port, err := net.SplitHostPort(node.IP); err == nil {
+		node.Port, _ = strconv.Atoi(port)
+	}
+	return node
+}
+
+// unixTime is ns nanoseconds since the epoch in UTC, the zero time for 0.
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func partitionJSON(p *raftfsm.Partition) client.Partition {
+	replicas := p.ReplicaNodes
+	if replicas == nil {
+		replicas = []string{}
+	}
+	return client.Partition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: replicas, Epoch: p.Epoch}
+}
+
+// hashConfig describes the committed key hash for clients that map keys
+// themselves; nil before bootstrap.
+func hashConfig(v *raftfsm.View) *client.HashConfig {
+	cfg := v.Config()
+	if cfg == nil {
+		return nil
+	}
+	algo := keyhash.Algorithm(cfg.GetKeyHash())
+	encoding := client.EncodingBigEndianUint32
+	if algo == keyhash.XXH64 {
+		// xxh64 takes the whole 64-bit digest modulo the count, not 4 bytes.
+		encoding = client.EncodingUint64
+	}
+	n := int(cfg.GetPartitionCount())
+	return &client.HashConfig{
+		Algorithm: algo.String(), Encoding: encoding, Modulo: n, Format: "partition-%d",
+		Formula: algo.Description(), PartitionCount: n, PartitionIDFormat: "partition-%d",
+	}
+}
+
+// clusterJSON is the whole cluster document of v.
+func clusterJSON(v *raftfsm.View) *client.Cluster {
+	c := &client.Cluster{
+		Nodes:        nodesJSON(v.Members()),
+		PartitionMap: &client.PartitionMap{Partitions: make(map[string]*client.Partition, v.PartitionCount())},
+		Version:      v.Version(),
+		TableVersion: v.TableVersion(),
+		Health:       v.Health().Status,
+		HashConfig:   hashConfig(v),
+	}
+	for _, p := range v.Partitions() {
+		pj := partitionJSON(&p)
+		c.PartitionMap.Partitions[p.ID] = &pj
+	}
+	if cfg := v.Config(); cfg != nil {
+		c.ID, c.Name, c.ClusterID = cfg.GetClusterName(), cfg.GetClusterName(), cfg.GetClusterId()
+		c.Config = &client.Config{
+			ClusterName:       cfg.GetClusterName(),
+			PartitionCount:    int(cfg.GetPartitionCount()),
+			ReplicationFactor: int(cfg.GetReplicationFactor()),
+			MaxVoters:         int(cfg.GetMaxVoters()),
+		}
+	}
+	return c
 }
 
 // cluster serves the whole cluster document.
@@ -86,21 +181,12 @@ func (g *Gateway) cluster(w http.ResponseWriter, r *http.Request) {
 	if g.notModified(w, r, v) {
 		return
 	}
-	c := v.Cluster()
-	g.write(w, r, http.StatusOK, ClusterResponse{Cluster: c, HashConfig: c.HashConfig, Leader: g.b.Status().Leader, NodeID: g.b.NodeID()})
-}
-
-// NodesResponse is the body of GET /nodes.
-type NodesResponse struct {
-	Nodes   []raftfsm.Node `json:"nodes"`
-	Total   int            `json:"total"`
-	Offset  int            `json:"offset"`
-	Limit   int            `json:"limit"`
-	Version uint64         `json:"version"`
+	c := clusterJSON(v)
+	g.write(w, r, http.StatusOK, client.ClusterResponse{Cluster: c, HashConfig: c.HashConfig, Leader: g.b.Status().Leader, NodeID: g.b.NodeID()})
 }
 
 func (g *Gateway) nodes(w http.ResponseWriter, r *http.Request) {
-	page, err := ParsePage(r.URL.Query())
+	pg, err := parsePage(r.URL.Query())
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "bad_pagination", err.Error())
 		return
@@ -110,10 +196,10 @@ func (g *Gateway) nodes(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	members := v.Members()
-	from, to := page.Window(len(members))
-	g.write(w, r, http.StatusOK, NodesResponse{
-		Nodes: append([]raftfsm.Node{}, members[from:to]...), Total: len(members),
-		Offset: page.Offset, Limit: page.Limit, Version: v.Version(),
+	from, to := pg.window(len(members))
+	g.write(w, r, http.StatusOK, client.NodesPage{
+		Nodes: nodesJSON(members[from:to]), Total: len(members),
+		Offset: pg.Offset, Limit: pg.Limit, Version: v.Version(),
 	})
 }
 
@@ -127,22 +213,11 @@ func (g *Gateway) node(w http.ResponseWriter, r *http.Request) {
 	if g.notModified(w, r, v) {
 		return
 	}
-	g.write(w, r, http.StatusOK, n)
-}
-
-// PartitionsResponse is the body of GET /partitions.
-type PartitionsResponse struct {
-	Partitions        []raftfsm.Partition `json:"partitions"`
-	Total             int                 `json:"total"`
-	Offset            int                 `json:"offset"`
-	Limit             int                 `json:"limit"`
-	ReplicationFactor int                 `json:"replication_factor"`
-	TableVersion      uint64              `json:"table_version"`
-	Version           uint64              `json:"version"`
+	g.write(w, r, http.StatusOK, nodeJSON(n))
 }
 
 func (g *Gateway) partitions(w http.ResponseWriter, r *http.Request) {
-	page, err := ParsePage(r.URL.Query())
+	pg, err := parsePage(r.URL.Query())
 	if err != nil {
 		g.fail(w, r, http.StatusBadRequest, "bad_pagination", err.Error())
 		return
@@ -152,34 +227,28 @@ func (g *Gateway) partitions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	parts := v.Partitions()
-	from, to := page.Window(len(parts))
-	g.write(w, r, http.StatusOK, PartitionsResponse{
-		Partitions: append([]raftfsm.Partition{}, parts[from:to]...), Total: len(parts),
-		Offset: page.Offset, Limit: page.Limit, ReplicationFactor: int(v.Config().GetReplicationFactor()),
+	from, to := pg.window(len(parts))
+	page := make([]client.Partition, 0, to-from)
+	for i := from; i < to; i++ {
+		page = append(page, partitionJSON(&parts[i]))
+	}
+	g.write(w, r, http.StatusOK, client.PartitionsPage{
+		Partitions: page, Total: len(parts),
+		Offset: pg.Offset, Limit: pg.Limit, ReplicationFactor: int(v.Config().GetReplicationFactor()),
 		TableVersion: v.TableVersion(), Version: v.Version(),
 	})
 }
 
-// PartitionDetail is the body of GET /partitions/{id} and GET /locate.
-type PartitionDetail struct {
-	Key          string         `json:"key,omitempty"`
-	Partition    string         `json:"partition"`
-	Number       int            `json:"number"`
-	Epoch        uint64         `json:"epoch"`
-	Primary      *raftfsm.Node  `json:"primary"`
-	Replicas     []raftfsm.Node `json:"replicas"`
-	TableVersion uint64         `json:"table_version"`
-}
-
-func detail(v *raftfsm.View, p *raftfsm.Partition) PartitionDetail {
-	replicas := v.Replicas(p.Number())
-	if replicas == nil {
-		replicas = []raftfsm.Node{}
+func detail(v *raftfsm.View, p *raftfsm.Partition) client.PartitionDetail {
+	d := client.PartitionDetail{
+		Partition: p.ID, Number: p.Number(), Epoch: p.Epoch,
+		Replicas: nodesJSON(v.Replicas(p.Number())), TableVersion: v.TableVersion(),
 	}
-	return PartitionDetail{
-		Partition: p.ID, Number: p.Number(), Epoch: p.Epoch, Primary: v.Primary(p.Number()),
-		Replicas: replicas, TableVersion: v.TableVersion(),
+	if primary := v.Primary(p.Number()); primary != nil {
+		n := nodeJSON(primary)
+		d.Primary = &n
 	}
+	return d
 }
 
 // hasTable answers 503 not_ready until the first table is committed.
@@ -196,7 +265,7 @@ func (g *Gateway) partition(w http.ResponseWriter, r *http.Request) {
 	if !g.hasTable(w, r, v) {
 		return
 	}
-	n, err := ParsePartitionID(r.PathValue("id"), v.PartitionCount())
+	n, err := parsePartitionID(r.PathValue("id"), v.PartitionCount())
 	if err != nil {
 		g.fail(w, r, http.StatusNotFound, "unknown_partition", err.Error())
 		return
@@ -214,7 +283,7 @@ func (g *Gateway) locate(w http.ResponseWriter, r *http.Request) {
 	case !ok || key == "":
 		g.fail(w, r, http.StatusBadRequest, "missing_key", "the key query parameter is required: /locate?key=user:123")
 		return
-	case len(key) > MaxKeyLength:
+	case len(key) > maxKeyLength:
 		g.fail(w, r, http.StatusBadRequest, "key_too_long", "keys are at most 4096 bytes")
 		return
 	}
@@ -227,40 +296,18 @@ func (g *Gateway) locate(w http.ResponseWriter, r *http.Request) {
 	g.write(w, r, http.StatusOK, d)
 }
 
-// NodeLoad is one node's share of the table in GET /partitions/stats.
-type NodeLoad struct {
-	Primary int `json:"primary"`
-	Replica int `json:"replica"`
-	Total   int `json:"total"`
-}
-
-// PartitionStats is the body of GET /partitions/stats.
-type PartitionStats struct {
-	PartitionCount            int                 `json:"partition_count"`
-	ReplicationFactor         int                 `json:"replication_factor"`
-	NodeCount                 int                 `json:"node_count"`
-	Nodes                     map[string]NodeLoad `json:"nodes"`
-	MinPrimary                int                 `json:"min_primary"`
-	MaxPrimary                int                 `json:"max_primary"`
-	MinTotal                  int                 `json:"min_total"`
-	MaxTotal                  int                 `json:"max_total"`
-	UnderReplicatedPartitions int                 `json:"under_replicated_partitions"`
-	UnownedPartitions         int                 `json:"unowned_partitions"`
-	TableVersion              uint64              `json:"table_version"`
-}
-
 func (g *Gateway) partitionStats(w http.ResponseWriter, r *http.Request) {
 	v := g.b.View()
 	if !g.hasTable(w, r, v) || g.notModified(w, r, v) {
 		return
 	}
-	st := PartitionStats{
+	st := client.PartitionStats{
 		PartitionCount: v.PartitionCount(), ReplicationFactor: int(v.Config().GetReplicationFactor()),
-		NodeCount: len(v.Members()), Nodes: map[string]NodeLoad{}, TableVersion: v.TableVersion(),
+		NodeCount: len(v.Members()), Nodes: map[string]client.NodeLoad{}, TableVersion: v.TableVersion(),
 		UnderReplicatedPartitions: v.Health().UnderReplicated, UnownedPartitions: v.Health().Unowned,
 	}
 	for _, m := range v.Members() {
-		st.Nodes[m.ID] = NodeLoad{}
+		st.Nodes[m.ID] = client.NodeLoad{}
 	}
 	for _, owners := range v.OwnerTable() {
 		for i, id := range owners {
@@ -287,22 +334,13 @@ func (g *Gateway) partitionStats(w http.ResponseWriter, r *http.Request) {
 	g.write(w, r, http.StatusOK, st)
 }
 
-// LeaderResponse is the body of GET /consensus/leader.
-type LeaderResponse struct {
-	LeaderID      string `json:"leader_id"`
-	LeaderAddress string `json:"leader_address"`
-	Term          uint64 `json:"term"`
-	IsLeader      bool   `json:"is_leader"`
-	NodeID        string `json:"node_id"`
-}
-
 func (g *Gateway) consensusLeader(w http.ResponseWriter, r *http.Request) {
 	c := g.b.Consensus()
 	if c.LeaderID == "" {
 		g.fail(w, r, http.StatusServiceUnavailable, "no_leader", "this node knows no leader (election in progress or no quorum)")
 		return
 	}
-	g.write(w, r, http.StatusOK, LeaderResponse{
+	g.write(w, r, http.StatusOK, client.Leader{
 		LeaderID: c.LeaderID, LeaderAddress: c.LeaderAddress, Term: c.Term,
 		IsLeader: c.LeaderID == g.b.NodeID(), NodeID: g.b.NodeID(),
 	})

@@ -26,14 +26,22 @@ const (
 
 // NodeInfo describes a node inside an event.
 type NodeInfo struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Address       string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
-	Services      map[string]string      `protobuf:"bytes,4,rep,name=services,proto3" json:"services,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Status        string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Id       string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Name     string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Address  string                 `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	Services map[string]string      `protobuf:"bytes,4,rep,name=services,proto3" json:"services,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Status   string                 `protobuf:"bytes,5,opt,name=status,proto3" json:"status,omitempty"`
+	// The member's life, Raft voter flag, admission time and last time the
+	// cluster knew it alive, as committed when the event was derived (so
+	// every node reports the same values), for clients that show a node the
+	// way GET /nodes does.
+	Incarnation      uint64 `protobuf:"varint,6,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Voter            bool   `protobuf:"varint,7,opt,name=voter,proto3" json:"voter,omitempty"`
+	JoinedAtUnixNano int64  `protobuf:"varint,8,opt,name=joined_at_unix_nano,json=joinedAtUnixNano,proto3" json:"joined_at_unix_nano,omitempty"`
+	LastSeenUnixNano int64  `protobuf:"varint,9,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -99,6 +107,34 @@ func (x *NodeInfo) GetStatus() string {
 		return x.Status
 	}
 	return ""
+}
+
+func (x *NodeInfo) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
+}
+
+func (x *NodeInfo) GetJoinedAtUnixNano() int64 {
+	if x != nil {
+		return x.JoinedAtUnixNano
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetLastSeenUnixNano() int64 {
+	if x != nil {
+		return x.LastSeenUnixNano
+	}
+	return 0
 }
 
 // PartitionChange tells copy_to_node that it newly holds a partition.
@@ -1125,13 +1161,17 @@ var File_clusterkit_v1_events_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1aclusterkit/v1/events.proto\x12\rclusterkit.v1\"\xe0\x01\n" +
+	"\x1aclusterkit/v1/events.proto\x12\rclusterkit.v1\"\xf6\x02\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x03 \x01(\tR\aaddress\x12A\n" +
 	"\bservices\x18\x04 \x03(\v2%.clusterkit.v1.NodeInfo.ServicesEntryR\bservices\x12\x16\n" +
-	"\x06status\x18\x05 \x01(\tR\x06status\x1a;\n" +
+	"\x06status\x18\x05 \x01(\tR\x06status\x12 \n" +
+	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\x12\x14\n" +
+	"\x05voter\x18\a \x01(\bR\x05voter\x12-\n" +
+	"\x13joined_at_unix_nano\x18\b \x01(\x03R\x10joinedAtUnixNano\x12-\n" +
+	"\x13last_seen_unix_nano\x18\t \x01(\x03R\x10lastSeenUnixNano\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xed\x03\n" +

@@ -31,7 +31,17 @@ func nodeInfo(n *Node) *messages.NodeInfo {
 	if n == nil {
 		return nil
 	}
-	return &messages.NodeInfo{Id: n.ID, Name: n.Name, Address: n.IP, Services: n.Services, Status: n.Status}
+	return &messages.NodeInfo{Id: n.ID, Name: n.Name, Address: n.IP, Services: n.Services, Status: n.Status,
+		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAtUnixNano: unixNano(n.JoinedAt), LastSeenUnixNano: unixNano(n.LastSeen)}
+}
+
+// unixNano is t in nanoseconds since the epoch, 0 for the zero time (whose
+// UnixNano is undefined).
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
 }
 
 // LeaveEvent is the NodeLeave that the removal d derives from the log (the

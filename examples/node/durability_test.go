@@ -2,16 +2,18 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 )
@@ -27,12 +29,9 @@ func (p *proc) seqs() []string {
 	var out []string
 	for _, line := range p.seen {
 		_, js, _ := strings.Cut(strings.TrimPrefix(line, "event "), " ")
-		var m struct {
-			Index string  `json:"index"`
-			Sub   float64 `json:"sub"`
-		}
-		if json.Unmarshal([]byte(js), &m) == nil {
-			out = append(out, fmt.Sprintf("%s.%d", m.Index, int(m.Sub)))
+		var e client.Event
+		if json.Unmarshal([]byte(js), &e) == nil {
+			out = append(out, e.Seq)
 		}
 	}
 	return out
@@ -58,38 +57,27 @@ func durableArgs(dir string, extra ...string) []string {
 
 func putCustom(t *testing.T, addr, key, value string) {
 	t.Helper()
-	req, _ := http.NewRequest("PUT", "http://"+addr+"/custom-data/"+key, strings.NewReader(value))
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("PUT %s on %s: %d %s", key, addr, resp.StatusCode, body)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := gateway(addr).PutCustomData(ctx, key, []byte(value)); err != nil {
+		t.Fatalf("PUT %s on %s: %v", key, addr, err)
 	}
 }
 
 // getCustom reads key on addr ("" when missing); consistent reads go
 // through the leader.
 func getCustom(addr, key string, consistent bool) (string, error) {
-	url := "http://" + addr + "/custom-data/" + key
-	if consistent {
-		url += "?consistent=true"
-	}
-	resp, err := client.Get(url)
-	if err != nil {
+	ctx, cancel := ctx5()
+	defer cancel()
+	v, err := gateway(addr).CustomData(ctx, key, consistent)
+	var e *client.Error
+	switch {
+	case errors.As(err, &e) && e.Code == "key_not_found":
+		return "", nil
+	case err != nil:
 		return "", err
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	switch resp.StatusCode {
-	case 200:
-		return string(body), nil
-	case 404:
-		return "", nil
-	}
-	return "", fmt.Errorf("GET %s: %d %s", key, resp.StatusCode, body)
+	return string(v.Value), nil
 }
 
 func owners(doc clusterDoc) map[string]string {
@@ -115,7 +103,7 @@ func TestRestartOnDataDirAfterKill9(t *testing.T) {
 	putCustom(t, procs[1].addr, "flags", "on")
 	victim := procs[2]
 	actortest.Eventually(t, 10*time.Second, "node-3 to deliver the custom-data event", func() bool {
-		return len(victim.events("CustomDataChange")) == 1
+		return len(victim.events("custom_data_change")) == 1
 	})
 
 	victim.kill9(t)
@@ -123,17 +111,16 @@ func TestRestartOnDataDirAfterKill9(t *testing.T) {
 	again := launch(t, "node-3", victim.addr, durableArgs(dirs[2], keep...)...) // no -join
 	procs[2] = again
 	waitMembers(t, procs, "node-1", "node-2", "node-3")
-	actortest.Eventually(t, 10*time.Second, "node-3's NodeRejoin", func() bool { return len(again.events("NodeRejoin")) == 1 })
-	rejoin := again.events("NodeRejoin")[0]
-	node, _ := rejoin["node"].(map[string]any)
-	offline, _ := strconv.ParseInt(fmt.Sprint(rejoin["offlineDurationNanos"]), 10, 64)
-	if node["id"] != "node-3" || offline <= 0 || time.Duration(offline) > time.Since(down)+2*time.Second {
-		t.Fatalf("NodeRejoin %v (down %v ago)", rejoin, time.Since(down))
+	actortest.Eventually(t, 10*time.Second, "node-3's NodeRejoin", func() bool { return len(again.events("node_rejoin")) == 1 })
+	rejoin := again.events("node_rejoin")[0].NodeRejoin
+	offline := msDuration(rejoin.OfflineDurationMs)
+	if rejoin.Node.ID != "node-3" || offline <= 0 || offline > time.Since(down)+2*time.Second {
+		t.Fatalf("NodeRejoin %+v (down %v ago)", rejoin, time.Since(down))
 	}
 	actortest.Eventually(t, 10*time.Second, "node-3 to reload every partition", func() bool {
 		mine := 0
-		for _, e := range again.events("PartitionChange") {
-			if to, _ := e["copyToNode"].(map[string]any); to["id"] == "node-3" {
+		for _, e := range again.events("partition_change") {
+			if to := e.PartitionChange.CopyToNode; to != nil && to.ID == "node-3" {
 				mine++
 			}
 		}
@@ -142,7 +129,7 @@ func TestRestartOnDataDirAfterKill9(t *testing.T) {
 	if v, err := getCustom(again.addr, "flags", false); err != nil || v != "on" {
 		t.Fatalf("custom data after the restart: %q %v", v, err)
 	}
-	if n := len(again.events("NodeJoin")); n != 0 {
+	if n := len(again.events("node_join")); n != 0 {
 		t.Fatalf("the restarted node delivered %d NodeJoin events of the past", n)
 	}
 	noneTwice(t, victim, again)
@@ -167,7 +154,7 @@ func TestWholeClusterKill9AndRestart(t *testing.T) {
 	}
 	for _, p := range procs {
 		actortest.Eventually(t, 10*time.Second, p.id+" to deliver every custom-data event", func() bool {
-			return len(p.events("CustomDataChange")) == len(data)
+			return len(p.events("custom_data_change")) == len(data)
 		})
 	}
 	for _, p := range procs {
@@ -185,15 +172,12 @@ func TestWholeClusterKill9AndRestart(t *testing.T) {
 	t.Logf("whole cluster kill -9 → restarted, one leader, table agreed: %v", time.Since(start).Round(time.Millisecond))
 	leaders := map[string]bool{}
 	for _, p := range restarted {
-		resp, err := client.Get("http://" + p.addr + "/consensus/leader")
+		ctx, cancel := ctx5()
+		l, err := gateway(p.addr).ConsensusLeader(ctx)
+		cancel()
 		if err != nil {
 			t.Fatal(err)
 		}
-		var l struct {
-			LeaderID string `json:"leader_id"`
-		}
-		_ = json.NewDecoder(resp.Body).Decode(&l)
-		resp.Body.Close()
 		leaders[l.LeaderID] = true
 	}
 	if len(leaders) != 1 || leaders[""] {
@@ -211,7 +195,7 @@ func TestWholeClusterKill9AndRestart(t *testing.T) {
 	}
 	for i := range procs {
 		noneTwice(t, procs[i], restarted[i])
-		if n := len(restarted[i].events("CustomDataChange")); n != 0 {
+		if n := len(restarted[i].events("custom_data_change")); n != 0 {
 			t.Fatalf("%s delivered %d custom-data events of the past again", procs[i].id, n)
 		}
 	}
@@ -239,15 +223,14 @@ func TestNodeDownWhileTheClusterChanges(t *testing.T) {
 	again := launch(t, "node-4", victim.addr, durableArgs(dirs[3], "-join", first.addr)...)
 	all := []*proc{procs[0], procs[1], procs[2], again}
 	waitMembers(t, all, "node-1", "node-2", "node-3", "node-4")
-	actortest.Eventually(t, 10*time.Second, "node-4's NodeRejoin", func() bool { return len(again.events("NodeRejoin")) == 1 })
-	rejoin := again.events("NodeRejoin")[0]
-	offline, _ := strconv.ParseInt(fmt.Sprint(rejoin["offlineDurationNanos"]), 10, 64)
-	if time.Duration(offline) < 300*time.Millisecond || time.Duration(offline) > time.Since(down)+2*time.Second {
-		t.Fatalf("offline %v, it was down for about %v", time.Duration(offline), time.Since(down))
+	actortest.Eventually(t, 10*time.Second, "node-4's NodeRejoin", func() bool { return len(again.events("node_rejoin")) == 1 })
+	offline := msDuration(again.events("node_rejoin")[0].NodeRejoin.OfflineDurationMs)
+	if offline < 300*time.Millisecond || offline > time.Since(down)+2*time.Second {
+		t.Fatalf("offline %v, it was down for about %v", offline, time.Since(down))
 	}
 	actortest.Eventually(t, 10*time.Second, "partitions to load on node-4", func() bool {
-		for _, e := range again.events("PartitionChange") {
-			if to, _ := e["copyToNode"].(map[string]any); to["id"] == "node-4" {
+		for _, e := range again.events("partition_change") {
+			if to := e.PartitionChange.CopyToNode; to != nil && to.ID == "node-4" {
 				return true
 			}
 		}

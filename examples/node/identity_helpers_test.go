@@ -5,17 +5,20 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os/exec"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
 // Helpers of the identity tests (identity_test.go): processes whose stderr
@@ -177,35 +180,43 @@ func runToExit(t *testing.T, limit time.Duration, args ...string) (code int, std
 	return cmd.ProcessState.ExitCode(), errBuf.String(), took
 }
 
-// event is one printed event, in the order the node printed it.
-type event struct {
-	Kind string
-	Data map[string]any
-}
+// event is one printed event, in the order the node printed it: the JSON
+// of GET /events, decoded with the gateway's own type.
+type event struct{ client.Event }
 
-func (e event) index() uint64 {
-	i, _ := strconv.ParseUint(fmt.Sprint(e.Data["index"]), 10, 64)
-	return i
-}
+func (e event) index() uint64 { return e.Index }
 
-// nodeID is the id of the event's "node" (NodeJoin, NodeRejoin, NodeLeave).
+// nodeID is the id of the event's node (NodeJoin, NodeRejoin, NodeLeave).
 func (e event) nodeID() string {
-	n, _ := e.Data["node"].(map[string]any)
-	s, _ := n["id"].(string)
-	return s
+	var n *client.Node
+	switch {
+	case e.NodeJoin != nil:
+		n = e.NodeJoin.Node
+	case e.NodeRejoin != nil:
+		n = e.NodeRejoin.Node
+	case e.NodeLeave != nil:
+		n = e.NodeLeave.Node
+	}
+	if n == nil {
+		return ""
+	}
+	return n.ID
 }
 
 // String is the event as printed, with its lists of partitions shortened
 // to their lengths.
 func (e event) String() string {
-	short := map[string]any{}
-	for k, v := range e.Data {
-		if l, ok := v.([]any); ok && strings.HasPrefix(k, "partitions") {
-			v = fmt.Sprintf("[%d partitions]", len(l))
+	var m map[string]any
+	js, _ := json.Marshal(e.Event)
+	_ = json.Unmarshal(js, &m)
+	if payload, ok := m[e.Kind].(map[string]any); ok {
+		for k, v := range payload {
+			if l, ok := v.([]any); ok && strings.HasPrefix(k, "partitions") {
+				payload[k] = fmt.Sprintf("[%d partitions]", len(l))
+			}
 		}
-		short[k] = v
 	}
-	js, _ := json.Marshal(short)
+	js, _ = json.Marshal(m)
 	return e.Kind + " " + string(js)
 }
 
@@ -215,12 +226,17 @@ func (p *proc) allEvents() []event {
 	var out []event
 	for _, line := range p.seen {
 		k, js, _ := strings.Cut(strings.TrimPrefix(line, "event "), " ")
-		var m map[string]any
-		if json.Unmarshal([]byte(js), &m) == nil {
-			out = append(out, event{k, m})
+		var e client.Event
+		if json.Unmarshal([]byte(js), &e) == nil && e.Kind == k {
+			out = append(out, event{e})
 		}
 	}
 	return out
+}
+
+// msDuration is an event's duration in milliseconds as a time.Duration.
+func msDuration(ms float64) time.Duration {
+	return time.Duration(math.Round(ms * float64(time.Millisecond)))
 }
 
 // allEventsSince returns the events after the first n.
@@ -240,49 +256,28 @@ func (p *proc) about(kind, id string) []event {
 	return out
 }
 
-// getJSON GETs path on addr and decodes the JSON answer into v.
-func getJSON(addr, path string, v any) (int, error) {
-	resp, err := client.Get("http://" + addr + path)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	return resp.StatusCode, json.NewDecoder(resp.Body).Decode(v)
+// ctx5 bounds one request of a helper.
+func ctx5() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), 5*time.Second)
 }
 
 // raftStats is GET /consensus/stats.
-type raftStats struct {
-	State     string   `json:"state"`
-	LeaderID  string   `json:"leader_id"`
-	Term      uint64   `json:"term"`
-	Voters    []string `json:"voters"`
-	NonVoters []string `json:"non_voters"`
-	Raw       struct {
-		LatestConfiguration string `json:"latest_configuration"`
-	} `json:"raw"`
-}
+type raftStats = client.ConsensusStats
 
-func consensus(addr string) (raftStats, error) {
-	var s raftStats
-	_, err := getJSON(addr, "/consensus/stats", &s)
-	return s, err
+func consensus(addr string) (*raftStats, error) {
+	ctx, cancel := ctx5()
+	defer cancel()
+	return gateway(addr).ConsensusStats(ctx)
 }
 
 // member is a node of GET /nodes.
-type member struct {
-	ID          string `json:"id"`
-	IP          string `json:"ip"`
-	Status      string `json:"status"`
-	Incarnation string `json:"incarnation"`
-	Voter       bool   `json:"voter"`
-}
+type member = client.Node
 
 func membersOf(addr string) ([]member, error) {
-	var doc struct {
-		Nodes []member `json:"nodes"`
-		Total int      `json:"total"`
-	}
-	if _, err := getJSON(addr, "/nodes?limit=1000", &doc); err != nil {
+	ctx, cancel := ctx5()
+	defer cancel()
+	doc, err := gateway(addr).Nodes(ctx, client.Page{Limit: 1000})
+	if err != nil {
 		return nil, err
 	}
 	if doc.Total != len(doc.Nodes) {
@@ -302,18 +297,14 @@ func memberIDs(ms []member) []string {
 
 // ids of GET /cluster (cluster.cluster_id) and GET /health (cluster_id).
 func clusterIDs(addr string) (fromCluster, fromHealth string, err error) {
-	var c struct {
-		Cluster struct {
-			ClusterID string `json:"cluster_id"`
-		} `json:"cluster"`
-	}
-	if _, err = getJSON(addr, "/cluster", &c); err != nil {
+	ctx, cancel := ctx5()
+	defer cancel()
+	c, err := gateway(addr).Cluster(ctx)
+	if err != nil {
 		return "", "", err
 	}
-	var h struct {
-		ClusterID string `json:"cluster_id"`
-	}
-	if _, err = getJSON(addr, "/health", &h); err != nil {
+	h, err := gateway(addr).Health(ctx)
+	if err != nil {
 		return "", "", err
 	}
 	return c.Cluster.ClusterID, h.ClusterID, nil
@@ -333,21 +324,19 @@ func clusterIDOf(t *testing.T, addr string) string {
 	return a
 }
 
-// readyDoc is GET /ready.
-type readyDoc struct {
-	Ready   bool     `json:"ready"`
-	Reasons []string `json:"reasons"`
-	Removal *struct {
-		Reason    string `json:"reason"`
-		RemovedBy string `json:"removed_by"`
-		Rejoining bool   `json:"rejoining"`
-	} `json:"removal"`
-}
-
-func readyOf(addr string) (int, readyDoc, error) {
-	var d readyDoc
-	code, err := getJSON(addr, "/ready", &d)
-	return code, d, err
+// readyOf is GET /ready: its status and body (a 503 is not an error here).
+func readyOf(addr string) (int, *client.Readiness, error) {
+	ctx, cancel := ctx5()
+	defer cancel()
+	d, err := gateway(addr).Ready(ctx)
+	var e *client.Error
+	switch {
+	case d != nil && errors.As(err, &e):
+		return e.Status, d, nil
+	case err != nil:
+		return 0, &client.Readiness{}, err
+	}
+	return http.StatusOK, d, nil
 }
 
 // waitVoters waits until every node's Raft configuration has exactly these

@@ -18,10 +18,11 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
-	"google.golang.org/protobuf/proto"
 )
 
 // Cluster identity and membership safety (issue 15), with real processes:
@@ -168,7 +169,7 @@ func TestForeignDataDir(t *testing.T) {
 	}
 	for _, n := range A[:2] {
 		for _, e := range n.allEvents() {
-			if (e.Kind == "NodeJoin" || e.Kind == "NodeRejoin") && e.nodeID() == "node-3" && e.index() > parseU(a3.Incarnation) {
+			if (e.Kind == "node_join" || e.Kind == "node_rejoin") && e.nodeID() == "node-3" && e.index() > a3.Incarnation {
 				t.Fatalf("A's %s admitted node-3 again: %v", n.id, e)
 			}
 		}
@@ -200,8 +201,8 @@ func TestForeignDataDir(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(s.Raw.LatestConfiguration, A[0].addr) || strings.Contains(s.Raw.LatestConfiguration, A[1].addr) {
-			t.Fatalf("B's %s has A's nodes in its Raft configuration: %s", n.id, s.Raw.LatestConfiguration)
+		if strings.Contains(s.Raw["latest_configuration"], A[0].addr) || strings.Contains(s.Raw["latest_configuration"], A[1].addr) {
+			t.Fatalf("B's %s has A's nodes in its Raft configuration: %s", n.id, s.Raw["latest_configuration"])
 		}
 	}
 	select {
@@ -275,7 +276,7 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 	}
 	for _, n := range nodes {
 		eventually(t, 10*time.Second, n.id+" to deliver the custom-data event", func() bool {
-			return len(n.events("CustomDataChange")) == 1
+			return len(n.events("custom_data_change")) == 1
 		})
 	}
 	old := incarnationOf(t, nodes[0].addr, "node-3")
@@ -287,7 +288,7 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 	if afterRemoval {
 		waitMembersOf(t, survivors, "node-1", "node-2")
 		for _, n := range survivors {
-			eventually(t, 10*time.Second, n.id+"'s NodeLeave for node-3", func() bool { return len(n.about("NodeLeave", "node-3")) == 1 })
+			eventually(t, 10*time.Second, n.id+"'s NodeLeave for node-3", func() bool { return len(n.about("node_leave", "node-3")) == 1 })
 		}
 	}
 	restartArgs := append(slices.Clone(args), "-join", nodes[0].addr)
@@ -301,7 +302,7 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 	all := []*lnode{nodes[0], nodes[1], again}
 	waitMembersOf(t, all, ids...)
 	for _, n := range all {
-		eventually(t, 10*time.Second, n.id+"'s NodeRejoin for node-3", func() bool { return len(n.about("NodeRejoin", "node-3")) > 0 })
+		eventually(t, 10*time.Second, n.id+"'s NodeRejoin for node-3", func() bool { return len(n.about("node_rejoin", "node-3")) > 0 })
 	}
 	eventually(t, 10*time.Second, "node-3 ready", func() bool {
 		code, _, err := readyOf(again.addr)
@@ -317,7 +318,7 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 		if got := incarnationOf(t, n.addr, "node-3"); got != inc {
 			t.Fatalf("%s says node-3 is incarnation %d, node-1 says %d", n.id, got, inc)
 		}
-		rejoins := n.about("NodeRejoin", "node-3")
+		rejoins := n.about("node_rejoin", "node-3")
 		if len(rejoins) != 1 {
 			t.Fatalf("%s printed %d NodeRejoin for node-3, want 1: %v", n.id, len(rejoins), rejoins)
 		}
@@ -327,22 +328,22 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 		checkOffline(t, n.id, rejoins[0], killedAt, afterRemoval)
 	}
 	for _, n := range survivors {
-		if joins := n.about("NodeJoin", "node-3"); len(joins) != 1 {
+		if joins := n.about("node_join", "node-3"); len(joins) != 1 {
 			t.Fatalf("%s printed %d NodeJoin for node-3, want only the first one: %v", n.id, len(joins), joins)
 		}
 		if afterRemoval {
-			if leaves := n.about("NodeLeave", "node-3"); len(leaves) != 1 {
+			if leaves := n.about("node_leave", "node-3"); len(leaves) != 1 {
 				t.Fatalf("%s printed %d NodeLeave for node-3: %v", n.id, len(leaves), leaves)
 			}
 		}
 	}
 	// The new life delivers nothing from before its admission.
 	evs := again.allEvents()
-	if len(evs) == 0 || evs[0].Kind != "NodeRejoin" || evs[0].nodeID() != "node-3" {
+	if len(evs) == 0 || evs[0].Kind != "node_rejoin" || evs[0].nodeID() != "node-3" {
 		t.Fatalf("node-3's first event is not its own NodeRejoin: %v", firstEvents(evs, 5))
 	}
 	for _, e := range evs {
-		if e.index() < inc || e.Kind == "NodeJoin" || e.Kind == "CustomDataChange" {
+		if e.index() < inc || e.Kind == "node_join" || e.Kind == "custom_data_change" {
 			t.Fatalf("node-3 (admitted at %d) delivered history: %v (first events: %v)", inc, e, firstEvents(evs, 5))
 		}
 	}
@@ -365,8 +366,10 @@ func wipedRestart(t *testing.T, afterRemoval, inMemory bool) {
 // for a whole detection budget), so its last sighting precedes the kill.
 func checkOffline(t *testing.T, who string, rejoin event, killedAt time.Time, removed bool) {
 	t.Helper()
-	seen, offline, at := parseI(rejoin.Data["lastSeenUnixNano"]), parseI(rejoin.Data["offlineDurationNanos"]), parseI(rejoin.Data["timeUnixNano"])
-	if seen <= 0 || offline <= 0 || seen+offline != at {
+	r := rejoin.NodeRejoin
+	seen, offline, at := r.LastSeen.UnixNano(), int64(msDuration(r.OfflineDurationMs)), rejoin.Time.UnixNano()
+	// offline_duration_ms is a float: allow its rounding, a microsecond.
+	if seen <= 0 || offline <= 0 || r.LastSeen.IsZero() || max(seen+offline-at, at-seen-offline) > int64(time.Microsecond) {
 		t.Errorf("%s: NodeRejoin lastSeen %d, offline %d, at %d: %v", who, seen, offline, at, rejoin)
 		return
 	}
@@ -389,7 +392,7 @@ func incarnationOf(t *testing.T, addr, id string) uint64 {
 	}
 	for _, m := range ms {
 		if m.ID == id {
-			return parseU(m.Incarnation)
+			return m.Incarnation
 		}
 	}
 	t.Fatalf("%s does not list %s", addr, id)
@@ -564,8 +567,8 @@ func ghostScenario(t *testing.T, killLeader, liar bool) {
 		// configuration as it was.
 		waitMembersOf(t, nodes, ids...)
 		for _, n := range nodes {
-			if ms := n.about("NodeJoin", g.id); len(ms) > 0 {
-				if l := n.about("NodeLeave", g.id); len(l) != 1 || l[0].Data["reason"] != "health_check_failure" {
+			if ms := n.about("node_join", g.id); len(ms) > 0 {
+				if l := n.about("node_leave", g.id); len(l) != 1 || l[0].NodeLeave.Reason != "health_check_failure" {
 					t.Fatalf("%s: the liar joined (%v) and left with %v, want one NodeLeave (health_check_failure)", n.id, ms, l)
 				}
 			}
@@ -671,8 +674,8 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 	stoppedAt := time.Now()
 	waitMembersOf(t, others, ids[1:]...)
 	for _, n := range others {
-		eventually(t, 10*time.Second, n.id+"'s NodeLeave for the paused leader", func() bool { return len(n.about("NodeLeave", paused.id)) > 0 })
-		if e := n.about("NodeLeave", paused.id)[0]; e.Data["reason"] != "health_check_failure" {
+		eventually(t, 10*time.Second, n.id+"'s NodeLeave for the paused leader", func() bool { return len(n.about("node_leave", paused.id)) > 0 })
+		if e := n.about("node_leave", paused.id)[0]; e.NodeLeave.Reason != "health_check_failure" {
 			t.Fatalf("%s: %v, want the reason health_check_failure", n.id, e)
 		}
 	}
@@ -709,12 +712,12 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 	// missing one does not hide the rest).
 	ownLeave := func(within time.Duration) {
 		t.Helper()
-		if !poll(within, func() bool { return len(paused.about("NodeLeave", paused.id)) > 0 }) {
+		if !poll(within, func() bool { return len(paused.about("node_leave", paused.id)) > 0 }) {
 			t.Errorf("the continued node delivered no NodeLeave for itself; its events since the pause: %s",
 				outline(paused.allEventsSince(pausedEvents), 8))
 			return
 		}
-		if e := paused.about("NodeLeave", paused.id); len(e) != 1 || e[0].Data["reason"] != "health_check_failure" {
+		if e := paused.about("node_leave", paused.id); len(e) != 1 || e[0].NodeLeave.Reason != "health_check_failure" {
 			t.Errorf("the continued node's own NodeLeave: %v, want one (health_check_failure)", e)
 		}
 	}
@@ -736,7 +739,7 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 		}
 		waitMembersOf(t, others, ids[1:]...)
 		for _, n := range nodes {
-			if r := n.about("NodeRejoin", paused.id); len(r) > 0 {
+			if r := n.about("node_rejoin", paused.id); len(r) > 0 {
 				t.Fatalf("%s: %v, but the node has -auto-rejoin=false", n.id, r)
 			}
 		}
@@ -744,7 +747,7 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 			t.Fatalf("the removal was logged %d times", n)
 		}
 		// Its NodeLeave is the last event it delivered.
-		if evs := paused.allEvents(); evs[len(evs)-1].Kind != "NodeLeave" {
+		if evs := paused.allEvents(); evs[len(evs)-1].Kind != "node_leave" {
 			t.Fatalf("the removed node delivered %v after its own NodeLeave", evs[len(evs)-1])
 		}
 		return
@@ -754,7 +757,7 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 		t.Fatalf("removal line %q: want it to say it rejoins", line)
 	}
 	for _, n := range nodes {
-		eventually(t, 20*time.Second, n.id+"'s NodeRejoin for "+paused.id, func() bool { return len(n.about("NodeRejoin", paused.id)) > 0 })
+		eventually(t, 20*time.Second, n.id+"'s NodeRejoin for "+paused.id, func() bool { return len(n.about("node_rejoin", paused.id)) > 0 })
 	}
 	waitMembersOf(t, nodes, ids...)
 	eventually(t, 10*time.Second, "GET /ready 200 on the rejoined node", func() bool {
@@ -769,7 +772,7 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 		t.Fatalf("incarnation %d after the rejoin, was %d", inc, oldInc)
 	}
 	for _, n := range nodes {
-		if r := n.about("NodeRejoin", paused.id); len(r) != 1 || r[0].index() != inc {
+		if r := n.about("node_rejoin", paused.id); len(r) != 1 || r[0].index() != inc {
 			t.Fatalf("%s: NodeRejoin for %s %v, want one at index %d", n.id, paused.id, r, inc)
 		}
 	}
@@ -777,8 +780,8 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 	// NodeLeave (the old life's last event) is followed by its NodeRejoin.
 	evs := paused.allEvents()
 	for i, e := range evs {
-		if e.Kind == "NodeLeave" && e.nodeID() == paused.id {
-			if i+1 >= len(evs) || evs[i+1].Kind != "NodeRejoin" || evs[i+1].nodeID() != paused.id {
+		if e.Kind == "node_leave" && e.nodeID() == paused.id {
+			if i+1 >= len(evs) || evs[i+1].Kind != "node_rejoin" || evs[i+1].nodeID() != paused.id {
 				t.Fatalf("after its own NodeLeave the node delivered %v, want its NodeRejoin first", firstEvents(evs[i+1:], 5))
 			}
 			for _, later := range evs[i+1:] {
@@ -801,8 +804,8 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 	// NodeRejoin's LastSeenAt and OfflineDuration are the real ones (DESIGN
 	// §5): nothing saw the node from its SIGSTOP to its SIGCONT.
 	for _, n := range nodes {
-		e := n.about("NodeRejoin", paused.id)[0]
-		seen, offline := parseI(e.Data["lastSeenUnixNano"]), time.Duration(parseI(e.Data["offlineDurationNanos"]))
+		e := n.about("node_rejoin", paused.id)[0]
+		seen, offline := e.NodeRejoin.LastSeen.UnixNano(), msDuration(e.NodeRejoin.OfflineDurationMs)
 		if slack := 100 * time.Millisecond; seen > stoppedAt.Add(slack).UnixNano() || offline < continued.Sub(stoppedAt)-slack {
 			t.Errorf("%s: NodeRejoin says %s was last seen %v after its SIGSTOP and offline for %v; it was paused for %v: %v",
 				n.id, paused.id, time.Duration(seen-stoppedAt.UnixNano()).Round(time.Millisecond), offline.Round(time.Millisecond),

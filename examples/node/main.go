@@ -15,6 +15,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -26,10 +27,9 @@ import (
 	"syscall"
 
 	"github.com/asynkron/protoactor-go/actor"
-	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/httpgw"
 	"github.com/clusterkit/clusterkit/internal/logging"
 )
 
@@ -100,7 +100,7 @@ func run(args []string) error {
 		logLevel    = fs.String("log-level", env("LOG_LEVEL", "info"), "debug, info, warn or error (env LOG_LEVEL)")
 		logJSON     = fs.Bool("log-json", false, "log JSON lines instead of text")
 		leave       = fs.Bool("leave-on-exit", false, "leave the cluster (instead of only stopping) on SIGINT/SIGTERM")
-		events      = fs.Bool("events", false, "print every lifecycle event on stdout as one line: event <Kind> <JSON>")
+		events      = fs.Bool("events", false, "print every lifecycle event on stdout as one line: event <kind> <JSON>, the JSON of GET /events")
 		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
 	)
 	var keyHash clusterkit.KeyHash
@@ -192,21 +192,23 @@ func run(args []string) error {
 	return ck.Stop(context.Background())
 }
 
-// printEvents subscribes an actor that prints every event as one line, so
-// scripts and multi-process tests can follow the cluster from outside.
+// printEvents subscribes an actor that prints every event as one line,
+// "event <kind> <JSON>", so scripts and multi-process tests can follow the
+// cluster from outside. The JSON is the event as GET /events sends it
+// (client.Event: snake_case, the one node shape).
 func printEvents(ck *clusterkit.ClusterKit) error {
 	var mu sync.Mutex
 	pid := ck.ActorSystem().Root.Spawn(actor.PropsFromFunc(func(ctx actor.Context) {
-		m, ok := ctx.Message().(proto.Message)
+		ev, ok := httpgw.EventOf(ctx.Message())
 		if !ok {
-			return
+			return // actor lifecycle messages
 		}
-		data, err := protojson.Marshal(m)
+		data, err := json.Marshal(ev)
 		if err != nil {
 			return
 		}
 		mu.Lock()
-		fmt.Printf("event %s %s\n", m.ProtoReflect().Descriptor().Name(), data)
+		fmt.Printf("event %s %s\n", ev.Kind, data)
 		mu.Unlock()
 	}))
 	return ck.Subscribe(pid)

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -13,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 	"github.com/clusterkit/clusterkit/internal/proctest"
@@ -36,24 +37,19 @@ type proc struct {
 	addr string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
-	seen []string // "event <Kind> <json>" lines
+	seen []string // "event <kind> <json>" lines
 	done chan struct{}
 	// running is the process as proctest started it.
 	running *proctest.Proc
 }
 
-func (p *proc) events(kind string) []map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []map[string]any
-	for _, line := range p.seen {
-		k, js, _ := strings.Cut(strings.TrimPrefix(line, "event "), " ")
-		if k != kind {
-			continue
-		}
-		var m map[string]any
-		if json.Unmarshal([]byte(js), &m) == nil {
-			out = append(out, m)
+// events returns the events of kind (client.KindNodeJoin, ...) that p
+// printed, decoded with the gateway's event type.
+func (p *proc) events(kind string) []client.Event {
+	var out []client.Event
+	for _, e := range p.allEvents() {
+		if e.Kind == kind {
+			out = append(out, e.Event)
 		}
 	}
 	return out
@@ -102,32 +98,24 @@ func (p *proc) kill9(t *testing.T) {
 	p.running.Kill9(t, p.id)
 }
 
-type clusterDoc struct {
-	Cluster struct {
-		Nodes []struct {
-			ID       string            `json:"id"`
-			Services map[string]string `json:"services"`
-		} `json:"nodes"`
-		PartitionMap struct {
-			Partitions map[string]struct {
-				PrimaryNode  string   `json:"primary_node"`
-				ReplicaNodes []string `json:"replica_nodes"`
-			} `json:"partitions"`
-		} `json:"partition_map"`
-		TableVersion uint64 `json:"table_version"`
-	} `json:"cluster"`
+type clusterDoc = *client.ClusterResponse
+
+var httpClient = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+
+// gateway is the typed client of the node at addr (the tests' token, if any,
+// is sent on every request).
+func gateway(addr string) *client.Client {
+	c, err := client.New("http://"+addr, client.WithHTTPClient(httpClient), client.WithToken(os.Getenv("AUTH_TOKEN")))
+	if err != nil {
+		panic(err) // addr comes from the test itself
+	}
+	return c
 }
 
-var client = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-
 func cluster(addr string) (clusterDoc, error) {
-	var doc clusterDoc
-	resp, err := client.Get("http://" + addr + "/cluster")
-	if err != nil {
-		return doc, err
-	}
-	defer resp.Body.Close()
-	return doc, json.NewDecoder(resp.Body).Decode(&doc)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return gateway(addr).Cluster(ctx)
 }
 
 // waitMembers waits until every listed process reports exactly these members
@@ -216,7 +204,7 @@ func TestKillAndPauseProcesses(t *testing.T) {
 	// Wait a whole budget and more: nobody may have been removed.
 	time.Sleep(1500 * time.Millisecond)
 	for _, p := range procs {
-		for _, e := range p.events("NodeLeave") {
+		for _, e := range p.events("node_leave") {
 			t.Fatalf("%s saw a NodeLeave after a short pause: %v", p.id, e)
 		}
 	}
@@ -238,20 +226,19 @@ func TestKillAndPauseProcesses(t *testing.T) {
 	}
 	survivors := procs[:3]
 	for _, p := range survivors {
-		actortest.Eventually(t, 10*time.Second, p.id+" to see node-4 leave", func() bool { return len(p.events("NodeLeave")) > 0 })
+		actortest.Eventually(t, 10*time.Second, p.id+" to see node-4 leave", func() bool { return len(p.events("node_leave")) > 0 })
 	}
 	t.Logf("kill -9 to NodeLeave on every survivor: %v", time.Since(killed).Round(time.Millisecond))
 	for _, p := range survivors {
-		e := p.events("NodeLeave")[0]
-		node, _ := e["node"].(map[string]any)
-		if node["id"] != victim.id || e["reason"] != "health_check_failure" {
-			t.Fatalf("%s: NodeLeave %v", p.id, e)
+		e := p.events("node_leave")[0].NodeLeave
+		if e.Node.ID != victim.id || e.Reason != "health_check_failure" {
+			t.Fatalf("%s: NodeLeave %+v", p.id, e)
 		}
-		if got := strs(e["partitionsOwned"]); !sameSet(got, owned) {
-			t.Fatalf("%s: NodeLeave partitionsOwned %v, node-4 was primary of %v", p.id, got, owned)
+		if got := e.PartitionsOwned; !sameSet(got, owned) {
+			t.Fatalf("%s: NodeLeave partitions_owned %v, node-4 was primary of %v", p.id, got, owned)
 		}
-		if got := strs(e["partitionsReplica"]); !sameSet(got, replica) {
-			t.Fatalf("%s: NodeLeave partitionsReplica %v, node-4 was replica of %v", p.id, got, replica)
+		if got := e.PartitionsReplica; !sameSet(got, replica) {
+			t.Fatalf("%s: NodeLeave partitions_replica %v, node-4 was replica of %v", p.id, got, replica)
 		}
 	}
 	after := waitMembers(t, survivors, "node-1", "node-2", "node-3")

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,23 +10,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 )
-
-// ready returns addr's GET /ready status and body.
-func ready(addr string) (int, map[string]any, error) {
-	resp, err := client.Get("http://" + addr + "/ready")
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var body map[string]any
-	return resp.StatusCode, body, json.NewDecoder(resp.Body).Decode(&body)
-}
 
 // recoverCmd runs `node recover args...` and returns its exit code, stdout
 // and stderr.
@@ -85,11 +74,11 @@ func TestQuorumLossRecovery(t *testing.T) {
 		}
 	}
 	actortest.Eventually(t, 10*time.Second, "node-1 to know no leader", func() bool {
-		code, body, err := ready(first.addr)
-		return err == nil && code == http.StatusServiceUnavailable && strings.Contains(fmt.Sprint(body["reasons"]), "no known leader")
+		code, body, err := readyOf(first.addr)
+		return err == nil && code == http.StatusServiceUnavailable && slices.Contains(body.Reasons, "no known leader")
 	})
 	req, _ := http.NewRequest("PUT", "http://"+first.addr+"/custom-data/during-outage", strings.NewReader("x"))
-	if resp, err := client.Do(req); err == nil {
+	if resp, err := httpClient.Do(req); err == nil {
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
@@ -124,14 +113,13 @@ func TestQuorumLossRecovery(t *testing.T) {
 		if err != nil || len(ms) != 1 || ms[0].ID != "node-1" {
 			return false
 		}
-		code, body, err := ready(again.addr)
-		return err == nil && code == http.StatusOK && body["leader"] == "node-1"
+		code, body, err := readyOf(again.addr)
+		return err == nil && code == http.StatusOK && body.Leader == "node-1"
 	})
 	leaves := map[string]string{}
 	poll(10*time.Second, func() bool {
-		for _, e := range again.events("NodeLeave") {
-			n, _ := e["node"].(map[string]any)
-			leaves[fmt.Sprint(n["id"])] = fmt.Sprint(e["reason"])
+		for _, e := range again.events("node_leave") {
+			leaves[e.NodeLeave.Node.ID] = e.NodeLeave.Reason
 		}
 		return len(leaves) >= 2
 	})

@@ -2,7 +2,7 @@ package main
 
 import (
 	"bufio"
-	"encoding/json"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +15,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
 // clockTicks is USER_HZ, the unit of /proc/<pid>/stat CPU times: 100 on
@@ -150,23 +152,16 @@ func (p *proc) stop() {
 	}
 }
 
-// procHealth is the part of GET /health/detailed this program reads.
-type procHealth struct {
-	Ready        bool   `json:"ready"`
-	NodeCount    int    `json:"node_count"`
-	TableVersion uint64 `json:"table_version"`
-}
-
 func procsConverged(ps []*proc) bool {
 	var version uint64
 	for i, p := range ps {
-		resp, err := probeClient.Get("http://" + p.addr + "/health/detailed")
+		c, err := client.New("http://"+p.addr, client.WithHTTPClient(probeClient))
 		if err != nil {
 			return false
 		}
-		var h procHealth
-		err = json.NewDecoder(resp.Body).Decode(&h)
-		_ = resp.Body.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), probeClient.Timeout)
+		h, err := c.DetailedHealth(ctx)
+		cancel()
 		if err != nil || !h.Ready || h.NodeCount != len(ps) || (i > 0 && h.TableVersion != version) {
 			return false
 		}

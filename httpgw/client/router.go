@@ -1,0 +1,235 @@
+package client
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+// Partition maps key to its partition number with this configuration: the
+// same function every node uses (GET /locate), so a client can route keys
+// without asking.
+func (h *HashConfig) Partition(key string) (int, error) {
+	if h == nil {
+		return 0, errors.New("no hash configuration (the cluster is not bootstrapped)")
+	}
+	modulo := h.Modulo
+	if modulo == 0 {
+		modulo = h.PartitionCount // an earlier node's document
+	}
+	if modulo <= 0 || modulo > 1<<32-1 {
+		return 0, fmt.Errorf("hash configuration: modulo %d out of range", modulo)
+	}
+	switch {
+	case h.Algorithm == AlgorithmMD5 && (h.Encoding == "" || h.Encoding == EncodingBigEndianUint32):
+		sum := md5.Sum([]byte(key))
+		return int(binary.BigEndian.Uint32(sum[:4]) % uint32(modulo)), nil
+	case h.Algorithm == AlgorithmXXH64 && (h.Encoding == "" || h.Encoding == EncodingUint64):
+		return int(xxhash.Sum64String(key) % uint64(modulo)), nil
+	}
+	return 0, fmt.Errorf("hash configuration: unsupported algorithm %q with encoding %q", h.Algorithm, h.Encoding)
+}
+
+// PartitionID formats partition number n with this configuration's format
+// ("partition-<n>").
+func (h *HashConfig) PartitionID(n int) string {
+	format := h.Format
+	if format == "" {
+		format = h.PartitionIDFormat
+	}
+	if format == "partition-%d" || format == "" {
+		return "partition-" + strconv.Itoa(n) // the only format nodes use; no fmt on the hot path
+	}
+	return fmt.Sprintf(format, n)
+}
+
+// Router defaults.
+const defaultRefresh = time.Second
+
+// RouterOption configures a Router.
+type RouterOption func(*Router)
+
+// WithRefreshInterval sets how often the Router asks for GET /cluster (with
+// its ETag, so an unchanged cluster costs a 304). Default 1 s; at least 10 ms.
+func WithRefreshInterval(d time.Duration) RouterOption {
+	return func(r *Router) { r.interval = max(d, 10*time.Millisecond) }
+}
+
+// Router keeps a copy of the partition map current and answers Locate from
+// it, without a request per key. It polls GET /cluster with the ETag in the
+// background until Close or until the context given to NewRouter ends.
+type Router struct {
+	c        *Client
+	interval time.Duration
+	table    atomic.Pointer[routingTable]
+	lastErr  atomic.Pointer[error]
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	once   sync.Once
+}
+
+// routingTable is one immutable snapshot of the cluster for lookups.
+type routingTable struct {
+	doc   *ClusterResponse
+	hash  *HashConfig
+	parts []*Partition     // by number
+	nodes map[string]*Node // by ID
+}
+
+func newRoutingTable(doc *ClusterResponse) (*routingTable, error) {
+	if doc == nil || doc.Cluster == nil {
+		return nil, errors.New("GET /cluster: no cluster document")
+	}
+	h := doc.HashConfig
+	if h == nil {
+		h = doc.Cluster.HashConfig
+	}
+	if h == nil {
+		return nil, errors.New("GET /cluster: no hash_config (the cluster is not bootstrapped)")
+	}
+	n := h.Modulo
+	if n == 0 {
+		n = h.PartitionCount
+	}
+	if n <= 0 || n > 1<<20 {
+		return nil, fmt.Errorf("GET /cluster: hash_config modulo %d out of range", n)
+	}
+	t := &routingTable{doc: doc, hash: h, parts: make([]*Partition, n), nodes: make(map[string]*Node, len(doc.Cluster.Nodes))}
+	for i := range doc.Cluster.Nodes {
+		t.nodes[doc.Cluster.Nodes[i].ID] = &doc.Cluster.Nodes[i]
+	}
+	if doc.Cluster.PartitionMap != nil {
+		for id, p := range doc.Cluster.PartitionMap.Partitions {
+			num, ok := strings.CutPrefix(id, "partition-")
+			k, err := strconv.Atoi(num)
+			if !ok || err != nil || k < 0 || k >= n || p == nil {
+				return nil, fmt.Errorf("GET /cluster: unexpected partition %q", id)
+			}
+			t.parts[k] = p
+		}
+	}
+	return t, nil
+}
+
+// NewRouter fetches the cluster once (so Locate works as soon as it returns)
+// and keeps it current in the background. It fails when the first fetch
+// fails or the cluster has no partition table yet.
+func NewRouter(ctx context.Context, c *Client, opts ...RouterOption) (*Router, error) {
+	if c == nil {
+		return nil, errors.New("client: NewRouter needs a client")
+	}
+	r := &Router{c: c, interval: defaultRefresh, done: make(chan struct{})}
+	for _, o := range opts {
+		o(r)
+	}
+	if err := r.Refresh(ctx); err != nil {
+		return nil, err
+	}
+	if r.table.Load().doc.Cluster.TableVersion == 0 {
+		return nil, errors.New("client: the cluster has no partition table yet")
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	r.cancel = cancel
+	go r.run(ctx, runCtx)
+	return r, nil
+}
+
+// run polls until Close or the creator's context ends.
+func (r *Router) run(parent, ctx context.Context) {
+	defer close(r.done)
+	t := time.NewTicker(r.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-parent.Done():
+			return
+		case <-t.C:
+		}
+		reqCtx, cancel := context.WithTimeout(ctx, max(r.interval, 5*time.Second))
+		err := r.Refresh(reqCtx)
+		cancel()
+		if err != nil {
+			r.lastErr.Store(&err)
+		} else {
+			r.lastErr.Store(nil)
+		}
+	}
+}
+
+// Refresh fetches GET /cluster now (the background refresh does the same).
+func (r *Router) Refresh(ctx context.Context) error {
+	doc, err := r.c.Cluster(ctx)
+	if err != nil {
+		return err
+	}
+	if cur := r.table.Load(); cur != nil && cur.doc == doc {
+		return nil // 304: unchanged
+	}
+	t, err := newRoutingTable(doc)
+	if err != nil {
+		return err
+	}
+	r.table.Store(t)
+	return nil
+}
+
+// Err is the error of the last background refresh, nil when it succeeded:
+// Locate keeps answering from the last good table meanwhile.
+func (r *Router) Err() error {
+	if p := r.lastErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Cluster is the cluster document the Router routes with (read-only).
+func (r *Router) Cluster() *ClusterResponse { return r.table.Load().doc }
+
+// Locate maps key to its partition and owners, from the Router's copy of the
+// table: the same answer as GET /locate?key= on a node at the same version.
+func (r *Router) Locate(key string) (*PartitionDetail, error) {
+	if key == "" {
+		return nil, errors.New("client: Locate needs a key")
+	}
+	t := r.table.Load()
+	n, err := t.hash.Partition(key)
+	if err != nil {
+		return nil, err
+	}
+	d := &PartitionDetail{Key: key, Partition: t.hash.PartitionID(n), Number: n, Replicas: []Node{}, TableVersion: t.doc.Cluster.TableVersion}
+	p := t.parts[n]
+	if p == nil {
+		return d, nil // not in this document: no owners
+	}
+	d.Epoch = p.Epoch
+	if node, ok := t.nodes[p.PrimaryNode]; ok {
+		d.Primary = node
+	}
+	for _, id := range p.ReplicaNodes {
+		if node, ok := t.nodes[id]; ok {
+			d.Replicas = append(d.Replicas, *node)
+		}
+	}
+	return d, nil
+}
+
+// Close stops the background refresh and waits for it (bounded by the
+// request in flight, which Close cancels).
+func (r *Router) Close() {
+	r.once.Do(func() {
+		r.cancel()
+		<-r.done
+	})
+}
