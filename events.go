@@ -179,7 +179,8 @@ func nodeOf(n *messages.NodeInfo) *Node {
 	if n == nil {
 		return nil
 	}
-	node := &Node{ID: n.GetId(), Name: n.GetName(), IP: n.GetAddress(), Status: n.GetStatus(), Services: n.GetServices()}
+	node := &Node{ID: n.GetId(), Name: n.GetName(), IP: n.GetAddress(), Status: n.GetStatus(), Services: n.GetServices(),
+		Incarnation: n.GetIncarnation(), Voter: n.GetVoter(), JoinedAt: ts(n.GetJoinedAtUnixNano()), LastSeen: ts(n.GetLastSeenUnixNano())}
 	if _, port, ok := splitPort(node.IP); ok {
 		node.Port = port
 	}
