@@ -127,10 +127,18 @@ const DefaultVoterStabilization = 2 * time.Second
 
 // RaftTimings tunes Raft. Zero fields take the defaults in DefaultOptions.
 type RaftTimings struct {
-	HeartbeatTimeout   time.Duration
-	ElectionTimeout    time.Duration
+	// HeartbeatTimeout is how long a follower waits for the leader before
+	// it stands for election; ElectionTimeout bounds a candidate's wait
+	// and must be at least HeartbeatTimeout (Raft's rule: Validate checks
+	// it).
+	HeartbeatTimeout time.Duration
+	ElectionTimeout  time.Duration
+	// LeaderLeaseTimeout is how long a leader stays leader without hearing
+	// from a quorum; it is capped at HeartbeatTimeout (Raft's rule), so
+	// shortening the heartbeat shortens it too.
 	LeaderLeaseTimeout time.Duration
-	CommitTimeout      time.Duration
+	// CommitTimeout is the longest a commit waits to be batched with others.
+	CommitTimeout time.Duration
 	// SnapshotInterval and SnapshotThreshold control how often snapshots are taken.
 	SnapshotInterval  time.Duration
 	SnapshotThreshold uint64
@@ -304,8 +312,9 @@ func (o Options) withDefaults() Options {
 		r.SnapshotThreshold = d.SnapshotThreshold
 	}
 	if r.LeaderLeaseTimeout > r.HeartbeatTimeout {
-		// Only a default lease can exceed a shorter explicit heartbeat
-		// here (Validate refuses an explicit one): follow the heartbeat.
+		// A lease longer than the heartbeat is what DefaultOptions plus a
+		// shorter heartbeat gives: Raft requires lease <= heartbeat, so
+		// the lease follows the heartbeat (documented on RaftTimings).
 		r.LeaderLeaseTimeout = r.HeartbeatTimeout
 	}
 	return o
@@ -422,9 +431,6 @@ func (o Options) Validate() error {
 		if d.v > 0 && d.v < 5*time.Millisecond {
 			bad("%s must be at least 5ms", d.name)
 		}
-	}
-	if r := o.Raft; r.LeaderLeaseTimeout > 0 && r.HeartbeatTimeout > 0 && r.LeaderLeaseTimeout > r.HeartbeatTimeout {
-		bad("Raft.LeaderLeaseTimeout (%v) must not exceed Raft.HeartbeatTimeout (%v)", r.LeaderLeaseTimeout, r.HeartbeatTimeout)
 	}
 	// What hashicorp/raft itself checks at Start, on the settings as
 	// defaults complete them, so that Start never refuses what Validate

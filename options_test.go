@@ -26,9 +26,6 @@ func TestValidateRaftConfig(t *testing.T) {
 		"election below heartbeat": func(o *Options) {
 			o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = 200*time.Millisecond, 100*time.Millisecond
 		},
-		"lease above heartbeat": func(o *Options) {
-			o.Raft.HeartbeatTimeout, o.Raft.LeaderLeaseTimeout = 100*time.Millisecond, 200*time.Millisecond
-		},
 		"commit timeout too low":    func(o *Options) { o.Raft.CommitTimeout = time.Microsecond },
 		"snapshot interval too low": func(o *Options) { o.Raft.SnapshotInterval = time.Millisecond },
 	} {

@@ -87,13 +87,15 @@ func (e *handshakeError) Unwrap() error {
 // raft's own per-retry error lines about it are debug.
 func (e *handshakeError) Quiet() bool { return true }
 
-// CheckHello is the acceptance rule for a Raft connection against view v: a
-// dialer of another cluster, or a process of this node ID older than a life
-// the cluster has admitted since, is refused. Both rules only read what the
-// state certainly has: a view that is behind can accept a stale dialer
-// (Raft's own term checks still apply) but never refuses a good one.
-func CheckHello(v *View, h *messages.StreamHello) (code, reason string) {
-	if ours, theirs := v.ClusterID(), h.GetClusterId(); ours != "" && theirs != "" && ours != theirs {
+// CheckHello is the acceptance rule for a Raft connection, given this node's
+// cluster ID (ours: from the view or, before it is restored, the node file)
+// and its view v: a dialer of another cluster, or a process of this node ID
+// older than a life the cluster has admitted since, is refused. Both rules
+// only read what the state certainly has: a view that is behind can accept a
+// stale dialer (Raft's own term checks still apply) but never refuses a good
+// one.
+func CheckHello(v *View, ours string, h *messages.StreamHello) (code, reason string) {
+	if theirs := h.GetClusterId(); ours != "" && theirs != "" && ours != theirs {
 		return helloClusterMismatch, fmt.Sprintf("this node belongs to cluster %s, the dialer (node %q) to cluster %s", ours, h.GetNodeId(), theirs)
 	}
 	if inc := h.GetIncarnation(); inc != 0 {

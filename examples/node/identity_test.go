@@ -133,8 +133,10 @@ func TestForeignDataDir(t *testing.T) {
 	eventually(t, 15*time.Second, "the foreign process to refuse A's leader at the Raft handshake", func() bool {
 		return len(foreign.log.lines(refusedIn, "cluster_mismatch")) > 0
 	})
-	eventually(t, 15*time.Second, "A's leader to log the refusal", func() bool {
-		return len(leaderA.log.lines(refusedOut, "cluster_mismatch")) > 0
+	// A's leader dials it; a follower whose heartbeat timed out on a busy
+	// machine pre-votes and dials it too: either logs the refusal.
+	eventually(t, 15*time.Second, "A to log the refusal", func() bool {
+		return len(A[0].log.lines(refusedOut, "cluster_mismatch"))+len(A[1].log.lines(refusedOut, "cluster_mismatch")) > 0
 	})
 	// Watch for a while: A's leader keeps trying (heartbeats every few
 	// tens of milliseconds, with backoff), nothing may change.
@@ -145,17 +147,29 @@ func TestForeignDataDir(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	if n := len(foreign.log.lines(refusedIn)); n != 1 {
-		t.Fatalf("the foreign process logged %d refusals, want 1:\n%s", n, strings.Join(foreign.log.lines(refusedIn), "\n"))
+	// Logged once per dialer, however often it dials: the leader, and a
+	// follower that pre-voted after a heartbeat timeout on a busy machine.
+	in := foreign.log.lines(refusedIn)
+	for _, n := range A[:2] {
+		if c := len(foreign.log.lines(refusedIn, "peer="+n.id+" ")); c > 1 {
+			t.Fatalf("the foreign process logged %d refusals of %s, want at most 1:\n%s", c, n.id, strings.Join(in, "\n"))
+		}
+	}
+	if len(in) == 0 {
+		t.Fatal("the foreign process logged no refusal")
 	}
 	var out []string
 	for _, n := range A[:2] {
-		out = append(out, n.log.lines(refusedOut)...)
+		lines := n.log.lines(refusedOut)
+		if len(lines) > 1 {
+			t.Fatalf("A's %s logged %d refusals of its Raft connection, want at most 1:\n%s", n.id, len(lines), strings.Join(lines, "\n"))
+		}
+		out = append(out, lines...)
 	}
-	if len(out) != 1 {
-		t.Fatalf("A logged %d refusals of its Raft connection, want 1:\n%s", len(out), strings.Join(out, "\n"))
+	if len(out) == 0 {
+		t.Fatal("A logged no refusal of its Raft connection")
 	}
-	if l := foreign.log.lines(refusedIn)[0]; !strings.Contains(l, idA) || !strings.Contains(l, idB) {
+	if l := in[0]; !strings.Contains(l, idA) || !strings.Contains(l, idB) {
 		t.Errorf("the refusal does not name both clusters: %s", l)
 	}
 	after := terms(t, A[:2])
@@ -813,3 +827,4 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 		}
 	}
 }
+
