@@ -12,17 +12,27 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
 // ErrNotFound is returned by Client.Get for a key that has no value.
 var ErrNotFound = errors.New("kv: key not found")
 
-// Client is a smart client: it reads GET /cluster from any ClusterKit node,
-// computes each key's partition itself from hash_config, sends writes to the
-// partition's primary and reads from the primary, then from the replicas.
-// When a node is unreachable or answers that it does not own the key (or is
-// still loading it), the client refreshes its view of /cluster and retries,
-// with backoff, up to Attempts times and never past the context's deadline.
+// errClosed is returned by the operations of a closed Client.
+var errClosed = errors.New("kv client: closed")
+
+// Client is a smart client: it routes every key locally with the Router of
+// ClusterKit's typed gateway client (httpgw/client), which holds the
+// cluster's hash configuration and partition map from GET /cluster and
+// refreshes them as soon as a node's event stream (GET /events) reports a
+// new table. It sends writes to the partition's primary and reads to the
+// primary, then to the replicas, at the address each node registered as its
+// "kv" service. When a node is unreachable or answers that it does not own
+// the key (or is still loading it), the client refreshes the table, from
+// another ClusterKit node if the one it follows does not answer, and
+// retries, with backoff, up to Attempts times and never past the context's
+// deadline.
 //
 // Writes are idempotent (PUT sets the value, DELETE removes it), so retrying
 // one whose answer was lost is safe.
@@ -36,23 +46,63 @@ type Client struct {
 	// gets twice as long, since the primary waits for its replicas.
 	RequestTimeout time.Duration
 
-	http *http.Client
+	http *http.Client // the kv API
+	// gw calls the ClusterKit gateways. No client-wide timeout: it would
+	// cut the Router's event stream; every request has a context instead.
+	gw *http.Client
+
+	// switching serializes the replacement of the Router, so that failing
+	// operations open one new Router, not one each.
+	switching sync.Mutex
 
 	mu       sync.Mutex
 	gateways []string // seeds first, then every node learnt from /cluster
-	routing  *Routing
+	router   *follower
+	closed   bool
 }
 
-// NewClient returns a client (use it rather than a Client literal) that fetches /cluster from the given ClusterKit
-// addresses (host:port); it learns the others' from the first answer.
+// follower is a Router on one gateway, with the end of its lifetime.
+type follower struct {
+	*client.Router
+	at  string
+	end context.CancelFunc
+}
+
+func (f *follower) close() {
+	f.Close()
+	f.end()
+}
+
+// NewClient returns a client (use it rather than a Client literal) that
+// reads the cluster from the given ClusterKit addresses (host:port); it
+// learns the others' from the first answer. It contacts none before its
+// first operation. Close it when done: its Router refreshes in the
+// background.
 func NewClient(gateways ...string) *Client {
 	return &Client{
 		Attempts:       20,
 		OpTimeout:      10 * time.Second,
 		RequestTimeout: 2 * time.Second,
 		http:           &http.Client{},
+		gw:             &http.Client{},
 		gateways:       slices.Clone(gateways),
 	}
+}
+
+// Close stops the Router's background refresh and closes idle connections.
+// Operations after Close fail.
+func (c *Client) Close() {
+	// Not under switching: a refresh in flight may take a while; it sees
+	// closed when it is done and closes what it opened.
+	c.mu.Lock()
+	r := c.router
+	c.router, c.closed = nil, true
+	c.mu.Unlock()
+	if r != nil {
+		r.close()
+	}
+	c.http.CloseIdleConnections()
+	c.gw.CloseIdleConnections()
 }
 
 func (c *Client) requestTimeout() time.Duration {
@@ -62,76 +112,125 @@ func (c *Client) requestTimeout() time.Duration {
 	return 2 * time.Second
 }
 
-// Routing returns the client's current view (nil before the first refresh).
-func (c *Client) Routing() *Routing {
+// current is the Router in use (nil before the first refresh).
+func (c *Client) current() (*follower, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.routing
+	if c.closed {
+		return nil, errClosed
+	}
+	return c.router, nil
 }
 
-// Refresh fetches GET /cluster from the first gateway that answers.
-func (c *Client) Refresh(ctx context.Context) error {
+// refresh brings the table up to date through the Router's gateway or,
+// when that one does not answer, through a new Router on the first other
+// gateway that does.
+func (c *Client) refresh(ctx context.Context) error {
+	c.switching.Lock()
+	defer c.switching.Unlock()
 	c.mu.Lock()
-	gateways := slices.Clone(c.gateways)
+	r, gateways, closed := c.router, slices.Clone(c.gateways), c.closed
 	c.mu.Unlock()
+	if closed {
+		return errClosed
+	}
 	var errs []error
+	if r != nil {
+		rctx, cancel := context.WithTimeout(ctx, c.requestTimeout())
+		err := r.Refresh(rctx)
+		cancel()
+		if err == nil {
+			c.learn(r.Router)
+			return nil
+		}
+		errs = append(errs, fmt.Errorf("%s: %w", r.at, err))
+	}
 	for _, g := range gateways {
-		r, err := c.fetchRouting(ctx, g)
+		if r != nil && g == r.at {
+			continue
+		}
+		nr, err := c.openRouter(ctx, g)
 		if err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("%s: %w", g, err))
 			continue
 		}
 		c.mu.Lock()
-		c.routing = r
-		for _, id := range sortedKeys(r.Gateways) {
-			if addr := r.Gateways[id]; !slices.Contains(c.gateways, addr) {
-				c.gateways = append(c.gateways, addr)
-			}
+		if c.closed {
+			c.mu.Unlock()
+			nr.close()
+			return errClosed
 		}
+		c.router = nr
 		c.mu.Unlock()
+		if r != nil {
+			r.close() // operations still holding it may finish their Locate: it answers after Close
+		}
+		c.learn(nr.Router)
 		return nil
 	}
 	return fmt.Errorf("kv client: no gateway answered GET /cluster: %w", errors.Join(errs...))
 }
 
-func (c *Client) fetchRouting(ctx context.Context, gateway string) (*Routing, error) {
+// openRouter starts a Router on gateway. ctx bounds its first fetch only:
+// the Router then lives until the Client closes or replaces it.
+func (c *Client) openRouter(ctx context.Context, gateway string) (*follower, error) {
+	ck, err := client.New(gateway, client.WithHTTPClient(c.gw))
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.requestTimeout())
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+gateway+"/cluster", nil)
+	life, end := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, end)
+	r, err := client.NewRouter(life, ck)
+	if !stop() { // ctx ended first, and life with it: the Router stopped
+		if r != nil {
+			r.Close()
+		}
+		end()
+		return nil, fmt.Errorf("first GET /cluster: %w", ctx.Err())
+	}
 	if err != nil {
+		end()
 		return nil, err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return nil, err
+	return &follower{Router: r, at: gateway, end: end}, nil
+}
+
+// learn adds the members' ClusterKit addresses to the gateways to try.
+func (c *Client) learn(r *client.Router) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, n := range r.Cluster().Cluster.Nodes {
+		if n.IP != "" && !slices.Contains(c.gateways, n.IP) {
+			c.gateways = append(c.gateways, n.IP)
+		}
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", gateway, err)
+}
+
+// kvOf is node's kv address in the client's table ("" when it has none).
+func (c *Client) kvOf(node string) string {
+	r, _ := c.current()
+	if r == nil {
+		return ""
 	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("%s: GET /cluster: %s", gateway, resp.Status)
+	for _, n := range r.Cluster().Cluster.Nodes {
+		if n.ID == node {
+			return kvAddr(&n)
+		}
 	}
-	r, err := ParseRouting(body)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", gateway, err)
-	}
-	if len(r.Owners) == 0 {
-		return nil, fmt.Errorf("%s: no partition table yet", gateway)
-	}
-	return r, nil
+	return ""
 }
 
 // Get returns key's value, or ErrNotFound.
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	var value []byte
-	err := c.do(ctx, key, func(ctx context.Context, owners []string, r *Routing) (bool, error) {
+	err := c.do(ctx, key, func(ctx context.Context, owners []owner) (bool, error) {
 		// The primary first; any loaded replica has every acknowledged write
 		// too (see the package documentation), so it may answer instead.
 		var errs []error
-		for _, node := range owners {
-			res, err := c.call(ctx, r, node, http.MethodGet, key, nil)
+		for _, o := range owners {
+			res, err := c.call(ctx, o.id, o.kv, http.MethodGet, key, nil)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -175,8 +274,8 @@ type writeAck struct {
 // node took the write and which replicas acknowledged it.
 func (c *Client) write(ctx context.Context, method, key string, value []byte) (*writeAck, error) {
 	var ack writeAck
-	err := c.do(ctx, key, func(ctx context.Context, owners []string, r *Routing) (bool, error) {
-		res, err := c.call(ctx, r, owners[0], method, key, value)
+	err := c.do(ctx, key, func(ctx context.Context, owners []owner) (bool, error) {
+		res, err := c.call(ctx, owners[0].id, owners[0].kv, method, key, value)
 		if err != nil {
 			return false, err
 		}
@@ -195,10 +294,13 @@ func (c *Client) write(ctx context.Context, method, key string, value []byte) (*
 	return &ack, nil
 }
 
-// do runs one attempt per round, refreshing the view before every round
+// owner is one owner of a key's partition: its node ID and kv address.
+type owner struct{ id, kv string }
+
+// do runs one attempt per round, refreshing the table before every round
 // but the first, until the attempt is final, the attempts are used up or
 // ctx ends. The last error says why.
-func (c *Client) do(ctx context.Context, key string, attempt func(context.Context, []string, *Routing) (bool, error)) error {
+func (c *Client) do(ctx context.Context, key string, attempt func(context.Context, []owner) (bool, error)) error {
 	if key == "" {
 		return errors.New("kv client: empty key")
 	}
@@ -222,20 +324,28 @@ func (c *Client) do(ctx context.Context, key string, attempt func(context.Contex
 			}
 			backoff = min(2*backoff, 500*time.Millisecond)
 		}
-		r := c.Routing()
+		r, err := c.current()
+		if err != nil {
+			return err
+		}
 		if r == nil || i > 0 {
-			if err := c.Refresh(ctx); err != nil {
+			if err := c.refresh(ctx); err != nil {
+				if errors.Is(err, errClosed) {
+					return err
+				}
 				last = err
 				continue
 			}
-			r = c.Routing()
+			if r, err = c.current(); err != nil {
+				return err
+			}
 		}
-		_, owners, err := r.Locate(key)
+		owners, err := route(r.Router, key)
 		if err != nil {
 			last = err
 			continue
 		}
-		done, err := attempt(ctx, owners, r)
+		done, err := attempt(ctx, owners)
 		if done {
 			return err
 		}
@@ -257,15 +367,15 @@ func (r *result) err() error {
 }
 
 // retryable: the node is not (or no longer, or not yet) the right one, or
-// cannot answer for now; another node or a fresher view may succeed.
+// cannot answer for now; another node or a fresher table may succeed.
 func (r *result) retryable() bool {
 	return r.status == http.StatusMisdirectedRequest || r.status == http.StatusServiceUnavailable || r.status >= 500
 }
 
-func (c *Client) call(ctx context.Context, r *Routing, node, method, key string, value []byte) (*result, error) {
-	addr := r.KV[node]
+// call sends one request to node's kv API at addr.
+func (c *Client) call(ctx context.Context, node, addr, method, key string, value []byte) (*result, error) {
 	if addr == "" {
-		return nil, fmt.Errorf("%s has no kv service in cluster version %d", node, r.Version)
+		return nil, fmt.Errorf("%s has no kv service", node)
 	}
 	timeout := c.requestTimeout()
 	var body io.Reader

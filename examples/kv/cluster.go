@@ -188,8 +188,12 @@ func (s *story) start(sn *storyNode, join []string) (time.Duration, error) {
 	return took, nil
 }
 
-// stopAll stops the running nodes, the last started first.
+// stopAll closes the smart client (its Router follows a node's event
+// stream), then stops the running nodes, the last started first.
 func (s *story) stopAll() (int, error) {
+	if s.client != nil {
+		s.client.Close()
+	}
 	var errs []error
 	stopped := 0
 	for _, sn := range slices.Backward(s.nodes) {
@@ -203,9 +207,6 @@ func (s *story) stopAll() (int, error) {
 		cancel()
 		sn.n = nil
 		stopped++
-	}
-	if s.client != nil {
-		s.client.http.CloseIdleConnections()
 	}
 	s.http.CloseIdleConnections()
 	return stopped, errors.Join(errs...)
@@ -354,7 +355,7 @@ func (s *story) write() error {
 
 	replica := p.ReplicaNodes[0]
 	t = time.Now()
-	res, err := s.client.call(ctx, s.client.Routing(), replica, http.MethodGet, key, nil)
+	res, err := s.client.call(ctx, replica, s.client.kvOf(replica), http.MethodGet, key, nil)
 	if err != nil {
 		return err
 	}
@@ -593,8 +594,7 @@ func (s *story) rebalance() error {
 	s.facts.Read = want[s.facts.Key]
 	s.say("all %d keys read back through the client in %v, %s=%q", len(want), ms(time.Since(t)), s.facts.Key, s.facts.Read)
 	if slices.Contains(p.ReplicaNodes, victim.id) || p.PrimaryNode == victim.id {
-		r := &Routing{KV: map[string]string{victim.id: victim.kv}}
-		res, err := s.client.call(ctx, r, victim.id, http.MethodGet, s.facts.Key, nil)
+		res, err := s.client.call(ctx, victim.id, victim.kv, http.MethodGet, s.facts.Key, nil)
 		if err != nil {
 			return err
 		}

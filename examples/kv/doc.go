@@ -44,7 +44,13 @@
 // was unreachable for a moment without restarting (a production store adds
 // hinted hand-off or anti-entropy for that).
 //
-// Client (client.go) routes from GET /cluster alone, as a client in another
-// language would: hash_config maps keys to partitions, nodes carry their
-// services; it refreshes the view and retries, bounded, on any failure.
+// Client (client.go) routes with ClusterKit's typed gateway client,
+// httpgw/client: its Router maps each key to its partition locally from
+// hash_config and holds the owners, as nodes that carry their "kv" service
+// address; it follows a node's event stream (GET /events) to refresh the
+// table as soon as it changes, and polls GET /cluster with its ETag as a
+// backstop. The client reads nothing of ClusterKit's gateway by hand; the
+// kv API (/kv, /ready, /internal) is the store's own JSON. On any failure
+// it refreshes the table (through another node if the one it follows is
+// down) and retries, bounded.
 package main

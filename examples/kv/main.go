@@ -93,6 +93,9 @@ func run(args []string) error {
 	o.HealthCheck.FailureThreshold, o.HealthCheck.RemovalGrace = *hcThreshold, *hcGrace
 	o.RebalanceDelay = *rebalance
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
+	// Raft refuses a leader lease longer than the heartbeat timeout: a
+	// shorter heartbeat shortens the lease with it.
+	o.Raft.LeaderLeaseTimeout = min(o.Raft.LeaderLeaseTimeout, *heartbeat)
 	for _, a := range strings.Split(*join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			o.JoinAddrs = append(o.JoinAddrs, a)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/proctest"
 	"github.com/clusterkit/clusterkit/internal/tmpcheck"
 )
@@ -128,14 +129,26 @@ func waitLoaded(t *testing.T, p *kvProc, held int) {
 	t.Logf("%s ready with %d partitions loaded, %d keys (waited %v)", p.id, last.Loaded, last.Keys, time.Since(start).Round(time.Millisecond))
 }
 
+// clusterOf reads GET /cluster of p's gateway through the typed client.
+func clusterOf(p *kvProc) (*client.Cluster, error) {
+	c, err := client.New(p.http, client.WithHTTPClient(probe))
+	if err != nil {
+		return nil, err
+	}
+	doc, err := c.Cluster(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return doc.Cluster, nil
+}
+
 // waitMembers waits until the gateway of every listed process reports
 // exactly the given number of members.
 func waitMembers(t *testing.T, procs []*kvProc, n int) {
 	t.Helper()
 	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("%d members on every node", n), func() bool {
 		for _, p := range procs {
-			c := NewClient(p.http)
-			if c.Refresh(context.Background()) != nil || len(c.Routing().Gateways) != n {
+			if c, err := clusterOf(p); err != nil || len(c.Nodes) != n {
 				return false
 			}
 		}
@@ -150,26 +163,17 @@ func waitVoters(t *testing.T, procs []*kvProc, n int) {
 	t.Helper()
 	actortest.Eventually(t, 20*time.Second, fmt.Sprintf("%d voters on every node", n), func() bool {
 		for _, p := range procs {
-			resp, err := probe.Get("http://" + p.http + "/cluster")
+			c, err := clusterOf(p)
 			if err != nil {
 				return false
 			}
-			var doc struct {
-				Cluster struct {
-					Nodes []struct {
-						Voter bool `json:"voter"`
-					} `json:"nodes"`
-				} `json:"cluster"`
-			}
-			err = json.NewDecoder(resp.Body).Decode(&doc)
-			resp.Body.Close()
 			voters := 0
-			for _, m := range doc.Cluster.Nodes {
+			for _, m := range c.Nodes {
 				if m.Voter {
 					voters++
 				}
 			}
-			if err != nil || voters != n {
+			if voters != n {
 				return false
 			}
 		}
@@ -251,8 +255,7 @@ func writeAll(t *testing.T, c *Client, kvs map[string]string) {
 // must hold the key's partition, loaded.
 func direct(p *kvProc) func(context.Context, string) ([]byte, error) {
 	return func(ctx context.Context, key string) ([]byte, error) {
-		r := &Routing{KV: map[string]string{p.id: p.kv}}
-		res, err := NewClient().call(ctx, r, p.id, http.MethodGet, key, nil)
+		res, err := NewClient().call(ctx, p.id, p.kv, http.MethodGet, key, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -298,12 +301,13 @@ func killRestartKill(t *testing.T, removed bool) {
 		waitLoaded(t, p, 64) // RF 3 on 3 nodes: every node holds every partition
 	}
 
-	client := NewClient(procs[0].http, procs[1].http, procs[2].http)
+	kv := NewClient(procs[0].http, procs[1].http, procs[2].http)
+	defer kv.Close()
 	want := map[string]string{}
 	for i := range 1000 {
 		want[fmt.Sprintf("key-%04d", i)] = fmt.Sprintf("value-%04d-%d", i, time.Now().UnixNano())
 	}
-	writeAll(t, client, want)
+	writeAll(t, kv, want)
 	for _, p := range procs {
 		checkAll(t, p.id+" directly", want, direct(p))
 	}
@@ -312,7 +316,7 @@ func killRestartKill(t *testing.T, removed bool) {
 	// leader too): reads fall back to the replicas.
 	first := procs[0]
 	first.kill9(t)
-	checkAll(t, "after kill -9 of "+first.id, want, client.Get)
+	checkAll(t, "after kill -9 of "+first.id, want, kv.Get)
 	if removed {
 		waitMembers(t, procs[1:], 2)
 	} else if got := members(t, procs[1]); got != 3 {
@@ -332,7 +336,7 @@ func killRestartKill(t *testing.T, removed bool) {
 	second := procs[1]
 	second.kill9(t)
 	survivors := []*kvProc{procs[0], procs[2]}
-	checkAll(t, "after kill -9 of "+second.id, want, client.Get)
+	checkAll(t, "after kill -9 of "+second.id, want, kv.Get)
 	for _, p := range survivors {
 		checkAll(t, p.id+" directly after the second kill", want, direct(p))
 	}
@@ -348,12 +352,12 @@ func killRestartKill(t *testing.T, removed bool) {
 		updates[k] = fmt.Sprintf("updated-%04d", i*5)
 		want[k] = updates[k]
 	}
-	writeAll(t, client, updates)
+	writeAll(t, kv, updates)
 	waitMembers(t, survivors, 2)
 	for _, p := range survivors {
 		checkAll(t, p.id+" directly after the updates", want, direct(p))
 	}
-	checkAll(t, "through the client at the end", want, client.Get)
+	checkAll(t, "through the client at the end", want, kv.Get)
 
 	// SIGTERM stops a node cleanly (exit status 0).
 	for _, p := range survivors {
@@ -374,9 +378,9 @@ func killRestartKill(t *testing.T, removed bool) {
 // members is the number of members p's gateway reports.
 func members(t *testing.T, p *kvProc) int {
 	t.Helper()
-	c := NewClient(p.http)
-	if err := c.Refresh(context.Background()); err != nil {
+	c, err := clusterOf(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return len(c.Routing().Gateways)
+	return len(c.Nodes)
 }

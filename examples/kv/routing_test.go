@@ -14,68 +14,88 @@ import (
 
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/actors/actortest"
+	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
 // A /cluster document as the gateway writes it (trimmed to two partitions).
 const clusterDoc = `{
   "cluster": {
+    "id": "demo", "name": "demo", "cluster_id": "0123456789abcdef0123456789abcdef",
     "nodes": [
       {"id": "node-1", "ip": "10.1.0.1:8080", "port": 8080, "status": "active", "services": {"kv": "10.1.0.1:9080"}},
       {"id": "node-2", "ip": "10.1.0.2:8080", "port": 8080, "status": "active", "services": {"kv": ":9080"}},
-      {"id": "node-3", "ip": "10.1.0.3:8080", "port": 8080, "status": "active"}
+      {"id": "node-3", "ip": "10.1.0.3:8080", "port": 8080, "status": "active", "services": {}}
     ],
     "partition_map": {"partitions": {
       "partition-48": {"id": "partition-48", "primary_node": "node-2", "replica_nodes": ["node-1", "node-3"], "epoch": 3},
       "partition-49": {"id": "partition-49", "primary_node": "node-3", "replica_nodes": ["node-2"], "epoch": 1}
     }},
-    "hash_config": {"algorithm": "md5", "formula": "BigEndian.Uint32(md5(key)[0:4]) % partition_count", "partition_count": 64, "partition_id_format": "partition-%d"},
-    "version": 14
+    "hash_config": {"algorithm": "md5", "encoding": "big_endian_uint32", "modulo": 64, "format": "partition-%d", "partition_count": 64, "partition_id_format": "partition-%d"},
+    "version": 14, "table_version": 14, "health": "healthy"
   },
-  "hash_config": {"algorithm": "md5", "formula": "BigEndian.Uint32(md5(key)[0:4]) % partition_count", "partition_count": 64, "partition_id_format": "partition-%d"}
+  "hash_config": {"algorithm": "md5", "encoding": "big_endian_uint32", "modulo": 64, "format": "partition-%d", "partition_count": 64, "partition_id_format": "partition-%d"},
+  "leader": "node-1", "node_id": "node-1"
 }`
 
-func TestRoutingFromJSON(t *testing.T) {
-	r, err := ParseRouting([]byte(clusterDoc))
+// newTestClient is a smart client closed with the test.
+func newTestClient(t *testing.T, gateways ...string) *Client {
+	t.Helper()
+	c := NewClient(gateways...)
+	t.Cleanup(c.Close)
+	return c
+}
+
+// TestRoutingFromClusterDocument: from a gateway's GET /cluster alone, the
+// client routes keys by the reference contract (md5, 64 partitions), tries
+// the owners primary first, completes a kv address registered without a
+// host, and refuses to route a key whose partition has no owner.
+func TestRoutingFromClusterDocument(t *testing.T) {
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/cluster" {
+			http.NotFound(w, r) // no event stream: the Router polls
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, clusterDoc)
+	}))
+	defer gw.Close()
+	c := newTestClient(t, gw.Listener.Addr().String())
+	if err := c.refresh(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	r, err := c.current()
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The reference contract: md5 with 64 partitions.
 	for key, want := range map[string]string{"user:123": "partition-48", "test-key": "partition-49"} {
-		if got, err := r.PartitionOf(key); err != nil || got != want {
-			t.Errorf("PartitionOf(%q) = %s, %v; want %s", key, got, err, want)
+		if d, err := r.Locate(key); err != nil || d.Partition != want {
+			t.Errorf("Locate(%q) = %+v, %v; want %s", key, d, err, want)
 		}
 	}
-	part, owners, err := r.Locate("user:123")
-	if err != nil || part != "partition-48" || !slices.Equal(owners, []string{"node-2", "node-1", "node-3"}) {
-		t.Fatalf("Locate(user:123) = %s %v %v", part, owners, err)
+	owners, err := route(r.Router, "user:123")
+	want := []owner{{"node-2", "10.1.0.2:9080"}, {"node-1", "10.1.0.1:9080"}, {"node-3", ""}}
+	if err != nil || !slices.Equal(owners, want) {
+		t.Fatalf("route(user:123) = %v, %v; want %v", owners, err, want)
 	}
-	// A service registered without a host takes the node's host.
-	if r.KV["node-1"] != "10.1.0.1:9080" || r.KV["node-2"] != "10.1.0.2:9080" || r.KV["node-3"] != "" {
-		t.Fatalf("kv addresses %v", r.KV)
-	}
-	if r.Gateways["node-3"] != "10.1.0.3:8080" || r.Version != 14 {
-		t.Fatalf("gateways %v, version %d", r.Gateways, r.Version)
-	}
-	if _, _, err := r.Locate("key-without-owner"); err == nil {
+	if _, err := route(r.Router, "key-without-owner"); err == nil {
 		t.Fatal("a key of a partition missing from the map must not route")
 	}
-
-	for _, bad := range []string{
-		`{"cluster": {}}`,
-		`{"hash_config": {"algorithm": "sha1", "partition_count": 64}}`,
-		`{"hash_config": {"algorithm": "md5", "partition_count": 0}}`,
-		`not json`,
-	} {
-		if _, err := ParseRouting([]byte(bad)); err == nil {
-			t.Errorf("ParseRouting(%s) succeeded", bad)
-		}
+	if got := c.kvOf("node-1"); got != "10.1.0.1:9080" {
+		t.Fatalf("kvOf(node-1) = %q", got)
+	}
+	// The members' ClusterKit addresses are learnt as gateways to fall back on.
+	c.mu.Lock()
+	gateways := slices.Clone(c.gateways)
+	c.mu.Unlock()
+	if !slices.Contains(gateways, "10.1.0.3:8080") {
+		t.Fatalf("gateways %v", gateways)
 	}
 }
 
 func testOptions(id string) clusterkit.Options {
 	o := clusterkit.DefaultOptions()
 	o.NodeID, o.HTTPAddr = id, "127.0.0.1:0"
-	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = 50*time.Millisecond, 50*time.Millisecond
+	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout, o.Raft.LeaderLeaseTimeout = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	o.RebalanceDelay = 10 * time.Millisecond
 	o.HealthCheck = clusterkit.HealthCheckConfig{Disable: true}
 	o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -109,27 +129,36 @@ func gateway(n *Node) string {
 	return ""
 }
 
-// TestRoutingMatchesClusterKit: the client, from the JSON of GET /cluster
-// alone, maps keys to the partitions and owners ck.GetPartition gives, with
-// both hash algorithms.
+// TestRoutingMatchesClusterKit: the client's routing (httpgw/client's
+// Router, from GET /cluster) agrees with the node's GET /locate and with
+// ck.GetPartition on every key's partition and primary, with both hash
+// algorithms, and finds the node's kv service.
 func TestRoutingMatchesClusterKit(t *testing.T) {
 	for name, hash := range map[string]clusterkit.KeyHash{"md5": clusterkit.KeyHashMD5, "xxh64": clusterkit.KeyHashXXH64} {
 		t.Run(name, func(t *testing.T) {
 			o := testOptions("node-1")
 			o.PartitionCount, o.KeyHash = 64, hash
 			n := startNode(t, o)
-			c := NewClient(gateway(n))
-			if err := c.Refresh(context.Background()); err != nil {
+			c := newTestClient(t, gateway(n))
+			ctx := t.Context()
+			if err := c.refresh(ctx); err != nil {
 				t.Fatal(err)
 			}
-			r := c.Routing()
-			if r.Algorithm != name {
-				t.Fatalf("hash_config.algorithm %q, want %q", r.Algorithm, name)
+			r, err := c.current()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Cluster().HashConfig.Algorithm; got != name {
+				t.Fatalf("hash_config.algorithm %q, want %q", got, name)
 			}
 			if hash == clusterkit.KeyHashMD5 {
-				if got, _ := r.PartitionOf("user:123"); got != "partition-48" {
-					t.Fatalf("user:123 -> %s, want partition-48", got)
+				if d, _ := r.Locate("user:123"); d == nil || d.Partition != "partition-48" {
+					t.Fatalf("user:123 -> %+v, want partition-48", d)
 				}
+			}
+			gw, err := client.New(gateway(n))
+			if err != nil {
+				t.Fatal(err)
 			}
 			for i := range 2000 {
 				key := fmt.Sprintf("k-%d-%s", i, strings.Repeat("é", i%40))
@@ -137,13 +166,20 @@ func TestRoutingMatchesClusterKit(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, owners, err := r.Locate(key)
-				if err != nil || got != p.ID || owners[0] != p.PrimaryNode {
-					t.Fatalf("%q: client says %s %v (%v), ClusterKit says %s (primary %s)", key, got, owners, err, p.ID, p.PrimaryNode)
+				owners, err := route(r.Router, key)
+				d, _ := r.Locate(key)
+				if err != nil || d.Partition != p.ID || owners[0].id != p.PrimaryNode {
+					t.Fatalf("%q: client says %+v %v (%v), ClusterKit says %s (primary %s)", key, d, owners, err, p.ID, p.PrimaryNode)
+				}
+				if i%20 == 0 { // GET /locate for a sample: one request each
+					l, err := gw.Locate(ctx, key)
+					if err != nil || l.Partition != d.Partition || l.Primary == nil || l.Primary.ID != owners[0].id || l.Epoch != d.Epoch {
+						t.Fatalf("%q: client says %s (primary %s), GET /locate says %+v (%v)", key, d.Partition, owners[0].id, l, err)
+					}
 				}
 			}
-			if r.KV["node-1"] != n.KVAddr {
-				t.Fatalf("kv address %q, want %q", r.KV["node-1"], n.KVAddr)
+			if got := c.kvOf("node-1"); got != n.KVAddr {
+				t.Fatalf("kv address %q, want %q", got, n.KVAddr)
 			}
 		})
 	}
@@ -167,7 +203,7 @@ func TestAPI(t *testing.T) {
 		})
 	}
 	ctx := context.Background()
-	c := NewClient(gateway(n1))
+	c := newTestClient(t, gateway(n1))
 	if err := c.Put(ctx, "user:123", []byte("alice")); err != nil {
 		t.Fatal(err)
 	}
@@ -175,15 +211,14 @@ func TestAPI(t *testing.T) {
 	primary, replica := nodes[p.PrimaryNode], nodes[p.ReplicaNodes[0]]
 	// Acknowledged means on the replica too.
 	for _, n := range nodes {
-		r := &Routing{KV: map[string]string{"x": n.KVAddr}}
-		res, err := c.call(ctx, r, "x", http.MethodGet, "user:123", nil)
+		res, err := c.call(ctx, n.CK.GetMyNodeID(), n.KVAddr, http.MethodGet, "user:123", nil)
 		if err != nil || res.status != http.StatusOK || string(res.body) != "alice" {
 			t.Fatalf("%s: %+v %v", n.CK.GetMyNodeID(), res, err)
 		}
 	}
 
 	// A write sent to the replica is refused with the primary's name.
-	res, err := c.call(ctx, &Routing{KV: map[string]string{"r": replica.KVAddr}}, "r", http.MethodPut, "user:123", []byte("bob"))
+	res, err := c.call(ctx, replica.CK.GetMyNodeID(), replica.KVAddr, http.MethodPut, "user:123", []byte("bob"))
 	if err != nil || res.status != http.StatusMisdirectedRequest || res.apiErr.Code != "not_owner" ||
 		res.apiErr.Primary != p.PrimaryNode || res.apiErr.PrimaryKV != primary.KVAddr {
 		t.Fatalf("write to the replica: %+v %v", res, err)
@@ -200,7 +235,7 @@ func TestAPI(t *testing.T) {
 	if resp.StatusCode != http.StatusConflict {
 		t.Fatalf("stale replicate: %s", resp.Status)
 	}
-	res, err = c.call(ctx, &Routing{KV: map[string]string{"r": replica.KVAddr}}, "r", http.MethodGet, "user:123", nil)
+	res, err = c.call(ctx, replica.CK.GetMyNodeID(), replica.KVAddr, http.MethodGet, "user:123", nil)
 	if err != nil || res.status != http.StatusOK || string(res.body) != "alice" {
 		t.Fatalf("the replica applied a refused stale write: %+v %v", res, err)
 	}
@@ -213,7 +248,7 @@ func TestAPI(t *testing.T) {
 		t.Fatalf("Get after Delete: %v", err)
 	}
 	for _, n := range nodes {
-		res, err := c.call(ctx, &Routing{KV: map[string]string{"x": n.KVAddr}}, "x", http.MethodGet, "user:123", nil)
+		res, err := c.call(ctx, n.CK.GetMyNodeID(), n.KVAddr, http.MethodGet, "user:123", nil)
 		if err != nil || res.status != http.StatusNotFound {
 			t.Fatalf("%s after delete: %+v %v", n.CK.GetMyNodeID(), res, err)
 		}

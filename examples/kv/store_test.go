@@ -64,14 +64,14 @@ func waitSettled(t *testing.T, nodes map[string]*Node) {
 func readOwners(t *testing.T, nodes map[string]*Node, want map[string]string) {
 	t.Helper()
 	ctx := context.Background()
-	c := NewClient()
+	c := newTestClient(t)
 	for k, v := range want {
 		p, err := nodes["node-1"].CK.GetPartition(k)
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range append([]string{p.PrimaryNode}, p.ReplicaNodes...) {
-			res, err := c.call(ctx, &Routing{KV: map[string]string{id: nodes[id].KVAddr}}, id, http.MethodGet, k, nil)
+			res, err := c.call(ctx, id, nodes[id].KVAddr, http.MethodGet, k, nil)
 			if err != nil || res.status != http.StatusOK || string(res.body) != v {
 				t.Fatalf("%s on %s (owner of %s): %+v %v", k, id, p.ID, res, err)
 			}
@@ -115,7 +115,7 @@ func joinCopiesAndDrops(t *testing.T, rf int) {
 	for i := range 300 {
 		want[fmt.Sprintf("k%d", i)] = fmt.Sprintf("v%d", i)
 	}
-	c := NewClient(gateway(nodes["node-1"]))
+	c := newTestClient(t, gateway(nodes["node-1"]))
 	putAll(t, c, want)
 
 	o = testOptions("node-3")
@@ -154,7 +154,7 @@ func TestNoLiveSource(t *testing.T) {
 	for i := range 200 {
 		want[fmt.Sprintf("k%d", i)] = fmt.Sprintf("v%d", i)
 	}
-	putAll(t, NewClient(gateway(nodes["node-1"])), want)
+	putAll(t, newTestClient(t, gateway(nodes["node-1"])), want)
 	lost := map[string]bool{}
 	for k := range want {
 		if p, _ := nodes["node-1"].CK.GetPartition(k); p.PrimaryNode == "node-2" {
@@ -178,7 +178,7 @@ func TestNoLiveSource(t *testing.T) {
 		return strings.Contains(logs.String(), "no live source for partition")
 	})
 	waitSettled(t, nodes)
-	c := NewClient(gateway(nodes["node-1"]))
+	c := newTestClient(t, gateway(nodes["node-1"]))
 	ctx := context.Background()
 	for k, v := range want {
 		got, err := c.Get(ctx, k)

@@ -236,3 +236,99 @@ func TestRouterFollowsTheCluster(t *testing.T) {
 		t.Fatal("empty key accepted")
 	}
 }
+
+// waitUntil polls cond every few milliseconds until it holds or the
+// deadline passes.
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// An event on the stream makes the Router refresh at once: with an hour
+// between polls, only the stream can bring the new version.
+func TestRouterRefreshesOnEvents(t *testing.T) {
+	f := newFakeGateway()
+	defer f.Close()
+	r, err := client.NewRouter(context.Background(), newClient(t, f), client.WithRefreshInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	for i, kind := range []string{client.KindPartitionChange, client.KindRebalanceComplete, client.KindNodeLeave} {
+		v := uint64(20 + i)
+		f.emit(v, kind)
+		waitUntil(t, 5*time.Second, fmt.Sprintf("the router at version %d after %s", v, kind), func() bool {
+			return r.Cluster().Cluster.Version == v
+		})
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the gateway refuses the event stream, the poll keeps the Router
+// current, and Close does not wait for the stream's backoff.
+func TestRouterPollsWithoutStream(t *testing.T) {
+	for _, status := range []int32{http.StatusServiceUnavailable, http.StatusNotFound} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			f := newFakeGateway()
+			defer f.Close()
+			f.eventsRefused.Store(status)
+			r, err := client.NewRouter(context.Background(), newClient(t, f), client.WithRefreshInterval(10*time.Millisecond))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer r.Close()
+			waitUntil(t, 5*time.Second, "a refused event stream", func() bool { return f.conns.Load() > 0 })
+			f.setVersion(42)
+			waitUntil(t, 5*time.Second, "the router at version 42 by polling", func() bool {
+				return r.Cluster().Cluster.Version == 42
+			})
+			start := time.Now()
+			r.Close()
+			if took := time.Since(start); took > time.Second {
+				t.Fatalf("Close took %v", took)
+			}
+		})
+	}
+}
+
+// After the gateway refused the stream (404: Watch gives up at once), the
+// Router opens a new one, with backoff, once the gateway serves it.
+func TestRouterReopensStream(t *testing.T) {
+	f := newFakeGateway()
+	defer f.Close()
+	f.eventsRefused.Store(http.StatusNotFound)
+	r, err := client.NewRouter(context.Background(), newClient(t, f), client.WithRefreshInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	waitUntil(t, 5*time.Second, "two refused event streams", func() bool { return f.conns.Load() > 1 })
+	f.eventsRefused.Store(0)
+	waitUntil(t, 15*time.Second, "an event stream", func() bool { return f.streams.Load() > 0 })
+	f.emit(77, client.KindRebalanceComplete)
+	waitUntil(t, 5*time.Second, "the router at version 77", func() bool { return r.Cluster().Cluster.Version == 77 })
+}
+
+// A node that no longer holds the events after the Router's version (410)
+// is followed live from then on.
+func TestRouterFollowsLiveAfterGone(t *testing.T) {
+	f := newFakeGateway()
+	defer f.Close()
+	f.goneBefore.Store(100)
+	r, err := client.NewRouter(context.Background(), newClient(t, f), client.WithRefreshInterval(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	waitUntil(t, 5*time.Second, "a live event stream", func() bool { return f.streams.Load() > 0 })
+	f.emit(120, client.KindPartitionChange)
+	waitUntil(t, 5*time.Second, "the router at version 120", func() bool { return r.Cluster().Cluster.Version == 120 })
+}

@@ -27,14 +27,23 @@ type fakeGateway struct {
 	// Last-Event-ID and replay from the start (a misbehaving proxy), so the
 	// client's duplicate filter is exercised.
 	replayOnce bool
+	// eventsRefused, when set, is the status GET /events answers with (503:
+	// a proxy that does not pass server-sent events; 404: a gateway without
+	// the route), so only polling reaches the cluster.
+	eventsRefused atomic.Int32
+	// goneBefore answers 410 events_gone to a resume point below this index.
+	goneBefore atomic.Uint64
+	// added is closed and replaced by emit: open streams send what was added.
+	added chan struct{}
 
 	conns       atomic.Int64
+	streams     atomic.Int64 // connections answered with a stream
 	notModified atomic.Int64
 	srv         *httptest.Server
 }
 
 func newFakeGateway() *fakeGateway {
-	f := &fakeGateway{}
+	f := &fakeGateway{added: make(chan struct{})}
 	t0 := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	nodes := []client.Node{
 		{ID: "node-1", Name: "alpha", IP: "10.0.0.1:8080", Port: 8080, Status: "active", Services: map[string]string{"kv": "10.0.0.1:9080"}, Incarnation: 3, Voter: true, JoinedAt: t0, LastSeen: t0},
@@ -83,6 +92,17 @@ func (f *fakeGateway) setVersion(v uint64) {
 	f.cluster.Cluster = &c
 }
 
+// emit changes the cluster to version v and streams a partition_change
+// event at that index, as a node does when it applies a new table.
+func (f *fakeGateway) emit(v uint64, kind string) {
+	f.setVersion(v)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.events = append(f.events, client.Event{Seq: fmt.Sprintf("%d.0", v), Kind: kind, Index: v, Time: time.Now()})
+	close(f.added)
+	f.added = make(chan struct{})
+}
+
 func (f *fakeGateway) serveCluster(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	doc := f.cluster
@@ -100,6 +120,10 @@ func (f *fakeGateway) serveCluster(w http.ResponseWriter, r *http.Request) {
 
 func (f *fakeGateway) serveEvents(w http.ResponseWriter, r *http.Request) {
 	n := f.conns.Add(1)
+	if code := f.eventsRefused.Load(); code != 0 {
+		http.Error(w, "no event streams here", int(code))
+		return
+	}
 	after := r.Header.Get("Last-Event-ID")
 	if after == "" {
 		after = r.URL.Query().Get("since")
@@ -107,37 +131,55 @@ func (f *fakeGateway) serveEvents(w http.ResponseWriter, r *http.Request) {
 	if f.replayOnce && n == 2 {
 		after = "0" // ignore the resume point once
 	}
-	if after == "1.0" {
+	index, _, _ := strings.Cut(after, ".")
+	if i, err := strconv.ParseUint(index, 10, 64); after == "1.0" || (err == nil && i < f.goneBefore.Load()) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusGone)
 		_, _ = w.Write([]byte(`{"error":"events before 14.0 are no longer held","code":"events_gone"}`))
 		return
 	}
+	f.streams.Add(1)
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.WriteHeader(http.StatusOK)
-	fmt.Fprintf(w, "retry: 1000\n: clusterkit events after %s\n\n", strings.TrimPrefix(after, ""))
+	fmt.Fprintf(w, "retry: 1000\n: clusterkit events after %s\n\n", after)
 	sent := 0
-	for _, e := range f.events {
-		if after != "" && after != "0" && !seqAfter(e.Seq, after) {
-			continue
+	for next := 0; ; {
+		f.mu.Lock()
+		events, added := f.events[next:], f.added
+		f.mu.Unlock()
+		for _, e := range events {
+			next++
+			if after != "" && after != "0" && !seqAfter(e.Seq, after) {
+				continue
+			}
+			data, _ := json.Marshal(e)
+			fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", e.Seq, e.Kind, data)
+			sent++
+			if f.dropAfter > 0 && sent == f.dropAfter {
+				return // the connection drops mid-stream
+			}
 		}
-		data, _ := json.Marshal(e)
-		fmt.Fprintf(w, "id: %s\nevent: %s\ndata: %s\n\n", e.Seq, e.Kind, data)
-		sent++
-		if f.dropAfter > 0 && sent == f.dropAfter {
-			return // the connection drops mid-stream
+		// Then the stream stays open until the client goes away, sending
+		// what emit adds.
+		w.(http.Flusher).Flush()
+		select {
+		case <-added:
+		case <-r.Context().Done():
+			return
 		}
 	}
-	// Then the stream stays open until the client goes away.
-	w.(http.Flusher).Flush()
-	<-r.Context().Done()
 }
 
-// seqAfter compares "14.3"-style seqs of the fake's single entry.
+// seqAfter compares "14.3"-style seqs; a bare "14" is after all of entry 14.
 func seqAfter(s, after string) bool {
-	_, a, _ := strings.Cut(s, ".")
-	_, b, _ := strings.Cut(after, ".")
-	x, _ := strconv.Atoi(a)
-	y, _ := strconv.Atoi(b)
-	return x > y
+	i, a, _ := strings.Cut(s, ".")
+	j, b, dotted := strings.Cut(after, ".")
+	x, _ := strconv.Atoi(i)
+	y, _ := strconv.Atoi(j)
+	if x != y || !dotted {
+		return x > y
+	}
+	p, _ := strconv.Atoi(a)
+	q, _ := strconv.Atoi(b)
+	return p > q
 }

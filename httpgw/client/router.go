@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,28 +54,53 @@ func (h *HashConfig) PartitionID(n int) string {
 }
 
 // Router defaults.
-const defaultRefresh = time.Second
+const (
+	defaultRefresh = time.Second
+	// watchMinBackoff and watchMaxBackoff bound the wait before the Router
+	// opens a new event stream after one failed for good (Watch itself
+	// already retries a dropped connection).
+	watchMinBackoff = 100 * time.Millisecond
+	watchMaxBackoff = 30 * time.Second
+	// catchUpTries bounds the refreshes that chase an event's index the
+	// answer does not reach yet; the poll covers what they miss.
+	catchUpTries = 5
+)
+
+// tableKinds are the events after which the partition map or the members
+// (their addresses and services) may differ: each makes the Router refresh.
+var tableKinds = []string{KindPartitionChange, KindRebalanceComplete, KindNodeJoin, KindNodeRejoin, KindNodeLeave}
 
 // RouterOption configures a Router.
 type RouterOption func(*Router)
 
-// WithRefreshInterval sets how often the Router asks for GET /cluster (with
-// its ETag, so an unchanged cluster costs a 304). Default 1 s; at least 10 ms.
+// WithRefreshInterval sets how often the Router polls GET /cluster (with its
+// ETag, so an unchanged cluster costs a 304). The event stream makes the
+// Router refresh as soon as the table changes, so the poll only bounds how
+// stale it gets while the stream is down. Default 1 s; at least 10 ms.
 func WithRefreshInterval(d time.Duration) RouterOption {
 	return func(r *Router) { r.interval = max(d, 10*time.Millisecond) }
 }
 
 // Router keeps a copy of the partition map current and answers Locate from
-// it, without a request per key. It polls GET /cluster with the ETag in the
-// background until Close or until the context given to NewRouter ends.
+// it, without a request per key. In the background, until Close or until
+// the context given to NewRouter ends, it follows GET /events and refreshes
+// GET /cluster as soon as an event says the table or the members changed;
+// it also polls GET /cluster with the ETag, which keeps it current while the
+// stream is down (a proxy that does not pass server-sent events, say).
 type Router struct {
 	c        *Client
 	interval time.Duration
 	table    atomic.Pointer[routingTable]
 	lastErr  atomic.Pointer[error]
+	// kick asks the refresh loop for a refresh now; its one slot coalesces
+	// the burst of events a rebalance makes into one or two requests.
+	kick chan struct{}
+	// wantIndex is the highest Raft index of an event seen: an answer below
+	// it is older than that event.
+	wantIndex atomic.Uint64
 
 	cancel context.CancelFunc
-	done   chan struct{}
+	wg     sync.WaitGroup
 	once   sync.Once
 }
 
@@ -128,7 +154,7 @@ func NewRouter(ctx context.Context, c *Client, opts ...RouterOption) (*Router, e
 	if c == nil {
 		return nil, errors.New("client: NewRouter needs a client")
 	}
-	r := &Router{c: c, interval: defaultRefresh, done: make(chan struct{})}
+	r := &Router{c: c, interval: defaultRefresh, kick: make(chan struct{}, 1)}
 	for _, o := range opts {
 		o(r)
 	}
@@ -138,26 +164,37 @@ func NewRouter(ctx context.Context, c *Client, opts ...RouterOption) (*Router, e
 	if r.table.Load().doc.Cluster.TableVersion == 0 {
 		return nil, errors.New("client: the cluster has no partition table yet")
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	runCtx, cancel := context.WithCancel(ctx)
 	r.cancel = cancel
-	go r.run(ctx, runCtx)
+	r.wg.Add(2)
+	go r.refreshLoop(runCtx)
+	go r.watchLoop(runCtx)
 	return r, nil
 }
 
-// run polls until Close or the creator's context ends.
-func (r *Router) run(parent, ctx context.Context) {
-	defer close(r.done)
-	t := time.NewTicker(r.interval)
-	defer t.Stop()
+// refreshLoop refreshes on every tick of the poll and whenever the event
+// stream asks, until ctx ends.
+func (r *Router) refreshLoop(ctx context.Context) {
+	defer r.wg.Done()
+	poll := time.NewTicker(r.interval)
+	defer poll.Stop()
+	// catchUp retries a refresh whose answer is older than an event seen
+	// (a node may stream an event a moment before its document shows it).
+	catchUp := time.NewTimer(time.Hour)
+	catchUp.Stop()
+	defer catchUp.Stop()
+	tries := 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-parent.Done():
-			return
-		case <-t.C:
+		case <-poll.C:
+		case <-r.kick:
+			tries = 0
+		case <-catchUp.C:
 		}
-		reqCtx, cancel := context.WithTimeout(ctx, max(r.interval, 5*time.Second))
+		// A poll interval of an hour must not mean an hour-long request.
+		reqCtx, cancel := context.WithTimeout(ctx, min(max(r.interval, 5*time.Second), 30*time.Second))
 		err := r.Refresh(reqCtx)
 		cancel()
 		if err != nil {
@@ -165,6 +202,66 @@ func (r *Router) run(parent, ctx context.Context) {
 		} else {
 			r.lastErr.Store(nil)
 		}
+		if want := r.wantIndex.Load(); r.table.Load().doc.Cluster.Version < want && tries < catchUpTries {
+			tries++
+			catchUp.Reset(time.Duration(tries) * 50 * time.Millisecond)
+		}
+	}
+}
+
+// watchLoop follows the table's events and kicks a refresh for each. Watch
+// resumes a dropped connection itself; when it gives up (the gateway
+// refused the stream, or no longer holds the events to resume from), the
+// poll alone keeps the Router current until a new stream opens, after a
+// backoff. It returns when ctx ends.
+func (r *Router) watchLoop(ctx context.Context) {
+	defer r.wg.Done()
+	backoff, live := watchMinBackoff, false
+	for {
+		// From the version the Router holds: every change after it comes
+		// down the stream, none is lost between the fetch and the stream.
+		// After a 410 the node cannot resume from there: follow it live
+		// (the refresh kicked below resyncs).
+		since := strconv.FormatUint(r.table.Load().doc.Cluster.Version, 10)
+		if live {
+			since = ""
+		}
+		opts := WatchOptions{Since: since, Kinds: tableKinds, MaxRetries: -1, MaxBackoff: min(max(r.interval, time.Second), defaultMaxBackoff)}
+		var err error
+		for ev, e := range r.c.Watch(ctx, opts) {
+			if e != nil {
+				err = e
+				break
+			}
+			backoff = watchMinBackoff
+			if ev.Index > r.wantIndex.Load() {
+				r.wantIndex.Store(ev.Index) // only this goroutine stores
+			}
+			r.kickRefresh()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		var gwErr *Error
+		live = errors.As(err, &gwErr) && gwErr.Status == http.StatusGone
+		r.kickRefresh() // resync now: changes may have been missed
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, watchMaxBackoff)
+	}
+}
+
+// kickRefresh asks the refresh loop for a refresh, without blocking: one
+// pending request stands for any number.
+func (r *Router) kickRefresh() {
+	select {
+	case r.kick <- struct{}{}:
+	default:
 	}
 }
 
@@ -181,8 +278,18 @@ func (r *Router) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.table.Store(t)
-	return nil
+	// Refreshes may overlap (the background ones, the caller's): an answer
+	// older than the table held must not replace it. Another cluster at
+	// the same address starts its versions over, so it always does.
+	for {
+		cur := r.table.Load()
+		if cur != nil && cur.doc.Cluster.ClusterID == doc.Cluster.ClusterID && doc.Cluster.Version < cur.doc.Cluster.Version {
+			return nil
+		}
+		if r.table.CompareAndSwap(cur, t) {
+			return nil
+		}
+	}
 }
 
 // Err is the error of the last background refresh, nil when it succeeded:
@@ -225,11 +332,11 @@ func (r *Router) Locate(key string) (*PartitionDetail, error) {
 	return d, nil
 }
 
-// Close stops the background refresh and waits for it (bounded by the
-// request in flight, which Close cancels).
+// Close stops the background refresh and the event stream, and waits for
+// them (bounded by the requests in flight, which Close cancels).
 func (r *Router) Close() {
 	r.once.Do(func() {
 		r.cancel()
-		<-r.done
+		r.wg.Wait()
 	})
 }
