@@ -8,9 +8,16 @@ package clusterkit_test
 import (
 	"context"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"log/slog"
+	"path/filepath"
 	"slices"
+	"strings"
+	"testing"
 	"time"
+	"unicode"
 
 	"github.com/clusterkit/clusterkit"
 )
@@ -139,4 +146,72 @@ func stopAll(nodes []*clusterkit.ClusterKit) {
 	for _, ck := range nodes {
 		_ = ck.Stop(context.Background())
 	}
+}
+
+// TestExamplesCoverAPI: every exported function and method of the package
+// has a runnable example (ExampleF, ExampleT_M, or one of them with a
+// _suffix), so that pkg.go.dev shows one next to each.
+func TestExamplesCoverAPI(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var api []string
+	examples := map[string]bool{}
+	for _, name := range files {
+		f, err := parser.ParseFile(fset, name, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range f.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			if strings.HasSuffix(name, "_test.go") {
+				if fn.Recv == nil && strings.HasPrefix(fn.Name.Name, "Example") {
+					examples[fn.Name.Name] = true
+				}
+				continue
+			}
+			if !fn.Name.IsExported() {
+				continue
+			}
+			if fn.Recv == nil {
+				api = append(api, "Example"+fn.Name.Name)
+				continue
+			}
+			typ := fn.Recv.List[0].Type
+			if star, ok := typ.(*ast.StarExpr); ok {
+				typ = star.X
+			}
+			if id, ok := typ.(*ast.Ident); ok && id.IsExported() {
+				api = append(api, "Example"+id.Name+"_"+fn.Name.Name)
+			}
+		}
+	}
+	if len(api) < 60 {
+		t.Fatalf("found only %d exported functions and methods: is the parse wrong?", len(api))
+	}
+	has := func(want string) bool {
+		for ex := range examples {
+			// ExampleT_M, or ExampleT_M_suffix with a lower-case suffix.
+			if ex == want || strings.HasPrefix(ex, want+"_") && unicode.IsLower(rune(ex[len(want)+1])) {
+				return true
+			}
+		}
+		return false
+	}
+	var missing []string
+	for _, want := range api {
+		if !has(want) {
+			missing = append(missing, want)
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("%d of %d exported functions and methods have no example: %s", len(missing), len(api), strings.Join(missing, ", "))
+	}
+	t.Logf("%d exported functions and methods, %d examples", len(api), len(examples))
 }
