@@ -38,6 +38,9 @@ var (
 	// leader failed after the request was sent. Read the state back (or use
 	// compare-and-set) before retrying a change that must not happen twice.
 	ErrOutcomeUnknown = actors.ErrOutcomeUnknown
+	// ErrInvalidTarget means TransferLeadership's target is not another
+	// voter, or there is no other voter to hand leadership to.
+	ErrInvalidTarget = errors.New("clusterkit: invalid leadership target")
 	// ErrSlowConsumer ends an Events iteration whose consumer fell more
 	// than its buffer behind (the message names the last seq it got).
 	ErrSlowConsumer = errors.New("clusterkit: event consumer too slow")

@@ -74,7 +74,7 @@ func ExampleClusterKit_TransferLeadership() {
 	}
 	fmt.Println(leader, nodes[0].HealthCheck().Leader)
 	_, err = nodes[0].TransferLeadership(ctx, "node-9")
-	fmt.Println(errors.Is(err, clusterkit.ErrInvalidOptions))
+	fmt.Println(errors.Is(err, clusterkit.ErrInvalidTarget))
 	// Output:
 	// node-2 node-2
 	// true

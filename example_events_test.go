@@ -122,38 +122,18 @@ func ExampleClusterKit_Events() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 
-	subscribed := make(chan struct{})
+	// Events subscribes when called: the writes below are in the stream.
+	events := ck.Events(ctx, clusterkit.WithKinds(clusterkit.EventCustomDataChange))
 	go func() {
-		for {
-			if _, err := ck.SetCustomData(ctx, "ready", nil); err != nil {
-				return
-			}
-			select {
-			case <-subscribed:
-				_, _ = ck.SetCustomData(ctx, "jobs/1", []byte("resize"))
-				_, _ = ck.DeleteCustomData(ctx, "jobs/1")
-				return
-			case <-ctx.Done():
-				return
-			default:
-			}
-		}
+		_, _ = ck.SetCustomData(ctx, "jobs/1", []byte("resize"))
+		_, _ = ck.DeleteCustomData(ctx, "jobs/1")
 	}()
-
-	ready := false
-	for e, err := range ck.Events(ctx, clusterkit.WithKinds(clusterkit.EventCustomDataChange)) {
+	for e, err := range events {
 		if err != nil { // ErrStopped or ErrSlowConsumer; ctx's end is no error
 			fmt.Println(err)
 			break
 		}
 		c := e.CustomDataChange
-		if c.Key == "ready" {
-			if !ready {
-				ready = true
-				close(subscribed)
-			}
-			continue
-		}
 		fmt.Printf("%v %s %q deleted=%v\n", e.Kind, c.Key, c.Value, c.Deleted)
 		if c.Deleted {
 			break // ends the iteration and its subscription
@@ -178,28 +158,14 @@ func ExampleWithBuffer() {
 	others := make(chan struct{}) // closed when a callback has seen every job
 	n := 0
 	ck.OnCustomDataChange(func(e *clusterkit.CustomDataChangeEvent) {
-		if e.Key != "ready" {
-			if n++; n == jobs {
-				close(others)
-			}
+		if n++; n == jobs {
+			close(others)
 		}
 	})
-	subscribed, release := make(chan struct{}), make(chan struct{})
+	events := ck.Events(ctx, clusterkit.WithKinds(clusterkit.EventCustomDataChange), clusterkit.WithBuffer(4))
+	release := make(chan struct{})
 	go func() {
 		defer close(release)
-		for {
-			if _, err := ck.SetCustomData(ctx, "ready", nil); err != nil {
-				return
-			}
-			select {
-			case <-subscribed:
-			case <-ctx.Done():
-				return
-			default:
-				continue
-			}
-			break
-		}
 		for i := range jobs {
 			_, _ = ck.SetCustomData(ctx, fmt.Sprintf("jobs/%02d", i), nil)
 		}
@@ -210,21 +176,20 @@ func ExampleWithBuffer() {
 	}()
 
 	first := true
-	for _, err := range ck.Events(ctx, clusterkit.WithKinds(clusterkit.EventCustomDataChange), clusterkit.WithBuffer(4)) {
+	for _, err := range events {
 		if err != nil {
 			fmt.Println(errors.Is(err, clusterkit.ErrSlowConsumer))
 			break
 		}
 		if first {
 			first = false
-			close(subscribed)
 			<-release // a consumer busy elsewhere while 20 events arrive
 		}
 	}
 	fmt.Println(len(ck.ListCustomDataKeys()), "keys, read again from the state")
 	// Output:
 	// true
-	// 21 keys, read again from the state
+	// 20 keys, read again from the state
 }
 
 // WithKinds narrows a subscription to some kinds of events.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"time"
 
 	"github.com/clusterkit/clusterkit"
@@ -240,6 +241,16 @@ func ExampleClusterKit_GetMyNodeID() {
 	defer ck.Stop(context.Background())
 	fmt.Println(ck.GetMyNodeID())
 	// Output: node-1
+}
+
+// AdvertiseAddr is where the other nodes and HTTP clients reach this node:
+// with port 0, the port the system chose.
+func ExampleClusterKit_AdvertiseAddr() {
+	ck := startNode(exampleOptions("node-1"))
+	defer ck.Stop(context.Background())
+	addr := ck.AdvertiseAddr()
+	fmt.Println(strings.HasPrefix(addr, "127.0.0.1:"), !strings.HasSuffix(addr, ":0"), addr == ck.GetCluster().Nodes[0].IP)
+	// Output: true true true
 }
 
 // The cluster ID is random, minted at bootstrap: two clusters with one name

@@ -171,7 +171,7 @@ func httpError(err error) error {
 		status, code = http.StatusNotFound, "unknown_node"
 	case errors.Is(err, ErrKeyNotFound):
 		status, code = http.StatusNotFound, "key_not_found"
-	case errors.Is(err, ErrInvalidOptions):
+	case errors.Is(err, ErrInvalidOptions), errors.Is(err, ErrInvalidTarget):
 		status, code = http.StatusBadRequest, "bad_request"
 	case errors.Is(err, ErrInvalidKey):
 		status, code = http.StatusBadRequest, "invalid_key"

@@ -26,7 +26,9 @@ const (
 // pick the most up-to-date voter) and returns the new leader's ID once the
 // old leader has heard from it. Any node may call it: a follower forwards the
 // request to the leader. Use it before maintenance on the leader's machine:
-// a planned hand-over costs milliseconds, a crash an election timeout.
+// a planned hand-over costs milliseconds, a crash an election timeout. It
+// fails with ErrInvalidTarget when target is not another voter (or there is
+// none), and with an error wrapping ctx.Err() when ctx ends first.
 func (ck *ClusterKit) TransferLeadership(ctx context.Context, target string) (string, error) {
 	if !ck.running.Load() {
 		return "", ErrNotStarted
@@ -35,12 +37,17 @@ func (ck *ClusterKit) TransferLeadership(ctx context.Context, target string) (st
 	if resp.GetCode() == "" {
 		return resp.GetLeaderId(), nil
 	}
+	if err := ctx.Err(); err != nil {
+		// The caller's context ended: that, not the transfer's own
+		// timeout, is why it gave up (the transfer may still complete).
+		return resp.GetLeaderId(), fmt.Errorf("%w: %s", err, resp.GetError())
+	}
 	var base error
 	switch resp.GetCode() {
 	case transferNotLeader, transferUnavailable:
 		base = ErrNotLeader
 	case transferInvalidTarget, transferNoOtherVoter:
-		base = ErrInvalidOptions
+		base = ErrInvalidTarget
 	case transferTimeout:
 		base = ErrTimeout
 	default:

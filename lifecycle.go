@@ -74,7 +74,9 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 		ln = tls.NewListener(ln, o.TLSConfig)
 	}
 	ck.ln = ln
+	ck.mu.Lock() // AdvertiseAddr may read it concurrently
 	ck.advertise = advertiseAddr(o.AdvertiseAddr, o.HTTPAddr, ln.Addr())
+	ck.mu.Unlock()
 	if err := ck.loadIdentity(); err != nil {
 		return err
 	}

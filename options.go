@@ -230,7 +230,7 @@ func DefaultOptions() Options {
 }
 
 // DefaultHealthCheck returns the default failure detection: a crashed member
-// is removed, and every survivor told, within about 2.5 s (Budget), while a
+// is removed, and every survivor told, within about 3 s (Budget: 2.9 s), while a
 // member that stops answering for less than about 1.5 s is not even suspect.
 func DefaultHealthCheck() HealthCheckConfig {
 	return HealthCheckConfig{Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond,

@@ -155,3 +155,12 @@ func (ck *ClusterKit) ActorSystem() *actor.ActorSystem { return ck.system }
 
 // GetMyNodeID returns this node's ID.
 func (ck *ClusterKit) GetMyNodeID() string { return ck.opts.NodeID }
+
+// AdvertiseAddr returns the address the other nodes (and HTTP clients) reach
+// this node at, host:port, once Start has bound HTTPAddr ("" before): with
+// HTTPAddr "127.0.0.1:0" it holds the port the system chose.
+func (ck *ClusterKit) AdvertiseAddr() string {
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	return ck.advertise
+}
