@@ -116,7 +116,9 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 		// The cluster ID from the node file too, not only the view: a
 		// restarted node serves Raft before its state is restored, and
 		// must refuse another cluster's leader from the first connection.
-		Check: func(h *messages.StreamHello) (string, string) { return raftfsm.CheckHello(ck.fsm.View(), ck.ClusterID(), h) },
+		Check: func(h *messages.StreamHello) (string, string) {
+			return raftfsm.CheckHello(ck.fsm.View(), ck.ClusterID(), h)
+		},
 		Refused: func(addr string, ack *messages.StreamHelloAck) {
 			if ack.GetCode() == raftfsm.HelloStale {
 				ck.tellState(&actors.Fenced{Reason: ack.GetReason(), Source: addr})

@@ -827,4 +827,3 @@ func pausedLeader(t *testing.T, autoRejoin, outOfRaft bool) {
 		}
 	}
 }
-
