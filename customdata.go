@@ -20,7 +20,10 @@ import (
 // grow and CompareAndSetCustomData can fence writers.
 
 // MaxCustomDataValue is the largest custom-data value (1 MiB).
-const MaxCustomDataValue = raftfsm.MaxCustomDataValue
+const MaxCustomDataValue = 1 << 20
+
+// The state machine enforces the same bound.
+var _ = [1]struct{}{}[MaxCustomDataValue^raftfsm.MaxCustomDataValue]
 
 // SetCustomData writes key = value on every node and returns the new
 // version (the Raft index of the write) once it is committed and applied on

@@ -39,15 +39,31 @@ type EventKind uint16
 // messages named after each; Events and the On... callbacks get the Go
 // structs below.
 const (
-	EventPartitionChange     = EventKind(actors.KindPartitionChange)     // *messages.PartitionChange
-	EventNodeJoin            = EventKind(actors.KindNodeJoin)            // *messages.NodeJoin
-	EventNodeRejoin          = EventKind(actors.KindNodeRejoin)          // *messages.NodeRejoin
-	EventNodeLeave           = EventKind(actors.KindNodeLeave)           // *messages.NodeLeave
-	EventRebalanceStart      = EventKind(actors.KindRebalanceStart)      // *messages.RebalanceStart
-	EventRebalanceComplete   = EventKind(actors.KindRebalanceComplete)   // *messages.RebalanceComplete
-	EventClusterHealthChange = EventKind(actors.KindClusterHealthChange) // *messages.ClusterHealthChange
-	EventCustomDataChange    = EventKind(actors.KindCustomDataChange)    // *messages.CustomDataChange
-	EventAll                 = EventKind(actors.KindAll)
+	EventPartitionChange     EventKind = 1 << iota // *messages.PartitionChange
+	EventNodeJoin                                  // *messages.NodeJoin
+	EventNodeRejoin                                // *messages.NodeRejoin
+	EventNodeLeave                                 // *messages.NodeLeave
+	EventRebalanceStart                            // *messages.RebalanceStart
+	EventRebalanceComplete                         // *messages.RebalanceComplete
+	EventClusterHealthChange                       // *messages.ClusterHealthChange
+	EventCustomDataChange                          // *messages.CustomDataChange
+
+	EventAll = EventPartitionChange | EventNodeJoin | EventNodeRejoin | EventNodeLeave |
+		EventRebalanceStart | EventRebalanceComplete | EventClusterHealthChange | EventCustomDataChange
+)
+
+// The kinds are the dispatcher's bits (a conversion, not a mapping): each
+// line fails to compile if one differs.
+var (
+	_ = [1]struct{}{}[EventPartitionChange^EventKind(actors.KindPartitionChange)]
+	_ = [1]struct{}{}[EventNodeJoin^EventKind(actors.KindNodeJoin)]
+	_ = [1]struct{}{}[EventNodeRejoin^EventKind(actors.KindNodeRejoin)]
+	_ = [1]struct{}{}[EventNodeLeave^EventKind(actors.KindNodeLeave)]
+	_ = [1]struct{}{}[EventRebalanceStart^EventKind(actors.KindRebalanceStart)]
+	_ = [1]struct{}{}[EventRebalanceComplete^EventKind(actors.KindRebalanceComplete)]
+	_ = [1]struct{}{}[EventClusterHealthChange^EventKind(actors.KindClusterHealthChange)]
+	_ = [1]struct{}{}[EventCustomDataChange^EventKind(actors.KindCustomDataChange)]
+	_ = [1]struct{}{}[EventAll^EventKind(actors.KindAll)]
 )
 
 // String names the kind ("partition_change", ...); a set is names joined by
