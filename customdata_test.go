@@ -37,7 +37,13 @@ func (c *customDataEvents) snapshot() []string {
 func TestCustomDataAcrossNodes(t *testing.T) {
 	leakCheck(t)
 	events := make([]*customDataEvents, 3)
-	nodes := startCluster(t, 3, func(i int, o *Options) { o.AuthToken = testToken }, func(i int, ck *ClusterKit) {
+	nodes := startCluster(t, 3, func(i int, o *Options) {
+		o.AuthToken = testToken
+		// A 1 MiB entry reaches two followers under -race on a shared
+		// machine: the default Raft timings, so the leader's lease does
+		// not run out while it replicates (100 ms did, in CI).
+		o.Raft = DefaultRaftTimings()
+	}, func(i int, ck *ClusterKit) {
 		events[i-1] = &customDataEvents{}
 		ck.OnCustomDataChange(events[i-1].add)
 	})

@@ -13,7 +13,7 @@ import (
 // TestScale50 runs 50 nodes in one process (5 voters, 45 non-voters),
 // P=1024, RF=3: formation, then a join and a leave, reporting the time to
 // converge and the memory per node (-v shows the figures). It takes about
-// 10 s, 35 s under -race; -short or CLUSTERKIT_SCALE=0 skips it.
+// 100 s under -race on two cores; -short or CLUSTERKIT_SCALE=0 skips it.
 func TestScale50(t *testing.T) {
 	if testing.Short() || os.Getenv("CLUSTERKIT_SCALE") == "0" {
 		t.Skip("the 50-node scale check is off (-short or CLUSTERKIT_SCALE=0)")
@@ -34,6 +34,9 @@ func TestScale50(t *testing.T) {
 		o.Raft.LeaderLeaseTimeout = 250 * time.Millisecond
 		o.Raft.CommitTimeout = 50 * time.Millisecond
 		o.RebalanceDelay = 100 * time.Millisecond
+		// The last of fifty joins waits behind the others' admissions, on
+		// two cores shared with the other packages' tests.
+		o.StartTimeout = 2 * time.Minute
 	}))
 	started := time.Since(start)
 	formed := c.WaitConverged(2 * time.Minute)
