@@ -155,12 +155,27 @@ func buildTable(v *raftfsm.View) *table {
 	t.primary = make([]*Node, len(fsmParts))
 	t.replicas = make([][]Node, len(fsmParts))
 	t.nodes = make([][]Node, len(fsmParts))
+	// One backing array for every partition's owners: a table of 1024
+	// partitions is a handful of allocations, not thousands.
+	total := 0
+	for i := range fsmParts {
+		total += len(v.Nodes(i))
+	}
+	owners := make([]Node, 0, total)
 	for i := range fsmParts {
 		p := &fsmParts[i]
 		t.parts[i] = Partition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: p.ReplicaNodes, Epoch: p.Epoch, num: p.Number()}
 		t.primary[i] = byID[p.PrimaryNode]
-		t.replicas[i] = nodesFrom(v.Replicas(i))
-		t.nodes[i] = nodesFrom(v.Nodes(i))
+		from := len(owners)
+		for _, n := range v.Nodes(i) {
+			owners = append(owners, *byID[n.ID])
+		}
+		t.nodes[i] = owners[from:len(owners):len(owners)]
+		if len(t.nodes[i]) > 0 && t.primary[i] != nil {
+			t.replicas[i] = t.nodes[i][1:] // Nodes is the primary, then the replicas
+		} else {
+			t.replicas[i] = t.nodes[i]
+		}
 	}
 	return t
 }
@@ -168,17 +183,6 @@ func buildTable(v *raftfsm.View) *table {
 func nodeFrom(n raftfsm.Node) Node {
 	return Node{ID: n.ID, Name: n.Name, IP: n.IP, Port: n.Port, Status: n.Status, Services: n.Services,
 		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAt: n.JoinedAt, LastSeen: n.LastSeen}
-}
-
-func nodesFrom(ns []raftfsm.Node) []Node {
-	if ns == nil {
-		return nil
-	}
-	out := make([]Node, len(ns))
-	for i, n := range ns {
-		out[i] = nodeFrom(n)
-	}
-	return out
 }
 
 // cluster builds the Cluster document of t (a fresh value the caller owns;
