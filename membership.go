@@ -168,11 +168,17 @@ func (ck *ClusterKit) RemoveNode(ctx context.Context, nodeID string) error {
 	return ck.waitApplied(ctx, index)
 }
 
-// waitApplied waits until this node has applied index, or ctx ends.
+// waitApplied waits until this node has applied index (committed already,
+// on the leader), so that a caller reads its own write here. It gives up when
+// ctx ends, when the node stops, or after DefaultApplyTimeout: a node that
+// was removed, or cut off, may never apply it, and the caller must not wait
+// for ever on a change that did commit.
 func (ck *ClusterKit) waitApplied(ctx context.Context, index uint64) error {
 	if index == 0 || ck.raft == nil {
 		return nil
 	}
+	limit := time.NewTimer(DefaultApplyTimeout)
+	defer limit.Stop()
 	var tick *time.Ticker
 	for {
 		v := ck.fsm.View()
@@ -187,7 +193,11 @@ func (ck *ClusterKit) waitApplied(ctx context.Context, index uint64) error {
 		case <-v.Done(): // a change entry: usually the one we wait for
 		case <-tick.C: // an entry that changes no view (custom data, a barrier)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: index %d not applied here yet: %w", ErrTimeout, index, ctx.Err())
+			return fmt.Errorf("%w: index %d committed but not applied here yet: %w", ErrTimeout, index, ctx.Err())
+		case <-limit.C:
+			return fmt.Errorf("%w: index %d committed but not applied here within %v", ErrTimeout, index, DefaultApplyTimeout)
+		case <-ck.done:
+			return fmt.Errorf("%w: index %d committed, the node stopped before applying it", ErrStopped, index)
 		}
 	}
 }
