@@ -22,8 +22,9 @@ func fastOptions(t *testing.T, id string) Options {
 	o.RebalanceDelay = 10 * time.Millisecond
 	o.StartTimeout = 20 * time.Second
 	// Short, but not so short that a busy machine (CI shares two cores,
-	// tests run under -race) elects a new leader in the middle of a test.
-	o.Raft = RaftTimings{HeartbeatTimeout: 100 * time.Millisecond, ElectionTimeout: 100 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
+	// tests run under -race) elects a new leader in the middle of a test:
+	// with 100 ms a leader lost its lease under load (TestHTTPRoutes).
+	o.Raft = RaftTimings{HeartbeatTimeout: 250 * time.Millisecond, ElectionTimeout: 250 * time.Millisecond, LeaderLeaseTimeout: 250 * time.Millisecond, CommitTimeout: 5 * time.Millisecond}
 	o.VoterStabilization = 200 * time.Millisecond
 	o.Logger = testLogger(t)
 	return o
