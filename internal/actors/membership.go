@@ -90,13 +90,9 @@ func (s *stateActor) ensureRegistered() {
 	if s.prop == nil || s.regInFlight || s.regTimer != nil {
 		return
 	}
-	v := s.cfg.FSM.View()
-	if s.isRegistered(v) {
-		s.regBackoff = 0
-		m, _ := v.Member(s.cfg.NodeID)
-		s.cfg.Life.set(Membership{State: MemberActive, Incarnation: m.Incarnation})
-		return
-	}
+	// A life known to be out stays out, whatever this node's own view
+	// says: a removal learned from a peer is ahead of a view that has not
+	// applied it yet, and must not be undone by it.
 	switch st := s.cfg.Life.Status(); st.State {
 	case MemberFenced, MemberRefused:
 		return // for good: only a new process may try again
@@ -104,6 +100,13 @@ func (s *stateActor) ensureRegistered() {
 		if !s.rejoinAllowed(st.Reason) {
 			return
 		}
+	}
+	v := s.cfg.FSM.View()
+	if s.isRegistered(v) {
+		s.regBackoff = 0
+		m, _ := v.Member(s.cfg.NodeID)
+		s.cfg.Life.set(Membership{State: MemberActive, Incarnation: m.Incarnation})
+		return
 	}
 	if m, ok := s.fencedBy(v); ok {
 		s.fence(m.Incarnation, m.IP, "the committed membership")
