@@ -35,10 +35,11 @@ func TestEventsIterator(t *testing.T) {
 	}
 	full := make(chan struct{})
 	done := make(chan result, 1)
-	before := ck.callbacks.Len()
+	// Events subscribes when called: every write below is in the stream.
+	events := ck.Events(ctx, WithKinds(EventCustomDataChange))
 	go func() {
 		var r result
-		for e, err := range ck.Events(ctx, WithKinds(EventCustomDataChange)) {
+		for e, err := range events {
 			if err != nil {
 				r.err = err
 				break
@@ -50,8 +51,6 @@ func TestEventsIterator(t *testing.T) {
 		}
 		done <- r
 	}()
-	// The iteration subscribes when it begins.
-	waitFor(t, 5*time.Second, "the iterator's subscription", func() bool { return ck.callbacks.Len() > before })
 	var versions []uint64
 	for i := range 3 {
 		v, err := ck.SetCustomData(context.Background(), fmt.Sprintf("k%d", i), []byte("v"))
@@ -116,10 +115,11 @@ func TestEventsSlowConsumer(t *testing.T) {
 
 	release := make(chan struct{})
 	got := make(chan []error, 1)
+	slow := ck.Events(context.Background(), WithKinds(EventCustomDataChange), WithBuffer(2))
 	go func() {
 		var errs []error
 		n := 0
-		for _, err := range ck.Events(context.Background(), WithKinds(EventCustomDataChange), WithBuffer(2)) {
+		for _, err := range slow {
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -131,7 +131,6 @@ func TestEventsSlowConsumer(t *testing.T) {
 		}
 		got <- errs
 	}()
-	waitFor(t, 5*time.Second, "the iterator's subscription", func() bool { return ck.callbacks.Len() >= 2 })
 	const writes = 10
 	for i := range writes {
 		if _, err := ck.SetCustomData(context.Background(), fmt.Sprintf("k%d", i), []byte("v")); err != nil {
@@ -151,14 +150,14 @@ func TestEventsSlowConsumer(t *testing.T) {
 
 	// A node that stops ends the iteration with ErrStopped.
 	ended := make(chan error, 1)
+	all := ck.Events(context.Background())
 	go func() {
 		var last error
-		for _, err := range ck.Events(context.Background()) {
+		for _, err := range all {
 			last = err
 		}
 		ended <- last
 	}()
-	waitFor(t, 5*time.Second, "the second iterator's subscription", func() bool { return ck.callbacks.Len() >= 2 })
 	if err := ck.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -57,35 +57,20 @@ func (g gatewayBackend) Events() *eventlog.Log        { return g.ck.eventLog.Loa
 
 func (g gatewayBackend) Consensus() httpgw.Consensus { return g.ck.raftStatus() }
 
-// Detailed is GET /health/detailed in its wire type.
+// Detailed is GET /health/detailed in its wire type. The facade's type and
+// the wire type have the same fields, so a conversion (which the compiler
+// refuses the day they differ) keeps them in step.
 func (g gatewayBackend) Detailed() *client.DetailedHealth {
-	h := g.ck.HealthCheck()
-	return &client.DetailedHealth{
-		Healthy: h.Healthy, NodeID: h.NodeID, NodeName: h.NodeName, IsLeader: h.IsLeader, NodeCount: h.NodeCount,
-		PartitionCount: h.PartitionCount, RaftState: h.RaftState, LastSync: h.LastSync, Uptime: h.Uptime,
-		Ready: h.Ready, ClusterStatus: h.ClusterStatus, Leader: h.Leader, LeaderAddress: h.LeaderAddress,
-		Term: h.Term, CommitIndex: h.CommitIndex, AppliedIndex: h.AppliedIndex, LastLogIndex: h.LastLogIndex,
-		TableVersion: h.TableVersion, Voters: h.Voters, NonVoters: h.NonVoters, FailureTolerance: h.FailureTolerance,
-		VoterIDs: nonNil(h.VoterIDs), NonVoterIDs: nonNil(h.NonVoterIDs), UnhealthyNodeIDs: nonNil(h.UnhealthyNodeIDs),
-		UnderReplicatedPartitions: h.UnderReplicatedPartitions, UnownedPartitions: h.UnownedPartitions,
-		ClusterID: h.ClusterID, Incarnation: h.Incarnation, Membership: h.Membership, Problems: h.Problems,
-	}
+	h := client.DetailedHealth(*g.ck.HealthCheck())
+	h.VoterIDs, h.NonVoterIDs, h.UnhealthyNodeIDs = nonNil(h.VoterIDs), nonNil(h.NonVoterIDs), nonNil(h.UnhealthyNodeIDs)
+	return &h
 }
 
-// MetricsJSON is GET /metrics?format=json in its wire type.
+// MetricsJSON is GET /metrics?format=json in its wire type (a conversion, as
+// for Detailed).
 func (g gatewayBackend) MetricsJSON() *client.Metrics {
-	m := g.ck.GetMetrics()
-	return &client.Metrics{
-		NodeCount: m.NodeCount, PartitionCount: m.PartitionCount, RequestCount: m.RequestCount, ErrorCount: m.ErrorCount,
-		LastSync: m.LastSync, IsLeader: m.IsLeader, RaftState: m.RaftState, UptimeSeconds: m.UptimeSeconds,
-		PrimaryPartitions: m.PrimaryPartitions, ReplicaPartitions: m.ReplicaPartitions, TableVersion: m.TableVersion,
-		Term: m.Term, CommitIndex: m.CommitIndex, AppliedIndex: m.AppliedIndex, LastLogIndex: m.LastLogIndex,
-		ClusterHealth: m.ClusterHealth, EventsPublished: m.EventsPublished, EventsDelivered: m.EventsDelivered,
-		EventsSuppressed: m.EventsSuppressed, CallbackPanics: m.CallbackPanics, Rebalances: m.Rebalances,
-		RebalanceMillis: m.RebalanceMillis, Subscribers: m.Subscribers, Proposals: m.Proposals,
-		ProposalErrors: m.ProposalErrors, QueueLengths: m.QueueLengths, SuspectNodes: m.SuspectNodes,
-		Probes: m.Probes, ProbeFailures: m.ProbeFailures, Removals: m.Removals, ProbeLatencyMs: m.ProbeLatencyMs,
-	}
+	m := client.Metrics(*g.ck.GetMetrics())
+	return &m
 }
 
 // nonNil keeps a JSON list a list: a nil slice would encode as null.

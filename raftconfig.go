@@ -4,12 +4,12 @@ package clusterkit
 // node commits and a joining or restarting one must agree with.
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 
+	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/messages"
 )
 
@@ -62,30 +62,24 @@ func (ck *ClusterKit) clusterConfig() *messages.ClusterConfig {
 	return c
 }
 
+// expectConfig is what this node requires of the cluster's configuration:
+// its cluster name, and each bootstrap-only setting it set explicitly (0
+// adopts the cluster's value). The leader checks it at admission, this node
+// at start (checkConfig): one rule, actors.ConfigMismatch.
+func (ck *ClusterKit) expectConfig() *messages.ClusterConfig {
+	o := ck.opts
+	return &messages.ClusterConfig{ClusterName: o.ClusterName, PartitionCount: uint32(o.PartitionCount),
+		ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto(), ClusterId: ck.ClusterID(),
+		MaxVoters: uint32(ck.given.MaxVoters)} // MaxVoters has a default: only the given value counts
+}
+
 // checkConfig fails when an explicit option disagrees with the committed configuration.
 func (ck *ClusterKit) checkConfig(c *messages.ClusterConfig) error {
 	if c == nil {
 		return nil
 	}
-	o := ck.given
-	var errs []error
-	if ck.opts.ClusterName != c.GetClusterName() {
-		errs = append(errs, fmt.Errorf("ClusterName is %q but the cluster is %q", ck.opts.ClusterName, c.GetClusterName()))
+	if err := actors.ConfigMismatch(ck.expectConfig(), c, ck.opts.KeyHash != KeyHashDefault); err != nil {
+		return fmt.Errorf("%w: %w (leave the option at 0 to adopt the cluster's value)", ErrConfigMismatch, err)
 	}
-	if o.MaxVoters != 0 && uint32(o.MaxVoters) != c.GetMaxVoters() {
-		errs = append(errs, fmt.Errorf("MaxVoters is %d but the cluster has %d", o.MaxVoters, c.GetMaxVoters()))
-	}
-	if o.PartitionCount != 0 && uint32(o.PartitionCount) != c.GetPartitionCount() {
-		errs = append(errs, fmt.Errorf("PartitionCount is %d but the cluster has %d", o.PartitionCount, c.GetPartitionCount()))
-	}
-	if o.ReplicationFactor != 0 && uint32(o.ReplicationFactor) != c.GetReplicationFactor() {
-		errs = append(errs, fmt.Errorf("ReplicationFactor is %d but the cluster has %d", o.ReplicationFactor, c.GetReplicationFactor()))
-	}
-	if o.KeyHash != KeyHashDefault && o.KeyHash.proto() != c.GetKeyHash() {
-		errs = append(errs, fmt.Errorf("KeyHash is %v but the cluster uses %v", o.KeyHash.proto(), c.GetKeyHash()))
-	}
-	if len(errs) == 0 {
-		return nil
-	}
-	return fmt.Errorf("%w: %w (leave the option at 0 to adopt the cluster's value)", ErrConfigMismatch, errors.Join(errs...))
+	return nil
 }

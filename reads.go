@@ -268,12 +268,12 @@ func (ck *ClusterKit) WaitCluster(ctx context.Context, cond func(*Cluster) bool)
 		return nil, errorf(ErrInvalidOptions, "WaitCluster: nil condition")
 	}
 	for {
-		v := ck.fsm.View()
-		if c := ck.table().cluster(); c.Version >= v.Version() && cond(c) {
+		t := ck.table()
+		if c := t.cluster(); cond(c) {
 			return c, nil
 		}
 		select {
-		case <-v.Done():
+		case <-t.src.Done(): // the next committed change
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-ck.done:

@@ -108,13 +108,9 @@ type HashConfig struct {
 
 // hashConfig describes algo for count partitions.
 func hashConfig(algo keyhash.Algorithm, count int) *HashConfig {
-	enc := "big_endian_uint32"
-	if algo == keyhash.XXH64 {
-		enc = "uint64"
-	}
 	return &HashConfig{
-		Algorithm: algo.String(), Encoding: enc, Modulo: count, Format: "partition-%d",
-		Formula: algo.Description(), PartitionCount: count, IDFormat: "partition-%d",
+		Algorithm: algo.String(), Encoding: algo.Encoding(), Modulo: count, Format: keyhash.IDFormat,
+		Formula: algo.Description(), PartitionCount: count, IDFormat: keyhash.IDFormat,
 	}
 }
 
@@ -130,16 +126,32 @@ type table struct {
 	nodes    [][]Node
 }
 
-// table returns the current view in facade types, building it on the first
-// read after a change.
+// table returns the current view in facade types. The partitions actor
+// builds it after each change (prebuildTable); a read that comes first
+// builds it itself, so a caller always reads the view it has just waited for.
 func (ck *ClusterKit) table() *table {
 	v := ck.fsm.View()
 	if t := ck.tbl.Load(); t != nil && t.src == v {
 		return t
 	}
-	t := buildTable(v)
-	ck.tbl.Store(t) // two readers may both build it: either result is right
-	return t
+	return ck.publishTable(buildTable(v))
+}
+
+// prebuildTable builds the table of a new view off the read path.
+func (ck *ClusterKit) prebuildTable(v *raftfsm.View) { ck.publishTable(buildTable(v)) }
+
+// publishTable stores t unless a table of a newer view is there already,
+// and returns the table to read.
+func (ck *ClusterKit) publishTable(t *table) *table {
+	for {
+		old := ck.tbl.Load()
+		if old != nil && old.src.Version() > t.src.Version() {
+			return t // a newer one is published; t is still right for its caller
+		}
+		if ck.tbl.CompareAndSwap(old, t) {
+			return t
+		}
+	}
 }
 
 func buildTable(v *raftfsm.View) *table {

@@ -42,13 +42,11 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Recovery:           ck.recovery,
 		LastAlive:          ck.lastAlive,
 		Cluster:            ck.clusterConfig(),
-		Expect: &messages.ClusterConfig{ClusterName: o.ClusterName, PartitionCount: uint32(o.PartitionCount),
-			ReplicationFactor: uint32(o.ReplicationFactor), KeyHash: o.KeyHash.proto(), ClusterId: ck.ClusterID(),
-			MaxVoters: uint32(ck.given.MaxVoters)}, // 0 unless set: only an explicit value must match
-		ExpectKeyHash: o.KeyHash != KeyHashDefault,
-		Seeds:         seeds,
-		Peers:         ck.peers,
-		RPCTimeout:    rpcTimeout,
+		Expect:             ck.expectConfig(),
+		ExpectKeyHash:      o.KeyHash != KeyHashDefault,
+		Seeds:              seeds,
+		Peers:              ck.peers,
+		RPCTimeout:         rpcTimeout,
 		OnJoinRefused: func(err error) {
 			select {
 			case ck.refused <- err:
@@ -67,6 +65,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		LastDelivered:    ck.delivered,
 		Tap:              func(e *messages.Event) { ck.eventLog.Load().Append(e) },
 		PersistDelivered: persistFunc(ck.persister),
+		OnView:           ck.prebuildTable,
 		OnDelivered: func(s actors.Seq) {
 			ck.lastSeq.Lock()
 			ck.lastSeq.Seq = s

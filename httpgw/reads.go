@@ -137,15 +137,10 @@ func hashConfig(v *raftfsm.View) *client.HashConfig {
 		return nil
 	}
 	algo := keyhash.Algorithm(cfg.GetKeyHash())
-	encoding := client.EncodingBigEndianUint32
-	if algo == keyhash.XXH64 {
-		// xxh64 takes the whole 64-bit digest modulo the count, not 4 bytes.
-		encoding = client.EncodingUint64
-	}
 	n := int(cfg.GetPartitionCount())
 	return &client.HashConfig{
-		Algorithm: algo.String(), Encoding: encoding, Modulo: n, Format: "partition-%d",
-		Formula: algo.Description(), PartitionCount: n, PartitionIDFormat: "partition-%d",
+		Algorithm: algo.String(), Encoding: algo.Encoding(), Modulo: n, Format: keyhash.IDFormat,
+		Formula: algo.Description(), PartitionCount: n, PartitionIDFormat: keyhash.IDFormat,
 	}
 }
 

@@ -92,10 +92,7 @@ func run(args []string) error {
 	o.HealthCheck.Interval, o.HealthCheck.Timeout = *hcInterval, *hcTimeout
 	o.HealthCheck.FailureThreshold, o.HealthCheck.RemovalGrace = *hcThreshold, *hcGrace
 	o.RebalanceDelay = *rebalance
-	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
-	// Raft refuses a leader lease longer than the heartbeat timeout: a
-	// shorter heartbeat shortens the lease with it.
-	o.Raft.LeaderLeaseTimeout = min(o.Raft.LeaderLeaseTimeout, *heartbeat)
+	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election // the lease follows a shorter heartbeat
 	for _, a := range strings.Split(*join, ",") {
 		if a = strings.TrimSpace(a); a != "" {
 			o.JoinAddrs = append(o.JoinAddrs, a)

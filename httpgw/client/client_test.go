@@ -223,13 +223,7 @@ func TestRouterFollowsTheCluster(t *testing.T) {
 		t.Fatalf("%+v %v", d, err)
 	}
 	f.setVersion(99)
-	deadline := time.Now().Add(5 * time.Second)
-	for r.Cluster().Cluster.Version != 99 {
-		if time.Now().After(deadline) {
-			t.Fatal("the router did not pick up the new version")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the router to pick up the new version", func() bool { return r.Cluster().Cluster.Version == 99 })
 	r.Close()
 	r.Close() // idempotent
 	if _, err := r.Locate(""); err == nil {

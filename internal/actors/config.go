@@ -75,6 +75,10 @@ type Config struct {
 	// delivered event before events up to it are delivered; it must not
 	// block, and answers with a Persisted message to hooks (the dispatcher).
 	PersistDelivered func(seq Seq, hooks *actor.PID)
+	// OnView, when set, is given every new view, in log order, by the
+	// partitions actor: work that each committed change needs (the facade's
+	// routing table) is done there, not on the read path nor in Apply.
+	OnView func(*raftfsm.View)
 	// Tap, when set, sees every event delivered on this node, once, in seq
 	// order (the node's event log for GET /events). It runs in the
 	// dispatcher: it must not block.

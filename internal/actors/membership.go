@@ -295,7 +295,11 @@ func (s *stateActor) retryRegistration(after time.Duration) {
 	s.regTimer = time.AfterFunc(after, func() { system.Root.Send(self, &registerTick{}) })
 }
 
-func configMismatch(expect, c *messages.ClusterConfig, keyHashExplicit bool) error {
+// ConfigMismatch lists what of expect (a node's explicit settings; zero
+// fields adopt the cluster's) disagrees with the committed configuration c,
+// or returns nil. The leader applies it at admission and the node itself at
+// start.
+func ConfigMismatch(expect, c *messages.ClusterConfig, keyHashExplicit bool) error {
 	var problems []string
 	if n := expect.GetClusterName(); n != "" && n != c.GetClusterName() {
 		problems = append(problems, fmt.Sprintf("ClusterName is %q but the cluster is %q", n, c.GetClusterName()))
@@ -390,7 +394,7 @@ func (s *stateActor) handleJoin(req *messages.JoinRequest, replyTo *actor.PID) {
 		refuse(JoinClusterMismatch, "%s", why)
 		return
 	}
-	if err := configMismatch(req.GetExpect(), cfg, req.GetExpectKeyHash()); err != nil {
+	if err := ConfigMismatch(req.GetExpect(), cfg, req.GetExpectKeyHash()); err != nil {
 		refuse(JoinConfigMismatch, "%v", err)
 		return
 	}

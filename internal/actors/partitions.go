@@ -83,6 +83,9 @@ func (p *partitionsActor) emit(ctx actor.Context, events []*messages.Event) {
 
 func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	defer p.cfg.Stats.Derived.Store(a.Index)
+	if p.cfg.OnView != nil && a.Next != a.Prev {
+		p.cfg.OnView(a.Next)
+	}
 	if a.Restored {
 		p.log.Info("state restored from snapshot", "index", a.Index, "members", len(a.Next.Members()), "table_version", a.Next.TableVersion())
 		if p.openFor != 0 {

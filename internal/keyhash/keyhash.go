@@ -47,6 +47,19 @@ func (a Algorithm) Description() string {
 	}
 }
 
+// Encoding names how the digest becomes the integer taken modulo the
+// partition count, for hash_config: md5's first 4 bytes big-endian, xxh64's
+// whole 64-bit value.
+func (a Algorithm) Encoding() string {
+	if a == XXH64 {
+		return "uint64"
+	}
+	return "big_endian_uint32"
+}
+
+// IDFormat is how a partition number becomes its ID (see ID).
+const IDFormat = "partition-%d"
+
 // Partition returns the partition number of key among n partitions
 // (n must be > 0). It does not allocate, whatever the key's length.
 func Partition(a Algorithm, key string, n uint32) uint32 {
