@@ -205,6 +205,166 @@ func (x *RebalanceRequest) GetForwarded() bool {
 	return false
 }
 
+// PlannedPartition is one partition a rebalance would change.
+type PlannedPartition struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Partition   uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	PartitionId string                 `protobuf:"bytes,2,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
+	// Owners now (primary first) and after the hand-off (primary first).
+	Current []string `protobuf:"bytes,3,rep,name=current,proto3" json:"current,omitempty"`
+	Target  []string `protobuf:"bytes,4,rep,name=target,proto3" json:"target,omitempty"`
+	// Nodes that would load the partition, and nodes that would release it.
+	Add           []string `protobuf:"bytes,5,rep,name=add,proto3" json:"add,omitempty"`
+	Release       []string `protobuf:"bytes,6,rep,name=release,proto3" json:"release,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlannedPartition) Reset() {
+	*x = PlannedPartition{}
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlannedPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlannedPartition) ProtoMessage() {}
+
+func (x *PlannedPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlannedPartition.ProtoReflect.Descriptor instead.
+func (*PlannedPartition) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PlannedPartition) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *PlannedPartition) GetPartitionId() string {
+	if x != nil {
+		return x.PartitionId
+	}
+	return ""
+}
+
+func (x *PlannedPartition) GetCurrent() []string {
+	if x != nil {
+		return x.Current
+	}
+	return nil
+}
+
+func (x *PlannedPartition) GetTarget() []string {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+func (x *PlannedPartition) GetAdd() []string {
+	if x != nil {
+		return x.Add
+	}
+	return nil
+}
+
+func (x *PlannedPartition) GetRelease() []string {
+	if x != nil {
+		return x.Release
+	}
+	return nil
+}
+
+// PlanResult is what the next rebalance would do (a dry run: nothing
+// changes).
+type PlanResult struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Partitions []*PlannedPartition    `protobuf:"bytes,1,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// Copies (partition, new owner) the hand-off would make.
+	Moves uint32 `protobuf:"varint,2,opt,name=moves,proto3" json:"moves,omitempty"`
+	// Primary roles that would change hands.
+	PrimaryChanges uint32 `protobuf:"varint,3,opt,name=primary_changes,json=primaryChanges,proto3" json:"primary_changes,omitempty"`
+	// A hand-off already in progress: its copies still pending.
+	Pending       uint32 `protobuf:"varint,4,opt,name=pending,proto3" json:"pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PlanResult) Reset() {
+	*x = PlanResult{}
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PlanResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PlanResult) ProtoMessage() {}
+
+func (x *PlanResult) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PlanResult.ProtoReflect.Descriptor instead.
+func (*PlanResult) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *PlanResult) GetPartitions() []*PlannedPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+func (x *PlanResult) GetMoves() uint32 {
+	if x != nil {
+		return x.Moves
+	}
+	return 0
+}
+
+func (x *PlanResult) GetPrimaryChanges() uint32 {
+	if x != nil {
+		return x.PrimaryChanges
+	}
+	return 0
+}
+
+func (x *PlanResult) GetPending() uint32 {
+	if x != nil {
+		return x.Pending
+	}
+	return 0
+}
+
 var File_clusterkit_v1_actors_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_actors_proto_rawDesc = "" +
@@ -220,7 +380,22 @@ const file_clusterkit_v1_actors_proto_rawDesc = "" +
 	"\x10RebalanceRequest\x12\x18\n" +
 	"\atrigger\x18\x01 \x01(\tR\atrigger\x12&\n" +
 	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeId\x12\x1c\n" +
-	"\tforwarded\x18\x03 \x01(\bR\tforwardedB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\tforwarded\x18\x03 \x01(\bR\tforwarded\"\xb1\x01\n" +
+	"\x10PlannedPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12!\n" +
+	"\fpartition_id\x18\x02 \x01(\tR\vpartitionId\x12\x18\n" +
+	"\acurrent\x18\x03 \x03(\tR\acurrent\x12\x16\n" +
+	"\x06target\x18\x04 \x03(\tR\x06target\x12\x10\n" +
+	"\x03add\x18\x05 \x03(\tR\x03add\x12\x18\n" +
+	"\arelease\x18\x06 \x03(\tR\arelease\"\xa6\x01\n" +
+	"\n" +
+	"PlanResult\x12?\n" +
+	"\n" +
+	"partitions\x18\x01 \x03(\v2\x1f.clusterkit.v1.PlannedPartitionR\n" +
+	"partitions\x12\x14\n" +
+	"\x05moves\x18\x02 \x01(\rR\x05moves\x12'\n" +
+	"\x0fprimary_changes\x18\x03 \x01(\rR\x0eprimaryChanges\x12\x18\n" +
+	"\apending\x18\x04 \x01(\rR\apendingB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_actors_proto_rawDescOnce sync.Once
@@ -234,20 +409,23 @@ func file_clusterkit_v1_actors_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_actors_proto_rawDescData
 }
 
-var file_clusterkit_v1_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_clusterkit_v1_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_clusterkit_v1_actors_proto_goTypes = []any{
 	(*Propose)(nil),          // 0: clusterkit.v1.Propose
 	(*ProposeResult)(nil),    // 1: clusterkit.v1.ProposeResult
 	(*RebalanceRequest)(nil), // 2: clusterkit.v1.RebalanceRequest
-	(*Command)(nil),          // 3: clusterkit.v1.Command
+	(*PlannedPartition)(nil), // 3: clusterkit.v1.PlannedPartition
+	(*PlanResult)(nil),       // 4: clusterkit.v1.PlanResult
+	(*Command)(nil),          // 5: clusterkit.v1.Command
 }
 var file_clusterkit_v1_actors_proto_depIdxs = []int32{
-	3, // 0: clusterkit.v1.Propose.command:type_name -> clusterkit.v1.Command
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	5, // 0: clusterkit.v1.Propose.command:type_name -> clusterkit.v1.Command
+	3, // 1: clusterkit.v1.PlanResult.partitions:type_name -> clusterkit.v1.PlannedPartition
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_actors_proto_init() }
@@ -262,7 +440,7 @@ func file_clusterkit_v1_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_actors_proto_rawDesc), len(file_clusterkit_v1_actors_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -45,6 +45,8 @@ type Command struct {
 	//	*Command_CompareAndSetCustomData
 	//	*Command_Noop
 	//	*Command_SetVoter
+	//	*Command_MarkReady
+	//	*Command_DrainNode
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -191,6 +193,24 @@ func (x *Command) GetSetVoter() *SetVoter {
 	return nil
 }
 
+func (x *Command) GetMarkReady() *MarkReady {
+	if x != nil {
+		if x, ok := x.Op.(*Command_MarkReady); ok {
+			return x.MarkReady
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetDrainNode() *DrainNode {
+	if x != nil {
+		if x, ok := x.Op.(*Command_DrainNode); ok {
+			return x.DrainNode
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -235,6 +255,14 @@ type Command_SetVoter struct {
 	SetVoter *SetVoter `protobuf:"bytes,25,opt,name=set_voter,json=setVoter,proto3,oneof"`
 }
 
+type Command_MarkReady struct {
+	MarkReady *MarkReady `protobuf:"bytes,26,opt,name=mark_ready,json=markReady,proto3,oneof"`
+}
+
+type Command_DrainNode struct {
+	DrainNode *DrainNode `protobuf:"bytes,27,opt,name=drain_node,json=drainNode,proto3,oneof"`
+}
+
 func (*Command_SetConfig) isCommand_Op() {}
 
 func (*Command_RegisterNode) isCommand_Op() {}
@@ -254,6 +282,10 @@ func (*Command_CompareAndSetCustomData) isCommand_Op() {}
 func (*Command_Noop) isCommand_Op() {}
 
 func (*Command_SetVoter) isCommand_Op() {}
+
+func (*Command_MarkReady) isCommand_Op() {}
+
+func (*Command_DrainNode) isCommand_Op() {}
 
 // SetConfig fixes the cluster configuration; once set it can only be re-proposed unchanged.
 type SetConfig struct {
@@ -512,7 +544,17 @@ type RebalanceInfo struct {
 	// When the leader started this rebalance (proposer clock).
 	StartedAtUnixNano int64 `protobuf:"varint,3,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
 	// Nodes that restarted and must reload every partition they hold.
-	Reload        []string `protobuf:"bytes,4,rep,name=reload,proto3" json:"reload,omitempty"`
+	Reload []string `protobuf:"bytes,4,rep,name=reload,proto3" json:"reload,omitempty"`
+	// This entry plans (or re-plans) a hand-off: it sets the partitions'
+	// targets and opens a span (RebalanceStart) unless one is open.
+	Plan bool `protobuf:"varint,5,opt,name=plan,proto3" json:"plan,omitempty"`
+	// Moves this plan adds (partition, new owner), for the span's counters.
+	MovesPlanned uint32 `protobuf:"varint,6,opt,name=moves_planned,json=movesPlanned,proto3" json:"moves_planned,omitempty"`
+	// Syncing owners that HandoffTimeout made ready without an
+	// acknowledgement (no ready owner was left to copy from).
+	Forced []*OwnerRef `protobuf:"bytes,7,rep,name=forced,proto3" json:"forced,omitempty"`
+	// Syncing owners that HandoffTimeout dropped (the move is cancelled).
+	Cancelled     []*OwnerRef `protobuf:"bytes,8,rep,name=cancelled,proto3" json:"cancelled,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,12 +617,95 @@ func (x *RebalanceInfo) GetReload() []string {
 	return nil
 }
 
+func (x *RebalanceInfo) GetPlan() bool {
+	if x != nil {
+		return x.Plan
+	}
+	return false
+}
+
+func (x *RebalanceInfo) GetMovesPlanned() uint32 {
+	if x != nil {
+		return x.MovesPlanned
+	}
+	return 0
+}
+
+func (x *RebalanceInfo) GetForced() []*OwnerRef {
+	if x != nil {
+		return x.Forced
+	}
+	return nil
+}
+
+func (x *RebalanceInfo) GetCancelled() []*OwnerRef {
+	if x != nil {
+		return x.Cancelled
+	}
+	return nil
+}
+
+// OwnerRef names one owner of one partition.
+type OwnerRef struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Node          string                 `protobuf:"bytes,2,opt,name=node,proto3" json:"node,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OwnerRef) Reset() {
+	*x = OwnerRef{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OwnerRef) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OwnerRef) ProtoMessage() {}
+
+func (x *OwnerRef) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OwnerRef.ProtoReflect.Descriptor instead.
+func (*OwnerRef) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OwnerRef) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *OwnerRef) GetNode() string {
+	if x != nil {
+		return x.Node
+	}
+	return ""
+}
+
 // SetPartitionTable replaces the routing table.
 type SetPartitionTable struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Applies only if the committed table version still equals this (0 = no table yet).
 	ExpectedVersion uint64 `protobuf:"varint,1,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
-	// One owner list per partition; owners[0] is the primary. Epochs are computed by the FSM.
+	// One owner list per partition; owners[0] is the primary. Epochs are
+	// computed by the FSM; a non-zero syncing value marks an owner that must
+	// load (the FSM records the epoch), target is the plan's goal.
 	Partitions    []*PartitionAssignment `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
 	Rebalance     *RebalanceInfo         `protobuf:"bytes,3,opt,name=rebalance,proto3" json:"rebalance,omitempty"`
 	unknownFields protoimpl.UnknownFields
@@ -589,7 +714,7 @@ type SetPartitionTable struct {
 
 func (x *SetPartitionTable) Reset() {
 	*x = SetPartitionTable{}
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[6]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +726,7 @@ func (x *SetPartitionTable) String() string {
 func (*SetPartitionTable) ProtoMessage() {}
 
 func (x *SetPartitionTable) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[6]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +739,7 @@ func (x *SetPartitionTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPartitionTable.ProtoReflect.Descriptor instead.
 func (*SetPartitionTable) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{6}
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SetPartitionTable) GetExpectedVersion() uint64 {
@@ -649,7 +774,7 @@ type SetCustomData struct {
 
 func (x *SetCustomData) Reset() {
 	*x = SetCustomData{}
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[7]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -661,7 +786,7 @@ func (x *SetCustomData) String() string {
 func (*SetCustomData) ProtoMessage() {}
 
 func (x *SetCustomData) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[7]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -674,7 +799,7 @@ func (x *SetCustomData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetCustomData.ProtoReflect.Descriptor instead.
 func (*SetCustomData) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{7}
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SetCustomData) GetKey() string {
@@ -701,7 +826,7 @@ type DeleteCustomData struct {
 
 func (x *DeleteCustomData) Reset() {
 	*x = DeleteCustomData{}
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[8]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -713,7 +838,7 @@ func (x *DeleteCustomData) String() string {
 func (*DeleteCustomData) ProtoMessage() {}
 
 func (x *DeleteCustomData) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[8]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -726,7 +851,7 @@ func (x *DeleteCustomData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteCustomData.ProtoReflect.Descriptor instead.
 func (*DeleteCustomData) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{8}
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *DeleteCustomData) GetKey() string {
@@ -749,7 +874,7 @@ type CompareAndSetCustomData struct {
 
 func (x *CompareAndSetCustomData) Reset() {
 	*x = CompareAndSetCustomData{}
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[9]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -761,7 +886,7 @@ func (x *CompareAndSetCustomData) String() string {
 func (*CompareAndSetCustomData) ProtoMessage() {}
 
 func (x *CompareAndSetCustomData) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[9]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -774,7 +899,7 @@ func (x *CompareAndSetCustomData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CompareAndSetCustomData.ProtoReflect.Descriptor instead.
 func (*CompareAndSetCustomData) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{9}
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CompareAndSetCustomData) GetKey() string {
@@ -807,7 +932,7 @@ type Noop struct {
 
 func (x *Noop) Reset() {
 	*x = Noop{}
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[10]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -819,7 +944,7 @@ func (x *Noop) String() string {
 func (*Noop) ProtoMessage() {}
 
 func (x *Noop) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[10]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -832,7 +957,7 @@ func (x *Noop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Noop.ProtoReflect.Descriptor instead.
 func (*Noop) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{10}
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{11}
 }
 
 // SetVoter records the leader's decision to promote a member to Raft voter or
@@ -851,7 +976,7 @@ type SetVoter struct {
 
 func (x *SetVoter) Reset() {
 	*x = SetVoter{}
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[11]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -863,7 +988,7 @@ func (x *SetVoter) String() string {
 func (*SetVoter) ProtoMessage() {}
 
 func (x *SetVoter) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_commands_proto_msgTypes[11]
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -876,7 +1001,7 @@ func (x *SetVoter) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetVoter.ProtoReflect.Descriptor instead.
 func (*SetVoter) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{11}
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SetVoter) GetId() string {
@@ -907,11 +1032,181 @@ func (x *SetVoter) GetReason() string {
 	return ""
 }
 
+// MarkReady records that a node holds the data of partitions it was loading:
+// each entry names the epoch its load began (the PartitionChange's epoch),
+// so an acknowledgement of an earlier, cancelled load changes nothing.
+type MarkReady struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	Partitions    []*ReadyPartition      `protobuf:"bytes,3,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkReady) Reset() {
+	*x = MarkReady{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkReady) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkReady) ProtoMessage() {}
+
+func (x *MarkReady) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkReady.ProtoReflect.Descriptor instead.
+func (*MarkReady) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *MarkReady) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *MarkReady) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
+func (x *MarkReady) GetPartitions() []*ReadyPartition {
+	if x != nil {
+		return x.Partitions
+	}
+	return nil
+}
+
+type ReadyPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Partition     uint32                 `protobuf:"varint,1,opt,name=partition,proto3" json:"partition,omitempty"`
+	Epoch         uint64                 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadyPartition) Reset() {
+	*x = ReadyPartition{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadyPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadyPartition) ProtoMessage() {}
+
+func (x *ReadyPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadyPartition.ProtoReflect.Descriptor instead.
+func (*ReadyPartition) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *ReadyPartition) GetPartition() uint32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
+func (x *ReadyPartition) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+// DrainNode starts a planned stop: every partition the node leads gets a
+// ready, active owner as primary (epoch + 1), and the node is not made
+// primary again during this life.
+type DrainNode struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Incarnation   uint64                 `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DrainNode) Reset() {
+	*x = DrainNode{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DrainNode) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DrainNode) ProtoMessage() {}
+
+func (x *DrainNode) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DrainNode.ProtoReflect.Descriptor instead.
+func (*DrainNode) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DrainNode) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *DrainNode) GetIncarnation() uint64 {
+	if x != nil {
+		return x.Incarnation
+	}
+	return 0
+}
+
 var File_clusterkit_v1_commands_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclusterkit/v1/commands.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\x8a\x06\n" +
+	"\x1cclusterkit/v1/commands.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\x80\a\n" +
 	"\aCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x129\n" +
@@ -926,7 +1221,11 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\x12delete_custom_data\x18\x16 \x01(\v2\x1f.clusterkit.v1.DeleteCustomDataH\x00R\x10deleteCustomData\x12f\n" +
 	"\x1bcompare_and_set_custom_data\x18\x17 \x01(\v2&.clusterkit.v1.CompareAndSetCustomDataH\x00R\x17compareAndSetCustomData\x12)\n" +
 	"\x04noop\x18\x18 \x01(\v2\x13.clusterkit.v1.NoopH\x00R\x04noop\x126\n" +
-	"\tset_voter\x18\x19 \x01(\v2\x17.clusterkit.v1.SetVoterH\x00R\bsetVoterB\x04\n" +
+	"\tset_voter\x18\x19 \x01(\v2\x17.clusterkit.v1.SetVoterH\x00R\bsetVoter\x129\n" +
+	"\n" +
+	"mark_ready\x18\x1a \x01(\v2\x18.clusterkit.v1.MarkReadyH\x00R\tmarkReady\x129\n" +
+	"\n" +
+	"drain_node\x18\x1b \x01(\v2\x18.clusterkit.v1.DrainNodeH\x00R\tdrainNodeB\x04\n" +
 	"\x02op\"A\n" +
 	"\tSetConfig\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06config\"\x88\x01\n" +
@@ -943,12 +1242,19 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"RemoveNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x16\n" +
 	"\x06reason\x18\x02 \x01(\tR\x06reason\x12 \n" +
-	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\x9a\x01\n" +
+	"\vincarnation\x18\x03 \x01(\x04R\vincarnation\"\xbb\x02\n" +
 	"\rRebalanceInfo\x12\x18\n" +
 	"\atrigger\x18\x01 \x01(\tR\atrigger\x12&\n" +
 	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeId\x12/\n" +
 	"\x14started_at_unix_nano\x18\x03 \x01(\x03R\x11startedAtUnixNano\x12\x16\n" +
-	"\x06reload\x18\x04 \x03(\tR\x06reload\"\xbe\x01\n" +
+	"\x06reload\x18\x04 \x03(\tR\x06reload\x12\x12\n" +
+	"\x04plan\x18\x05 \x01(\bR\x04plan\x12#\n" +
+	"\rmoves_planned\x18\x06 \x01(\rR\fmovesPlanned\x12/\n" +
+	"\x06forced\x18\a \x03(\v2\x17.clusterkit.v1.OwnerRefR\x06forced\x125\n" +
+	"\tcancelled\x18\b \x03(\v2\x17.clusterkit.v1.OwnerRefR\tcancelled\"<\n" +
+	"\bOwnerRef\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x12\n" +
+	"\x04node\x18\x02 \x01(\tR\x04node\"\xbe\x01\n" +
 	"\x11SetPartitionTable\x12)\n" +
 	"\x10expected_version\x18\x01 \x01(\x04R\x0fexpectedVersion\x12B\n" +
 	"\n" +
@@ -969,7 +1275,19 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05voter\x18\x03 \x01(\bR\x05voter\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reasonB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"|\n" +
+	"\tMarkReady\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12=\n" +
+	"\n" +
+	"partitions\x18\x03 \x03(\v2\x1d.clusterkit.v1.ReadyPartitionR\n" +
+	"partitions\"D\n" +
+	"\x0eReadyPartition\x12\x1c\n" +
+	"\tpartition\x18\x01 \x01(\rR\tpartition\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"=\n" +
+	"\tDrainNode\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnationB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_commands_proto_rawDescOnce sync.Once
@@ -983,7 +1301,7 @@ func file_clusterkit_v1_commands_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_commands_proto_rawDescData
 }
 
-var file_clusterkit_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_clusterkit_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_clusterkit_v1_commands_proto_goTypes = []any{
 	(*Command)(nil),                 // 0: clusterkit.v1.Command
 	(*SetConfig)(nil),               // 1: clusterkit.v1.SetConfig
@@ -991,38 +1309,47 @@ var file_clusterkit_v1_commands_proto_goTypes = []any{
 	(*SetNodeStatus)(nil),           // 3: clusterkit.v1.SetNodeStatus
 	(*RemoveNode)(nil),              // 4: clusterkit.v1.RemoveNode
 	(*RebalanceInfo)(nil),           // 5: clusterkit.v1.RebalanceInfo
-	(*SetPartitionTable)(nil),       // 6: clusterkit.v1.SetPartitionTable
-	(*SetCustomData)(nil),           // 7: clusterkit.v1.SetCustomData
-	(*DeleteCustomData)(nil),        // 8: clusterkit.v1.DeleteCustomData
-	(*CompareAndSetCustomData)(nil), // 9: clusterkit.v1.CompareAndSetCustomData
-	(*Noop)(nil),                    // 10: clusterkit.v1.Noop
-	(*SetVoter)(nil),                // 11: clusterkit.v1.SetVoter
-	(*ClusterConfig)(nil),           // 12: clusterkit.v1.ClusterConfig
-	(*Member)(nil),                  // 13: clusterkit.v1.Member
-	(NodeStatus)(0),                 // 14: clusterkit.v1.NodeStatus
-	(*PartitionAssignment)(nil),     // 15: clusterkit.v1.PartitionAssignment
+	(*OwnerRef)(nil),                // 6: clusterkit.v1.OwnerRef
+	(*SetPartitionTable)(nil),       // 7: clusterkit.v1.SetPartitionTable
+	(*SetCustomData)(nil),           // 8: clusterkit.v1.SetCustomData
+	(*DeleteCustomData)(nil),        // 9: clusterkit.v1.DeleteCustomData
+	(*CompareAndSetCustomData)(nil), // 10: clusterkit.v1.CompareAndSetCustomData
+	(*Noop)(nil),                    // 11: clusterkit.v1.Noop
+	(*SetVoter)(nil),                // 12: clusterkit.v1.SetVoter
+	(*MarkReady)(nil),               // 13: clusterkit.v1.MarkReady
+	(*ReadyPartition)(nil),          // 14: clusterkit.v1.ReadyPartition
+	(*DrainNode)(nil),               // 15: clusterkit.v1.DrainNode
+	(*ClusterConfig)(nil),           // 16: clusterkit.v1.ClusterConfig
+	(*Member)(nil),                  // 17: clusterkit.v1.Member
+	(NodeStatus)(0),                 // 18: clusterkit.v1.NodeStatus
+	(*PartitionAssignment)(nil),     // 19: clusterkit.v1.PartitionAssignment
 }
 var file_clusterkit_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: clusterkit.v1.Command.set_config:type_name -> clusterkit.v1.SetConfig
 	2,  // 1: clusterkit.v1.Command.register_node:type_name -> clusterkit.v1.RegisterNode
 	3,  // 2: clusterkit.v1.Command.set_node_status:type_name -> clusterkit.v1.SetNodeStatus
 	4,  // 3: clusterkit.v1.Command.remove_node:type_name -> clusterkit.v1.RemoveNode
-	6,  // 4: clusterkit.v1.Command.set_partition_table:type_name -> clusterkit.v1.SetPartitionTable
-	7,  // 5: clusterkit.v1.Command.set_custom_data:type_name -> clusterkit.v1.SetCustomData
-	8,  // 6: clusterkit.v1.Command.delete_custom_data:type_name -> clusterkit.v1.DeleteCustomData
-	9,  // 7: clusterkit.v1.Command.compare_and_set_custom_data:type_name -> clusterkit.v1.CompareAndSetCustomData
-	10, // 8: clusterkit.v1.Command.noop:type_name -> clusterkit.v1.Noop
-	11, // 9: clusterkit.v1.Command.set_voter:type_name -> clusterkit.v1.SetVoter
-	12, // 10: clusterkit.v1.SetConfig.config:type_name -> clusterkit.v1.ClusterConfig
-	13, // 11: clusterkit.v1.RegisterNode.member:type_name -> clusterkit.v1.Member
-	14, // 12: clusterkit.v1.SetNodeStatus.status:type_name -> clusterkit.v1.NodeStatus
-	15, // 13: clusterkit.v1.SetPartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
-	5,  // 14: clusterkit.v1.SetPartitionTable.rebalance:type_name -> clusterkit.v1.RebalanceInfo
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	7,  // 4: clusterkit.v1.Command.set_partition_table:type_name -> clusterkit.v1.SetPartitionTable
+	8,  // 5: clusterkit.v1.Command.set_custom_data:type_name -> clusterkit.v1.SetCustomData
+	9,  // 6: clusterkit.v1.Command.delete_custom_data:type_name -> clusterkit.v1.DeleteCustomData
+	10, // 7: clusterkit.v1.Command.compare_and_set_custom_data:type_name -> clusterkit.v1.CompareAndSetCustomData
+	11, // 8: clusterkit.v1.Command.noop:type_name -> clusterkit.v1.Noop
+	12, // 9: clusterkit.v1.Command.set_voter:type_name -> clusterkit.v1.SetVoter
+	13, // 10: clusterkit.v1.Command.mark_ready:type_name -> clusterkit.v1.MarkReady
+	15, // 11: clusterkit.v1.Command.drain_node:type_name -> clusterkit.v1.DrainNode
+	16, // 12: clusterkit.v1.SetConfig.config:type_name -> clusterkit.v1.ClusterConfig
+	17, // 13: clusterkit.v1.RegisterNode.member:type_name -> clusterkit.v1.Member
+	18, // 14: clusterkit.v1.SetNodeStatus.status:type_name -> clusterkit.v1.NodeStatus
+	6,  // 15: clusterkit.v1.RebalanceInfo.forced:type_name -> clusterkit.v1.OwnerRef
+	6,  // 16: clusterkit.v1.RebalanceInfo.cancelled:type_name -> clusterkit.v1.OwnerRef
+	19, // 17: clusterkit.v1.SetPartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
+	5,  // 18: clusterkit.v1.SetPartitionTable.rebalance:type_name -> clusterkit.v1.RebalanceInfo
+	14, // 19: clusterkit.v1.MarkReady.partitions:type_name -> clusterkit.v1.ReadyPartition
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_commands_proto_init() }
@@ -1042,6 +1369,8 @@ func file_clusterkit_v1_commands_proto_init() {
 		(*Command_CompareAndSetCustomData)(nil),
 		(*Command_Noop)(nil),
 		(*Command_SetVoter)(nil),
+		(*Command_MarkReady)(nil),
+		(*Command_DrainNode)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1049,7 +1378,7 @@ func file_clusterkit_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_commands_proto_rawDesc), len(file_clusterkit_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -158,7 +158,19 @@ type PartitionChange struct {
 	// True when copy_from_nodes is empty: no live node holds the data.
 	NoLiveSource bool `protobuf:"varint,13,opt,name=no_live_source,json=noLiveSource,proto3" json:"no_live_source,omitempty"`
 	// True for the first assignment of a partition: there is no data anywhere yet.
-	Initial       bool `protobuf:"varint,14,opt,name=initial,proto3" json:"initial,omitempty"`
+	Initial bool `protobuf:"varint,14,opt,name=initial,proto3" json:"initial,omitempty"`
+	// What the node named by copy_to_node must do: "load" (copy the data from
+	// copy_from_nodes, then acknowledge), "become_primary", "become_replica"
+	// or "release" (drop the data).
+	Action string `protobuf:"bytes,15,opt,name=action,proto3" json:"action,omitempty"`
+	// Derived from an installed snapshot (the node skipped the entries that
+	// caused it): it states the node's own resulting change.
+	FromSnapshot bool `protobuf:"varint,16,opt,name=from_snapshot,json=fromSnapshot,proto3" json:"from_snapshot,omitempty"`
+	// The owner's state after the change: "syncing" or "ready".
+	State string `protobuf:"bytes,17,opt,name=state,proto3" json:"state,omitempty"`
+	// Why an owner was released or made ready without an acknowledgement:
+	// "handoff_timeout_cancelled", "handoff_timeout_forced", or empty.
+	Detail        string `protobuf:"bytes,18,opt,name=detail,proto3" json:"detail,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +301,34 @@ func (x *PartitionChange) GetInitial() bool {
 		return x.Initial
 	}
 	return false
+}
+
+func (x *PartitionChange) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *PartitionChange) GetFromSnapshot() bool {
+	if x != nil {
+		return x.FromSnapshot
+	}
+	return false
+}
+
+func (x *PartitionChange) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *PartitionChange) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
 }
 
 // NodeJoin: a brand new node joined.
@@ -573,8 +613,11 @@ type RebalanceStart struct {
 	TriggerNodeId    string                 `protobuf:"bytes,5,opt,name=trigger_node_id,json=triggerNodeId,proto3" json:"trigger_node_id,omitempty"`
 	PartitionsToMove uint32                 `protobuf:"varint,6,opt,name=partitions_to_move,json=partitionsToMove,proto3" json:"partitions_to_move,omitempty"`
 	NodesAffected    []string               `protobuf:"bytes,7,rep,name=nodes_affected,json=nodesAffected,proto3" json:"nodes_affected,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Copies (partition, new owner) planned; they complete as owners
+	// acknowledge.
+	MovesPending  uint32 `protobuf:"varint,8,opt,name=moves_pending,json=movesPending,proto3" json:"moves_pending,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RebalanceStart) Reset() {
@@ -656,6 +699,13 @@ func (x *RebalanceStart) GetNodesAffected() []string {
 	return nil
 }
 
+func (x *RebalanceStart) GetMovesPending() uint32 {
+	if x != nil {
+		return x.MovesPending
+	}
+	return 0
+}
+
 // RebalanceComplete closes a rebalance.
 type RebalanceComplete struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
@@ -668,6 +718,9 @@ type RebalanceComplete struct {
 	NodesAffected   []string               `protobuf:"bytes,7,rep,name=nodes_affected,json=nodesAffected,proto3" json:"nodes_affected,omitempty"`
 	// From the start of the rebalance on the leader to its commit on this node.
 	DurationNanos int64 `protobuf:"varint,8,opt,name=duration_nanos,json=durationNanos,proto3" json:"duration_nanos,omitempty"`
+	// Copies done over the whole hand-off, and left (0 unless re-planned away).
+	MovesDone     uint32 `protobuf:"varint,9,opt,name=moves_done,json=movesDone,proto3" json:"moves_done,omitempty"`
+	MovesPending  uint32 `protobuf:"varint,10,opt,name=moves_pending,json=movesPending,proto3" json:"moves_pending,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -754,6 +807,20 @@ func (x *RebalanceComplete) GetNodesAffected() []string {
 func (x *RebalanceComplete) GetDurationNanos() int64 {
 	if x != nil {
 		return x.DurationNanos
+	}
+	return 0
+}
+
+func (x *RebalanceComplete) GetMovesDone() uint32 {
+	if x != nil {
+		return x.MovesDone
+	}
+	return 0
+}
+
+func (x *RebalanceComplete) GetMovesPending() uint32 {
+	if x != nil {
+		return x.MovesPending
 	}
 	return 0
 }
@@ -1157,6 +1224,61 @@ func (*Event_ClusterHealthChange) isEvent_Kind() {}
 
 func (*Event_CustomDataChange) isEvent_Kind() {}
 
+// PartitionReady is the reply of a user actor to a PartitionChange with
+// action "load": it holds the partition's data, and may become primary.
+type PartitionReady struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	PartitionId string                 `protobuf:"bytes,1,opt,name=partition_id,json=partitionId,proto3" json:"partition_id,omitempty"`
+	// The PartitionChange's epoch.
+	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PartitionReady) Reset() {
+	*x = PartitionReady{}
+	mi := &file_clusterkit_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PartitionReady) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PartitionReady) ProtoMessage() {}
+
+func (x *PartitionReady) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PartitionReady.ProtoReflect.Descriptor instead.
+func (*PartitionReady) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PartitionReady) GetPartitionId() string {
+	if x != nil {
+		return x.PartitionId
+	}
+	return ""
+}
+
+func (x *PartitionReady) GetEpoch() uint64 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 var File_clusterkit_v1_events_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_events_proto_rawDesc = "" +
@@ -1174,7 +1296,7 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\x13last_seen_unix_nano\x18\t \x01(\x03R\x10lastSeenUnixNano\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xed\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x04\n" +
 	"\x0fPartitionChange\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03sub\x18\x02 \x01(\rR\x03sub\x12$\n" +
@@ -1193,7 +1315,11 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\x05epoch\x18\v \x01(\x04R\x05epoch\x12\x12\n" +
 	"\x04role\x18\f \x01(\tR\x04role\x12$\n" +
 	"\x0eno_live_source\x18\r \x01(\bR\fnoLiveSource\x12\x18\n" +
-	"\ainitial\x18\x0e \x01(\bR\ainitial\"\xcb\x01\n" +
+	"\ainitial\x18\x0e \x01(\bR\ainitial\x12\x16\n" +
+	"\x06action\x18\x0f \x01(\tR\x06action\x12#\n" +
+	"\rfrom_snapshot\x18\x10 \x01(\bR\ffromSnapshot\x12\x14\n" +
+	"\x05state\x18\x11 \x01(\tR\x05state\x12\x16\n" +
+	"\x06detail\x18\x12 \x01(\tR\x06detail\"\xcb\x01\n" +
 	"\bNodeJoin\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03sub\x18\x02 \x01(\rR\x03sub\x12$\n" +
@@ -1217,7 +1343,7 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\x04node\x18\x04 \x01(\v2\x17.clusterkit.v1.NodeInfoR\x04node\x12\x16\n" +
 	"\x06reason\x18\x05 \x01(\tR\x06reason\x12)\n" +
 	"\x10partitions_owned\x18\x06 \x03(\tR\x0fpartitionsOwned\x12-\n" +
-	"\x12partitions_replica\x18\a \x03(\tR\x11partitionsReplica\"\xf5\x01\n" +
+	"\x12partitions_replica\x18\a \x03(\tR\x11partitionsReplica\"\x9a\x02\n" +
 	"\x0eRebalanceStart\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03sub\x18\x02 \x01(\rR\x03sub\x12$\n" +
@@ -1225,7 +1351,8 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\atrigger\x18\x04 \x01(\tR\atrigger\x12&\n" +
 	"\x0ftrigger_node_id\x18\x05 \x01(\tR\rtriggerNodeId\x12,\n" +
 	"\x12partitions_to_move\x18\x06 \x01(\rR\x10partitionsToMove\x12%\n" +
-	"\x0enodes_affected\x18\a \x03(\tR\rnodesAffected\"\x9c\x02\n" +
+	"\x0enodes_affected\x18\a \x03(\tR\rnodesAffected\x12#\n" +
+	"\rmoves_pending\x18\b \x01(\rR\fmovesPending\"\xe0\x02\n" +
 	"\x11RebalanceComplete\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03sub\x18\x02 \x01(\rR\x03sub\x12$\n" +
@@ -1234,7 +1361,11 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\x0ftrigger_node_id\x18\x05 \x01(\tR\rtriggerNodeId\x12)\n" +
 	"\x10partitions_moved\x18\x06 \x01(\rR\x0fpartitionsMoved\x12%\n" +
 	"\x0enodes_affected\x18\a \x03(\tR\rnodesAffected\x12%\n" +
-	"\x0eduration_nanos\x18\b \x01(\x03R\rdurationNanos\"\xb0\x03\n" +
+	"\x0eduration_nanos\x18\b \x01(\x03R\rdurationNanos\x12\x1d\n" +
+	"\n" +
+	"moves_done\x18\t \x01(\rR\tmovesDone\x12#\n" +
+	"\rmoves_pending\x18\n" +
+	" \x01(\rR\fmovesPending\"\xb0\x03\n" +
 	"\x13ClusterHealthChange\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x10\n" +
 	"\x03sub\x18\x02 \x01(\rR\x03sub\x12$\n" +
@@ -1268,7 +1399,10 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\x12rebalance_complete\x18\x06 \x01(\v2 .clusterkit.v1.RebalanceCompleteH\x00R\x11rebalanceComplete\x12X\n" +
 	"\x15cluster_health_change\x18\a \x01(\v2\".clusterkit.v1.ClusterHealthChangeH\x00R\x13clusterHealthChange\x12O\n" +
 	"\x12custom_data_change\x18\b \x01(\v2\x1f.clusterkit.v1.CustomDataChangeH\x00R\x10customDataChangeB\x06\n" +
-	"\x04kindB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\x04kind\"I\n" +
+	"\x0ePartitionReady\x12!\n" +
+	"\fpartition_id\x18\x01 \x01(\tR\vpartitionId\x12\x14\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epochB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_events_proto_rawDescOnce sync.Once
@@ -1282,7 +1416,7 @@ func file_clusterkit_v1_events_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_events_proto_rawDescData
 }
 
-var file_clusterkit_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_clusterkit_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_clusterkit_v1_events_proto_goTypes = []any{
 	(*NodeInfo)(nil),            // 0: clusterkit.v1.NodeInfo
 	(*PartitionChange)(nil),     // 1: clusterkit.v1.PartitionChange
@@ -1294,10 +1428,11 @@ var file_clusterkit_v1_events_proto_goTypes = []any{
 	(*ClusterHealthChange)(nil), // 7: clusterkit.v1.ClusterHealthChange
 	(*CustomDataChange)(nil),    // 8: clusterkit.v1.CustomDataChange
 	(*Event)(nil),               // 9: clusterkit.v1.Event
-	nil,                         // 10: clusterkit.v1.NodeInfo.ServicesEntry
+	(*PartitionReady)(nil),      // 10: clusterkit.v1.PartitionReady
+	nil,                         // 11: clusterkit.v1.NodeInfo.ServicesEntry
 }
 var file_clusterkit_v1_events_proto_depIdxs = []int32{
-	10, // 0: clusterkit.v1.NodeInfo.services:type_name -> clusterkit.v1.NodeInfo.ServicesEntry
+	11, // 0: clusterkit.v1.NodeInfo.services:type_name -> clusterkit.v1.NodeInfo.ServicesEntry
 	0,  // 1: clusterkit.v1.PartitionChange.copy_from_nodes:type_name -> clusterkit.v1.NodeInfo
 	0,  // 2: clusterkit.v1.PartitionChange.copy_to_node:type_name -> clusterkit.v1.NodeInfo
 	0,  // 3: clusterkit.v1.NodeJoin.node:type_name -> clusterkit.v1.NodeInfo
@@ -1339,7 +1474,7 @@ func file_clusterkit_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_events_proto_rawDesc), len(file_clusterkit_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -232,7 +232,13 @@ type Member struct {
 	Voter            bool  `protobuf:"varint,9,opt,name=voter,proto3" json:"voter,omitempty"`
 	// Random value the process picked for this life; it proves, in pings and
 	// registrations, which process speaks for the ID.
-	Nonce         uint64 `protobuf:"fixed64,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	Nonce uint64 `protobuf:"fixed64,10,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	// The application acknowledges each partition it loads (Options.Handoff):
+	// a partition added to this member stays syncing until it does.
+	Handoff bool `protobuf:"varint,11,opt,name=handoff,proto3" json:"handoff,omitempty"`
+	// The node is stopping (a planned stop): it handed its primaries over and
+	// is never made primary again until its next life registers.
+	Draining      bool `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -337,6 +343,20 @@ func (x *Member) GetNonce() uint64 {
 	return 0
 }
 
+func (x *Member) GetHandoff() bool {
+	if x != nil {
+		return x.Handoff
+	}
+	return false
+}
+
+func (x *Member) GetDraining() bool {
+	if x != nil {
+		return x.Draining
+	}
+	return false
+}
+
 // DepartedMember remembers a removed node, for rejoin detection.
 type DepartedMember struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -435,10 +455,20 @@ func (x *DepartedMember) GetIndex() uint64 {
 
 // PartitionAssignment is the owner list of one partition: owners[0] is the primary.
 type PartitionAssignment struct {
-	state  protoimpl.MessageState `protogen:"open.v1"`
-	Owners []string               `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// owners[0] is the primary; it is always a ready owner unless no owner is.
+	Owners []string `protobuf:"bytes,1,rep,name=owners,proto3" json:"owners,omitempty"`
 	// Increases whenever the owner list (set or primary) changes; fences writes.
-	Epoch         uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	Epoch uint64 `protobuf:"varint,2,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Per owner (parallel to owners; empty = all ready): 0 when the owner is
+	// ready (holds the data), else the epoch at which it began to load.
+	Syncing []uint64 `protobuf:"varint,3,rep,packed,name=syncing,proto3" json:"syncing,omitempty"`
+	// Per owner, parallel to syncing: when its load began (unix ns, the
+	// committing entry's time); 0 when ready.
+	SyncingSince []int64 `protobuf:"varint,4,rep,packed,name=syncing_since,json=syncingSince,proto3" json:"syncing_since,omitempty"`
+	// The owner list the hand-off is driving towards (target[0] the primary);
+	// empty when the partition is settled (owners are the target, all ready).
+	Target        []string `protobuf:"bytes,5,rep,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -487,19 +517,139 @@ func (x *PartitionAssignment) GetEpoch() uint64 {
 	return 0
 }
 
+func (x *PartitionAssignment) GetSyncing() []uint64 {
+	if x != nil {
+		return x.Syncing
+	}
+	return nil
+}
+
+func (x *PartitionAssignment) GetSyncingSince() []int64 {
+	if x != nil {
+		return x.SyncingSince
+	}
+	return nil
+}
+
+func (x *PartitionAssignment) GetTarget() []string {
+	if x != nil {
+		return x.Target
+	}
+	return nil
+}
+
+// RebalanceSpan is the hand-off in progress: it opens with the entry that
+// plans it (RebalanceStart) and closes when every partition is settled
+// (RebalanceComplete). A re-plan extends the open span.
+type RebalanceSpan struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Trigger           string                 `protobuf:"bytes,1,opt,name=trigger,proto3" json:"trigger,omitempty"`
+	TriggerNodeId     string                 `protobuf:"bytes,2,opt,name=trigger_node_id,json=triggerNodeId,proto3" json:"trigger_node_id,omitempty"`
+	StartedAtUnixNano int64                  `protobuf:"varint,3,opt,name=started_at_unix_nano,json=startedAtUnixNano,proto3" json:"started_at_unix_nano,omitempty"`
+	// Moves (partition, new owner) planned so far, re-plans included.
+	MovesPlanned uint32 `protobuf:"varint,4,opt,name=moves_planned,json=movesPlanned,proto3" json:"moves_planned,omitempty"`
+	// Index of the entry that opened the span.
+	StartIndex       uint64   `protobuf:"varint,5,opt,name=start_index,json=startIndex,proto3" json:"start_index,omitempty"`
+	NodesAffected    []string `protobuf:"bytes,6,rep,name=nodes_affected,json=nodesAffected,proto3" json:"nodes_affected,omitempty"`
+	PartitionsToMove uint32   `protobuf:"varint,7,opt,name=partitions_to_move,json=partitionsToMove,proto3" json:"partitions_to_move,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RebalanceSpan) Reset() {
+	*x = RebalanceSpan{}
+	mi := &file_clusterkit_v1_state_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RebalanceSpan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RebalanceSpan) ProtoMessage() {}
+
+func (x *RebalanceSpan) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_state_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RebalanceSpan.ProtoReflect.Descriptor instead.
+func (*RebalanceSpan) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *RebalanceSpan) GetTrigger() string {
+	if x != nil {
+		return x.Trigger
+	}
+	return ""
+}
+
+func (x *RebalanceSpan) GetTriggerNodeId() string {
+	if x != nil {
+		return x.TriggerNodeId
+	}
+	return ""
+}
+
+func (x *RebalanceSpan) GetStartedAtUnixNano() int64 {
+	if x != nil {
+		return x.StartedAtUnixNano
+	}
+	return 0
+}
+
+func (x *RebalanceSpan) GetMovesPlanned() uint32 {
+	if x != nil {
+		return x.MovesPlanned
+	}
+	return 0
+}
+
+func (x *RebalanceSpan) GetStartIndex() uint64 {
+	if x != nil {
+		return x.StartIndex
+	}
+	return 0
+}
+
+func (x *RebalanceSpan) GetNodesAffected() []string {
+	if x != nil {
+		return x.NodesAffected
+	}
+	return nil
+}
+
+func (x *RebalanceSpan) GetPartitionsToMove() uint32 {
+	if x != nil {
+		return x.PartitionsToMove
+	}
+	return 0
+}
+
 // PartitionTable is the committed routing table.
 type PartitionTable struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Raft index of the entry that last changed the table.
-	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
-	Partitions    []*PartitionAssignment `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	Version    uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Partitions []*PartitionAssignment `protobuf:"bytes,2,rep,name=partitions,proto3" json:"partitions,omitempty"`
+	// The open hand-off span, if any.
+	Span          *RebalanceSpan `protobuf:"bytes,3,opt,name=span,proto3" json:"span,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PartitionTable) Reset() {
 	*x = PartitionTable{}
-	mi := &file_clusterkit_v1_state_proto_msgTypes[4]
+	mi := &file_clusterkit_v1_state_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -511,7 +661,7 @@ func (x *PartitionTable) String() string {
 func (*PartitionTable) ProtoMessage() {}
 
 func (x *PartitionTable) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_state_proto_msgTypes[4]
+	mi := &file_clusterkit_v1_state_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -524,7 +674,7 @@ func (x *PartitionTable) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PartitionTable.ProtoReflect.Descriptor instead.
 func (*PartitionTable) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{4}
+	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PartitionTable) GetVersion() uint64 {
@@ -537,6 +687,13 @@ func (x *PartitionTable) GetVersion() uint64 {
 func (x *PartitionTable) GetPartitions() []*PartitionAssignment {
 	if x != nil {
 		return x.Partitions
+	}
+	return nil
+}
+
+func (x *PartitionTable) GetSpan() *RebalanceSpan {
+	if x != nil {
+		return x.Span
 	}
 	return nil
 }
@@ -554,7 +711,7 @@ type CustomDataEntry struct {
 
 func (x *CustomDataEntry) Reset() {
 	*x = CustomDataEntry{}
-	mi := &file_clusterkit_v1_state_proto_msgTypes[5]
+	mi := &file_clusterkit_v1_state_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -566,7 +723,7 @@ func (x *CustomDataEntry) String() string {
 func (*CustomDataEntry) ProtoMessage() {}
 
 func (x *CustomDataEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_state_proto_msgTypes[5]
+	mi := &file_clusterkit_v1_state_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -579,7 +736,7 @@ func (x *CustomDataEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CustomDataEntry.ProtoReflect.Descriptor instead.
 func (*CustomDataEntry) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{5}
+	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *CustomDataEntry) GetKey() string {
@@ -624,7 +781,7 @@ type ClusterState struct {
 
 func (x *ClusterState) Reset() {
 	*x = ClusterState{}
-	mi := &file_clusterkit_v1_state_proto_msgTypes[6]
+	mi := &file_clusterkit_v1_state_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -636,7 +793,7 @@ func (x *ClusterState) String() string {
 func (*ClusterState) ProtoMessage() {}
 
 func (x *ClusterState) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_state_proto_msgTypes[6]
+	mi := &file_clusterkit_v1_state_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -649,7 +806,7 @@ func (x *ClusterState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterState.ProtoReflect.Descriptor instead.
 func (*ClusterState) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{6}
+	return file_clusterkit_v1_state_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClusterState) GetConfig() *ClusterConfig {
@@ -714,7 +871,7 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"max_voters\x18\x05 \x01(\rR\tmaxVoters\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x06 \x01(\tR\tclusterId\"\xa3\x03\n" +
+	"cluster_id\x18\x06 \x01(\tR\tclusterId\"\xd9\x03\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -726,7 +883,9 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\x13last_seen_unix_nano\x18\b \x01(\x03R\x10lastSeenUnixNano\x12\x14\n" +
 	"\x05voter\x18\t \x01(\bR\x05voter\x12\x14\n" +
 	"\x05nonce\x18\n" +
-	" \x01(\x06R\x05nonce\x1a;\n" +
+	" \x01(\x06R\x05nonce\x12\x18\n" +
+	"\ahandoff\x18\v \x01(\bR\ahandoff\x12\x1a\n" +
+	"\bdraining\x18\f \x01(\bR\bdraining\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
@@ -738,15 +897,28 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\x12partitions_replica\x18\x05 \x03(\rR\x11partitionsReplica\x12\x1d\n" +
 	"\n" +
 	"removed_by\x18\x06 \x01(\tR\tremovedBy\x12\x14\n" +
-	"\x05index\x18\a \x01(\x04R\x05index\"C\n" +
+	"\x05index\x18\a \x01(\x04R\x05index\"\x9a\x01\n" +
 	"\x13PartitionAssignment\x12\x16\n" +
 	"\x06owners\x18\x01 \x03(\tR\x06owners\x12\x14\n" +
-	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"n\n" +
+	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\x12\x18\n" +
+	"\asyncing\x18\x03 \x03(\x04R\asyncing\x12#\n" +
+	"\rsyncing_since\x18\x04 \x03(\x03R\fsyncingSince\x12\x16\n" +
+	"\x06target\x18\x05 \x03(\tR\x06target\"\x9d\x02\n" +
+	"\rRebalanceSpan\x12\x18\n" +
+	"\atrigger\x18\x01 \x01(\tR\atrigger\x12&\n" +
+	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeId\x12/\n" +
+	"\x14started_at_unix_nano\x18\x03 \x01(\x03R\x11startedAtUnixNano\x12#\n" +
+	"\rmoves_planned\x18\x04 \x01(\rR\fmovesPlanned\x12\x1f\n" +
+	"\vstart_index\x18\x05 \x01(\x04R\n" +
+	"startIndex\x12%\n" +
+	"\x0enodes_affected\x18\x06 \x03(\tR\rnodesAffected\x12,\n" +
+	"\x12partitions_to_move\x18\a \x01(\rR\x10partitionsToMove\"\xa0\x01\n" +
 	"\x0ePartitionTable\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12B\n" +
 	"\n" +
 	"partitions\x18\x02 \x03(\v2\".clusterkit.v1.PartitionAssignmentR\n" +
-	"partitions\"S\n" +
+	"partitions\x120\n" +
+	"\x04span\x18\x03 \x01(\v2\x1c.clusterkit.v1.RebalanceSpanR\x04span\"S\n" +
 	"\x0fCustomDataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
@@ -783,7 +955,7 @@ func file_clusterkit_v1_state_proto_rawDescGZIP() []byte {
 }
 
 var file_clusterkit_v1_state_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_clusterkit_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_clusterkit_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_clusterkit_v1_state_proto_goTypes = []any{
 	(KeyHash)(0),                // 0: clusterkit.v1.KeyHash
 	(NodeStatus)(0),             // 1: clusterkit.v1.NodeStatus
@@ -791,27 +963,29 @@ var file_clusterkit_v1_state_proto_goTypes = []any{
 	(*Member)(nil),              // 3: clusterkit.v1.Member
 	(*DepartedMember)(nil),      // 4: clusterkit.v1.DepartedMember
 	(*PartitionAssignment)(nil), // 5: clusterkit.v1.PartitionAssignment
-	(*PartitionTable)(nil),      // 6: clusterkit.v1.PartitionTable
-	(*CustomDataEntry)(nil),     // 7: clusterkit.v1.CustomDataEntry
-	(*ClusterState)(nil),        // 8: clusterkit.v1.ClusterState
-	nil,                         // 9: clusterkit.v1.Member.ServicesEntry
+	(*RebalanceSpan)(nil),       // 6: clusterkit.v1.RebalanceSpan
+	(*PartitionTable)(nil),      // 7: clusterkit.v1.PartitionTable
+	(*CustomDataEntry)(nil),     // 8: clusterkit.v1.CustomDataEntry
+	(*ClusterState)(nil),        // 9: clusterkit.v1.ClusterState
+	nil,                         // 10: clusterkit.v1.Member.ServicesEntry
 }
 var file_clusterkit_v1_state_proto_depIdxs = []int32{
 	0,  // 0: clusterkit.v1.ClusterConfig.key_hash:type_name -> clusterkit.v1.KeyHash
-	9,  // 1: clusterkit.v1.Member.services:type_name -> clusterkit.v1.Member.ServicesEntry
+	10, // 1: clusterkit.v1.Member.services:type_name -> clusterkit.v1.Member.ServicesEntry
 	1,  // 2: clusterkit.v1.Member.status:type_name -> clusterkit.v1.NodeStatus
 	3,  // 3: clusterkit.v1.DepartedMember.member:type_name -> clusterkit.v1.Member
 	5,  // 4: clusterkit.v1.PartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
-	2,  // 5: clusterkit.v1.ClusterState.config:type_name -> clusterkit.v1.ClusterConfig
-	3,  // 6: clusterkit.v1.ClusterState.members:type_name -> clusterkit.v1.Member
-	4,  // 7: clusterkit.v1.ClusterState.departed:type_name -> clusterkit.v1.DepartedMember
-	6,  // 8: clusterkit.v1.ClusterState.table:type_name -> clusterkit.v1.PartitionTable
-	7,  // 9: clusterkit.v1.ClusterState.custom_data:type_name -> clusterkit.v1.CustomDataEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	6,  // 5: clusterkit.v1.PartitionTable.span:type_name -> clusterkit.v1.RebalanceSpan
+	2,  // 6: clusterkit.v1.ClusterState.config:type_name -> clusterkit.v1.ClusterConfig
+	3,  // 7: clusterkit.v1.ClusterState.members:type_name -> clusterkit.v1.Member
+	4,  // 8: clusterkit.v1.ClusterState.departed:type_name -> clusterkit.v1.DepartedMember
+	7,  // 9: clusterkit.v1.ClusterState.table:type_name -> clusterkit.v1.PartitionTable
+	8,  // 10: clusterkit.v1.ClusterState.custom_data:type_name -> clusterkit.v1.CustomDataEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_state_proto_init() }
@@ -825,7 +999,7 @@ func file_clusterkit_v1_state_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_state_proto_rawDesc), len(file_clusterkit_v1_state_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

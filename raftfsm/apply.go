@@ -133,7 +133,11 @@ func (f *FSM) apply(index uint64, cmd *messages.Command, a *Applied, res *ApplyR
 	case *messages.Command_SetVoter:
 		return f.applySetVoter(op.SetVoter, a)
 	case *messages.Command_SetPartitionTable:
-		return f.applyTable(index, op.SetPartitionTable, a)
+		return f.applyTable(index, op.SetPartitionTable, now, a)
+	case *messages.Command_MarkReady:
+		return f.applyMarkReady(index, op.MarkReady, a)
+	case *messages.Command_DrainNode:
+		return f.applyDrain(index, op.DrainNode, a)
 	case *messages.Command_SetCustomData:
 		return false, f.applySetCustomData(index, op.SetCustomData.GetKey(), op.SetCustomData.GetValue(), false, 0, a, res)
 	case *messages.Command_CompareAndSetCustomData:
@@ -221,6 +225,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 			// Same process re-registering (e.g. after a leader change): an update.
 			next.Incarnation = cur.GetIncarnation()
 			next.Voter = cur.GetVoter()
+			next.Draining = cur.GetDraining()
 			next.LastSeenUnixNano = max(cur.GetLastSeenUnixNano(), now)
 			f.members[id] = next
 			return true, nil
@@ -342,8 +347,16 @@ func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, origin string, n
 	// Drop the node from every owner list at once (its first live replica
 	// becomes primary), so the table never names a non-member; the rebalancer
 	// refills the empty slots.
-	if len(primary)+len(replica) > 0 {
-		f.table = dropOwner(f.table, r.GetId(), index)
+	if f.table.GetVersion() != 0 {
+		active := func(id string) bool {
+			m, ok := f.members[id]
+			return ok && m.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE && !m.GetDraining()
+		}
+		if next := dropOwner(f.table, r.GetId(), index, active); !slices.EqualFunc(next.Partitions, f.table.GetPartitions(),
+			func(x, y *messages.PartitionAssignment) bool { return x == y }) {
+			f.table = next
+			f.closeSpan(a)
+		}
 	}
 	n := nodeFromMember(cur)
 	a.Change.Left = &n
@@ -379,17 +392,62 @@ func (f *FSM) applySetVoter(s *messages.SetVoter, a *Applied) (bool, error) {
 	return true, nil
 }
 
-func dropOwner(t *messages.PartitionTable, id string, index uint64) *messages.PartitionTable {
-	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(t.GetPartitions()))}
+// dropOwner removes a departed node from every owner list and target. Its
+// first ready replica whose node is active takes over as primary (then any
+// ready one); when no ready owner is left, the remaining owners become ready
+// as they are: there is nobody to copy from (the events say so).
+func dropOwner(t *messages.PartitionTable, id string, index uint64, active func(string) bool) *messages.PartitionTable {
+	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(t.GetPartitions())), Span: t.GetSpan()}
 	for n, p := range t.GetPartitions() {
-		if !slices.Contains(p.GetOwners(), id) {
+		i := slices.Index(p.GetOwners(), id)
+		inTarget := slices.Contains(p.GetTarget(), id)
+		if i < 0 && !inTarget {
 			next.Partitions[n] = p
 			continue
 		}
-		owners := slices.DeleteFunc(slices.Clone(p.GetOwners()), func(o string) bool { return o == id })
-		next.Partitions[n] = &messages.PartitionAssignment{Owners: owners, Epoch: p.GetEpoch() + 1}
+		q := proto.Clone(p).(*messages.PartitionAssignment)
+		q.Target = slices.DeleteFunc(q.Target, func(o string) bool { return o == id })
+		if i >= 0 {
+			q.Owners = slices.Delete(q.Owners, i, i+1)
+			if len(q.Syncing) > 0 {
+				q.Syncing = slices.Delete(q.Syncing, i, i+1)
+				q.SyncingSince = slices.Delete(q.SyncingSince, i, i+1)
+			}
+			q.Epoch++
+			if !anyReady(q) {
+				q.Syncing, q.SyncingSince = nil, nil
+			}
+			if len(q.Owners) > 0 && (syncingOf(q, 0) != 0 || !active(q.Owners[0])) {
+				lead := -1
+				for j := range q.Owners {
+					if syncingOf(q, j) == 0 && (lead < 0 || (active(q.Owners[j]) && !active(q.Owners[lead]))) {
+						lead = j
+					}
+				}
+				if lead > 0 {
+					moveToFront(q, lead)
+				}
+			}
+		}
+		q.Syncing = normalizeSyncing(q.Syncing)
+		q.SyncingSince = normalizeSince(q.Syncing, q.SyncingSince)
+		if len(q.Target) == 0 || settled(q.Owners, q.Syncing, q.Target) {
+			q.Target = nil
+		}
+		next.Partitions[n] = q
 	}
 	return next
+}
+
+// moveToFront makes owner i the primary, keeping the others in order.
+func moveToFront(q *messages.PartitionAssignment, i int) {
+	id := q.Owners[i]
+	q.Owners = append([]string{id}, slices.Delete(q.Owners, i, i+1)...)
+	if len(q.Syncing) > 0 {
+		s, t := q.Syncing[i], q.SyncingSince[i]
+		q.Syncing = append([]uint64{s}, slices.Delete(q.Syncing, i, i+1)...)
+		q.SyncingSince = append([]int64{t}, slices.Delete(q.SyncingSince, i, i+1)...)
+	}
 }
 
 func (f *FSM) trimDeparted() {
@@ -405,67 +463,79 @@ func (f *FSM) trimDeparted() {
 	}
 }
 
-// validateTable checks a proposed owner table against the membership: one
-// entry per partition, each with min(RF, members) distinct members.
-func validateTable(owners [][]string, cfg *messages.ClusterConfig, isMember func(string) bool, members int) error {
-	if cfg == nil {
-		return errNotBootstrapped
-	}
-	if len(owners) != int(cfg.GetPartitionCount()) {
-		return errorf(errInvalidTable, "%d partitions, want %d", len(owners), cfg.GetPartitionCount())
-	}
-	want := min(int(cfg.GetReplicationFactor()), members)
-	for n, o := range owners {
-		if len(o) != want {
-			return errorf(errInvalidTable, "partition %d has %d owners, want %d", n, len(o), want)
-		}
-		for i, id := range o {
-			if !isMember(id) {
-				return errorf(errInvalidTable, "partition %d owner %q is not a member", n, id)
-			}
-			if slices.Contains(o[:i], id) {
-				return errorf(errInvalidTable, "partition %d lists %q twice", n, id)
-			}
-		}
-	}
-	return nil
-}
-
-func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, a *Applied) (bool, error) {
+func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, now int64, a *Applied) (bool, error) {
 	if f.config == nil {
 		return false, errNotBootstrapped
 	}
 	if s.GetExpectedVersion() != f.table.GetVersion() {
 		return false, errorf(ErrStaleTable, "expected version %d, committed %d", s.GetExpectedVersion(), f.table.GetVersion())
 	}
-	owners := make([][]string, len(s.GetPartitions()))
-	for n, p := range s.GetPartitions() {
-		owners[n] = p.GetOwners()
+	if len(s.GetPartitions()) != int(f.config.GetPartitionCount()) {
+		return false, errorf(errInvalidTable, "%d partitions, want %d", len(s.GetPartitions()), f.config.GetPartitionCount())
 	}
 	isMember := func(id string) bool { _, ok := f.members[id]; return ok }
-	if err := validateTable(owners, f.config, isMember, len(f.members)); err != nil {
-		return false, err
-	}
-	reload := s.GetRebalance().GetReload()
-	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(owners))}
-	old := f.table.GetPartitions()
-	for n, o := range owners {
-		var prev *messages.PartitionAssignment
-		if n < len(old) {
-			prev = old[n]
-		}
-		epoch := prev.GetEpoch()
-		if !slices.Equal(prev.GetOwners(), o) || slices.ContainsFunc(o, func(id string) bool { return slices.Contains(reload, id) }) {
-			epoch++
-		}
-		next.Partitions[n] = &messages.PartitionAssignment{Owners: slices.Clone(o), Epoch: epoch}
-	}
-	f.table = next
 	info := s.GetRebalance()
 	if info == nil {
 		info = &messages.RebalanceInfo{}
 	}
+	reload := info.GetReload()
+	forced := refSet(info.GetForced())
+	rf := int(f.config.GetReplicationFactor())
+	old := f.table.GetPartitions()
+	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(s.GetPartitions()))}
+	for n, p := range s.GetPartitions() {
+		var prev *messages.PartitionAssignment
+		if n < len(old) {
+			prev = old[n]
+		}
+		// A partition may stay without owners (a removal left it so, and the
+		// next plan fills it), but a table may not empty one.
+		if len(p.GetOwners()) == 0 && len(prev.GetOwners()) > 0 {
+			return false, errorf(errInvalidTable, "partition %d has no owner", n)
+		}
+		q, err := buildAssignment(n, prev, p, reload, forced[uint32(n)], rf, isMember, now)
+		if err != nil {
+			return false, err
+		}
+		next.Partitions[n] = q
+	}
+	span := f.table.GetSpan()
+	if info.GetPlan() {
+		if span == nil {
+			span = &messages.RebalanceSpan{Trigger: info.GetTrigger(), TriggerNodeId: info.GetTriggerNodeId(),
+				StartedAtUnixNano: info.GetStartedAtUnixNano(), StartIndex: index}
+			a.Change.SpanOpened = true
+		} else {
+			span = proto.Clone(span).(*messages.RebalanceSpan)
+		}
+		span.MovesPlanned += info.GetMovesPlanned()
+		moving := 0
+		for n, p := range next.Partitions {
+			var before []string
+			if n < len(old) {
+				before = old[n].GetOwners()
+			}
+			goal := p.GetTarget()
+			if len(goal) == 0 {
+				goal = p.GetOwners()
+			}
+			diff := symmetricDiff(before, goal)
+			if len(diff) > 0 || len(p.GetTarget()) > 0 {
+				moving++
+			}
+			for _, id := range diff {
+				if !slices.Contains(span.NodesAffected, id) {
+					span.NodesAffected = append(span.NodesAffected, id)
+				}
+			}
+		}
+		span.PartitionsToMove = max(span.PartitionsToMove, uint32(moving))
+		slices.Sort(span.NodesAffected)
+	}
+	next.Span = span
+	f.table = next
 	a.Change.Rebalance = info
+	f.closeSpan(a)
 	return true, nil
 }
 
@@ -524,4 +594,20 @@ func (f *FSM) applyDeleteCustomData(index uint64, key string, a *Applied, res *A
 	res.Version = index
 	a.Change.CustomData = &customDataChange{Key: key, Version: index, Deleted: true}
 	return nil
+}
+
+// symmetricDiff lists the IDs in exactly one of a and b.
+func symmetricDiff(a, b []string) []string {
+	var out []string
+	for _, id := range a {
+		if !slices.Contains(b, id) {
+			out = append(out, id)
+		}
+	}
+	for _, id := range b {
+		if !slices.Contains(a, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }

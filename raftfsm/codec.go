@@ -25,6 +25,8 @@ const (
 	typeCompareAndSetCustomData cmdType = 23
 	typeNoop                    cmdType = 24
 	typeSetVoter                cmdType = 25
+	typeMarkReady               cmdType = 26
+	typeDrainNode               cmdType = 27
 )
 
 // skippable lists the types that do not affect coordination, so an older node
@@ -59,6 +61,10 @@ func typeOf(cmd *messages.Command) cmdType {
 		return typeNoop
 	case *messages.Command_SetVoter:
 		return typeSetVoter
+	case *messages.Command_MarkReady:
+		return typeMarkReady
+	case *messages.Command_DrainNode:
+		return typeDrainNode
 	}
 	return 0
 }
@@ -84,7 +90,7 @@ func decode(data []byte) (cmd *messages.Command, skip bool, err error) {
 		return nil, false, errorf(errMalformedCommand, "empty entry")
 	}
 	t := cmdType(data[0] &^ ignoreIfUnknown)
-	if t < typeSetConfig || t > typeSetVoter {
+	if t < typeSetConfig || t > typeDrainNode {
 		if data[0]&ignoreIfUnknown != 0 {
 			return nil, true, nil
 		}

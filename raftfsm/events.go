@@ -108,8 +108,8 @@ func Events(a *Applied, now time.Time) []*messages.Event {
 			PartitionsOwned: partitionIDs(c.LeftPrimary), PartitionsReplica: partitionIDs(c.LeftReplica),
 		}}})
 	}
-	if c.Rebalance != nil {
-		l.rebalance(a, now)
+	if tableChanged(a) {
+		l.table(a, now)
 	}
 	if d := c.CustomData; d != nil {
 		i, s, ts := l.next()
@@ -138,90 +138,222 @@ func changeReason(trigger string) string {
 	}
 }
 
-// rebalance emits RebalanceStart, one PartitionChange per (partition, node
-// that newly holds it or must reload it), and RebalanceComplete.
-func (l *eventList) rebalance(a *Applied, now time.Time) {
-	info := a.Change.Rebalance
-	prev, next := a.Prev, a.Next
-	reload := info.GetReload()
-	initial := !prev.HasTable()
-	reason := changeReason(info.GetTrigger())
+// reasonPlannedStop is the change reason of the primaries a DrainNode hands
+// over.
+const reasonPlannedStop = "planned_stop"
 
-	type gain struct {
-		n     int
-		owner int
+// tableChanged reports whether the entry changed the partition table.
+func tableChanged(a *Applied) bool {
+	return a.Next.TableVersion() != a.Prev.TableVersion()
+}
+
+// reasonOf explains an entry's table change.
+func reasonOf(a *Applied) string {
+	c := &a.Change
+	switch {
+	case c.Left != nil:
+		return TriggerNodeLeave
+	case c.Drained != "":
+		return reasonPlannedStop
+	case c.Rebalance != nil:
+		if sp := a.Prev.Span(); sp != nil && !c.Rebalance.GetPlan() {
+			return changeReason(sp.GetTrigger())
+		}
+		return changeReason(c.Rebalance.GetTrigger())
+	case a.Prev.Span() != nil:
+		return changeReason(a.Prev.Span().GetTrigger())
 	}
-	var gains []gain
-	affected := map[string]bool{}
-	moved := 0
+	return reasonRebalance
+}
+
+// ownerChange is one PartitionChange: what node id must do for partition n.
+type ownerChange struct {
+	n      int
+	id     string
+	action string
+	detail string
+}
+
+// ownerChanges lists, partition by partition, what each owner of the
+// partitions that changed between prev and next must do: load (a new owner,
+// or one that must reload), become primary, become replica, or release (an
+// owner that is still a member). only, when set, keeps one node's changes.
+func ownerChanges(prev, next *View, reload []string, forced, cancelled map[uint32][]string, only string) []ownerChange {
+	var out []ownerChange
 	for n := range next.PartitionCount() {
-		before, after := prev.Owners(n), next.Owners(n)
-		changed := false
+		pa, na := prev.Assignment(n), next.Assignment(n)
+		if pa == na && len(reload) == 0 {
+			continue
+		}
+		before, after := pa.GetOwners(), na.GetOwners()
+		var oldPrimary string
+		if len(before) > 0 {
+			oldPrimary = before[0]
+		}
 		for i, id := range after {
-			if !slices.Contains(before, id) || slices.Contains(reload, id) {
-				gains = append(gains, gain{n, i})
-				affected[id] = true
-				changed = true
+			if only != "" && id != only {
+				continue
 			}
+			c := ownerChange{n: n, id: id}
+			switch {
+			case !slices.Contains(before, id) || slices.Contains(reload, id):
+				c.action = ActionLoad
+			case i == 0 && oldPrimary != id:
+				c.action = ActionBecomePrimary
+			case i > 0 && oldPrimary == id:
+				c.action = ActionBecomeReplica
+			case slices.Contains(forced[uint32(n)], id):
+				c.action, c.detail = ActionBecomeReplica, DetailTimeoutForced
+				if i == 0 {
+					c.action = ActionBecomePrimary
+				}
+			default:
+				continue
+			}
+			out = append(out, c)
 		}
 		for _, id := range before {
-			if !slices.Contains(after, id) {
-				affected[id] = true
-				changed = true
+			if (only != "" && id != only) || slices.Contains(after, id) {
+				continue
 			}
-		}
-		if changed {
-			moved++
+			if _, member := next.Member(id); !member {
+				continue // its NodeLeave says it all
+			}
+			c := ownerChange{n: n, id: id, action: ActionRelease}
+			if slices.Contains(cancelled[uint32(n)], id) {
+				c.detail = DetailTimeoutCancelled
+			}
+			out = append(out, c)
 		}
 	}
-	nodes := make([]string, 0, len(affected))
-	for id := range affected {
-		nodes = append(nodes, id)
-	}
-	slices.Sort(nodes)
+	return out
+}
 
-	i, s, ts := l.next()
-	l.out = append(l.out, &messages.Event{Kind: &messages.Event_RebalanceStart{RebalanceStart: &messages.RebalanceStart{
-		Index: i, Sub: s, TimeUnixNano: ts, Trigger: info.GetTrigger(), TriggerNodeId: info.GetTriggerNodeId(),
-		PartitionsToMove: uint32(moved), NodesAffected: nodes,
-	}}})
-	for _, g := range gains {
-		after := next.Owners(g.n)
-		to := after[g.owner]
-		var from []*messages.NodeInfo
-		for _, id := range prev.Owners(g.n) {
-			if id == to {
-				continue // a reloading node is not a source of its own data
+// partitionChange builds the event of one owner change.
+func partitionChange(prev, next *View, c ownerChange, reason string) *messages.PartitionChange {
+	na := next.Assignment(c.n)
+	after := na.GetOwners()
+	var from []*messages.NodeInfo
+	if c.action == ActionLoad {
+		for i, id := range after {
+			if id == c.id || syncingOf(na, i) != 0 {
+				continue // a loading owner is no source, nor is the node itself
 			}
 			if m, ok := next.Member(id); ok && m.Status == StatusActive {
 				from = append(from, nodeInfo(m))
 			}
 		}
-		role := "replica"
-		if g.owner == 0 {
+	}
+	role, state := "", ""
+	if i := slices.Index(after, c.id); i >= 0 {
+		role, state = "replica", OwnerReady
+		if i == 0 {
 			role = "primary"
 		}
-		toNode, _ := next.Member(to)
-		var oldPrimary string
-		if before := prev.Owners(g.n); len(before) > 0 {
-			oldPrimary = before[0]
+		if syncingOf(na, i) != 0 {
+			state = OwnerSyncing
+		}
+	}
+	var oldPrimary, newPrimary string
+	if b := prev.Owners(c.n); len(b) > 0 {
+		oldPrimary = b[0]
+	}
+	if len(after) > 0 {
+		newPrimary = after[0]
+	}
+	to, ok := next.Member(c.id)
+	if !ok {
+		to = &Node{ID: c.id}
+	}
+	return &messages.PartitionChange{
+		PartitionId: next.Partition(c.n).ID, Partition: uint32(c.n),
+		CopyFromNodes: from, CopyToNode: nodeInfo(to), ChangeReason: reason,
+		OldPrimary: oldPrimary, NewPrimary: newPrimary, Epoch: na.GetEpoch(),
+		Role: role, NoLiveSource: c.action == ActionLoad && len(from) == 0, Initial: !prev.HasTable(),
+		Action: c.action, State: state, Detail: c.detail,
+	}
+}
+
+// table emits, for an entry that changed the table: RebalanceStart when it
+// opened a hand-off span, one PartitionChange per owner change, and
+// RebalanceComplete when it closed the span.
+func (l *eventList) table(a *Applied, now time.Time) {
+	c := &a.Change
+	prev, next := a.Prev, a.Next
+	info := c.Rebalance
+	if c.SpanOpened {
+		span := next.Span()
+		if span == nil {
+			span = c.SpanClosed
 		}
 		i, s, ts := l.next()
-		l.out = append(l.out, &messages.Event{Kind: &messages.Event_PartitionChange{PartitionChange: &messages.PartitionChange{
-			Index: i, Sub: s, TimeUnixNano: ts,
-			PartitionId: next.Partition(g.n).ID, Partition: uint32(g.n),
-			CopyFromNodes: from, CopyToNode: nodeInfo(toNode), ChangeReason: reason,
-			OldPrimary: oldPrimary, NewPrimary: after[0], Epoch: next.Partition(g.n).Epoch,
-			Role: role, NoLiveSource: len(from) == 0, Initial: initial,
+		l.out = append(l.out, &messages.Event{Kind: &messages.Event_RebalanceStart{RebalanceStart: &messages.RebalanceStart{
+			Index: i, Sub: s, TimeUnixNano: ts, Trigger: span.GetTrigger(), TriggerNodeId: span.GetTriggerNodeId(),
+			PartitionsToMove: span.GetPartitionsToMove(), NodesAffected: slices.Clone(span.GetNodesAffected()),
+			MovesPending: uint32(pendingMoves(next, span)),
 		}}})
 	}
-	var dur int64
-	if st := info.GetStartedAtUnixNano(); st != 0 && now.UnixNano() > st {
-		dur = now.UnixNano() - st
+	reason := reasonOf(a)
+	forced, cancelled := refSet(info.GetForced()), refSet(info.GetCancelled())
+	for _, oc := range ownerChanges(prev, next, info.GetReload(), forced, cancelled, "") {
+		pc := partitionChange(prev, next, oc, reason)
+		pc.Index, pc.Sub, pc.TimeUnixNano = l.next()
+		l.out = append(l.out, &messages.Event{Kind: &messages.Event_PartitionChange{PartitionChange: pc}})
 	}
-	i, s, ts = l.next()
-	l.out = append(l.out, &messages.Event{Kind: &messages.Event_RebalanceComplete{RebalanceComplete: &messages.RebalanceComplete{
-		Index: i, Sub: s, TimeUnixNano: ts, Trigger: info.GetTrigger(), TriggerNodeId: info.GetTriggerNodeId(),
-		PartitionsMoved: uint32(moved), NodesAffected: slices.Clone(nodes), DurationNanos: dur,
-	}}})
+	if span := c.SpanClosed; span != nil {
+		var dur int64
+		if st := span.GetStartedAtUnixNano(); st != 0 && now.UnixNano() > st {
+			dur = now.UnixNano() - st
+		}
+		i, s, ts := l.next()
+		l.out = append(l.out, &messages.Event{Kind: &messages.Event_RebalanceComplete{RebalanceComplete: &messages.RebalanceComplete{
+			Index: i, Sub: s, TimeUnixNano: ts, Trigger: span.GetTrigger(), TriggerNodeId: span.GetTriggerNodeId(),
+			PartitionsMoved: span.GetPartitionsToMove(), NodesAffected: slices.Clone(span.GetNodesAffected()), DurationNanos: dur,
+			MovesDone: span.GetMovesPlanned(),
+		}}})
+	}
+}
+
+// pendingMoves counts the copies the span still waits for: owners of the
+// targets that are not ready owners yet. A span that opened and closed in
+// one entry had its moves in that entry.
+func pendingMoves(next *View, span *messages.RebalanceSpan) int {
+	n := 0
+	for p := range next.PartitionCount() {
+		a := next.Assignment(p)
+		for _, id := range a.GetTarget() {
+			if !readyOwner(a, id) {
+				n++
+			}
+		}
+	}
+	if n == 0 && next.Span() == nil {
+		return int(span.GetMovesPlanned())
+	}
+	return n
+}
+
+// snapshotSub numbers the events derived from a snapshot: they share the
+// snapshot's index, after any sub an entry of that index could have used.
+const snapshotSub = 1 << 30
+
+// SnapshotEvents derives the PartitionChange events a node's own change
+// implies when it installed a snapshot instead of applying the entries: the
+// partitions it gained (load), lost (release) or whose role changed, marked
+// FromSnapshot. prev is nil (or has no table) when the node held nothing.
+func SnapshotEvents(prev, next *View, id string, index uint64, at time.Time) []*messages.Event {
+	if next == nil || !next.HasTable() {
+		return nil
+	}
+	if prev == nil || !prev.HasTable() {
+		prev = &View{}
+	}
+	var out []*messages.Event
+	for k, oc := range ownerChanges(prev, next, nil, nil, nil, id) {
+		pc := partitionChange(prev, next, oc, reasonRebalance)
+		pc.Index, pc.Sub, pc.TimeUnixNano = index, snapshotSub+uint32(k), at.UnixNano()
+		pc.FromSnapshot, pc.Initial = true, false
+		out = append(out, &messages.Event{Kind: &messages.Event_PartitionChange{PartitionChange: pc}})
+	}
+	return out
 }

@@ -65,6 +65,15 @@ type change struct {
 	VoterReason  string
 	// Rebalance is set when a SetPartitionTable entry was applied.
 	Rebalance *messages.RebalanceInfo
+	// SpanOpened is set when the entry opened a hand-off span.
+	SpanOpened bool
+	// SpanClosed is the span the entry closed (every partition settled).
+	SpanClosed *messages.RebalanceSpan
+	// Readied lists the partitions a MarkReady of ReadiedBy made ready.
+	Readied   []uint32
+	ReadiedBy string
+	// Drained is the node whose primaries a DrainNode handed over.
+	Drained string
 	// CustomData is set for custom-data writes and deletes.
 	CustomData *customDataChange
 }
@@ -105,9 +114,10 @@ type FSM struct {
 	applied atomic.Uint64
 	fatal   atomic.Pointer[error]
 
-	nmu     sync.Mutex
-	notify  notifier
-	pending []*Applied
+	nmu      sync.Mutex
+	notify   notifier
+	pending  []*Applied
+	observer func(*Applied)
 }
 
 var _ raft.FSM = (*FSM)(nil)
@@ -141,9 +151,21 @@ func (f *FSM) SetNotifier(n notifier) {
 	f.notify = n
 }
 
+// SetObserver makes fn see every Applied record as it is made, on raft's
+// FSM goroutine, before the notifier: the test harness checks invariants on
+// every committed step with it. fn must be quick and must not block.
+func (f *FSM) SetObserver(fn func(*Applied)) {
+	f.nmu.Lock()
+	defer f.nmu.Unlock()
+	f.observer = fn
+}
+
 func (f *FSM) emit(a *Applied) {
 	f.nmu.Lock()
 	defer f.nmu.Unlock()
+	if f.observer != nil {
+		f.observer(a)
+	}
 	if f.notify == nil {
 		f.pending = append(f.pending, a)
 		return

@@ -83,7 +83,7 @@ func tableCmd(expected uint64, owners [][]string, trigger string, reload ...stri
 		parts[i] = &messages.PartitionAssignment{Owners: o}
 	}
 	return &messages.Command{Op: &messages.Command_SetPartitionTable{SetPartitionTable: &messages.SetPartitionTable{
-		ExpectedVersion: expected, Partitions: parts, Rebalance: &messages.RebalanceInfo{Trigger: trigger, TriggerNodeId: "x", Reload: reload},
+		ExpectedVersion: expected, Partitions: parts, Rebalance: &messages.RebalanceInfo{Trigger: trigger, TriggerNodeId: "x", Reload: reload, Plan: true},
 	}}}
 }
 
@@ -233,7 +233,8 @@ func TestRejectedCommandsChangeNothing(t *testing.T) {
 		{"short table", tableCmd(v.TableVersion(), good[:7], TriggerManual), errInvalidTable},
 		{"duplicate owner", tableCmd(v.TableVersion(), replaceRow(good, 0, []string{"n1", "n1"}), TriggerManual), errInvalidTable},
 		{"non-member owner", tableCmd(v.TableVersion(), replaceRow(good, 3, []string{"n1", "zz"}), TriggerManual), errInvalidTable},
-		{"too few owners", tableCmd(v.TableVersion(), replaceRow(good, 5, []string{"n2"}), TriggerManual), errInvalidTable},
+		{"no owner", tableCmd(v.TableVersion(), replaceRow(good, 5, []string{}), TriggerManual), errInvalidTable},
+		{"too many owners", tableCmd(v.TableVersion(), replaceRow(good, 5, []string{"n1", "n2", "n3", "n4", "n5"}), TriggerManual), errInvalidTable},
 		{"empty key", &messages.Command{Op: &messages.Command_SetCustomData{SetCustomData: &messages.SetCustomData{Key: ""}}}, ErrInvalidKey},
 		{"huge value", &messages.Command{Op: &messages.Command_SetCustomData{SetCustomData: &messages.SetCustomData{Key: "k", Value: make([]byte, MaxCustomDataValue+1)}}}, ErrValueTooLarge},
 		{"delete missing", &messages.Command{Op: &messages.Command_DeleteCustomData{DeleteCustomData: &messages.DeleteCustomData{Key: "nope"}}}, ErrKeyNotFound},

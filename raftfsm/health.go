@@ -38,7 +38,7 @@ func (h Health) Equal(o Health) bool {
 }
 
 // computeHealth derives the health of v: healthy (every member active and
-// every partition with RF live owners), degraded (a member suspect or a
+// every partition with RF live ready owners), degraded (a member suspect or a
 // partition under-replicated, but every partition has a live owner), critical
 // (a partition without a live owner).
 func computeHealth(v *View) Health {
@@ -57,10 +57,11 @@ func computeHealth(v *View) Health {
 		return h
 	}
 	rf := int(v.config.GetReplicationFactor())
-	for _, owners := range v.owners {
+	for _, a := range v.assignments {
 		n := 0
-		for _, id := range owners {
-			if live[id] {
+		for i, id := range a.GetOwners() {
+			// A syncing owner does not hold the data yet: it does not count.
+			if live[id] && syncingOf(a, i) == 0 {
 				n++
 			}
 		}

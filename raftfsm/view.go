@@ -5,6 +5,8 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -26,6 +28,16 @@ type Node struct {
 	Voter       bool              `json:"voter"`
 	JoinedAt    time.Time         `json:"joined_at"`
 	LastSeen    time.Time         `json:"last_seen"`
+	// Handoff: the node acknowledges the partitions it loads.
+	Handoff bool `json:"handoff"`
+	// Draining: the node is stopping; it leads no partition.
+	Draining bool `json:"draining"`
+}
+
+// Owner is one owner of a partition and its hand-off state.
+type Owner struct {
+	ID    string `json:"id"`
+	State string `json:"state"` // OwnerSyncing or OwnerReady
 }
 
 // Partition is one partition of the routing view. Views share Partition
@@ -36,7 +48,21 @@ type Partition struct {
 	ReplicaNodes []string `json:"replica_nodes"`
 	// Epoch increases whenever the owner list changes; use it to fence writes.
 	Epoch uint64 `json:"epoch"`
-	num   uint32
+	// Owners lists primary then replicas, each with its state.
+	Owners []Owner `json:"owners"`
+	// Target is the owner list the hand-off drives towards (nil: settled).
+	Target []string `json:"target,omitempty"`
+	num    uint32
+}
+
+// Syncing reports whether owner id is still loading the partition.
+func (p *Partition) Syncing(id string) bool {
+	for _, o := range p.Owners {
+		if o.ID == id {
+			return o.State == OwnerSyncing
+		}
+	}
+	return false
 }
 
 // Number returns the partition's index (the n of "partition-n").
@@ -71,16 +97,59 @@ type View struct {
 	nonces       []uint64 // nonces[i] is members[i]'s process nonce
 	index        map[string]int
 	tableVersion uint64
-	parts        []Partition
-	owners       [][]string
-	primary      []*Node
-	replicas     [][]Node
-	all          [][]Node
-	roles        []Role
 	health       Health
-	checksum     uint64
 	departed     map[string]Departure
 	done         chan struct{}
+	assignments  []*messages.PartitionAssignment
+	span         *messages.RebalanceSpan
+
+	// The routing structures are built on first use: a burst of entries
+	// publishes many views that nobody routes with (a table of 1024
+	// partitions is thousands of allocations to build).
+	table      *messages.PartitionTable
+	routeOnce  sync.Once
+	routeTable routing
+}
+
+// routing is the part of a view built lazily from its table.
+type routing struct {
+	parts    []Partition
+	owners   [][]string
+	primary  []*Node
+	replicas [][]Node
+	all      [][]Node
+	checksum uint64
+}
+
+func (v *View) rt() *routing {
+	v.routeOnce.Do(func() {
+		if v.table != nil {
+			v.buildTable(v.table)
+		}
+	})
+	return &v.routeTable
+}
+
+// Assignment returns the committed assignment of partition n (owners,
+// epoch, load states, target), or nil. Read-only.
+func (v *View) Assignment(n int) *messages.PartitionAssignment {
+	if uint(n) >= uint(len(v.assignments)) {
+		return nil
+	}
+	return v.assignments[n]
+}
+
+// Span returns the open hand-off span, or nil. Read-only.
+func (v *View) Span() *messages.RebalanceSpan { return v.span }
+
+// Settled reports whether no partition has a hand-off in progress.
+func (v *View) Settled() bool {
+	for _, a := range v.assignments {
+		if len(a.GetTarget()) > 0 || len(a.GetSyncing()) > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Version is the Raft index of the last change to config, members or table.
@@ -114,69 +183,80 @@ func (v *View) HasTable() bool { return v.tableVersion != 0 }
 func (v *View) TableVersion() uint64 { return v.tableVersion }
 
 // PartitionCount is the number of partitions in the table (0 before the first table).
-func (v *View) PartitionCount() int { return len(v.parts) }
+func (v *View) PartitionCount() int { return len(v.assignments) }
 
 // Partitions returns all partitions in order. Read-only.
-func (v *View) Partitions() []Partition { return v.parts }
+func (v *View) Partitions() []Partition { return v.rt().parts }
 
 // Partition returns partition n, or nil when out of range.
 func (v *View) Partition(n int) *Partition {
-	if uint(n) >= uint(len(v.parts)) {
+	parts := v.rt().parts
+	if uint(n) >= uint(len(parts)) {
 		return nil
 	}
-	return &v.parts[n]
+	return &parts[n]
 }
 
 // PartitionOf maps key to its partition; nil before the first table. It does
-// not allocate.
+// not allocate (once the view's routing structures are built).
 func (v *View) PartitionOf(key string) *Partition {
-	if len(v.parts) == 0 {
+	parts := v.rt().parts
+	if len(parts) == 0 {
 		return nil
 	}
-	return &v.parts[keyhash.Partition(v.algo, key, v.count)]
+	return &parts[keyhash.Partition(v.algo, key, v.count)]
 }
 
 // Owners returns the owner IDs of partition n (primary first). Read-only.
 func (v *View) Owners(n int) []string {
-	if uint(n) >= uint(len(v.owners)) {
+	if uint(n) >= uint(len(v.assignments)) {
 		return nil
 	}
-	return v.owners[n]
+	return slices.Clip(v.assignments[n].GetOwners())
 }
 
 // OwnerTable returns every partition's owner IDs. Read-only.
-func (v *View) OwnerTable() [][]string { return v.owners }
+func (v *View) OwnerTable() [][]string { return v.rt().owners }
 
 // Primary returns the primary of partition n, or nil.
 func (v *View) Primary(n int) *Node {
-	if uint(n) >= uint(len(v.primary)) {
+	primary := v.rt().primary
+	if uint(n) >= uint(len(primary)) {
 		return nil
 	}
-	return v.primary[n]
+	return primary[n]
 }
 
 // Replicas returns the replicas of partition n. Read-only.
 func (v *View) Replicas(n int) []Node {
-	if uint(n) >= uint(len(v.replicas)) {
+	replicas := v.rt().replicas
+	if uint(n) >= uint(len(replicas)) {
 		return nil
 	}
-	return v.replicas[n]
+	return replicas[n]
 }
 
 // Nodes returns primary and replicas of partition n. Read-only.
 func (v *View) Nodes(n int) []Node {
-	if uint(n) >= uint(len(v.all)) {
+	all := v.rt().all
+	if uint(n) >= uint(len(all)) {
 		return nil
 	}
-	return v.all[n]
+	return all[n]
 }
 
 // Role returns the local node's role for partition n.
 func (v *View) Role(n int) Role {
-	if uint(n) >= uint(len(v.roles)) {
+	if uint(n) >= uint(len(v.assignments)) {
 		return RoleNone
 	}
-	return v.roles[n]
+	switch slices.Index(v.assignments[n].GetOwners(), v.localID) {
+	case -1:
+		return RoleNone
+	case 0:
+		return RolePrimary
+	}
+	return RoleReplica
 }
 
 // Health returns the committed cluster health.
@@ -184,7 +264,7 @@ func (v *View) Health() Health { return v.health }
 
 // Checksum identifies the table (owners and epochs); equal on every node that
 // applied the same table.
-func (v *View) Checksum() uint64 { return v.checksum }
+func (v *View) Checksum() uint64 { return v.rt().checksum }
 
 // Nonce returns the process nonce of member id's current life.
 func (v *View) Nonce(id string) (uint64, bool) {
@@ -244,6 +324,8 @@ func nodeFromMember(m *messages.Member) Node {
 		Incarnation: m.GetIncarnation(),
 		Voter:       m.GetVoter(),
 		Status:      StatusActive,
+		Handoff:     m.GetHandoff(),
+		Draining:    m.GetDraining(),
 	}
 	if m.GetStatus() == messages.NodeStatus_NODE_STATUS_SUSPECT {
 		n.Status = StatusSuspect
@@ -282,58 +364,84 @@ func buildView(localID string, version uint64, cfg *messages.ClusterConfig, memb
 		v.departed[id] = DepartureOf(d)
 	}
 	if table.GetVersion() != 0 {
-		v.buildTable(table)
+		v.tableVersion = table.GetVersion()
+		v.count = uint32(len(table.GetPartitions()))
+		v.assignments = table.GetPartitions()
+		v.span = table.GetSpan()
+		v.table = table
 	}
 	v.health = computeHealth(v)
 	return v
 }
 
+// buildTable builds the routing structures, with one backing array per
+// kind for the whole table: a handful of allocations, not thousands.
 func (v *View) buildTable(table *messages.PartitionTable) {
+	r := &v.routeTable
 	p := len(table.GetPartitions())
-	v.tableVersion = table.GetVersion()
-	v.count = uint32(p)
 	ids := keyhash.IDs(uint32(p))
-	v.parts = make([]Partition, p)
-	v.owners = make([][]string, p)
-	v.primary = make([]*Node, p)
-	v.replicas = make([][]Node, p)
-	v.all = make([][]Node, p)
-	v.roles = make([]Role, p)
+	r.parts = make([]Partition, p)
+	r.owners = make([][]string, p)
+	r.primary = make([]*Node, p)
+	r.replicas = make([][]Node, p)
+	r.all = make([][]Node, p)
+	total := 0
+	for _, a := range table.GetPartitions() {
+		total += len(a.GetOwners())
+	}
+	ownerIDs := make([]string, 0, total)
+	nodes := make([]Node, 0, total)
+	states := make([]Owner, 0, total)
 	h := xxhash.New()
 	var buf [8]byte
 	for n, a := range table.GetPartitions() {
-		owners := slices.Clip(slices.Clone(a.GetOwners()))
-		nodes := make([]Node, 0, len(owners))
-		for i, id := range owners {
+		from, fromNodes := len(ownerIDs), len(nodes)
+		for i, id := range a.GetOwners() {
+			ownerIDs = append(ownerIDs, id)
 			if mi, ok := v.index[id]; ok {
 				nodes = append(nodes, v.members[mi])
 			}
-			if id == v.localID {
-				if i == 0 {
-					v.roles[n] = RolePrimary
-				} else {
-					v.roles[n] = RoleReplica
-				}
+			state := OwnerReady
+			if syncingOf(a, i) != 0 {
+				state = OwnerSyncing
 			}
+			states = append(states, Owner{ID: id, State: state})
 			_, _ = h.WriteString(id)
 			_, _ = h.Write([]byte{0})
 		}
 		binary.LittleEndian.PutUint64(buf[:], a.GetEpoch())
 		_, _ = h.Write(buf[:])
-		v.owners[n] = owners
-		v.all[n] = slices.Clip(nodes)
-		part := Partition{ID: ids[n], Epoch: a.GetEpoch(), num: uint32(n), ReplicaNodes: []string{}}
+		for _, o := range states[from:] {
+			if o.State == OwnerSyncing {
+				_, _ = h.Write([]byte{1})
+			}
+		}
+		owners := ownerIDs[from:len(ownerIDs):len(ownerIDs)]
+		r.owners[n] = owners
+		r.all[n] = nodes[fromNodes:len(nodes):len(nodes)]
+		part := Partition{ID: ids[n], Epoch: a.GetEpoch(), num: uint32(n), ReplicaNodes: []string{},
+			Owners: states[from:len(states):len(states)], Target: a.GetTarget()}
 		if len(owners) > 0 {
 			part.PrimaryNode = owners[0]
 			part.ReplicaNodes = owners[1:]
 		}
-		if len(nodes) > 0 && nodes[0].ID == part.PrimaryNode {
-			v.primary[n] = &v.all[n][0]
-			v.replicas[n] = v.all[n][1:]
+		if len(r.all[n]) > 0 && r.all[n][0].ID == part.PrimaryNode {
+			r.primary[n] = &r.all[n][0]
+			r.replicas[n] = r.all[n][1:]
 		} else {
-			v.replicas[n] = v.all[n]
+			r.replicas[n] = r.all[n]
 		}
-		v.parts[n] = part
+		r.parts[n] = part
 	}
-	v.checksum = h.Sum64()
+	r.checksum = h.Sum64()
+}
+
+// Departures returns the departed list, sorted by node ID.
+func (v *View) Departures() []Departure {
+	out := make([]Departure, 0, len(v.departed))
+	for _, d := range v.departed {
+		out = append(out, d)
+	}
+	slices.SortFunc(out, func(a, b Departure) int { return strings.Compare(a.Node.ID, b.Node.ID) })
+	return out
 }

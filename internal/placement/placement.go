@@ -28,12 +28,39 @@
 //     owner list (a replica becomes primary), which moves no data. Direct swaps
 //     are tried first, then augmenting paths of swaps.
 //
-// Step 4 never needs to change owner sets: when slot counts are balanced, an
-// augmenting path always exists. Proof sketch: if the set R of members
-// reachable from an over-loaded member (via "primary of p → replica of p")
-// contained no member below ceil(P/N), every partition led by R would be owned
-// entirely by R, giving R more than |R|·ceil(P/N)·r ≥ |R|·ceil(r·P/N) slots,
-// contradicting slot balance; the under-loaded case is symmetric with floor.
+// Without NoPrimary (below), step 4 never needs to change owner sets: when
+// slot counts are balanced, an augmenting path always exists. Proof sketch:
+// if the set R of members reachable from an over-loaded member (via "primary
+// of p → replica of p") contained no member below ceil(P/N), every partition
+// led by R would be owned entirely by R, giving R more than
+// |R|·ceil(P/N)·r ≥ |R|·ceil(r·P/N) slots, contradicting slot balance; the
+// under-loaded case is symmetric with floor.
+//
+// Several joins at once. When prev has live owners and several members own
+// nothing in it, they join one at a time in sorted order: the result is
+// that of Assign with the old members plus the first joiner, then that table
+// as prev with the next joiner, and so on. In one call, step 3's preference
+// for changed partitions would give the joiners whole partitions together
+// (with RF 2, 2 → 4 nodes made half the partitions {joiner1, joiner2}), a
+// copyset whose later leaves move more than the departed node's partitions.
+// One at a time, the joiners copy as many slots as in one call, and the
+// table is as balanced and as good for later leaves as after separate
+// joins; more partitions change at the join (each joiner takes its own),
+// and the computation runs once per joiner.
+//
+// Members that must not lead (AssignInput's NoPrimary: a node that is
+// stopping, or suspect) keep their slots where possible; only the roles
+// change. After step 3, a partition led by such a member is given to an owner
+// that may lead by a role swap (no data moves), and step 4 balances
+// primaries over the members that may lead only, by swaps; only where owner
+// sets leave no way (a partition without an owner that may lead, or a leader
+// that alone owns more partitions than its share) do slots move, keeping slot
+// counts balanced: a member at the ceil of the slot band hands one to a
+// member at its floor, or two members trade slots in two partitions. When even
+// slot counts cannot give the leaders enough slots to lead everything (r = 1,
+// or most members in NoPrimary), leaders and the others are placed
+// separately: primaries as an RF 1 table over the leaders, replicas as an
+// RF r-1 table over the others.
 package placement
 
 import (
@@ -41,6 +68,21 @@ import (
 	"math"
 	"slices"
 )
+
+// Input is the full input of AssignInput.
+type Input struct {
+	// Prev, Members, Partitions and RF are Assign's prev, members,
+	// partitions and rf.
+	Prev       [][]string
+	Members    []string
+	Partitions int
+	RF         int
+	// NoPrimary lists members that keep (and may receive) replica slots but
+	// must not be primaries: a node that is stopping, or suspect. Ignored
+	// when it would leave no member able to lead. Names that are not
+	// members, duplicates and "" are ignored.
+	NoPrimary []string
+}
 
 // Assign returns the new owner lists. prev[i] is the previous owner list of
 // partition i (prev[i][0] is the primary, the rest are replicas); prev may be
@@ -58,32 +100,116 @@ import (
 // lists of one result share one backing array but are capacity-limited, so
 // appending to one never clobbers another).
 //
+// Several members that own nothing in prev join one at a time (see the
+// package comment). Assign is AssignInput without NoPrimary.
+//
 // partitions is trusted to be a size the caller can allocate.
 func Assign(prev [][]string, members []string, partitions, rf int) [][]string {
-	if partitions <= 0 {
+	return AssignInput(Input{Prev: prev, Members: members, Partitions: partitions, RF: rf})
+}
+
+// AssignInput is Assign with NoPrimary. With a non-empty NoPrimary set K
+// (the members of in.NoPrimary; ignored when it holds every member) and E the
+// other members (e of them), every partition is led by a member of E, and
+// each member of E leads floor or ceil of partitions/e. Slots stay balanced
+// as in Assign (floor or ceil of r·partitions/N, r = min(rf, N)) whenever that
+// leaves E enough slots to lead everything; otherwise (many members in K, or
+// r = 1 where every slot is a primary) each partition has exactly one owner
+// from E, its primary, so a member of E owns exactly the partitions it leads,
+// and each member of K owns floor or ceil of (r-1)·partitions/|K| slots (none
+// with r = 1: its partitions move to E). ValidateInput checks exactly these
+// rules. The other guarantees are Assign's.
+func AssignInput(in Input) [][]string {
+	if in.Partitions <= 0 {
 		return [][]string{}
 	}
-	names := normalize(members)
-	r := min(rf, len(names))
-	out := make([][]string, partitions)
+	names := normalize(in.Members)
+	noLead := normalize(in.NoPrimary)
+	if min(in.RF, len(names)) > 0 {
+		if old, joiners := splitJoiners(in.Prev, names, in.Partitions); len(old) > 0 && len(joiners) > 1 {
+			// Joins at once would go to the same partitions (step 3
+			// prefers changed ones) and form a copyset; one at a time, in
+			// sorted order, they do not.
+			t := in.Prev
+			for _, j := range joiners {
+				k, _ := slices.BinarySearch(old, j)
+				old = slices.Insert(old, k, j)
+				t = place(t, old, noLead, in.Partitions, in.RF)
+			}
+			return t
+		}
+	}
+	return place(in.Prev, names, noLead, in.Partitions, in.RF)
+}
+
+// splitJoiners splits the sorted names into those named in prev's first
+// partitions entries (old) and the others (joiners), both sorted, in new
+// slices.
+func splitJoiners(prev [][]string, names []string, partitions int) (old, joiners []string) {
+	index := make(map[string]int, len(names))
+	for x, name := range names {
+		index[name] = x
+	}
+	seen := make([]bool, len(names))
+	left := len(names) // unseen: in a steady table all are seen early
+	for _, owners := range prev[:min(len(prev), partitions)] {
+		for _, name := range owners {
+			if x, ok := index[name]; ok && !seen[x] {
+				seen[x] = true
+				left--
+			}
+		}
+		if left == 0 {
+			break
+		}
+	}
+	for x, name := range names {
+		if seen[x] {
+			old = append(old, name)
+		} else {
+			joiners = append(joiners, name)
+		}
+	}
+	return old, joiners
+}
+
+// place computes one table for the sorted, deduplicated names; noLead is the
+// sorted NoPrimary list (it may name non-members).
+func place(prev [][]string, names, noLead []string, partitions, rf int) [][]string {
+	n := len(names)
+	r := min(rf, n)
 	if r <= 0 {
+		out := make([][]string, partitions)
 		empty := make([]string, 0) // non-nil, zero capacity: safe to share
 		for i := range out {
 			out[i] = empty
 		}
 		return out
 	}
-
-	pl := newPlanner(len(names), partitions, r)
+	lead, e := leaders(names, noLead)
+	if lead != nil && (r == 1 || !uniformOK(partitions, r, n, e)) {
+		return placeSplit(prev, names, lead, partitions, r)
+	}
+	pl := newPlanner(n, partitions, r)
+	pl.lead, pl.nLead = lead, e
 	pl.keep(prev, names)
 	pl.fill()
 	pl.balanceSlots()
+	if lead != nil {
+		pl.leadFix()
+	}
 	pl.balancePrimaries()
+	return pl.table(names)
+}
 
-	buf := make([]string, partitions*r)
+// table converts the working table to owner lists sharing one backing array.
+func (pl *planner) table(names []string) [][]string {
+	r := pl.r
+	buf := make([]string, pl.p*r)
 	for i, x := range pl.own {
 		buf[i] = names[x]
 	}
+	out := make([][]string, pl.p)
 	for i := range out {
 		out[i] = buf[i*r : (i+1)*r : (i+1)*r]
 	}
@@ -117,6 +243,12 @@ type planner struct {
 	chPos   int     // where shiftOnceInChanged resumes scanning chList
 	scanPos int     // where moveDirect resumes scanning partitions
 	targets []int32 // scratch for shiftWithinChanged
+	shifts  int     // ceilShift calls so far (bounded)
+
+	// lead[x] says whether member x may be a primary; nil: all may
+	// (AssignInput's NoPrimary). nLead counts those that may.
+	lead  []bool
+	nLead int
 
 	// Scratch for membership marks, reset cheaply by bumping stamp.
 	mark  []int32
@@ -217,6 +349,12 @@ func (pl *planner) fill() {
 			pl.mark[pl.own[base+j]] = st
 		}
 		off := int(mix(uint64(i)) % uint64(n)) // tie-break start, see package comment
+		// A list without an owner that may lead takes one first, so that
+		// leadFix has nothing to repair here.
+		needLead := pl.lead != nil
+		for j := 0; j < k && needLead; j++ {
+			needLead = !pl.lead[pl.own[base+j]]
+		}
 		for j := k; j < r; j++ {
 			best := -1
 			for y := 0; y < n; y++ {
@@ -224,10 +362,11 @@ func (pl *planner) fill() {
 				if x >= n {
 					x -= n
 				}
-				if pl.mark[x] != st && (best < 0 || pl.load[x] < pl.load[best]) {
+				if pl.mark[x] != st && (!needLead || pl.lead[x]) && (best < 0 || pl.load[x] < pl.load[best]) {
 					best = x
 				}
 			}
+			needLead = false
 			pl.own[base+j] = int32(best)
 			pl.mark[best] = st
 			pl.load[best]++
@@ -238,6 +377,9 @@ func (pl *planner) fill() {
 			bj := 0
 			for j := 1; j < r; j++ {
 				a, b := pl.own[base+j], pl.own[base+bj]
+				if !pl.canLead(a) {
+					continue
+				}
 				if pl.prim[a] < pl.prim[b] || (pl.prim[a] == pl.prim[b] && a < b) {
 					bj = j
 				}
@@ -516,34 +658,63 @@ func (pl *planner) ensureBFS() {
 	pl.cursor = make([]int32, n)
 }
 
-// balancePrimaries swaps roles inside owner lists until every member leads
-// floor or ceil of P/N partitions. Each step moves one primary from a member
-// to one with at least two fewer, so the sum of squares drops and it
-// terminates; see the package comment for why a path always exists.
+// balancePrimaries swaps roles inside owner lists until every member that may
+// lead leads floor or ceil of P/N partitions (N: the members that may lead).
+// Each step moves one primary from a member to one with at least two fewer,
+// so the sum of squares drops and it terminates; see the package comment for
+// why a path always exists without NoPrimary.
 func (pl *planner) balancePrimaries() {
 	if pl.r < 2 {
 		return // primaries are the slots, already balanced
 	}
-	floor := int32(pl.p / pl.n)
-	ceil := int32((pl.p + pl.n - 1) / pl.n)
+	nl := pl.n
+	if pl.lead != nil {
+		nl = pl.nLead
+	}
+	floor := int32(pl.p / nl)
+	ceil := int32((pl.p + nl - 1) / nl)
 	for {
-		lo, hi := minMax(pl.prim)
+		lo, hi := pl.primRange()
 		if hi-lo <= 1 {
 			return
 		}
 		if pl.swapDirect(hi, lo) {
 			continue
 		}
-		var ok bool
+		var src, dst func(int32) bool
 		if hi > ceil {
-			ok = pl.swapPath(func(x int32) bool { return x == hi }, func(x int32) bool { return x < ceil })
+			src, dst = func(x int32) bool { return x == hi }, func(x int32) bool { return x < ceil }
 		} else {
-			ok = pl.swapPath(func(x int32) bool { return x > floor }, func(x int32) bool { return x == lo })
+			src, dst = func(x int32) bool { return x > floor }, func(x int32) bool { return x == lo }
+		}
+		ok := pl.swapPath(src, dst)
+		if !ok && pl.lead != nil {
+			// With NoPrimary the package comment's proof fails (the
+			// reachable members' partitions may hold NoPrimary replicas):
+			// move a slot so that a path exists.
+			ok = pl.exchangeLead(dst)
 		}
 		if !ok {
-			return // unreachable while slots are balanced (package comment)
+			return // unreachable without NoPrimary (package comment); with it, never seen in fuzzing
 		}
 	}
+}
+
+// canLead reports whether member x may be a primary.
+func (pl *planner) canLead(x int32) bool { return pl.lead == nil || pl.lead[x] }
+
+// primRange returns the fewest and most primaries of members that may lead.
+func (pl *planner) primRange() (lo, hi int32) {
+	if pl.lead == nil {
+		return minMax(pl.prim)
+	}
+	lo, hi = math.MaxInt32, math.MinInt32
+	for x, c := range pl.prim {
+		if pl.lead[x] {
+			lo, hi = min(lo, c), max(hi, c)
+		}
+	}
+	return lo, hi
 }
 
 // swap makes the owner at position j of partition i its primary.
@@ -565,7 +736,7 @@ func (pl *planner) swapDirect(hi, lo int32) bool {
 			continue
 		}
 		for j := 1; j < r; j++ {
-			if pl.prim[pl.own[base+j]] == lo {
+			if b := pl.own[base+j]; pl.prim[b] == lo && pl.canLead(b) {
 				pl.swap(i, j)
 				return true
 			}
@@ -601,7 +772,7 @@ func (pl *planner) swapPath(isSource, isTarget func(int32) bool) bool {
 	st := pl.newStamp() // mark = visited
 	q := pl.queue[:0]
 	for x := 0; x < n; x++ {
-		if isSource(pl.prim[x]) {
+		if isSource(pl.prim[x]) && pl.canLead(int32(x)) {
 			pl.mark[x] = st
 			pl.parentNode[x] = -1
 			q = append(q, int32(x))
@@ -611,31 +782,39 @@ func (pl *planner) swapPath(isSource, isTarget func(int32) bool) bool {
 		a := q[qi]
 		for _, i := range adj[head[a]:head[a+1]] {
 			for _, b := range pl.own[int(i)*r+1 : int(i)*r+r] {
-				if pl.mark[b] == st {
+				if pl.mark[b] == st || !pl.canLead(b) {
 					continue
 				}
 				pl.mark[b] = st
 				pl.parentNode[b], pl.parentPart[b] = a, i
 				if isTarget(pl.prim[b]) {
-					// Each member leads its own partitions on the path, so
-					// the partitions are distinct and swaps do not interfere.
-					for y := b; pl.parentNode[y] >= 0; y = pl.parentNode[y] {
-						i := int(pl.parentPart[y])
-						base := i * r
-						for j := 1; j < r; j++ {
-							if pl.own[base+j] == y {
-								pl.swap(i, j)
-								break
-							}
-						}
-					}
+					pl.promotePath(b)
 					return true
 				}
 				q = append(q, b)
 			}
 		}
 	}
+	pl.queue = q // the reached members, for exchangeLead
 	return false
+}
+
+// promotePath makes every member on the BFS parent chain ending at b the
+// primary of the partition its parent led. Each member leads its own
+// partitions on the path, so the partitions are distinct and swaps do not
+// interfere.
+func (pl *planner) promotePath(b int32) {
+	r := pl.r
+	for y := b; pl.parentNode[y] >= 0; y = pl.parentNode[y] {
+		i := int(pl.parentPart[y])
+		base := i * r
+		for j := 1; j < r; j++ {
+			if pl.own[base+j] == y {
+				pl.swap(i, j)
+				break
+			}
+		}
+	}
 }
 
 // Moved counts partitions whose owner set differs between a and b
@@ -713,41 +892,10 @@ func Loads(t [][]string) Load {
 // and rf: every entry has exactly min(rf, N) distinct members as owners (none
 // if rf <= 0 or N == 0), and every member's slot and primary counts are
 // within floor/ceil of the ideal. It returns a descriptive error for the
-// first violation, so callers can reject a corrupt committed table.
+// first violation, so callers can reject a corrupt committed table. It is
+// ValidateInput without NoPrimary, for len(t) partitions.
 func Validate(t [][]string, members []string, rf int) error {
-	names := normalize(members)
-	n := len(names)
-	r := max(min(rf, n), 0)
-	slots := make([]int, n)
-	prims := make([]int, n)
-	seen := make([]int, n) // partition index+1 that last saw the member
-	for i, owners := range t {
-		if len(owners) != r {
-			return fmt.Errorf("placement: partition %d has %d owners, want %d", i, len(owners), r)
-		}
-		for j, name := range owners {
-			x, ok := slices.BinarySearch(names, name)
-			if !ok {
-				return fmt.Errorf("placement: partition %d owner %d %q is not a member", i, j, name)
-			}
-			if seen[x] == i+1 {
-				return fmt.Errorf("placement: partition %d lists owner %q twice", i, name)
-			}
-			seen[x] = i + 1
-			slots[x]++
-			if j == 0 {
-				prims[x]++
-			}
-		}
-	}
-	if r == 0 {
-		return nil
-	}
-	p := len(t)
-	if err := checkSpread("slots", slots, names, r*p); err != nil {
-		return err
-	}
-	return checkSpread("primaries", prims, names, p)
+	return ValidateInput(t, Input{Members: members, Partitions: len(t), RF: rf})
 }
 
 // checkSpread verifies each count is floor or ceil of total/len(counts).

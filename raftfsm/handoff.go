@@ -1,0 +1,327 @@
+package raftfsm
+
+import (
+	"slices"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/clusterkit/clusterkit/internal/handoff"
+	"github.com/clusterkit/clusterkit/messages"
+)
+
+// The hand-off rules the FSM enforces on every table it commits, whoever
+// proposed it (rebalancer.go in internal/actors drives the moves; this file
+// only refuses what would break them):
+//
+//   - an owner is ready (holds the data) or syncing (loading since an epoch);
+//   - the primary is a ready owner, unless no owner of the partition is;
+//   - a ready owner becomes syncing only when its node must reload (a rejoin),
+//     and a syncing owner becomes ready only by its node's MarkReady, or by a
+//     forced hand-off the proposer names;
+//   - the committed primary is never released in the entry that replaces it:
+//     it is demoted first, and released by a later entry;
+//   - a partition that has a ready owner keeps one.
+
+// Owner states, as the view and the HTTP API spell them.
+const (
+	OwnerSyncing = "syncing"
+	OwnerReady   = "ready"
+)
+
+// PartitionChange actions: what the node an event names must do.
+const (
+	ActionLoad          = "load"
+	ActionBecomePrimary = "become_primary"
+	ActionBecomeReplica = "become_replica"
+	ActionRelease       = "release"
+)
+
+// Details of hand-offs that HandoffTimeout ended.
+const (
+	DetailTimeoutCancelled = "handoff_timeout_cancelled"
+	DetailTimeoutForced    = "handoff_timeout_forced"
+)
+
+// maxOwnersFactor bounds an owner list during a hand-off: the target's RF
+// owners plus as many being replaced. The planner keeps to the same bound.
+const maxOwnersFactor = handoff.MaxOwnersFactor
+
+// syncingOf returns owner i's load epoch (0: ready).
+func syncingOf(p *messages.PartitionAssignment, i int) uint64 {
+	if s := p.GetSyncing(); i < len(s) {
+		return s[i]
+	}
+	return 0
+}
+
+func sinceOf(p *messages.PartitionAssignment, i int) int64 {
+	if s := p.GetSyncingSince(); i < len(s) {
+		return s[i]
+	}
+	return 0
+}
+
+// readyOwner reports whether id owns p and is ready.
+func readyOwner(p *messages.PartitionAssignment, id string) bool {
+	i := slices.Index(p.GetOwners(), id)
+	return i >= 0 && syncingOf(p, i) == 0
+}
+
+func anyReady(p *messages.PartitionAssignment) bool {
+	for i := range p.GetOwners() {
+		if syncingOf(p, i) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// settled reports whether p reached its target: the target's owners, all
+// ready, led by the target's primary.
+func settled(owners []string, syncing []uint64, target []string) bool {
+	if len(target) == 0 {
+		return true
+	}
+	if len(owners) != len(target) || owners[0] != target[0] {
+		return false
+	}
+	for i, id := range owners {
+		if !slices.Contains(target, id) || (i < len(syncing) && syncing[i] != 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeSyncing returns nil when every owner is ready (the compact form
+// older entries and snapshots have).
+func normalizeSyncing(s []uint64) []uint64 {
+	if slices.ContainsFunc(s, func(v uint64) bool { return v != 0 }) {
+		return s
+	}
+	return nil
+}
+
+func normalizeSince(syncing []uint64, since []int64) []int64 {
+	if syncing == nil {
+		return nil
+	}
+	return since
+}
+
+func refSet(refs []*messages.OwnerRef) map[uint32][]string {
+	m := map[uint32][]string{}
+	for _, r := range refs {
+		m[r.GetPartition()] = append(m[r.GetPartition()], r.GetNode())
+	}
+	return m
+}
+
+// buildAssignment validates one proposed partition against its previous
+// assignment and returns the committed form (epochs and load epochs
+// computed here). now is the entry's time.
+func buildAssignment(n int, prev, prop *messages.PartitionAssignment, reload []string, forced []string, rf int,
+	isMember func(string) bool, now int64) (*messages.PartitionAssignment, error) {
+	owners := prop.GetOwners()
+	if len(owners) > maxOwnersFactor*rf {
+		return nil, errorf(errInvalidTable, "partition %d has %d owners, at most %d", n, len(owners), maxOwnersFactor*rf)
+	}
+	if s := prop.GetSyncing(); len(s) != 0 && len(s) != len(owners) {
+		return nil, errorf(errInvalidTable, "partition %d: %d syncing flags for %d owners", n, len(s), len(owners))
+	}
+	for i, id := range owners {
+		if !isMember(id) {
+			return nil, errorf(errInvalidTable, "partition %d owner %q is not a member", n, id)
+		}
+		if slices.Contains(owners[:i], id) {
+			return nil, errorf(errInvalidTable, "partition %d lists %q twice", n, id)
+		}
+	}
+	target := prop.GetTarget()
+	if len(target) > rf {
+		return nil, errorf(errInvalidTable, "partition %d target has %d owners, more than RF %d", n, len(target), rf)
+	}
+	for i, id := range target {
+		if !isMember(id) || slices.Contains(target[:i], id) {
+			return nil, errorf(errInvalidTable, "partition %d target %q is not a member or is listed twice", n, id)
+		}
+	}
+	ownersChanged := !slices.Equal(prev.GetOwners(), owners)
+	reloading := slices.ContainsFunc(owners, func(id string) bool { return slices.Contains(reload, id) })
+	epoch := prev.GetEpoch()
+	if ownersChanged || reloading {
+		epoch++
+	}
+	syncing := make([]uint64, len(owners))
+	since := make([]int64, len(owners))
+	hadReady := anyReady(prev)
+	for i, id := range owners {
+		want := syncingOf(prop, i) != 0
+		pi := slices.Index(prev.GetOwners(), id)
+		was := pi >= 0 && syncingOf(prev, pi) != 0
+		switch {
+		case pi < 0 && want, slices.Contains(reload, id) && want:
+			syncing[i], since[i] = epoch, now // a new load
+		case pi < 0 || slices.Contains(reload, id):
+			// ready at once: the node does not acknowledge loads
+		case was && want:
+			syncing[i], since[i] = syncingOf(prev, pi), sinceOf(prev, pi)
+		case was && !want:
+			if !slices.Contains(forced, id) {
+				return nil, errorf(errInvalidTable, "partition %d: %q is loading; only its MarkReady or a forced hand-off makes it ready", n, id)
+			}
+		case !was && want:
+			return nil, errorf(errInvalidTable, "partition %d: ready owner %q cannot become syncing unless it reloads", n, id)
+		}
+	}
+	next := &messages.PartitionAssignment{Owners: slices.Clone(owners), Epoch: epoch,
+		Syncing: normalizeSyncing(syncing), SyncingSince: normalizeSince(normalizeSyncing(syncing), since)}
+	if len(owners) > 0 && syncingOf(next, 0) != 0 && anyReady(next) {
+		return nil, errorf(errInvalidTable, "partition %d: primary %q is syncing while a ready owner exists", n, owners[0])
+	}
+	if pp := prev.GetOwners(); len(pp) > 0 && isMember(pp[0]) && syncingOf(prev, 0) == 0 &&
+		!slices.Contains(owners, pp[0]) && hadReadyOther(prev) {
+		return nil, errorf(errInvalidTable, "partition %d: primary %q is released in the entry that replaces it (demote it first)", n, pp[0])
+	}
+	if hadReady && !anyReady(next) {
+		return nil, errorf(errInvalidTable, "partition %d would lose its last ready owner", n)
+	}
+	if !settled(next.GetOwners(), next.GetSyncing(), target) {
+		next.Target = slices.Clone(target)
+	}
+	return next, nil
+}
+
+// hadReadyOther reports whether p has a ready owner besides its primary (a
+// primary with no ready replica cannot be demoted first: nothing may lead).
+func hadReadyOther(p *messages.PartitionAssignment) bool {
+	for i := 1; i < len(p.GetOwners()); i++ {
+		if syncingOf(p, i) == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// applyMarkReady records that a node holds partitions it was loading. An
+// acknowledgement names the load's epoch: one for an earlier load, which a
+// later one replaced, is ignored (not an error: a late reply is normal).
+func (f *FSM) applyMarkReady(index uint64, m *messages.MarkReady, a *Applied) (bool, error) {
+	cur, ok := f.members[m.GetId()]
+	if !ok {
+		return false, errorf(ErrUnknownNode, "%q", m.GetId())
+	}
+	if m.GetIncarnation() != 0 && m.GetIncarnation() != cur.GetIncarnation() {
+		return false, errorf(ErrIncarnationMismatch, "%q is at incarnation %d, not %d", m.GetId(), cur.GetIncarnation(), m.GetIncarnation())
+	}
+	parts := f.table.GetPartitions()
+	var next []*messages.PartitionAssignment
+	for _, r := range m.GetPartitions() {
+		n := int(r.GetPartition())
+		if n >= len(parts) {
+			return false, errorf(errInvalidTable, "partition %d does not exist", n)
+		}
+		p := parts[n]
+		if next != nil {
+			p = next[n]
+		}
+		i := slices.Index(p.GetOwners(), m.GetId())
+		if i < 0 || syncingOf(p, i) == 0 || syncingOf(p, i) != r.GetEpoch() {
+			continue
+		}
+		if next == nil {
+			next = slices.Clone(parts)
+		}
+		q := proto.Clone(p).(*messages.PartitionAssignment)
+		q.Syncing[i], q.SyncingSince[i] = 0, 0
+		q.Syncing = normalizeSyncing(q.Syncing)
+		q.SyncingSince = normalizeSince(q.Syncing, q.SyncingSince)
+		if settled(q.GetOwners(), q.GetSyncing(), q.GetTarget()) {
+			q.Target = nil
+		}
+		next[n] = q
+		a.Change.Readied = append(a.Change.Readied, uint32(n))
+		a.Change.ReadiedBy = m.GetId()
+	}
+	if next == nil {
+		return false, nil
+	}
+	f.table = &messages.PartitionTable{Version: index, Partitions: next, Span: f.table.GetSpan()}
+	f.closeSpan(a)
+	return true, nil
+}
+
+// applyDrain starts a planned stop of a node: each partition it leads gets
+// its first ready owner whose node is active and not draining as primary,
+// in one entry. A partition with no such owner keeps its primary (there is
+// nobody to hand over to).
+func (f *FSM) applyDrain(index uint64, d *messages.DrainNode, a *Applied) (bool, error) {
+	cur, ok := f.members[d.GetId()]
+	if !ok {
+		return false, errorf(ErrUnknownNode, "%q", d.GetId())
+	}
+	if d.GetIncarnation() != 0 && d.GetIncarnation() != cur.GetIncarnation() {
+		return false, errorf(ErrIncarnationMismatch, "%q is at incarnation %d, not %d", d.GetId(), cur.GetIncarnation(), d.GetIncarnation())
+	}
+	changed := false
+	if !cur.GetDraining() {
+		next := proto.Clone(cur).(*messages.Member)
+		next.Draining = true
+		f.members[d.GetId()] = next
+		changed = true
+	}
+	parts := f.table.GetPartitions()
+	var out []*messages.PartitionAssignment
+	for n, p := range parts {
+		owners := p.GetOwners()
+		if len(owners) == 0 || owners[0] != d.GetId() {
+			continue
+		}
+		to := -1
+		for i := 1; i < len(owners); i++ {
+			m := f.members[owners[i]]
+			if syncingOf(p, i) == 0 && m.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE && !m.GetDraining() {
+				to = i
+				break
+			}
+		}
+		if to < 0 {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(parts)
+		}
+		q := proto.Clone(p).(*messages.PartitionAssignment)
+		q.Owners[0], q.Owners[to] = q.Owners[to], q.Owners[0]
+		if len(q.Syncing) > 0 {
+			q.Syncing[0], q.Syncing[to] = q.Syncing[to], q.Syncing[0]
+			q.SyncingSince[0], q.SyncingSince[to] = q.SyncingSince[to], q.SyncingSince[0]
+		}
+		q.Epoch++
+		if settled(q.GetOwners(), q.GetSyncing(), q.GetTarget()) {
+			q.Target = nil
+		}
+		out[n] = q
+	}
+	if out != nil {
+		f.table = &messages.PartitionTable{Version: index, Partitions: out, Span: f.table.GetSpan()}
+		a.Change.Drained = d.GetId()
+		changed = true
+	}
+	return changed, nil
+}
+
+// closeSpan ends the open hand-off span once every partition is settled.
+func (f *FSM) closeSpan(a *Applied) {
+	span := f.table.GetSpan()
+	if span == nil {
+		return
+	}
+	for _, p := range f.table.GetPartitions() {
+		if len(p.GetTarget()) > 0 {
+			return
+		}
+	}
+	a.Change.SpanClosed = span
+	f.table = &messages.PartitionTable{Version: f.table.GetVersion(), Partitions: f.table.GetPartitions()}
+}
