@@ -111,7 +111,7 @@ func (r *rig) noProposal(t *testing.T, d time.Duration) {
 	t.Helper()
 	select {
 	case p := <-r.proposals:
-		t.Fatalf("unexpected proposal: trigger %s", p.GetRebalance().GetTrigger())
+		t.Fatalf("unexpected proposal: %v", p.GetRebalance())
 	case <-time.After(d):
 	}
 }
@@ -147,7 +147,31 @@ func TestRebalancerDebouncesJoins(t *testing.T) {
 	if len(holders) != 4 {
 		t.Fatalf("one rebalance should place all four nodes, got %v", holders)
 	}
+	r.settle(t)
 	r.noProposal(t, 400*time.Millisecond)
+}
+
+// settle takes the hand-off steps that follow a plan (an old primary is
+// released only by the entry after the flip) until the table is settled.
+func (r *rig) settle(t *testing.T) {
+	t.Helper()
+	for i := 0; ; i++ {
+		select {
+		case p := <-r.proposals:
+			if p.GetRebalance().GetPlan() {
+				t.Fatalf("a second plan while settling: %v", p.GetRebalance())
+			}
+			if i > 10 {
+				t.Fatal("the hand-off did not settle in 10 steps")
+			}
+			continue
+		case <-time.After(300 * time.Millisecond):
+		}
+		if !r.cfg.FSM.View().Settled() {
+			t.Fatal("no step proposed, and the table is not settled")
+		}
+		return
+	}
 }
 
 // TestRebalancerRetriesStaleTable: if the table changes between computing and

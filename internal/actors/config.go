@@ -61,6 +61,8 @@ type Config struct {
 	Health HealthConfig
 	// RebalanceDelay debounces membership changes into one rebalance.
 	RebalanceDelay time.Duration
+	// Handoff configures partition hand-off (run by the leader's rebalancer).
+	Handoff HandoffConfig
 	// ApplyTimeout bounds how long a proposal waits to enter raft's queue.
 	ApplyTimeout time.Duration
 	// RPCTimeout bounds one node-to-node request.
@@ -88,6 +90,25 @@ type Config struct {
 	Callbacks     []*RegisterCallback
 	// CallbackRegistry, when set, tracks the callback actors for Stop.
 	CallbackRegistry *CallbackRegistry
+}
+
+// HandoffConfig holds the hand-off throttles and timeouts.
+type HandoffConfig struct {
+	// MaxMovesPerNode bounds the syncing copies into or out of one node.
+	MaxMovesPerNode int
+	// MaxMovesInFlight and MaxMovesInFlightFraction bound the syncing copies
+	// in the cluster: the smaller of the two (0: that kind of limit is off).
+	MaxMovesInFlight         int
+	MaxMovesInFlightFraction float64
+	// HandoffTimeout bounds one copy: then it is cancelled (another owner is
+	// ready) or forced (none is). 0: no bound.
+	HandoffTimeout time.Duration
+	// ReplicaDelay is how long the slots of a member removed by failure
+	// detection stay reserved for it before other nodes copy its data.
+	ReplicaDelay time.Duration
+	// MinReadyReplicas: a partition with fewer ready owners is re-replicated
+	// at once, ReplicaDelay or not.
+	MinReadyReplicas int
 }
 
 func (c *Config) now() int64 { return time.Now().UnixNano() }

@@ -82,6 +82,9 @@ func (h *hooksActor) Receive(ctx actor.Context) {
 	case *addCallback:
 		h.subscribe(ctx, msg.pid, msg.filter, true)
 		ctx.Respond(msg.pid)
+	case *messages.PartitionReady:
+		// A user actor's reply to a load: the ready actor records it.
+		ctx.Send(sibling(ctx.Parent(), "ready"), msg)
 	case *actor.Terminated:
 		if h.remove(msg.Who) {
 			h.log.Debug("subscriber terminated; subscription dropped", "pid", msg.Who.String())
@@ -168,9 +171,13 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 			if !s.filter.Match(e, h.cfg.NodeID) {
 				continue
 			}
-			if s.callback {
+			switch {
+			case s.callback:
 				ctx.Send(s.pid, e)
-			} else {
+			case isLoadFor(e, h.cfg.NodeID):
+				// The subscriber may reply with PartitionReady.
+				ctx.Request(s.pid, p)
+			default:
 				ctx.Send(s.pid, p)
 			}
 			h.cfg.Stats.EventsDelivered[bit].Add(1)
@@ -213,4 +220,10 @@ func (c *callbackActor) call(e *messages.Event) {
 		}
 	}()
 	c.fn(e)
+}
+
+// isLoadFor reports whether e tells node id to load a partition.
+func isLoadFor(e *messages.Event, id string) bool {
+	pc := e.GetPartitionChange()
+	return pc != nil && pc.GetAction() == "load" && pc.GetCopyToNode().GetId() == id
 }

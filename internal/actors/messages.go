@@ -18,7 +18,7 @@ type GetChildren struct{}
 
 // Children are the PIDs of the root's children.
 type Children struct {
-	State, Partitions, Rebalancer, Health, Hooks *actor.PID
+	State, Partitions, Rebalancer, Health, Hooks, Ready *actor.PID
 }
 
 // Subscribe registers pid for events; the reply is *SubscribeAck. A second

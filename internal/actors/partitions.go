@@ -2,6 +2,7 @@ package actors
 
 import (
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -98,11 +99,26 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 				p.openFor = 0
 			}
 		}
+		wasOpen := p.openFor != 0
 		if p.openFor == 0 && p.registered(a.Next) {
 			p.openFor = p.nonce
 		}
+		if p.openFor != 0 {
+			// The entries the snapshot skipped may have changed what this
+			// node holds: tell it, so it never misses an instruction about
+			// its own data.
+			prev := a.Prev
+			if !wasOpen {
+				prev = nil
+			}
+			if evs := raftfsm.SnapshotEvents(prev, a.Next, p.cfg.NodeID, a.Index, time.Now()); len(evs) > 0 {
+				p.log.Info("partition changes derived from the installed snapshot", "index", a.Index, "events", len(evs))
+				p.emit(ctx, evs)
+			}
+		}
 		return
 	}
+	p.observeHandoffs(a)
 	mine := func(n *raftfsm.Node) bool {
 		if n == nil || n.ID != p.cfg.NodeID {
 			return false
@@ -116,9 +132,12 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 	if p.openFor == 0 {
 		return
 	}
+	ownLeave := false
 	if left := a.Change.Left; left != nil && left.ID == p.cfg.NodeID && a.Err == nil {
-		// The open life's own removal: its NodeLeave (and the rest of the
-		// entry's events) are the last it delivers.
+		// The open life's own removal: its NodeLeave is the last event it
+		// delivers (the entry's later events, the promotions of its
+		// replicas, concern the members it left).
+		ownLeave = true
 		defer func() { p.openFor = 0 }()
 	}
 	if a.Err != nil {
@@ -126,6 +145,14 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		return
 	}
 	events := raftfsm.Events(a, time.Now())
+	if ownLeave {
+		for i, e := range events {
+			if e.GetNodeLeave() != nil {
+				events = events[:i+1]
+				break
+			}
+		}
+	}
 	if len(events) == 0 {
 		return
 	}
@@ -139,4 +166,16 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 			"nodes_affected", events[0].GetRebalanceStart().GetNodesAffected())
 	}
 	p.emit(ctx, events)
+}
+
+// observeHandoffs records how long each acknowledged copy took: from the
+// entry that added the owner to the MarkReady that made it ready.
+func (p *partitionsActor) observeHandoffs(a *raftfsm.Applied) {
+	for _, n := range a.Change.Readied {
+		pa := a.Prev.Assignment(int(n))
+		i := slices.Index(pa.GetOwners(), a.Change.ReadiedBy)
+		if since := pa.GetSyncingSince(); i >= 0 && i < len(since) && since[i] > 0 && !a.Time.IsZero() {
+			p.cfg.Stats.HandoffDuration.Observe(time.Duration(max(0, a.Time.UnixNano()-since[i])))
+		}
+	}
 }

@@ -7,7 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
-	"github.com/clusterkit/clusterkit/internal/placement"
+	"github.com/clusterkit/clusterkit/internal/handoff"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -31,6 +31,30 @@ type rebalancerActor struct {
 	waiters   []*actor.PID // manual requests waiting for the commit
 	inflightW []*actor.PID
 	inflightT []trigger
+
+	// step is set when a committed change may let the hand-off progress.
+	step     bool
+	tick     *time.Timer
+	tickGen  uint64
+	reserved map[string]*reservation
+	// cooldown holds moves HandoffTimeout cancelled, until they may be
+	// tried again.
+	cooldown map[handoff.Ref]int64
+}
+
+// reservation keeps the slots of a member that failure detection removed
+// for it during ReplicaDelay: nobody copies its data meanwhile, and if it
+// comes back it takes them again.
+type reservation struct {
+	until int64
+	parts map[int]bool
+}
+
+// stepTick asks the rebalancer to take the next hand-off step (timeouts,
+// reservations that expired).
+type stepTick struct {
+	gen  uint64
+	plan bool
 }
 
 type trigger struct {
@@ -49,15 +73,20 @@ func (r *rebalancerActor) Receive(ctx actor.Context) {
 		r.system = ctx.ActorSystem()
 	case *actor.Stopping, *actor.Restarting:
 		r.stopTimer()
+		r.stopTick()
 	case *LeaderActive:
 		r.active = true
+		r.reserved, r.cooldown = map[string]*reservation{}, map[handoff.Ref]int64{}
+		r.recoverReservations()
 		// Reconcile: a previous leader may have died between a membership
 		// change and its table.
 		r.add(ctx, trigger{kind: raftfsm.TriggerLeaderChange, node: r.cfg.NodeID}, 0)
 	case *LeaderInactive:
 		r.active = false
 		r.pending = nil
+		r.step = false
 		r.stopTimer()
+		r.stopTick()
 		r.failWaiters(r.waiters, CodeNotLeader, "leadership lost")
 		r.waiters = nil
 	case *raftfsm.Applied:
@@ -79,6 +108,16 @@ func (r *rebalancerActor) Receive(ctx actor.Context) {
 		if msg.gen == r.gen {
 			r.run(ctx)
 		}
+	case *stepTick:
+		if msg.gen == r.tickGen && r.active {
+			r.tick = nil
+			if msg.plan {
+				r.add(ctx, trigger{kind: raftfsm.TriggerNodeLeave, node: ""}, 0)
+			} else {
+				r.step = true
+				r.kick(ctx)
+			}
+		}
 	case *messages.ProposeResult:
 		r.proposed(ctx, msg)
 	}
@@ -89,6 +128,15 @@ func (r *rebalancerActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		return
 	}
 	c := &a.Change
+	if l := c.Left; l != nil && c.LeaveReason == raftfsm.LeaveHealthFailure {
+		r.reserve(l.ID, append(slices.Clone(c.LeftPrimary), c.LeftReplica...), a.Time.UnixNano())
+	}
+	if a.Next.TableVersion() != a.Prev.TableVersion() || len(c.Readied) > 0 || c.StatusChanged != nil {
+		// The hand-off may progress: a copy acknowledged, a table step
+		// committed, a member became able to lead.
+		r.step = true
+		defer r.kick(ctx)
+	}
 	switch {
 	case a.Restored:
 		r.add(ctx, trigger{kind: raftfsm.TriggerLeaderChange, node: r.cfg.NodeID}, r.cfg.RebalanceDelay)
@@ -98,7 +146,21 @@ func (r *rebalancerActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		r.add(ctx, trigger{kind: raftfsm.TriggerNodeRejoin, node: c.Rejoined.ID}, r.cfg.RebalanceDelay)
 	case c.Left != nil:
 		r.add(ctx, trigger{kind: raftfsm.TriggerNodeLeave, node: c.Left.ID}, r.cfg.RebalanceDelay)
+	case c.Drained != "":
+		// The stopping node leads nothing now; a plan would only move
+		// primaries it may not take.
 	}
+}
+
+// kick runs a hand-off step now unless a proposal or a plan is on its way.
+func (r *rebalancerActor) kick(ctx actor.Context) {
+	if !r.active || r.inFlight || !r.step {
+		return
+	}
+	if len(r.pending) > 0 && r.timer != nil {
+		return // the coming plan takes the step
+	}
+	r.stepNow(ctx)
 }
 
 // add records a trigger and makes sure a run is scheduled within delay. The
@@ -173,21 +235,16 @@ func (r *rebalancerActor) run(ctx actor.Context) {
 		best = trigger{kind: raftfsm.TriggerNodeJoin, node: v.Members()[0].ID}
 	}
 	reload = slices.DeleteFunc(reload, func(id string) bool { _, ok := v.Member(id); return !ok })
-	members := make([]string, len(v.Members()))
-	for i, m := range v.Members() {
-		members[i] = m.ID
-	}
-	var prev [][]string
-	if v.HasTable() {
-		prev = v.OwnerTable()
-	}
-	next := placement.Assign(prev, members, int(cfg.GetPartitionCount()), int(cfg.GetReplicationFactor()))
+	now := r.cfg.now()
+	r.expireReservations(now)
+	pl := planFrom(v, r.cfg.Handoff, r.reserved, now, reload, r.skip(now))
 	explicit := slices.ContainsFunc(r.pending, func(t trigger) bool { return t.kind == raftfsm.TriggerManual })
-	if v.HasTable() && len(reload) == 0 && tablesEqual(prev, next) {
+	if v.HasTable() && len(reload) == 0 && !pl.changed {
 		if !explicit {
 			r.log.Debug("table already balanced", "trigger", best.kind)
 			r.pending = nil
 			r.replyWaiters(&messages.ProposeResult{Index: v.TableVersion()})
+			r.scheduleTick(ctx, v, now)
 			return
 		}
 		// Only the manual request makes this rebalance happen: report it as
@@ -199,27 +256,186 @@ func (r *rebalancerActor) run(ctx actor.Context) {
 			}
 		}
 	}
-	parts := make([]*messages.PartitionAssignment, len(next))
-	for n, owners := range next {
-		parts[n] = &messages.PartitionAssignment{Owners: owners}
+	info := &messages.RebalanceInfo{
+		Trigger: best.kind, TriggerNodeId: best.node, StartedAtUnixNano: r.startedAt, Reload: reload,
+		Plan: true, MovesPlanned: uint32(pl.moves),
+	}
+	r.log.Debug("planning partition hand-off", "trigger", best.kind, "node", best.node,
+		"moves", pl.moves, "added", pl.step.Added, "waiting", pl.step.Waiting, "members", len(v.Members()), "reload", reload)
+	r.inflightT, r.pending = r.pending, nil
+	r.inflightW, r.waiters = r.waiters, nil
+	r.step = false
+	r.propose(ctx, v, pl.step, info, now)
+}
+
+// stepNow proposes the next step of the hand-off in progress, if there is one.
+func (r *rebalancerActor) stepNow(ctx actor.Context) {
+	r.step = false
+	v := r.cfg.FSM.View()
+	if v.Config() == nil || !v.HasTable() {
+		return
+	}
+	now := r.cfg.now()
+	r.expireReservations(now)
+	cur, members := current(v)
+	out := handoff.Step(handoff.Input{Parts: cur, Members: members, Limits: r.limits(v), Now: now, Skip: r.skip(now)})
+	if !out.Changed {
+		r.scheduleTick(ctx, v, now)
+		return
+	}
+	r.propose(ctx, v, out, &messages.RebalanceInfo{}, now)
+}
+
+// propose sends one step (a plan's first, or a later one) to the state actor.
+func (r *rebalancerActor) propose(ctx actor.Context, v *raftfsm.View, out handoff.Output, info *messages.RebalanceInfo, now int64) {
+	for _, c := range out.Cancelled {
+		r.cooldown[c] = now + int64(r.cfg.Handoff.HandoffTimeout)
+		info.Cancelled = append(info.Cancelled, &messages.OwnerRef{Partition: uint32(c.Partition), Node: c.Node})
+		r.cfg.Stats.HandoffTimeouts.Add(1)
+		r.log.Warn("hand-off timed out; copy cancelled (another owner is ready)", "partition", c.Partition, "node", c.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
+	}
+	for _, f := range out.Forced {
+		info.Forced = append(info.Forced, &messages.OwnerRef{Partition: uint32(f.Partition), Node: f.Node})
+		r.cfg.Stats.HandoffsForced.Add(1)
+		r.log.Warn("hand-off timed out; owner made ready without acknowledgement (no ready owner left)", "partition", f.Partition, "node", f.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
+	}
+	parts := make([]*messages.PartitionAssignment, len(out.Parts))
+	for n, p := range out.Parts {
+		a := &messages.PartitionAssignment{Owners: make([]string, len(p.Owners)), Target: p.Target}
+		for i, o := range p.Owners {
+			a.Owners[i] = o.ID
+			if o.Syncing {
+				if a.Syncing == nil {
+					a.Syncing = make([]uint64, len(p.Owners))
+				}
+				a.Syncing[i] = 1
+			}
+		}
+		parts[n] = a
 	}
 	cmd := &messages.Command{
-		TimeUnixNano: r.cfg.now(),
+		TimeUnixNano: now,
 		Origin:       r.cfg.NodeID,
 		Op: &messages.Command_SetPartitionTable{SetPartitionTable: &messages.SetPartitionTable{
-			ExpectedVersion: v.TableVersion(),
-			Partitions:      parts,
-			Rebalance: &messages.RebalanceInfo{
-				Trigger: best.kind, TriggerNodeId: best.node, StartedAtUnixNano: r.startedAt, Reload: reload,
-			},
+			ExpectedVersion: v.TableVersion(), Partitions: parts, Rebalance: info,
 		}},
 	}
-	r.log.Debug("proposing partition table", "trigger", best.kind, "node", best.node,
-		"moved", placement.Moved(prev, next), "members", len(members), "reload", reload)
-	r.inflightT, r.pending = r.pending, nil
 	r.inFlight = true
-	r.inflightW, r.waiters = r.waiters, nil
 	ctx.Request(r.state, &messages.Propose{Command: cmd})
+}
+
+// limits are the throttles for view v.
+func (r *rebalancerActor) limits(v *raftfsm.View) handoff.Limits {
+	return limitsOf(r.cfg.Handoff, v.PartitionCount())
+}
+
+func limitsOf(h HandoffConfig, partitions int) handoff.Limits {
+	return handoff.Limits{MaxMovesPerNode: h.MaxMovesPerNode, HandoffTimeout: h.HandoffTimeout,
+		MaxMovesInFlight: handoff.InFlightLimit(h.MaxMovesInFlight, h.MaxMovesInFlightFraction, partitions)}
+}
+
+func (r *rebalancerActor) skip(now int64) func(int, string) bool {
+	return func(n int, id string) bool {
+		until, ok := r.cooldown[handoff.Ref{Partition: n, Node: id}]
+		return ok && now < until
+	}
+}
+
+// reserve keeps the slots of a member removed by failure detection.
+func (r *rebalancerActor) reserve(id string, parts []uint32, at int64) {
+	if r.cfg.Handoff.ReplicaDelay <= 0 || r.reserved == nil {
+		return
+	}
+	if at == 0 {
+		at = r.cfg.now()
+	}
+	res := &reservation{until: at + int64(r.cfg.Handoff.ReplicaDelay), parts: map[int]bool{}}
+	for _, n := range parts {
+		res.parts[int(n)] = true
+	}
+	r.reserved[id] = res
+}
+
+// recoverReservations rebuilds, on a new leader, the reservations of the
+// members failure detection removed less than ReplicaDelay ago.
+func (r *rebalancerActor) recoverReservations() {
+	for id, res := range reservationsOf(r.cfg.FSM.View(), r.cfg.Handoff.ReplicaDelay) {
+		r.reserved[id] = res
+	}
+}
+
+func reservationsOf(v *raftfsm.View, delay time.Duration) map[string]*reservation {
+	out := map[string]*reservation{}
+	if delay <= 0 {
+		return out
+	}
+	for _, d := range v.Departures() {
+		if d.Reason != raftfsm.LeaveHealthFailure {
+			continue
+		}
+		res := &reservation{until: d.At.UnixNano() + int64(delay), parts: map[int]bool{}}
+		for _, n := range append(slices.Clone(d.PartitionsPrimary), d.PartitionsReplica...) {
+			res.parts[int(n)] = true
+		}
+		out[d.Node.ID] = res
+	}
+	return out
+}
+
+func (r *rebalancerActor) expireReservations(now int64) {
+	for id, res := range r.reserved {
+		if now >= res.until {
+			delete(r.reserved, id)
+		}
+	}
+	for k, until := range r.cooldown {
+		if now >= until {
+			delete(r.cooldown, k)
+		}
+	}
+}
+
+// scheduleTick wakes the rebalancer when the next timeout or reservation
+// ends: a stuck copy is then cancelled or forced, and a reserved member's
+// slots are re-replicated.
+func (r *rebalancerActor) scheduleTick(ctx actor.Context, v *raftfsm.View, now int64) {
+	r.stopTick()
+	next, plan := int64(0), false
+	consider := func(at int64, p bool) {
+		if at > 0 && (next == 0 || at < next) {
+			next, plan = at, p
+		}
+	}
+	if t := r.cfg.Handoff.HandoffTimeout; t > 0 {
+		for n := range v.PartitionCount() {
+			for _, since := range v.Assignment(n).GetSyncingSince() {
+				if since > 0 {
+					consider(since+int64(t), false)
+				}
+			}
+		}
+	}
+	for _, res := range r.reserved {
+		consider(res.until, true)
+	}
+	for _, until := range r.cooldown {
+		consider(until, false)
+	}
+	if next == 0 {
+		return
+	}
+	delay := max(time.Duration(next-now), time.Millisecond)
+	r.tickGen++
+	gen, self, system := r.tickGen, ctx.Self(), ctx.ActorSystem()
+	r.tick = time.AfterFunc(delay, func() { system.Root.Send(self, &stepTick{gen: gen, plan: plan}) })
+}
+
+func (r *rebalancerActor) stopTick() {
+	if r.tick != nil {
+		r.tick.Stop()
+		r.tick = nil
+	}
+	r.tickGen++
 }
 
 func (r *rebalancerActor) proposed(ctx actor.Context, res *messages.ProposeResult) {
@@ -237,17 +453,30 @@ func (r *rebalancerActor) proposed(ctx actor.Context, res *messages.ProposeResul
 		r.log.Debug("table changed while proposing; recomputing", "error", err)
 		r.waiters = append(waiters, r.waiters...)
 		r.pending = append(triggers, r.pending...)
-		r.schedule(ctx, 0)
-		return
+		if len(r.pending) > 0 {
+			r.schedule(ctx, 0)
+			return
+		}
+		r.step = true // a hand-off step: take it again on the new table
 	default:
 		r.log.Warn("partition table proposal failed", "error", err)
 		for _, w := range waiters {
 			ctx.Send(w, res)
 		}
+		if r.active && len(triggers) == 0 {
+			// A step failed (no quorum, leadership moving): try again
+			// shortly rather than wait for the next change.
+			r.stopTick()
+			gen, self, system := r.tickGen, ctx.Self(), ctx.ActorSystem()
+			r.tick = time.AfterFunc(max(r.cfg.RebalanceDelay, 50*time.Millisecond), func() { system.Root.Send(self, &stepTick{gen: gen}) })
+			return
+		}
 	}
 	if r.active && len(r.pending) > 0 {
 		r.schedule(ctx, 0)
+		return
 	}
+	r.kick(ctx)
 }
 
 func (r *rebalancerActor) replyWaiters(res *messages.ProposeResult) {
@@ -267,16 +496,4 @@ func (r *rebalancerActor) sendTo(pid *actor.PID, msg any) {
 	if pid != nil && r.system != nil {
 		r.system.Root.Send(pid, msg)
 	}
-}
-
-func tablesEqual(a, b [][]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if !slices.Equal(a[i], b[i]) {
-			return false
-		}
-	}
-	return true
 }

@@ -100,6 +100,7 @@ func (r *rootActor) spawnChildren(ctx actor.Context) {
 	r.children.Hooks = spawn("hooks", &stats.HooksQueue, func() actor.Actor { return newHooksActor(cfg, r.dispatch) })
 	r.children.Partitions = spawn("partitions", &stats.PartitionsQueue, func() actor.Actor { return newPartitionsActor(cfg) })
 	r.children.Rebalancer = spawn("rebalancer", nil, func() actor.Actor { return newRebalancerActor(cfg) })
+	r.children.Ready = spawn("ready", nil, func() actor.Actor { return newReadyActor(cfg) })
 	r.children.Health = spawn("health", nil, func() actor.Actor { return newHealthActor(cfg) })
 	r.children.State = spawn("state", &stats.StateQueue, func() actor.Actor { return newStateActor(cfg) })
 }

@@ -14,9 +14,14 @@ type Stats struct {
 	Rebalances       atomic.Uint64
 	// RebalanceDuration: from the start on the leader to the commit here.
 	RebalanceDuration Histogram
-	Proposals         atomic.Uint64
-	ProposalErrors    atomic.Uint64
-	Subscribers       atomic.Int64
+	// Hand-off: copies HandoffTimeout cancelled or forced (decided by this
+	// node as leader), and how long each acknowledged copy took (from the
+	// entry that added the owner to the one that made it ready).
+	HandoffTimeouts, HandoffsForced atomic.Uint64
+	HandoffDuration                 Histogram
+	Proposals                       atomic.Uint64
+	ProposalErrors                  atomic.Uint64
+	Subscribers                     atomic.Int64
 	// Derived is the index of the last entry the partitions actor turned
 	// into events (none or some), Emitted the index of the last event it
 	// handed to the dispatcher: delivery has caught up with the log when

@@ -1,0 +1,200 @@
+package actors
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/clusterkit/clusterkit/internal/handoff"
+	"github.com/clusterkit/clusterkit/internal/keyhash"
+	"github.com/clusterkit/clusterkit/internal/placement"
+	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
+)
+
+// current reads the committed table and members in the planner's terms.
+func current(v *raftfsm.View) ([]handoff.Partition, map[string]handoff.Member) {
+	parts := make([]handoff.Partition, v.PartitionCount())
+	for n := range parts {
+		a := v.Assignment(n)
+		p := handoff.Partition{Owners: make([]handoff.Owner, len(a.GetOwners())), Target: slices.Clone(a.GetTarget())}
+		for i, id := range a.GetOwners() {
+			p.Owners[i].ID = id
+			if s := a.GetSyncing(); i < len(s) && s[i] != 0 {
+				p.Owners[i].Syncing = true
+				p.Owners[i].Since = a.GetSyncingSince()[i]
+			}
+		}
+		parts[n] = p
+	}
+	members := make(map[string]handoff.Member, len(v.Members()))
+	for _, m := range v.Members() {
+		// A suspect member keeps leading: suspicion is often a pause, and
+		// failure detection's removal promotes a ready replica if it is not.
+		members[m.ID] = handoff.Member{Handoff: m.Handoff, Lead: !m.Draining}
+	}
+	return parts, members
+}
+
+// plan is a rebalance: the targets and the first step towards them.
+type plan struct {
+	step    handoff.Output
+	moves   int
+	changed bool
+}
+
+// planFrom plans a rebalance on view v: placement computes the target from
+// the plan in progress (or the owners), keeping the slots reserved for
+// members removed less than ReplicaDelay ago, and the first step is taken
+// within the throttles. Members in reload must load their partitions again.
+func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation, now int64, reload []string, skip func(int, string) bool) plan {
+	cfg := v.Config()
+	rf := int(cfg.GetReplicationFactor())
+	cur, members := current(v)
+	if !v.HasTable() {
+		cur = make([]handoff.Partition, cfg.GetPartitionCount())
+	}
+	for n := range cur {
+		ready := 0
+		for _, o := range cur[n].Owners {
+			if !o.Syncing {
+				ready++
+			}
+		}
+		for i, o := range cur[n].Owners {
+			// A reloading owner on a node that acknowledges loads is syncing
+			// again, if someone else has the data.
+			if slices.Contains(reload, o.ID) && members[o.ID].Handoff && !o.Syncing && ready > 1 {
+				cur[n].Owners[i].Syncing, cur[n].Owners[i].Since = true, now
+				ready--
+			}
+		}
+	}
+	base := make([][]string, len(cur))
+	for n, p := range cur {
+		if len(p.Target) > 0 {
+			base[n] = slices.Clone(p.Target)
+			continue
+		}
+		for _, o := range p.Owners {
+			base[n] = append(base[n], o.ID)
+		}
+	}
+	var ids, noPrimary, holders []string
+	for _, m := range v.Members() {
+		ids = append(ids, m.ID)
+		if m.Draining {
+			noPrimary = append(noPrimary, m.ID)
+		}
+	}
+	// In ID and partition order: the plan must not depend on map order.
+	for _, id := range slices.Sorted(maps.Keys(reserved)) {
+		res := reserved[id]
+		_, member := members[id]
+		for _, n := range slices.Sorted(maps.Keys(res.parts)) {
+			if n >= len(base) || len(base[n]) >= rf || slices.Contains(base[n], id) {
+				continue
+			}
+			ready := 0
+			for _, o := range cur[n].Owners {
+				if !o.Syncing {
+					ready++
+				}
+			}
+			if !member && ready < max(h.MinReadyReplicas, 1) {
+				continue // too few copies left to wait for it
+			}
+			base[n] = append(base[n], id)
+			if !member && !slices.Contains(holders, id) {
+				holders = append(holders, id)
+			}
+		}
+	}
+	slices.Sort(holders)
+	target := placement.AssignInput(placement.Input{Prev: base, Members: append(slices.Clone(ids), holders...),
+		Partitions: len(cur), RF: rf, NoPrimary: append(noPrimary, holders...)})
+	for n := range target {
+		// A placeholder keeps its slot empty: nobody copies its data yet.
+		target[n] = slices.DeleteFunc(target[n], func(id string) bool { return slices.Contains(holders, id) })
+	}
+	parts, moves := handoff.Plan(cur, target)
+	out := handoff.Step(handoff.Input{Parts: parts, Members: members, Limits: limitsOf(h, len(cur)), Now: now, Skip: skip})
+	return plan{step: out, moves: moves, changed: !v.HasTable() || differs(v, out.Parts)}
+}
+
+// differs reports whether parts differs from the committed table.
+func differs(v *raftfsm.View, parts []handoff.Partition) bool {
+	for n, p := range parts {
+		a := v.Assignment(n)
+		if !slices.Equal(a.GetTarget(), p.Target) || len(a.GetOwners()) != len(p.Owners) {
+			return true
+		}
+		for i, o := range p.Owners {
+			s := a.GetSyncing()
+			if a.GetOwners()[i] != o.ID || (i < len(s) && s[i] != 0) != o.Syncing {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// DryRun returns what the next rebalance would do on view v: the partitions
+// whose owners would change, with the copies and releases, and the copies a
+// hand-off in progress still waits for. It changes nothing.
+func DryRun(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation, now int64) *messages.PlanResult {
+	res := &messages.PlanResult{}
+	if v.Config() == nil || len(v.Members()) == 0 {
+		return res
+	}
+	cur, _ := current(v)
+	for _, p := range cur {
+		for _, id := range p.Target {
+			if i := slices.IndexFunc(p.Owners, func(o handoff.Owner) bool { return o.ID == id }); i < 0 || p.Owners[i].Syncing {
+				res.Pending++
+			}
+		}
+	}
+	pl := planFrom(v, h, reserved, now, nil, nil)
+	ids := keyhash.IDs(uint32(len(cur)))
+	for n, p := range pl.step.Parts {
+		goal := p.Target
+		if len(goal) == 0 {
+			goal = make([]string, len(p.Owners))
+			for i, o := range p.Owners {
+				goal[i] = o.ID
+			}
+		}
+		var now []string
+		if n < len(cur) {
+			for _, o := range cur[n].Owners {
+				now = append(now, o.ID)
+			}
+		}
+		if slices.Equal(now, goal) {
+			continue
+		}
+		pp := &messages.PlannedPartition{Partition: uint32(n), PartitionId: ids[n], Current: now, Target: slices.Clone(goal)}
+		for _, id := range goal {
+			if !slices.Contains(now, id) {
+				pp.Add = append(pp.Add, id)
+			}
+		}
+		for _, id := range now {
+			if !slices.Contains(goal, id) {
+				pp.Release = append(pp.Release, id)
+			}
+		}
+		res.Moves += uint32(len(pp.Add))
+		if len(now) == 0 || len(goal) == 0 || now[0] != goal[0] {
+			res.PrimaryChanges++
+		}
+		res.Partitions = append(res.Partitions, pp)
+	}
+	return res
+}
+
+// DryRunOf is DryRun with the reservations recovered from the view (what a
+// leader that just took over would keep).
+func DryRunOf(v *raftfsm.View, h HandoffConfig, now int64) *messages.PlanResult {
+	return DryRun(v, h, reservationsOf(v, h.ReplicaDelay), now)
+}
