@@ -312,6 +312,16 @@ func TestJoinMovesOnlyToTheJoiner(t *testing.T) {
 			if !ok {
 				continue
 			}
+			if pc.GetAction() == PartitionRelease {
+				// The owners node-4 replaces are told to drop the data.
+				if !slices.Contains(before.Owners(int(pc.GetPartition())), pc.GetCopyToNode().GetId()) {
+					t.Fatalf("node-%d: release to %s, which did not own %s", i, pc.GetCopyToNode().GetId(), pc.GetPartitionId())
+				}
+				continue
+			}
+			if pc.GetAction() != PartitionLoad {
+				continue // a role change inside the owner set moves no data
+			}
 			changes++
 			if pc.GetCopyToNode().GetId() != "node-4" {
 				t.Fatalf("node-%d: PartitionChange to %s on a join of node-4", i, pc.GetCopyToNode().GetId())
@@ -320,7 +330,9 @@ func TestJoinMovesOnlyToTheJoiner(t *testing.T) {
 			for _, f := range pc.GetCopyFromNodes() {
 				from = append(from, f.GetId())
 			}
-			if !sameSet(from, before.Owners(int(pc.GetPartition()))) {
+			// The sources are ready owners that keep the partition (an owner
+			// released in the same entry may already have dropped it).
+			if len(from) == 0 || slices.ContainsFunc(from, func(id string) bool { return !slices.Contains(before.Owners(int(pc.GetPartition())), id) }) {
 				t.Fatalf("copy from %v, previous owners %v", from, before.Owners(int(pc.GetPartition())))
 			}
 		}
@@ -345,7 +357,10 @@ func TestLeaderLeaveHandsOverLeadership(t *testing.T) {
 		t.Fatal(err)
 	}
 	nl := p.next(t, 10*time.Second).(*messages.NodeLeave)
-	if nl.GetNode().GetId() != leader.GetMyNodeID() || nl.GetReason() != "graceful_shutdown" || len(nl.GetPartitionsOwned()) == 0 {
+	// A leaver hands its primaries over first (DrainNode): it leaves as a
+	// replica only.
+	if nl.GetNode().GetId() != leader.GetMyNodeID() || nl.GetReason() != "graceful_shutdown" ||
+		len(nl.GetPartitionsOwned()) != 0 || len(nl.GetPartitionsReplica()) == 0 {
 		t.Fatalf("NodeLeave %v", nl)
 	}
 	newLeader := leaderOf(t, rest)

@@ -33,6 +33,8 @@ var (
 	ErrJoinRefused = errors.New("clusterkit: join refused")
 	// ErrNotLeader means the operation needs the Raft leader.
 	ErrNotLeader = raft.ErrNotLeader
+	// ErrNoLeader means no leader is known: nothing can commit now.
+	ErrNoLeader = errors.New("clusterkit: no known leader")
 	// ErrOutcomeUnknown means a write may or may not have been committed: the
 	// leader lost leadership with it in its log, or the connection to the
 	// leader failed after the request was sent. Read the state back (or use
@@ -68,6 +70,12 @@ var (
 	ErrInvalidKey = raftfsm.ErrInvalidKey
 	// ErrValueTooLarge means a custom-data value exceeds 1 MiB.
 	ErrValueTooLarge = raftfsm.ErrValueTooLarge
+	// ErrNotOwner is returned by MarkReady for a partition this node does
+	// not own.
+	ErrNotOwner = errors.New("clusterkit: this node does not own the partition")
+	// ErrInvalidPartition means a partition ID is not "partition-<n>" with
+	// n below the partition count.
+	ErrInvalidPartition = errors.New("clusterkit: invalid partition")
 	// ErrCallbackStuck is returned by Stop when an event callback did not
 	// return within CallbackStopTimeout. The node is stopped all the same;
 	// the error names each such callback, how long it had been running and

@@ -115,7 +115,29 @@ type PartitionChangeEvent struct {
 	Role         string // "primary" or "replica"
 	NoLiveSource bool   // CopyFromNodes is empty: no live node has the data
 	Initial      bool   // first assignment of the partition: there is no data yet
+	// Action is what CopyToNode must do: PartitionLoad (copy the data from
+	// CopyFromNodes, all ready owners, then acknowledge), PartitionBecomePrimary,
+	// PartitionBecomeReplica or PartitionRelease (drop the data).
+	Action string
+	// State is CopyToNode's state after the change: "syncing" or "ready"
+	// ("" after a release).
+	State string
+	// FromSnapshot: this node installed a snapshot instead of applying the
+	// entries that made this change; the event states its own resulting
+	// change (its seq shares the snapshot's index).
+	FromSnapshot bool
+	// Detail says why a copy ended without an acknowledgement:
+	// "handoff_timeout_cancelled" or "handoff_timeout_forced".
+	Detail string
 }
+
+// PartitionChange actions.
+const (
+	PartitionLoad          = "load"
+	PartitionBecomePrimary = "become_primary"
+	PartitionBecomeReplica = "become_replica"
+	PartitionRelease       = "release"
+)
 
 // NodeJoinEvent: a brand new node joined.
 type NodeJoinEvent struct {
@@ -155,8 +177,14 @@ type RebalanceEvent struct {
 	Timestamp        time.Time
 	Seq              Seq
 	// Duration (RebalanceComplete only) is the time from the start of the
-	// rebalance on the leader to its commit here.
+	// rebalance on the leader to the commit, here, of the step that finished
+	// its hand-off (every copy acknowledged, every old owner released).
 	Duration time.Duration
+	// MovesPending (RebalanceStart) is the copies (partition, new owner)
+	// the hand-off waits for; MovesDone (RebalanceComplete) the copies it
+	// made, re-plans included.
+	MovesPending int
+	MovesDone    int
 }
 
 // ClusterHealthEvent: the cluster's health status changed.
@@ -225,6 +253,7 @@ func eventOf(e *messages.Event) Event {
 			ChangeReason: c.GetChangeReason(), OldPrimary: c.GetOldPrimary(), NewPrimary: c.GetNewPrimary(),
 			Timestamp: ts(c.GetTimeUnixNano()), Seq: out.Seq, Epoch: c.GetEpoch(), Role: c.GetRole(),
 			NoLiveSource: c.GetNoLiveSource(), Initial: c.GetInitial(),
+			Action: c.GetAction(), State: c.GetState(), FromSnapshot: c.GetFromSnapshot(), Detail: c.GetDetail(),
 		}
 	case e.GetNodeJoin() != nil:
 		j := e.GetNodeJoin()
@@ -244,12 +273,13 @@ func eventOf(e *messages.Event) Event {
 		r := e.GetRebalanceStart()
 		out.Seq = seqOf(r)
 		out.RebalanceStart = &RebalanceEvent{Trigger: r.GetTrigger(), TriggerNodeID: r.GetTriggerNodeId(), PartitionsToMove: int(r.GetPartitionsToMove()),
-			NodesAffected: r.GetNodesAffected(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq}
+			NodesAffected: r.GetNodesAffected(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq, MovesPending: int(r.GetMovesPending())}
 	case e.GetRebalanceComplete() != nil:
 		r := e.GetRebalanceComplete()
 		out.Seq = seqOf(r)
 		out.RebalanceComplete = &RebalanceEvent{Trigger: r.GetTrigger(), TriggerNodeID: r.GetTriggerNodeId(), PartitionsToMove: int(r.GetPartitionsMoved()),
-			NodesAffected: r.GetNodesAffected(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq, Duration: time.Duration(r.GetDurationNanos())}
+			NodesAffected: r.GetNodesAffected(), Timestamp: ts(r.GetTimeUnixNano()), Seq: out.Seq, Duration: time.Duration(r.GetDurationNanos()),
+			MovesDone: int(r.GetMovesDone()), MovesPending: int(r.GetMovesPending())}
 	case e.GetClusterHealthChange() != nil:
 		h := e.GetClusterHealthChange()
 		out.Seq = seqOf(h)

@@ -85,6 +85,20 @@ func (g gatewayBackend) RebalanceNow(ctx context.Context) error {
 	return httpError(g.ck.RebalancePartitions(ctx))
 }
 
+func (g gatewayBackend) PlanRebalance() (*client.RebalancePlan, error) {
+	p, err := g.ck.PlanRebalance()
+	if err != nil {
+		return nil, httpError(err)
+	}
+	out := &client.RebalancePlan{Partitions: make([]client.PlannedPartition, 0, len(p.Partitions)),
+		Moves: p.Moves, PrimaryChanges: p.PrimaryChanges, Pending: p.Pending}
+	for _, pp := range p.Partitions {
+		out.Partitions = append(out.Partitions, client.PlannedPartition{PartitionID: pp.PartitionID,
+			Current: nonNil(pp.Current), Target: nonNil(pp.Target), Add: nonNil(pp.Add), Release: nonNil(pp.Release)})
+	}
+	return out, nil
+}
+
 func (g gatewayBackend) RemoveNode(ctx context.Context, id string) error {
 	return httpError(g.ck.RemoveNode(ctx, id))
 }
@@ -152,6 +166,8 @@ func httpError(err error) error {
 		status, code = http.StatusServiceUnavailable, "timeout"
 	case errors.Is(err, context.Canceled):
 		status, code = http.StatusServiceUnavailable, "cancelled"
+	case errors.Is(err, ErrNotReady):
+		status, code = http.StatusServiceUnavailable, "not_ready"
 	case errors.Is(err, ErrUnknownNode):
 		status, code = http.StatusNotFound, "unknown_node"
 	case errors.Is(err, ErrKeyNotFound):

@@ -250,8 +250,8 @@ func (ck *ClusterKit) registered(v *raftfsm.View) bool {
 // (it keeps running until it returns), and Stop, having stopped everything
 // else, returns an error wrapping ErrCallbackStuck that names it.
 //
-// ctx bounds the graceful part only (handing leadership over, draining HTTP
-// requests, waiting for callbacks): when it ends, Stop still releases
+// ctx bounds the graceful part only (handing primaries and leadership over,
+// draining HTTP requests, waiting for callbacks): when it ends, Stop still releases
 // everything, promptly, and returns an error wrapping ctx.Err(). Every later
 // Stop returns what the first one did.
 func (ck *ClusterKit) Stop(ctx context.Context) error {
@@ -294,7 +294,8 @@ func (ck *ClusterKit) stop(ctx context.Context) error {
 	defer cancelCallbacks()
 	wasRunning := ck.running.Swap(false)
 	var errs []error
-	if wasRunning {
+	if wasRunning && ctx.Err() == nil {
+		_ = ck.drain(ctx) // logged; failure detection does the rest
 		ck.handOverLeadership(ctx)
 	}
 	if ck.server != nil {

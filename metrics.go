@@ -138,6 +138,10 @@ var (
 	descSubscribers     = desc("subscribers", "Event subscriptions (actors and callbacks).")
 	descRebalances      = desc("rebalances_total", "Rebalances committed.")
 	descRebalanceTime   = desc("rebalance_duration_seconds", "From the start of a rebalance on the leader to its commit on this node.")
+	descOwnerStates     = desc("partition_owners", "Partition owners in the committed table, by hand-off state.", "state")
+	descMovesInFlight   = desc("handoff_moves_in_flight", "Copies in progress in the cluster (syncing owners).")
+	descHandoffTime     = desc("handoff_duration_seconds", "From the entry that added an owner to the one that made it ready (its acknowledged copy).")
+	descHandoffTimeouts = desc("handoff_timeouts_total", "Copies HandoffTimeout ended, decided by this node as leader, by outcome.", "outcome")
 	descProposals       = desc("proposals_total", "Commands proposed through this node.")
 	descProposalErrors  = desc("proposal_errors_total", "Proposals that failed.")
 	descQueue           = desc("mailbox_length", "Messages waiting in an actor's mailbox.", "actor")
@@ -230,6 +234,22 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSubscribers, float64(s.Subscribers.Load()))
 	counter(descRebalances, s.Rebalances.Load())
 	ch <- histogram(descRebalanceTime, &s.RebalanceDuration)
+	syncing, ready := 0, 0
+	for _, p := range v.Partitions() {
+		for _, o := range p.Owners {
+			if o.State == raftfsm.OwnerSyncing {
+				syncing++
+			} else {
+				ready++
+			}
+		}
+	}
+	gauge(descOwnerStates, float64(syncing), raftfsm.OwnerSyncing)
+	gauge(descOwnerStates, float64(ready), raftfsm.OwnerReady)
+	gauge(descMovesInFlight, float64(syncing))
+	ch <- histogram(descHandoffTime, &s.HandoffDuration)
+	counter(descHandoffTimeouts, s.HandoffTimeouts.Load(), "cancelled")
+	counter(descHandoffTimeouts, s.HandoffsForced.Load(), "forced")
 	counter(descProposals, s.Proposals.Load())
 	counter(descProposalErrors, s.ProposalErrors.Load())
 	gauge(descQueue, float64(s.StateQueue.Len()), "state")

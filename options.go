@@ -26,7 +26,25 @@ const (
 	DefaultRebalanceDelay    = 100 * time.Millisecond
 	DefaultStartTimeout      = 30 * time.Second
 	DefaultApplyTimeout      = 10 * time.Second
-	rpcTimeout               = 5 * time.Second
+	// DefaultHandoffTimeout bounds one partition copy: long enough for a
+	// large partition over a busy network, short enough that a copy stuck
+	// on a dead source does not hold a rebalance for ever.
+	DefaultHandoffTimeout = 5 * time.Minute
+	// DefaultReplicaDelay covers a process restart by a supervisor
+	// (systemd, Kubernetes) after failure detection removed the node: it
+	// takes its slots back and no other node copies its partitions in the
+	// meantime (the returning node reloads them itself).
+	DefaultReplicaDelay = 30 * time.Second
+	// DefaultMaxMovesPerNode keeps a node serving while it copies: a few
+	// partitions at a time in and out of it.
+	DefaultMaxMovesPerNode = 4
+	// DefaultMaxMovesInFlightFraction is Akka Cluster Sharding's
+	// rebalance-relative-limit: a tenth of the partitions at once.
+	DefaultMaxMovesInFlightFraction = 0.1
+	// DefaultMinReadyReplicas: a partition left with one ready copy is
+	// re-replicated at once, whatever ReplicaDelay says.
+	DefaultMinReadyReplicas = 2
+	rpcTimeout              = 5 * time.Second
 )
 
 // KeyHash selects the key -> partition function, fixed cluster-wide at bootstrap.
@@ -209,10 +227,49 @@ type Options struct {
 
 	// RebalanceDelay debounces membership changes into one rebalance.
 	RebalanceDelay time.Duration
+
+	// Handoff declares that the application acknowledges each partition it
+	// loads: a new owner on this node is "syncing" (it may not be primary)
+	// until a user actor replies PartitionReady to its PartitionChange, an
+	// OnPartitionLoad callback returns nil, or MarkReady is called. Without
+	// it, a new owner here is "ready" at once (the quick start's behaviour).
+	Handoff bool
+	// HandoffTimeout bounds one copy (default DefaultHandoffTimeout). A copy
+	// that takes longer is cancelled when another owner of the partition is
+	// ready (it is tried again after another HandoffTimeout), and forced
+	// ready when none is (there is nobody else to copy from). Both are
+	// logged, counted and announced by a PartitionChange. Leader setting.
+	HandoffTimeout time.Duration
+	// ReplicaDelay is how long the slots of a member that failure detection
+	// removed stay reserved for it (default DefaultReplicaDelay; negative:
+	// re-replicate at once). Its primaries fail over at once; its replicas
+	// are re-created elsewhere only after the delay, unless a partition has
+	// fewer than MinReadyReplicas ready owners. A member that comes back in
+	// time takes its slots back. Leader setting.
+	ReplicaDelay time.Duration
+	// MinReadyReplicas (default DefaultMinReadyReplicas, capped at the
+	// replication factor) is the number of ready owners below which a
+	// partition is re-replicated without waiting for ReplicaDelay.
+	MinReadyReplicas int
+	// MaxMovesPerNode bounds the syncing copies into or out of one node
+	// (default DefaultMaxMovesPerNode; negative: no limit). Leader setting.
+	MaxMovesPerNode int
+	// MaxMovesInFlight and MaxMovesInFlightFraction bound the syncing
+	// copies in the whole cluster: the smaller of MaxMovesInFlight and
+	// MaxMovesInFlightFraction × PartitionCount (at least 1), as Akka's
+	// rebalance limits. 0 leaves MaxMovesInFlight unlimited; the fraction
+	// defaults to DefaultMaxMovesInFlightFraction (negative: unlimited).
+	MaxMovesInFlight         int
+	MaxMovesInFlightFraction float64
+
 	// StartTimeout bounds how long Start waits for the node to be ready.
 	StartTimeout time.Duration
 	// Raft tunes consensus timings.
 	Raft RaftTimings
+
+	// observeApplied, set only by the test harness (internal/testhook),
+	// sees every entry the node applies.
+	observeApplied func(*raftfsm.Applied)
 }
 
 // DefaultOptions returns the options with every default filled in except
@@ -224,8 +281,14 @@ func DefaultOptions() Options {
 		VoterStabilization: DefaultVoterStabilization,
 		HealthCheck:        DefaultHealthCheck(),
 		RebalanceDelay:     DefaultRebalanceDelay,
-		StartTimeout:       DefaultStartTimeout,
-		Raft:               DefaultRaftTimings(),
+		HandoffTimeout:     DefaultHandoffTimeout,
+		ReplicaDelay:       DefaultReplicaDelay,
+		MinReadyReplicas:   DefaultMinReadyReplicas,
+		MaxMovesPerNode:    DefaultMaxMovesPerNode,
+
+		MaxMovesInFlightFraction: DefaultMaxMovesInFlightFraction,
+		StartTimeout:             DefaultStartTimeout,
+		Raft:                     DefaultRaftTimings(),
 	}
 }
 
@@ -293,6 +356,21 @@ func (o Options) withDefaults() Options {
 	}
 	if o.RebalanceDelay == 0 {
 		o.RebalanceDelay = DefaultRebalanceDelay
+	}
+	if o.HandoffTimeout == 0 {
+		o.HandoffTimeout = DefaultHandoffTimeout
+	}
+	if o.ReplicaDelay == 0 {
+		o.ReplicaDelay = DefaultReplicaDelay
+	}
+	if o.MinReadyReplicas == 0 {
+		o.MinReadyReplicas = DefaultMinReadyReplicas
+	}
+	if o.MaxMovesPerNode == 0 {
+		o.MaxMovesPerNode = DefaultMaxMovesPerNode
+	}
+	if o.MaxMovesInFlightFraction == 0 {
+		o.MaxMovesInFlightFraction = DefaultMaxMovesInFlightFraction
 	}
 	if o.StartTimeout == 0 {
 		o.StartTimeout = DefaultStartTimeout
@@ -405,6 +483,15 @@ func (o Options) Validate() error {
 			bad("service %q: address %q is not host:port or :port", name, addr)
 		}
 	}
+	if o.MinReadyReplicas < 0 || o.MinReadyReplicas > raftfsm.MaxReplicationFactor {
+		bad("MinReadyReplicas %d is outside [0, %d]", o.MinReadyReplicas, raftfsm.MaxReplicationFactor)
+	}
+	if o.MaxMovesInFlight < 0 {
+		bad("MaxMovesInFlight must not be negative (0: no absolute limit)")
+	}
+	if f := o.MaxMovesInFlightFraction; f > 1 || f != f {
+		bad("MaxMovesInFlightFraction %v must be at most 1 (negative: no limit)", f)
+	}
 	if strings.ContainsAny(o.AuthToken, " \t\r\n") {
 		bad("AuthToken must not contain whitespace")
 	}
@@ -415,7 +502,7 @@ func (o Options) Validate() error {
 		name string
 		v    time.Duration
 	}{
-		{"RebalanceDelay", o.RebalanceDelay}, {"StartTimeout", o.StartTimeout},
+		{"RebalanceDelay", o.RebalanceDelay}, {"StartTimeout", o.StartTimeout}, {"HandoffTimeout", o.HandoffTimeout},
 		{"Raft.HeartbeatTimeout", o.Raft.HeartbeatTimeout}, {"Raft.ElectionTimeout", o.Raft.ElectionTimeout},
 		{"Raft.LeaderLeaseTimeout", o.Raft.LeaderLeaseTimeout}, {"Raft.CommitTimeout", o.Raft.CommitTimeout},
 		{"Raft.SnapshotInterval", o.Raft.SnapshotInterval},

@@ -118,6 +118,9 @@ func New(opts Options) (*ClusterKit, error) {
 		tracker:   actors.NewPeerTracker(),
 		callbacks: actors.NewCallbackRegistry(),
 	}
+	if opts.observeApplied != nil {
+		ck.fsm.SetObserver(opts.observeApplied)
+	}
 	ck.life = actors.NewLife(ck.membershipChanged)
 	if ck.network == nil {
 		ck.network = &TCPNetwork{}

@@ -47,8 +47,24 @@ type Partition struct {
 	ReplicaNodes []string `json:"replica_nodes"`
 	// Epoch increases whenever the owner list changes; use it to fence writes.
 	Epoch uint64 `json:"epoch"`
-	num   int
+	// Owners lists the primary then the replicas, each with its hand-off
+	// state: "syncing" (assigned, still loading) or "ready" (holds the data).
+	// The primary is always ready unless no owner is.
+	Owners []PartitionOwner `json:"owners"`
+	num    int
 }
+
+// PartitionOwner is one owner of a partition and its hand-off state.
+type PartitionOwner struct {
+	ID    string `json:"id"`
+	State string `json:"state"` // OwnerSyncing or OwnerReady
+}
+
+// Owner states of PartitionOwner.State.
+const (
+	OwnerSyncing = raftfsm.OwnerSyncing
+	OwnerReady   = raftfsm.OwnerReady
+)
 
 // Number returns the partition's index (the n of "partition-n").
 func (p *Partition) Number() int { return p.num }
@@ -138,7 +154,14 @@ func (ck *ClusterKit) table() *table {
 }
 
 // prebuildTable builds the table of a new view off the read path.
-func (ck *ClusterKit) prebuildTable(v *raftfsm.View) { ck.publishTable(buildTable(v)) }
+// A view already replaced by a newer one is skipped: the newer one's turn
+// comes, and a burst of entries builds one table, not one each.
+func (ck *ClusterKit) prebuildTable(v *raftfsm.View) {
+	if ck.fsm.View() != v {
+		return
+	}
+	ck.publishTable(buildTable(v))
+}
 
 // publishTable stores t unless a table of a newer view is there already,
 // and returns the table to read.
@@ -174,9 +197,15 @@ func buildTable(v *raftfsm.View) *table {
 		total += len(v.Nodes(i))
 	}
 	owners := make([]Node, 0, total)
+	states := make([]PartitionOwner, 0, total)
 	for i := range fsmParts {
 		p := &fsmParts[i]
-		t.parts[i] = Partition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: p.ReplicaNodes, Epoch: p.Epoch, num: p.Number()}
+		fromState := len(states)
+		for _, o := range p.Owners {
+			states = append(states, PartitionOwner(o))
+		}
+		t.parts[i] = Partition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: p.ReplicaNodes, Epoch: p.Epoch, num: p.Number(),
+			Owners: states[fromState:len(states):len(states)]}
 		t.primary[i] = byID[p.PrimaryNode]
 		from := len(owners)
 		for _, n := range v.Nodes(i) {

@@ -31,7 +31,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Logger: ck.log,
 		Stats:  ck.stats,
 		Self: &messages.Member{
-			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services,
+			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services, Handoff: o.Handoff,
 		},
 		Life:               ck.life,
 		Resumed:            ck.resumed,
@@ -54,6 +54,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 			}
 		},
 		RebalanceDelay: o.RebalanceDelay,
+		Handoff:        handoffConfig(o),
 		Health: actors.HealthConfig{
 			Enabled: !o.HealthCheck.Disable, Interval: o.HealthCheck.Interval,
 			Timeout: o.HealthCheck.Timeout, FailureThreshold: o.HealthCheck.FailureThreshold, RemovalGrace: o.HealthCheck.RemovalGrace,
@@ -136,4 +137,14 @@ func (ck *ClusterKit) stateActor() *actor.PID {
 	ck.mu.Lock()
 	defer ck.mu.Unlock()
 	return ck.children.State
+}
+
+// handoffConfig is the leader's hand-off policy from the options (with
+// defaults filled in): negative values switch a limit off.
+func handoffConfig(o Options) actors.HandoffConfig {
+	return actors.HandoffConfig{
+		MaxMovesPerNode: max(o.MaxMovesPerNode, 0), MaxMovesInFlight: o.MaxMovesInFlight,
+		MaxMovesInFlightFraction: max(o.MaxMovesInFlightFraction, 0),
+		HandoffTimeout:           o.HandoffTimeout, ReplicaDelay: max(o.ReplicaDelay, 0), MinReadyReplicas: o.MinReadyReplicas,
+	}
 }

@@ -81,8 +81,28 @@ func (g *Gateway) removeNode(w http.ResponseWriter, r *http.Request) {
 	g.write(w, r, http.StatusOK, client.ChangeResult{OK: true, NodeID: id, Version: g.b.View().Version(), Message: "removed"})
 }
 
+// rebalance commits a new table, or with ?dry_run=true answers the plan of
+// the next rebalance and changes nothing.
 func (g *Gateway) rebalance(w http.ResponseWriter, r *http.Request) {
+	dry := false
+	switch d := r.URL.Query().Get("dry_run"); d {
+	case "", "false":
+	case "true":
+		dry = true
+	default:
+		g.fail(w, r, http.StatusBadRequest, "bad_request", "dry_run must be true or false, got "+quote(d))
+		return
+	}
 	if !g.noBody(w, r) {
+		return
+	}
+	if dry {
+		plan, err := g.b.PlanRebalance()
+		if err != nil {
+			g.failErr(w, r, err)
+			return
+		}
+		g.write(w, r, http.StatusOK, plan)
 		return
 	}
 	if err := g.b.RebalanceNow(r.Context()); err != nil {

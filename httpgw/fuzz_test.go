@@ -674,7 +674,7 @@ var fzShared = sync.OnceValues(func() (*fzFixture, error) {
 			return nil, fmt.Errorf("apply %d: %v", i+1, res)
 		}
 	}
-	log := eventlog.New(16, actors.Seq{})
+	log := eventlog.New(14, actors.Seq{})
 	for _, a := range applied {
 		for _, e := range raftfsm.Events(a, start.Add(time.Minute)) {
 			log.Append(e)
@@ -706,7 +706,7 @@ type fzMode uint8
 const (
 	fzStopped   fzMode = 1 << iota // Status().Running is false
 	fzNoLeader                     // no leader known
-	fzFailing                      // Leave, RemoveNode and RebalanceNow fail
+	fzFailing                      // Leave, RemoveNode, RebalanceNow and PlanRebalance fail
 	fzRefusing                     // Join, Propose, Rebalance and TransferLeadership refuse
 	fzBadJSON                      // Detailed and MetricsJSON have no answer (nil)
 	fzETag                         // the request carries If-None-Match with the current etag
@@ -823,6 +823,16 @@ func (b *fzBackend) RebalanceNow(context.Context) error {
 		return errors.New("backend: rebalance failed") // a plain error: 500
 	}
 	return nil
+}
+
+// PlanRebalance changes nothing: it is no mutating call.
+func (b *fzBackend) PlanRebalance() (*client.RebalancePlan, error) {
+	if b.mode&fzFailing != 0 {
+		return nil, errors.New("backend: plan failed") // a plain error: 500
+	}
+	return &client.RebalancePlan{Partitions: []client.PlannedPartition{{PartitionID: "partition-3",
+		Current: []string{"n1", "n2"}, Target: []string{"n3", "n2"}, Add: []string{"n3"}, Release: []string{"n1"}}},
+		Moves: 1, PrimaryChanges: 1}, nil
 }
 
 func (b *fzBackend) Leave(context.Context) error {
@@ -1194,7 +1204,7 @@ var fzGatewayCases = []struct {
 	{"GET", "/events", "kinds=bogus", "", "", 0, 400, true},
 	{"GET", "/events", "kinds=,", "", "", 0, 400, true},
 	{"GET", "/events", "since=0.0", "", "", 0, 410, true},
-	{"GET", "/events", "since=5.1", "", "", 0, 410, true}, // the fixture's log keeps 5.3 to 5.18, floor 5.2
+	{"GET", "/events", "since=5.1", "", "", 0, 410, true}, // the fixture's log keeps 5.3 to 5.16, floor 5.2
 	{"GET", "/events", "since=5.2", "", "", 0, 200, true},
 	{"GET", "/events", "since=5.10&kinds=partition_change,rebalance_complete", "", "", 0, 200, true},
 	{"GET", "/events", "since=5", "", "", 0, 200, true},
@@ -1225,6 +1235,14 @@ var fzGatewayCases = []struct {
 	{"POST", "/rebalance", "", "", "", 0, 200, false},
 	{"POST", "/rebalance", "", "", "", fzFailing, 500, false},
 	{"POST", "/rebalance", "", "application/json", "[]", 0, 400, false},
+	{"POST", "/rebalance", "dry_run=true", "", "", 0, 200, false},
+	{"POST", "/rebalance", "dry_run=false", "", "", 0, 200, false},
+	{"POST", "/rebalance", "dry_run=true", "", "{}", 0, 200, false},
+	{"POST", "/rebalance", "dry_run=true", "", "", fzFailing, 500, false},
+	{"POST", "/rebalance", "dry_run=yes", "", "", 0, 400, false},
+	{"POST", "/rebalance", "dry_run=", "", "", 0, 200, false},
+	{"POST", "/rebalance", "dry_run=true", "application/json", "[]", 0, 400, false},
+	{"GET", "/rebalance", "dry_run=true", "", "", 0, 405, true},
 	{"POST", "/leadership/transfer", "", "", "", 0, 200, false},
 	{"POST", "/leadership/transfer", "", "application/json", `{"target_id":"n2"}`, 0, 200, false},
 	{"POST", "/leadership/transfer", "", "application/json", `{"target_id":"n2"}`, fzRefusing, 503, false},
@@ -1280,19 +1298,81 @@ func TestGatewayRequestsSeeds(t *testing.T) {
 	}
 }
 
+// A dry run answers the backend's plan and makes no mutating call; a bad
+// dry_run value is a 400 before any call.
+func TestGatewayRebalanceDryRun(t *testing.T) {
+	fx := fzGetFixture(t)
+	rec, b := fzServe(t, fx, fzRequest{method: "POST", target: "/rebalance?dry_run=true", auth: "Bearer " + fzToken})
+	if rec.Code != http.StatusOK || len(b.mutating) != 0 {
+		t.Fatalf("dry run = %d, calls %v; body %s", rec.Code, b.mutating, rec.Body)
+	}
+	var plan client.RebalancePlan
+	if err := json.Unmarshal(rec.Body.Bytes(), &plan); err != nil {
+		t.Fatal(err)
+	}
+	if plan.Moves != 1 || plan.PrimaryChanges != 1 || len(plan.Partitions) != 1 || plan.Partitions[0].PartitionID != "partition-3" ||
+		!slices.Equal(plan.Partitions[0].Add, []string{"n3"}) || !slices.Equal(plan.Partitions[0].Release, []string{"n1"}) {
+		t.Fatalf("plan %+v", plan)
+	}
+	rec, b = fzServe(t, fx, fzRequest{method: "POST", target: "/rebalance?dry_run=1", auth: "Bearer " + fzToken})
+	if rec.Code != http.StatusBadRequest || len(b.mutating) != 0 || !strings.Contains(rec.Body.String(), "dry_run") {
+		t.Fatalf("dry_run=1 = %d, calls %v; body %s", rec.Code, b.mutating, rec.Body)
+	}
+	rec, b = fzServe(t, fx, fzRequest{method: "POST", target: "/rebalance?dry_run=false", auth: "Bearer " + fzToken})
+	if rec.Code != http.StatusOK || !slices.Equal(b.mutating, []string{"RebalanceNow"}) {
+		t.Fatalf("dry_run=false = %d, calls %v", rec.Code, b.mutating)
+	}
+}
+
+// Every partition of /partitions and /cluster lists its owners, primary
+// first, each with its hand-off state.
+func TestGatewayPartitionOwners(t *testing.T) {
+	fx := fzGetFixture(t)
+	rec, _ := fzServe(t, fx, fzRequest{method: "GET", target: "/partitions"})
+	var page client.PartitionsPage
+	if err := json.Unmarshal(rec.Body.Bytes(), &page); rec.Code != http.StatusOK || err != nil {
+		t.Fatalf("/partitions = %d, %v", rec.Code, err)
+	}
+	rec, _ = fzServe(t, fx, fzRequest{method: "GET", target: "/cluster"})
+	var cr client.ClusterResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &cr); rec.Code != http.StatusOK || err != nil || cr.Cluster == nil || cr.Cluster.PartitionMap == nil {
+		t.Fatalf("/cluster = %d, %v: %.300s", rec.Code, err, rec.Body)
+	}
+	c := cr.Cluster
+	if len(page.Partitions) != 8 || len(c.PartitionMap.Partitions) != 8 {
+		t.Fatalf("%d partitions in /partitions, %d in /cluster", len(page.Partitions), len(c.PartitionMap.Partitions))
+	}
+	for _, p := range page.Partitions {
+		if len(p.Owners) != 1+len(p.ReplicaNodes) || p.Owners[0].ID != p.PrimaryNode {
+			t.Fatalf("%s: owners %+v, primary %q, replicas %v", p.ID, p.Owners, p.PrimaryNode, p.ReplicaNodes)
+		}
+		for i, o := range p.Owners {
+			if o.State != "ready" && o.State != "syncing" {
+				t.Fatalf("%s: owner %+v", p.ID, o)
+			}
+			if i > 0 && o.ID != p.ReplicaNodes[i-1] {
+				t.Fatalf("%s: owners %+v, replicas %v", p.ID, p.Owners, p.ReplicaNodes)
+			}
+		}
+		if q := c.PartitionMap.Partitions[p.ID]; q == nil || !slices.Equal(q.Owners, p.Owners) {
+			t.Fatalf("%s: /cluster owners %+v, /partitions %+v", p.ID, q, p.Owners)
+		}
+	}
+}
+
 func TestGatewayEventStream(t *testing.T) {
 	fx := fzGetFixture(t)
-	if floor, last := eventlog.FormatSeq(fx.events.Floor()), eventlog.FormatSeq(fx.events.Last()); floor != "5.2" || last != "5.18" {
-		t.Fatalf("the fixture's log holds (%s, %s], the seeds expect (5.2, 5.18]", floor, last)
+	if floor, last := eventlog.FormatSeq(fx.events.Floor()), eventlog.FormatSeq(fx.events.Last()); floor != "5.2" || last != "5.16" {
+		t.Fatalf("the fixture's log holds (%s, %s], the seeds expect (5.2, 5.16]", floor, last)
 	}
 	for _, c := range []struct {
 		query    string
 		has, not []string
 	}{
-		{"since=5.2", []string{"\nid: 5.3\n", "\nid: 5.18\n"}, []string{"id: 5.2\n"}},
-		{"since=5.17", []string{"\nid: 5.18\n"}, []string{"id: 5.17\n"}},
+		{"since=5.2", []string{"\nid: 5.3\n", "\nid: 5.16\n"}, []string{"id: 5.2\n"}},
+		{"since=5.15", []string{"\nid: 5.16\n"}, []string{"id: 5.15\n"}},
 		{"since=5.2&kinds=partition_change", []string{"event: partition_change\n"}, []string{"event: rebalance_complete\n"}},
-		{"", []string{"after 5.18\n"}, []string{"id: "}},
+		{"", []string{"after 5.16\n"}, []string{"id: "}},
 	} {
 		rec, _ := fzServe(t, fx, fzRequest{method: "GET", target: "/events?" + c.query})
 		body := rec.Body.String()

@@ -73,6 +73,9 @@ type Backend interface {
 
 	// Rebalance runs a manual rebalance and returns after its commit.
 	RebalanceNow(ctx context.Context) error
+	// PlanRebalance is what the next rebalance would do, changing nothing
+	// (POST /rebalance?dry_run=true).
+	PlanRebalance() (*client.RebalancePlan, error)
 	// Leave removes this node from the cluster, then stops it in the
 	// background (after the answer is written).
 	Leave(ctx context.Context) error

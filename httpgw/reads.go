@@ -126,7 +126,11 @@ func partitionJSON(p *raftfsm.Partition) client.Partition {
 	if replicas == nil {
 		replicas = []string{}
 	}
-	return client.Partition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: replicas, Epoch: p.Epoch}
+	owners := make([]client.PartitionOwner, 0, len(p.Owners))
+	for _, o := range p.Owners {
+		owners = append(owners, client.PartitionOwner{ID: o.ID, State: o.State})
+	}
+	return client.Partition{ID: p.ID, PrimaryNode: p.PrimaryNode, ReplicaNodes: replicas, Epoch: p.Epoch, Owners: owners}
 }
 
 // hashConfig describes the committed key hash for clients that map keys

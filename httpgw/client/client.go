@@ -549,6 +549,15 @@ func (c *Client) Rebalance(ctx context.Context) (*ChangeResult, error) {
 	return &out, err
 }
 
+// PlanRebalance calls POST /rebalance?dry_run=true: what the next rebalance
+// would do, computed by the answering node, changing nothing. It needs the
+// token.
+func (c *Client) PlanRebalance(ctx context.Context) (*RebalancePlan, error) {
+	var out RebalancePlan
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/rebalance", query: url.Values{"dry_run": {"true"}}}, &out)
+	return &out, err
+}
+
 // TransferLeadership calls POST /leadership/transfer: Raft leadership moves
 // to target, or to any other voter when target is "". It needs the token.
 func (c *Client) TransferLeadership(ctx context.Context, target string) (*TransferResult, error) {

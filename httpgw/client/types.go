@@ -42,6 +42,36 @@ type Partition struct {
 	ReplicaNodes []string `json:"replica_nodes"`
 	// Epoch increases whenever the owner list changes; use it to fence writes.
 	Epoch uint64 `json:"epoch"`
+	// Owners lists the primary then the replicas, each with its hand-off
+	// state: "syncing" (assigned, still loading) or "ready" (holds the data).
+	Owners []PartitionOwner `json:"owners"`
+}
+
+// PartitionOwner is one owner of a partition and its hand-off state.
+type PartitionOwner struct {
+	ID    string `json:"id"`
+	State string `json:"state"` // "syncing" or "ready"
+}
+
+// PlannedPartition is one partition a rebalance would change.
+type PlannedPartition struct {
+	PartitionID string   `json:"partition_id"`
+	Current     []string `json:"current"` // owners now, primary first
+	Target      []string `json:"target"`  // owners after the hand-off, primary first
+	Add         []string `json:"add"`     // nodes that would load it
+	Release     []string `json:"release"` // nodes that would drop it
+}
+
+// RebalancePlan is what the next rebalance would do: the body of
+// POST /rebalance?dry_run=true.
+type RebalancePlan struct {
+	Partitions []PlannedPartition `json:"partitions"`
+	// Moves counts the copies (partition, new owner); PrimaryChanges the
+	// primary roles that change hands; Pending the copies a hand-off in
+	// progress still waits for.
+	Moves          int `json:"moves"`
+	PrimaryChanges int `json:"primary_changes"`
+	Pending        int `json:"pending"`
 }
 
 // PartitionMap holds the partitions by ID (the reference's shape).
