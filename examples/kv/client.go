@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterkit/clusterkit/httpgw/client"
@@ -54,6 +55,8 @@ type Client struct {
 	// switching serializes the replacement of the Router, so that failing
 	// operations open one new Router, not one each.
 	switching sync.Mutex
+
+	retried atomic.Int64 // operations that needed more than one attempt
 
 	mu       sync.Mutex
 	gateways []string // seeds first, then every node learnt from /cluster
@@ -104,6 +107,10 @@ func (c *Client) Close() {
 	c.http.CloseIdleConnections()
 	c.gw.CloseIdleConnections()
 }
+
+// Retried returns how many operations needed more than one attempt (a node
+// down, not the owner any more, or still loading): what the retries hid.
+func (c *Client) Retried() int64 { return c.retried.Load() }
 
 func (c *Client) requestTimeout() time.Duration {
 	if c.RequestTimeout > 0 {
@@ -316,6 +323,9 @@ func (c *Client) do(ctx context.Context, key string, attempt func(context.Contex
 	backoff := 20 * time.Millisecond
 	var last error
 	for i := range max(c.Attempts, 1) {
+		if i == 1 {
+			c.retried.Add(1)
+		}
 		if i > 0 {
 			select {
 			case <-ctx.Done():

@@ -14,10 +14,15 @@
 // POST /internal/replicate and GET /internal/partitions/{id}.
 //
 // The store actor (store.go), subscribed with ck.Subscribe(pid, OnlyMine()),
-// is the only code that touches the data. PartitionChange: copy the
-// partition from CopyFromNodes in order, then from its other current
+// is the only code that touches the data. The node declares Options.Handoff:
+// a partition it gains is "syncing" (never primary) until the store replies
+// PartitionReady. PartitionChange with action load: copy the partition from
+// CopyFromNodes (its ready owners) in order, then from its other current
 // owners, with backoff, for up to 30 s (NoLiveSource: start it empty and
-// log a warning). NodeRejoin of itself: what it held before the restart is
+// log a warning), then acknowledge. Action release: every new owner is
+// ready and the flip is committed, so the data is dropped at once. A stop
+// (SIGTERM) first hands the node's primaries over (ClusterKit.Drain) while
+// the kv API still serves, then closes it. NodeRejoin of itself: what it held before the restart is
 // stale (in memory, nothing is left), every partition waits for the reload
 // that follows. NodeLeave of itself: drop everything. RebalanceComplete:
 // partitions the table moved away stop serving clients and are dropped

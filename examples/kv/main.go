@@ -46,6 +46,7 @@ func run(args []string) error {
 		heartbeat   = fs.Duration("raft-heartbeat-timeout", d.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
 		election    = fs.Duration("raft-election-timeout", d.Raft.ElectionTimeout, "Raft election timeout")
 		handoff     = fs.Duration("handoff-grace", copyDeadline, "how long a partition moved to other nodes is kept for them to copy")
+		ackLoads    = fs.Bool("handoff", true, "acknowledge each partition load once its copy is in (ClusterKit's hand-off); false: a new owner\ncounts as ready at once, as in an application without hand-off handling (for comparison)")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
 	)
 	var keyHash clusterkit.KeyHash
@@ -111,7 +112,7 @@ func run(args []string) error {
 		}
 		return err
 	}
-	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff})
+	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff, NoHandoff: !*ackLoads})
 	if err != nil {
 		return err
 	}

@@ -27,6 +27,7 @@ type Node struct {
 	srv     *http.Server
 	srvDone chan struct{}
 	pid     *actor.PID
+	log     *slog.Logger
 	cancel  context.CancelFunc
 	closed  sync.Once
 
@@ -43,6 +44,9 @@ type Config struct {
 	// HandoffGrace is how long a partition the table moved away stays in
 	// memory, served only to the nodes that copy it (default 30 s).
 	HandoffGrace time.Duration
+	// NoHandoff leaves ClusterKit's hand-off off: a new owner counts as
+	// ready (and may lead) before its copy is in. For comparison only.
+	NoHandoff bool
 }
 
 // NewNode listens on the kv address, creates the ClusterKit node with the
@@ -62,6 +66,9 @@ func NewNode(cfg Config) (*Node, error) {
 		o.Services = map[string]string{}
 	}
 	o.Services["kv"] = advertised
+	// The store acknowledges each partition it loads (PartitionReady once
+	// its copy is in): a new owner leads nothing before it has the data.
+	o.Handoff = !cfg.NoHandoff
 	ck, err := clusterkit.New(o)
 	if err != nil {
 		_ = ln.Close()
@@ -85,7 +92,7 @@ func NewNode(cfg Config) (*Node, error) {
 		_ = ck.Stop(context.Background())
 		return nil, fmt.Errorf("subscribe the store: %w", err)
 	}
-	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, cancel: cancel, srvDone: make(chan struct{}), newConns: map[net.Conn]struct{}{}}
+	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, log: logger.With("node", o.NodeID), cancel: cancel, srvDone: make(chan struct{}), newConns: map[net.Conn]struct{}{}}
 	n.srv = &http.Server{
 		Handler:           (&server{ck: ck, system: ck.ActorSystem(), store: pid, st: st}).routes(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -114,8 +121,13 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop stops the kv API, the store and ClusterKit (without leaving).
+// Stop hands this node's primaries over to ready replicas while the kv API
+// still serves (writes in flight finish, clients learn the new primaries),
+// then stops the kv API, the store and ClusterKit (without leaving).
 func (n *Node) Stop(ctx context.Context) error {
+	if err := n.CK.Drain(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
+		n.log.Warn("stopping without handing primaries over", "error", err)
+	}
 	n.closeKV()
 	return n.CK.Stop(ctx)
 }

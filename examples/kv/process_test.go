@@ -62,6 +62,13 @@ func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 // kills it (kill -9) if it still runs, and shows its log if the test failed.
 func (p *kvProc) launch(t *testing.T, args ...string) {
 	t.Helper()
+	p.start(t, args...)()
+}
+
+// start launches the process and returns the wait for its ready line, so
+// that several can start at the same moment.
+func (p *kvProc) start(t *testing.T, args ...string) (wait func()) {
+	t.Helper()
 	args = append([]string{"-id", p.id, "-http", p.http, "-kv", p.kv, "-data-dir", p.dataDir, "-log-level", "debug"}, args...)
 	p.cmd = exec.Command(kvBin.Path(t), args...)
 	logPath := filepath.Join(t.TempDir(), p.id+".log")
@@ -80,10 +87,30 @@ func (p *kvProc) launch(t *testing.T, args ...string) {
 			}
 		}
 	})
-	p.running = proctest.Start(t, p.id, p.cmd, func(line string) bool {
+	pending := proctest.Launch(t, p.id, p.cmd, func(line string) bool {
 		return strings.Contains(line, "node="+p.id) && strings.Contains(line, "kv="+p.kv)
 	}, nil)
-	p.done = p.running.Done
+	return func() {
+		t.Helper()
+		p.running = pending.Wait(t)
+		p.done = p.running.Done
+	}
+}
+
+// sigterm stops p the planned way and waits until it exited with status 0.
+func (p *kvProc) sigterm(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+			t.Fatalf("%s exited with %d after SIGTERM", p.id, code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not stop after SIGTERM", p.id)
+	}
 }
 
 // kill9 kills p with SIGKILL and waits for it to be gone.
@@ -361,17 +388,7 @@ func killRestartKill(t *testing.T, removed bool) {
 
 	// SIGTERM stops a node cleanly (exit status 0).
 	for _, p := range survivors {
-		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case <-p.done:
-			if code := p.cmd.ProcessState.ExitCode(); code != 0 {
-				t.Fatalf("%s exited with %d after SIGTERM", p.id, code)
-			}
-		case <-time.After(20 * time.Second):
-			t.Fatalf("%s did not stop after SIGTERM", p.id)
-		}
+		p.sigterm(t)
 	}
 }
 

@@ -33,6 +33,9 @@ type partitionData struct {
 	gen    uint64 // identifies the load in progress: late copy results of an older one are ignored
 	epoch  uint64 // epoch of the PartitionChange that started the load
 	ahead  uint64 // highest epoch a primary sent writes with (it may know a table this node has not applied yet)
+	// ackTo is where the acknowledgement of the load in progress goes (the
+	// sender of its PartitionChange); nil when the owner is ready already.
+	ackTo *actor.PID
 	// releasedAt: when the table stopped giving this partition to this
 	// node. It is kept for handoffGrace, to serve the nodes copying it.
 	releasedAt time.Time
@@ -141,7 +144,7 @@ func (s *store) Receive(ctx actor.Context) {
 	case *releaseCheck:
 		s.release(ctx)
 	case *copyResult:
-		s.copied(m)
+		s.copied(ctx, m)
 	case *getRequest:
 		ctx.Respond(s.get(m))
 	case *writeRequest:
@@ -156,24 +159,44 @@ func (s *store) Receive(ctx actor.Context) {
 	}
 }
 
-// partitionChange: this node newly holds a partition (or must reload it).
-// What the partition already has (writes replicated to it meanwhile) is
-// kept: copies merge by version.
+// partitionChange: this node must load a partition (action load), or let
+// go of one (release). A load keeps what the partition already has (writes
+// replicated to it meanwhile): copies merge by version. The owner is
+// "syncing" until the copy is done and acknowledged with PartitionReady:
+// until then it may not become primary, and it serves no client.
 func (s *store) partitionChange(ctx actor.Context, e *messages.PartitionChange) {
 	id := e.GetPartitionId()
+	switch e.GetAction() {
+	case clusterkit.PartitionLoad, "":
+	case clusterkit.PartitionRelease:
+		// The hand-off is over: every new owner is ready and the flip that
+		// replaced this node (if it was primary) is committed. Nobody copies
+		// from a released owner, so the data goes at once.
+		if d := s.parts[id]; d != nil && !s.holds(id) && d.ahead <= e.GetEpoch() {
+			delete(s.parts, id)
+			s.log.Debug("partition released: dropped", "partition", id, "epoch", e.GetEpoch())
+		}
+		return
+	default:
+		return // a role change keeps the data
+	}
 	p := s.parts[id]
 	if p == nil {
 		p = &partitionData{data: map[string]entry{}}
 		s.parts[id] = p
 	}
 	s.gen++
-	p.gen, p.epoch, p.loaded, p.failed, p.releasedAt = s.gen, e.GetEpoch(), false, false, time.Time{}
+	p.gen, p.epoch, p.loaded, p.failed, p.releasedAt, p.ackTo = s.gen, e.GetEpoch(), false, false, time.Time{}, nil
+	if e.GetState() == clusterkit.OwnerSyncing {
+		p.ackTo = ctx.Sender()
+	}
 	switch {
 	case e.GetInitial():
-		p.loaded = true // a brand new cluster: there is no data anywhere yet
+		// A brand new cluster: there is no data anywhere yet.
+		s.loadedAt(ctx, id, p)
 		s.log.Debug("partition assigned", "partition", id, "role", e.GetRole())
 	case e.GetNoLiveSource():
-		p.loaded = true
+		s.loadedAt(ctx, id, p)
 		s.log.Warn("no live source for partition: starting it empty (any data it had is lost)",
 			"partition", id, "reason", e.GetChangeReason(), "epoch", e.GetEpoch())
 	default:
@@ -185,6 +208,16 @@ func (s *store) partitionChange(ctx actor.Context, e *messages.PartitionChange) 
 		go s.copyPartition(ctx.ActorSystem(), ctx.Self(), id, p.gen, p.epoch, sources)
 	}
 	s.logReadiness()
+}
+
+// loadedAt marks p loaded and acknowledges its load: the owner becomes
+// ready (and may become primary) once the acknowledgement is committed.
+func (s *store) loadedAt(ctx actor.Context, id string, p *partitionData) {
+	p.loaded = true
+	if p.ackTo != nil {
+		ctx.Send(p.ackTo, &messages.PartitionReady{PartitionId: id, Epoch: p.epoch})
+		p.ackTo = nil
+	}
 }
 
 // rejoined: this node restarted and the cluster knows it again. What it held
@@ -200,7 +233,7 @@ func (s *store) rejoined(e *messages.NodeRejoin) {
 			}
 		}
 		s.gen++
-		p.gen, p.loaded, p.failed = s.gen, false, false
+		p.gen, p.loaded, p.failed, p.ackTo = s.gen, false, false, nil
 	}
 	s.log.Info("this node rejoined: its partitions are reloaded from live owners",
 		"offline", time.Duration(e.GetOfflineDurationNanos()).Round(time.Millisecond),
@@ -260,7 +293,7 @@ func (s *store) release(ctx actor.Context) {
 	s.logReadiness()
 }
 
-func (s *store) copied(r *copyResult) {
+func (s *store) copied(ctx actor.Context, r *copyResult) {
 	p := s.parts[r.part]
 	if p == nil || p.gen != r.gen {
 		return // dropped or reloaded since: this result is stale
@@ -273,7 +306,7 @@ func (s *store) copied(r *copyResult) {
 	for k, en := range r.entries {
 		s.merge(p, k, en)
 	}
-	p.loaded = true
+	s.loadedAt(ctx, r.part, p)
 	s.log.Debug("partition loaded", "partition", r.part, "from", r.source, "keys", len(r.entries))
 	s.logReadiness()
 }
@@ -402,6 +435,17 @@ func (s *store) snapshot(m *snapshotRequest) *snapshotReply {
 		return &snapshotReply{err: errLoading(m.part)}
 	}
 	return &snapshotReply{entries: maps.Clone(d.data)}
+}
+
+// holds reports whether this node owns partition id in the current table
+// (one lookup, not a scan of the table).
+func (s *store) holds(id string) bool {
+	pm := s.ck.GetCluster().PartitionMap
+	if pm == nil {
+		return false
+	}
+	p, ok := pm.Partitions[id]
+	return ok && (p.PrimaryNode == s.self || slices.Contains(p.ReplicaNodes, s.self))
 }
 
 // held is the set of partitions this node owns in the current table.

@@ -39,18 +39,26 @@ func (b *syncBuffer) String() string {
 func waitSettled(t *testing.T, nodes map[string]*Node) {
 	t.Helper()
 	var last []Status
+	var lastPlan string
 	defer func() {
 		if t.Failed() {
-			t.Logf("last statuses: %+v", last)
+			t.Logf("last statuses: %+v; last plan: %s", last, lastPlan)
 		}
 	}()
-	actortest.Eventually(t, 10*time.Second, "every node ready with the same table, holding only its partitions", func() bool {
+	actortest.Eventually(t, 10*time.Second, "every node ready with the same table, holding only its partitions, no hand-off left", func() bool {
 		var sums []uint64
 		last = last[:0]
 		for _, n := range nodes {
 			st, err := kvStatus(n.KVAddr)
 			last = append(last, st)
 			if err != nil || !st.Ready || st.Stored != st.Held || len(n.CK.GetCluster().Nodes) != len(nodes) {
+				return false
+			}
+			// The table is settled only when no hand-off is left to run:
+			// a join first commits nothing new, so a stable checksum alone
+			// can precede the first step.
+			if plan, err := n.CK.PlanRebalance(); err != nil || len(plan.Partitions) != 0 || plan.Pending != 0 {
+				lastPlan = fmt.Sprintf("%s: %+v %v", n.CK.GetMyNodeID(), plan, err)
 				return false
 			}
 			sums = append(sums, n.CK.TableChecksum())

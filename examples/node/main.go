@@ -25,6 +25,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
@@ -47,6 +48,38 @@ func envBool(name string, def bool) bool {
 		return b
 	}
 	return def
+}
+
+// envDuration reads a duration environment variable ("30s", "-1s", ...),
+// def when unset or unreadable.
+func envDuration(name string, def time.Duration) time.Duration {
+	if d, err := time.ParseDuration(os.Getenv(name)); err == nil {
+		return d
+	}
+	return def
+}
+
+// envInt reads an integer environment variable, def when unset or
+// unreadable.
+func envInt(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil {
+		return n
+	}
+	return def
+}
+
+// handoffFlags defines the flags that pace the partition hand-off (their
+// defaults from d, or from their environment variables) and returns what
+// sets them in Options once fs is parsed.
+func handoffFlags(fs *flag.FlagSet, d clusterkit.Options) func(*clusterkit.Options) {
+	var (
+		replicaWait = fs.Duration("replica-delay", envDuration("REPLICA_DELAY", d.ReplicaDelay), "how long the replica slots of a member that failure detection removed stay reserved for it before they are re-created elsewhere; negative: re-replicate at once (env REPLICA_DELAY; leader setting)")
+		handoffWait = fs.Duration("handoff-timeout", envDuration("HANDOFF_TIMEOUT", d.HandoffTimeout), "bound of one partition copy: a longer one is cancelled, or forced ready when no other owner is (env HANDOFF_TIMEOUT; leader setting)")
+		maxMoves    = fs.Int("max-moves-per-node", envInt("MAX_MOVES_PER_NODE", d.MaxMovesPerNode), "most syncing partition copies into or out of one node; negative: no limit (env MAX_MOVES_PER_NODE; leader setting)")
+	)
+	return func(o *clusterkit.Options) {
+		o.ReplicaDelay, o.HandoffTimeout, o.MaxMovesPerNode = *replicaWait, *handoffWait, *maxMoves
+	}
 }
 
 func main() {
@@ -103,6 +136,7 @@ func run(args []string) error {
 		events      = fs.Bool("events", false, "print every lifecycle event on stdout as one line: event <kind> <JSON>, the JSON of GET /events")
 		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
 	)
+	setHandoff := handoffFlags(fs, d)
 	var keyHash clusterkit.KeyHash
 	fs.TextVar(&keyHash, "key-hash", clusterkit.KeyHashDefault, "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
 	if err := fs.Parse(args); err != nil {
@@ -131,6 +165,7 @@ func run(args []string) error {
 	o.HealthCheck = clusterkit.HealthCheckConfig{Disable: !*hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout,
 		FailureThreshold: *hcThreshold, RemovalGrace: *hcGrace}
 	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
+	setHandoff(&o)
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
 	for _, a := range strings.Split(*join, ",") {
 		if a = strings.TrimSpace(a); a != "" {

@@ -85,6 +85,21 @@ type Proc struct {
 // goroutine. The test's cleanup kills the process if it still runs.
 func Start(t testing.TB, name string, cmd *exec.Cmd, ready func(line string) bool, onLine func(line string)) *Proc {
 	t.Helper()
+	return Launch(t, name, cmd, ready, onLine).Wait(t)
+}
+
+// Pending is a process launched and not yet waited for: launch several,
+// then Wait for each, to start them at the same moment.
+type Pending struct {
+	name      string
+	proc      *Proc
+	ready     func(line string) bool
+	readyLine chan string
+}
+
+// Launch is Start without the wait for the ready line (see Pending.Wait).
+func Launch(t testing.TB, name string, cmd *exec.Cmd, ready func(line string) bool, onLine func(line string)) *Pending {
+	t.Helper()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -117,17 +132,24 @@ func Start(t testing.TB, name string, cmd *exec.Cmd, ready func(line string) boo
 		}
 		_ = cmd.Wait()
 	}()
+	return &Pending{name: name, proc: p, ready: ready, readyLine: readyLine}
+}
+
+// Wait waits until the process prints its ready line (30 s at most) and
+// checks it.
+func (pp *Pending) Wait(t testing.TB) *Proc {
+	t.Helper()
 	select {
-	case line := <-readyLine:
-		if !ready(line) {
-			t.Fatalf("%s: unexpected ready line %q", name, line)
+	case line := <-pp.readyLine:
+		if !pp.ready(line) {
+			t.Fatalf("%s: unexpected ready line %q", pp.name, line)
 		}
-	case <-p.Done:
-		t.Fatalf("%s exited before it was ready", name)
+	case <-pp.proc.Done:
+		t.Fatalf("%s exited before it was ready", pp.name)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not ready after 30 s", name)
+		t.Fatalf("%s not ready after 30 s", pp.name)
 	}
-	return p
+	return pp.proc
 }
 
 // Kill9 kills the process with SIGKILL and waits until it is gone.
