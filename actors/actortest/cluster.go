@@ -80,13 +80,17 @@ type member struct {
 }
 
 // FastTimings are the Raft and rebalance timings the harness uses: quick
-// elections and rebalances, still stable under -race on a small machine.
+// elections and rebalances (re-replication without ReplicaDelay), still
+// stable under -race on a small machine.
 func FastTimings(o *clusterkit.Options) {
 	o.Raft.HeartbeatTimeout = 100 * time.Millisecond
 	o.Raft.ElectionTimeout = 100 * time.Millisecond
 	o.Raft.LeaderLeaseTimeout = 100 * time.Millisecond
 	o.Raft.CommitTimeout = 5 * time.Millisecond
 	o.RebalanceDelay = 20 * time.Millisecond
+	// Scenarios expect a crashed member's partitions re-replicated as soon
+	// as it is removed; a test of ReplicaDelay sets its own.
+	o.ReplicaDelay = -1
 	o.StartTimeout = 30 * time.Second
 	o.VoterStabilization = 200 * time.Millisecond
 }
@@ -319,7 +323,11 @@ func (c *Cluster) Kill(i int) {
 	}
 	m := c.member(i)
 	c.net.Isolate(c.host(i))
-	_ = c.Node(i).Stop(context.Background())
+	// A crash is not polite: an ended context skips Stop's graceful part
+	// (hand-overs that an isolated node would wait on in vain).
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = c.Node(i).Stop(ctx)
 	c.net.Reconnect(c.host(i)) // the machine is up, the process is gone: dials are refused
 	c.mu.Lock()
 	m.live = false
