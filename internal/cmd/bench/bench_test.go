@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/clusterkit/clusterkit/internal/placement"
 )
@@ -141,13 +142,14 @@ func TestPlacementSectionQuick(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(s.rows) != 14 {
-		t.Fatalf("%d rows, want 14", len(s.rows))
+	if len(s.rows) != 19 {
+		t.Fatalf("%d rows, want 19", len(s.rows))
 	}
-	// The quality rows are deterministic and must meet their targets; the
-	// last two are timings (≤ 5 ms), which a loaded machine under -race may
-	// miss: for them only the report's count is checked.
-	quality, timings := s.rows[:12], s.rows[12:]
+	// The quality rows (12, then 5 comparing joins at once with one at a
+	// time) are deterministic and must meet their targets; the last two are
+	// timings (≤ 5 ms), which a loaded machine under -race may miss: for
+	// them only the report's count is checked.
+	quality, timings := s.rows[:17], s.rows[17:]
 	for _, r := range quality {
 		if r.met != "yes" && r.met != "—" {
 			t.Errorf("placement target missed: %+v", r)
@@ -196,5 +198,25 @@ func TestEventsSectionSmall(t *testing.T) {
 		if r.median == "" || r.median == "—" {
 			t.Errorf("row %q has no median", r.name)
 		}
+	}
+}
+
+func TestTableChanges(t *testing.T) {
+	before := table{"partition-0": {"a", "b"}, "partition-1": {"b", "c"}, "partition-2": {"c", "a"}}
+	after := table{"partition-0": {"b", "a"}, "partition-1": {"d", "c"}, "partition-2": {"c", "d"}}
+	// partition-1 and -2 gained d; partition-0 and -1 changed primary.
+	if moves, primaries := changes(before, after); moves != 2 || primaries != 2 {
+		t.Errorf("changes: %d moves, %d primary changes; want 2 and 2", moves, primaries)
+	}
+	if got := slotsOf(after, "d"); len(got) != 2 || !got["partition-1"] || !got["partition-2"] {
+		t.Errorf("slotsOf d = %v", got)
+	}
+	calls := 0
+	cond := every(time.Hour, func() bool { calls++; return false })
+	for range 3 {
+		cond()
+	}
+	if calls != 1 {
+		t.Errorf("every: %d evaluations within its interval, want 1", calls)
 	}
 }

@@ -24,6 +24,16 @@ type settings struct {
 	// removalGrace, when set, replaces the health check's removal grace
 	// (a member that is down stays a member for that long).
 	removalGrace time.Duration
+	// partitions, when set, is the PartitionCount at bootstrap.
+	partitions int
+	// handoff sets Options.Handoff (loads wait for the application's
+	// acknowledgement); unthrottled switches every hand-off throttle off;
+	// replicaDelay, when set, replaces ReplicaDelay (negative: off).
+	handoff, unthrottled bool
+	replicaDelay         time.Duration
+	// prepare, when set, runs on every node newNode creates, before it
+	// starts: callbacks registered there see every event of its life.
+	prepare func(*node)
 }
 
 // node is one in-process ClusterKit with its own crashable network.
@@ -45,6 +55,15 @@ func options(id, addr string, join []string, s settings) clusterkit.Options {
 	o.KeyHash = s.keyHash
 	if s.removalGrace > 0 {
 		o.HealthCheck.RemovalGrace = s.removalGrace
+	}
+	o.PartitionCount, o.Handoff = s.partitions, s.handoff
+	if s.unthrottled {
+		// Negative switches MaxMovesPerNode and the fraction off (0 would
+		// mean their defaults); MaxMovesInFlight 0 is "no absolute limit".
+		o.MaxMovesPerNode, o.MaxMovesInFlight, o.MaxMovesInFlightFraction = -1, 0, -1
+	}
+	if s.replicaDelay != 0 {
+		o.ReplicaDelay = s.replicaDelay
 	}
 	if s.tuned {
 		o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout, o.Raft.LeaderLeaseTimeout = 150*time.Millisecond, 150*time.Millisecond, 100*time.Millisecond
@@ -84,6 +103,9 @@ func newNode(id, addr string, join []string, s settings) (*node, error) {
 	if n.ck, err = clusterkit.New(o); err != nil {
 		n.cleanup()
 		return nil, fmt.Errorf("%s: %w", id, err)
+	}
+	if s.prepare != nil {
+		s.prepare(n)
 	}
 	return n, nil
 }

@@ -41,6 +41,8 @@ type config struct {
 	restartEntries, restartTrials int
 	idleLarge                     int
 	idleWindow                    time.Duration
+	// hand-off: joins per throttle, crash-and-returns per ReplicaDelay
+	handoffJoinTrials, handoffAwayTrials int
 	// limit bounds the whole run: nothing may hang CI.
 	limit time.Duration
 }
@@ -59,6 +61,7 @@ func fullConfig() *config {
 		writeTrials:    3,
 		restartEntries: 100_000, restartTrials: 5,
 		idleLarge: 50, idleWindow: 10 * time.Second,
+		handoffJoinTrials: 5, handoffAwayTrials: 3,
 		limit: 45 * time.Minute,
 	}
 }
@@ -78,6 +81,7 @@ func quickConfig() *config {
 		writeTrials:    1,
 		restartEntries: 10_000, restartTrials: 2,
 		idleLarge: 10, idleWindow: 2 * time.Second,
+		handoffJoinTrials: 1, handoffAwayTrials: 1,
 		limit: 8 * time.Minute,
 	}
 }
@@ -97,6 +101,7 @@ var benchmarks = []benchmark{
 	{"events", runEvents},
 	{"customdata", runCustomData},
 	{"idle", runIdle},
+	{"handoff", runHandoff},
 }
 
 func main() {

@@ -162,6 +162,7 @@ set changed divided by the optimum: the joiner's ideal share min(RF,N)·P/N on a
 		add("moved per leave ÷ optimum", ours.leave, ref.leave, lt, lm)
 	}
 	s.notes = append(s.notes, "The ratio compares the p99 (the worst step) of rendezvous hashing with ours.")
+	s.rows = append(s.rows, joinRows(s)...)
 
 	// Computation time of a table, P=1024, N=20.
 	all := steps[maxN-1].members
@@ -185,4 +186,121 @@ set changed divided by the optimum: the joiner's ideal share min(RF,N)·P/N on a
 		s.rows = append(s.rows, r)
 	}
 	return s, nil
+}
+
+// joinCase is one "several joins at once vs one at a time" configuration:
+// a balanced table of from members grows to to members.
+type joinCase struct{ p, rf, from, to int }
+
+var joinCases = []joinCase{
+	{64, 2, 2, 4}, {64, 2, 5, 8}, {64, 3, 2, 4}, {64, 3, 5, 8},
+	{256, 2, 2, 4}, {256, 2, 5, 8}, {256, 3, 2, 4}, {256, 3, 5, 8},
+}
+
+// joinOutcome is where one way of growing leads, measured against the
+// starting table.
+type joinOutcome struct {
+	moved     int     // partitions whose owner set changed
+	copied    int     // owner slots that are new (data copied to a member)
+	balance   float64 // the worse of primaries and slots ÷ optimum, at the end
+	joinerSet int     // partitions owned by joiners only (a copyset's symptom)
+	// The worst later leave: each member of the grown cluster leaves in turn
+	// (alone, from the grown table); partitions changed ÷ the partitions it
+	// owned, which is the optimum.
+	leave                  float64
+	leaveMoved, leaveOwned int // the worst leave's figures
+}
+
+// joinNames names members so that the arrival order differs from the sorted
+// order: Assign places several joins in sorted order, and one at a time
+// here follows arrival order, so the two are not the same computation.
+func joinNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("node-%c", 'a'+(i*3)%n) // a permutation while 3 does not divide n
+	}
+	return out
+}
+
+// measureJoin grows the table of c.from members to c.to members, either in
+// one Assign call or one member per call (in arrival order).
+func measureJoin(c joinCase, atOnce bool) joinOutcome {
+	all := joinNames(c.to)
+	if c.to%3 == 0 || c.to > 26 {
+		panic("joinNames needs at most 26 members, not a multiple of 3")
+	}
+	start := placement.Assign(nil, all[:c.from], c.p, c.rf)
+	end := start
+	if atOnce {
+		end = placement.Assign(start, all, c.p, c.rf)
+	} else {
+		for k := c.from + 1; k <= c.to; k++ {
+			end = placement.Assign(end, all[:k], c.p, c.rf)
+		}
+	}
+	var o joinOutcome
+	o.moved = placement.Moved(start, end)
+	joiners := all[c.from:]
+	for i := range end {
+		only := true
+		for _, x := range end[i] {
+			if !slices.Contains(start[i], x) {
+				o.copied++
+			}
+			only = only && slices.Contains(joiners, x)
+		}
+		if only {
+			o.joinerSet++
+		}
+	}
+	pb, sb := balance(end, c.to, c.rf)
+	o.balance = max(pb, sb)
+	for k, x := range all {
+		rest := slices.Delete(slices.Clone(all), k, k+1)
+		moved := placement.Moved(end, placement.Assign(end, rest, c.p, c.rf))
+		owned := placement.Loads(end).Slots[x]
+		if r := float64(moved) / float64(owned); r > o.leave {
+			o.leave, o.leaveMoved, o.leaveOwned = r, moved, owned
+		}
+	}
+	return o
+}
+
+// joinRows compares several joins in one Assign call with the same joins one
+// at a time, and describes every case in s's notes.
+func joinRows(s *section) []row {
+	s.notes = append(s.notes, "Joins at once vs one at a time: a balanced table of the first members grows by several members "+
+		"in one Assign call (the figure) or one call per member in arrival order, which differs from the sorted order "+
+		"Assign uses internally (the baseline). Slots copied are owner slots a member did not hold before; partitions "+
+		"owned by joiners only show a copyset; each member of the grown cluster then leaves alone, and the worst ratio "+
+		"of partitions changed to the partitions it owned is reported (1 is the optimum). Per case:")
+	var once, seq []joinOutcome
+	for _, c := range joinCases {
+		a, b := measureJoin(c, true), measureJoin(c, false)
+		once, seq = append(once, a), append(seq, b)
+		s.notes = append(s.notes, fmt.Sprintf("P=%d RF %d, %d → %d members: at once %d partitions changed, %d slots copied, "+
+			"%d owned by joiners only, worst later leave %d changed for %d owned; one at a time %d, %d, %d, %d for %d.",
+			c.p, c.rf, c.from, c.to, a.moved, a.copied, a.joinerSet, a.leaveMoved, a.leaveOwned,
+			b.moved, b.copied, b.joinerSet, b.leaveMoved, b.leaveOwned))
+	}
+	var rows []row
+	add := func(name string, f func(c joinCase, o joinOutcome) float64) {
+		var o, b []float64
+		for i, c := range joinCases {
+			o, b = append(o, f(c, once[i])), append(b, f(c, seq[i]))
+		}
+		t, m := noTarget("")
+		rows = append(rows, row{name: "joins at once: " + name, median: fmt.Sprintf("%.3f", median(o)),
+			p99: fmt.Sprintf("%.3f", p99(o)), trials: fmt.Sprint(len(o)),
+			baseline: fmt.Sprintf("%.3f (p99 %.3f)", median(b), p99(b)),
+			ratio:    "at once " + fmtRatio(mean(o)/mean(b)) + " of one at a time (means)", target: t, met: m})
+	}
+	add("worst primaries or slots ÷ optimum", func(_ joinCase, o joinOutcome) float64 { return o.balance })
+	add("slots copied ÷ the joiners' share", func(c joinCase, o joinOutcome) float64 {
+		return float64(o.copied) / (float64(c.to-c.from) * float64(min(c.rf, c.to)*c.p) / float64(c.to))
+	})
+	add("partitions changed ÷ P", func(c joinCase, o joinOutcome) float64 { return float64(o.moved) / float64(c.p) })
+	add("partitions owned by joiners only ÷ P", func(c joinCase, o joinOutcome) float64 { return float64(o.joinerSet) / float64(c.p) })
+	add("worst later leave, partitions changed ÷ the departed's", func(_ joinCase, o joinOutcome) float64 { return o.leave })
+	return rows
 }
