@@ -235,6 +235,51 @@ func (s *stateActor) fence(newer uint64, addr, source string) {
 	s.fenceFor(fmt.Sprintf("node %s is incarnation %d now (at %s)", s.cfg.NodeID, newer, addr), source)
 }
 
+// fenceGrace is how long a refusal as stale waits for this process's own
+// new admission to show in its view before it is believed.
+const fenceGrace = 5 * time.Second
+
+// fenceCheck decides a refusal again once fenceGrace has passed.
+type fenceCheck struct{ f *Fenced }
+
+// refusedAsStale handles a peer's refusal of this process as stale. A
+// restarted process dials with its previous incarnation until it applies
+// its own new admission, and a peer that applied the admission first
+// refuses that dial: the newer life it names is this process. So the
+// refusal is ignored while this process's own nonce is the member's, and
+// believed only when its view still shows no admission of its own
+// fenceGrace after the first refusal (a stale process never applies one:
+// its peers refuse it).
+func (s *stateActor) refusedAsStale(ctx actor.Context, f *Fenced) {
+	current, known := s.cfg.FSM.View().Nonce(s.cfg.NodeID)
+	if s.refusedSince.IsZero() {
+		s.refusedSince = time.Now()
+	}
+	switch wait := staleWait(s.cfg.Life.Nonce(), current, known, time.Since(s.refusedSince)); {
+	case wait < 0:
+		s.refusedSince = time.Time{} // the newer life is this process
+	case wait > 0:
+		if s.fenceTimer == nil {
+			system, self := ctx.ActorSystem(), ctx.Self()
+			s.fenceTimer = time.AfterFunc(wait, func() { system.Root.Send(self, &fenceCheck{f: f}) })
+		}
+	default:
+		s.fenceFor(f.Reason, "peer "+f.Source)
+	}
+}
+
+// staleWait decides a refusal as stale that came refusedFor ago, given this
+// process's nonce and the nonce of its node ID's current life in its view:
+// negative, the refusal is moot (that life is this process); positive, how
+// much longer to wait for this process's own admission to show; 0, believe
+// it and fence.
+func staleWait(own, current uint64, known bool, refusedFor time.Duration) time.Duration {
+	if known && current == own {
+		return -1
+	}
+	return max(fenceGrace-refusedFor, 0)
+}
+
 func (s *stateActor) fenceFor(reason, source string) {
 	if s.cfg.Life.set(Membership{State: MemberFenced, Incarnation: s.cfg.Life.Admitted(), Reason: reason}) {
 		s.log.Warn("a newer process of this node ID is a member: this process is stale and stays out, its Raft stopped; stop it",

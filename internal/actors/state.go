@@ -50,6 +50,10 @@ type stateActor struct {
 	checkTimer      *time.Timer
 	checking        bool
 
+	// a peer refused this process as stale since then (zero: none pending)
+	refusedSince time.Time
+	fenceTimer   *time.Timer
+
 	// leader duties
 	pendingJoins map[string]int
 	// noLog remembers joiners refused for not taking the log (by ID and
@@ -157,8 +161,11 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		// it may simply not have recorded) goes through admission instead,
 		// which refuses it if the newer life is alive elsewhere.
 		if st := s.cfg.Life.Status().State; st != MemberFenced && st != MemberRefused && s.cfg.Life.Admitted() != 0 {
-			s.fenceFor(msg.Reason, "peer "+msg.Source)
+			s.refusedAsStale(ctx, msg)
 		}
+	case *fenceCheck:
+		s.fenceTimer = nil
+		s.refusedAsStale(ctx, msg.f)
 	case *membershipTick:
 		s.checkTimer = nil
 		s.checkMembership()
@@ -244,7 +251,7 @@ func (s *stateActor) stopping(final bool) {
 		close(s.stopped)
 		s.stopped = nil
 	}
-	for _, t := range []*time.Timer{s.regTimer, s.tick, s.checkTimer} {
+	for _, t := range []*time.Timer{s.regTimer, s.tick, s.checkTimer, s.fenceTimer} {
 		if t != nil {
 			t.Stop()
 		}
