@@ -348,14 +348,8 @@ func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, origin string, n
 	// becomes primary), so the table never names a non-member; the rebalancer
 	// refills the empty slots.
 	if f.table.GetVersion() != 0 {
-		active := func(id string) bool {
-			m, ok := f.members[id]
-			return ok && m.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE && !m.GetDraining()
-		}
-		if next := dropOwner(f.table, r.GetId(), index, active); !slices.EqualFunc(next.Partitions, f.table.GetPartitions(),
-			func(x, y *messages.PartitionAssignment) bool { return x == y }) {
-			f.table = next
-			f.closeSpan(a)
+		if next := dropOwner(f.table.GetPartitions(), r.GetId(), f.canLead); next != nil {
+			f.setTable(index, next, f.table.GetSpan(), a)
 		}
 	}
 	n := nodeFromMember(cur)
@@ -395,15 +389,18 @@ func (f *FSM) applySetVoter(s *messages.SetVoter, a *Applied) (bool, error) {
 // dropOwner removes a departed node from every owner list and target. Its
 // first ready replica whose node is active takes over as primary (then any
 // ready one); when no ready owner is left, the remaining owners become ready
-// as they are: there is nobody to copy from (the events say so).
-func dropOwner(t *messages.PartitionTable, id string, index uint64, active func(string) bool) *messages.PartitionTable {
-	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(t.GetPartitions())), Span: t.GetSpan()}
-	for n, p := range t.GetPartitions() {
+// as they are: there is nobody to copy from (the events say so). It returns
+// the new partitions, nil when id is in none of them.
+func dropOwner(parts []*messages.PartitionAssignment, id string, active func(string) bool) []*messages.PartitionAssignment {
+	var next []*messages.PartitionAssignment
+	for n, p := range parts {
 		i := slices.Index(p.GetOwners(), id)
 		inTarget := slices.Contains(p.GetTarget(), id)
 		if i < 0 && !inTarget {
-			next.Partitions[n] = p
 			continue
+		}
+		if next == nil {
+			next = slices.Clone(parts)
 		}
 		q := proto.Clone(p).(*messages.PartitionAssignment)
 		q.Target = slices.DeleteFunc(q.Target, func(o string) bool { return o == id })
@@ -417,10 +414,10 @@ func dropOwner(t *messages.PartitionTable, id string, index uint64, active func(
 			if !anyReady(q) {
 				q.Syncing, q.SyncingSince = nil, nil
 			}
-			if len(q.Owners) > 0 && (syncingOf(q, 0) != 0 || !active(q.Owners[0])) {
+			if len(q.Owners) > 0 && (q.LoadEpoch(0) != 0 || !active(q.Owners[0])) {
 				lead := -1
 				for j := range q.Owners {
-					if syncingOf(q, j) == 0 && (lead < 0 || (active(q.Owners[j]) && !active(q.Owners[lead]))) {
+					if q.LoadEpoch(j) == 0 && (lead < 0 || (active(q.Owners[j]) && !active(q.Owners[lead]))) {
 						lead = j
 					}
 				}
@@ -429,12 +426,11 @@ func dropOwner(t *messages.PartitionTable, id string, index uint64, active func(
 				}
 			}
 		}
-		q.Syncing = normalizeSyncing(q.Syncing)
-		q.SyncingSince = normalizeSince(q.Syncing, q.SyncingSince)
+		normalizeLoads(q)
 		if len(q.Target) == 0 || settled(q.Owners, q.Syncing, q.Target) {
 			q.Target = nil
 		}
-		next.Partitions[n] = q
+		next[n] = q
 	}
 	return next
 }
@@ -482,7 +478,7 @@ func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, now int64,
 	forced := refSet(info.GetForced())
 	rf := int(f.config.GetReplicationFactor())
 	old := f.table.GetPartitions()
-	next := &messages.PartitionTable{Version: index, Partitions: make([]*messages.PartitionAssignment, len(s.GetPartitions()))}
+	next := make([]*messages.PartitionAssignment, len(s.GetPartitions()))
 	for n, p := range s.GetPartitions() {
 		var prev *messages.PartitionAssignment
 		if n < len(old) {
@@ -497,7 +493,7 @@ func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, now int64,
 		if err != nil {
 			return false, err
 		}
-		next.Partitions[n] = q
+		next[n] = q
 	}
 	span := f.table.GetSpan()
 	if info.GetPlan() {
@@ -510,7 +506,7 @@ func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, now int64,
 		}
 		span.MovesPlanned += info.GetMovesPlanned()
 		moving := 0
-		for n, p := range next.Partitions {
+		for n, p := range next {
 			var before []string
 			if n < len(old) {
 				before = old[n].GetOwners()
@@ -532,10 +528,8 @@ func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, now int64,
 		span.PartitionsToMove = max(span.PartitionsToMove, uint32(moving))
 		slices.Sort(span.NodesAffected)
 	}
-	next.Span = span
-	f.table = next
+	f.setTable(index, next, span, a)
 	a.Change.Rebalance = info
-	f.closeSpan(a)
 	return true, nil
 }
 

@@ -236,7 +236,7 @@ func partitionChange(prev, next *View, c ownerChange, reason string) *messages.P
 	var from []*messages.NodeInfo
 	if c.action == ActionLoad {
 		for i, id := range after {
-			if id == c.id || syncingOf(na, i) != 0 {
+			if id == c.id || na.LoadEpoch(i) != 0 {
 				continue // a loading owner is no source, nor is the node itself
 			}
 			if m, ok := next.Member(id); ok && m.Status == StatusActive {
@@ -250,7 +250,7 @@ func partitionChange(prev, next *View, c ownerChange, reason string) *messages.P
 		if i == 0 {
 			role = "primary"
 		}
-		if syncingOf(na, i) != 0 {
+		if na.LoadEpoch(i) != 0 {
 			state = OwnerSyncing
 		}
 	}
@@ -266,7 +266,7 @@ func partitionChange(prev, next *View, c ownerChange, reason string) *messages.P
 		to = &Node{ID: c.id}
 	}
 	return &messages.PartitionChange{
-		PartitionId: next.Partition(c.n).ID, Partition: uint32(c.n),
+		PartitionId: keyhash.ID(uint32(c.n)), Partition: uint32(c.n),
 		CopyFromNodes: from, CopyToNode: nodeInfo(to), ChangeReason: reason,
 		OldPrimary: oldPrimary, NewPrimary: newPrimary, Epoch: na.GetEpoch(),
 		Role: role, NoLiveSource: c.action == ActionLoad && len(from) == 0, Initial: !prev.HasTable(),

@@ -198,6 +198,9 @@ func TestLeaveRepairsTableAndRebalanceNamesLiveSources(t *testing.T) {
 	}
 	h.rebalance(TriggerNodeLeave)
 	evs = Events(h.last(), time.Now())
+	if len(changes(evs)) == 0 {
+		t.Fatal("the refill loads nothing")
+	}
 	for _, pc := range changes(evs) {
 		n := int(pc.GetPartition())
 		if len(pc.GetCopyFromNodes()) != len(mid.Owners(n)) {

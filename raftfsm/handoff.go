@@ -46,30 +46,15 @@ const (
 // owners plus as many being replaced. The planner keeps to the same bound.
 const maxOwnersFactor = handoff.MaxOwnersFactor
 
-// syncingOf returns owner i's load epoch (0: ready).
-func syncingOf(p *messages.PartitionAssignment, i int) uint64 {
-	if s := p.GetSyncing(); i < len(s) {
-		return s[i]
-	}
-	return 0
-}
-
-func sinceOf(p *messages.PartitionAssignment, i int) int64 {
-	if s := p.GetSyncingSince(); i < len(s) {
-		return s[i]
-	}
-	return 0
-}
-
 // readyOwner reports whether id owns p and is ready.
 func readyOwner(p *messages.PartitionAssignment, id string) bool {
 	i := slices.Index(p.GetOwners(), id)
-	return i >= 0 && syncingOf(p, i) == 0
+	return i >= 0 && p.LoadEpoch(i) == 0
 }
 
 func anyReady(p *messages.PartitionAssignment) bool {
 	for i := range p.GetOwners() {
-		if syncingOf(p, i) == 0 {
+		if p.LoadEpoch(i) == 0 {
 			return true
 		}
 	}
@@ -93,20 +78,12 @@ func settled(owners []string, syncing []uint64, target []string) bool {
 	return true
 }
 
-// normalizeSyncing returns nil when every owner is ready (the compact form
-// older entries and snapshots have).
-func normalizeSyncing(s []uint64) []uint64 {
-	if slices.ContainsFunc(s, func(v uint64) bool { return v != 0 }) {
-		return s
+// normalizeLoads drops q's load lists when every owner is ready (the
+// compact form older entries and snapshots have).
+func normalizeLoads(q *messages.PartitionAssignment) {
+	if !slices.ContainsFunc(q.Syncing, func(v uint64) bool { return v != 0 }) {
+		q.Syncing, q.SyncingSince = nil, nil
 	}
-	return nil
-}
-
-func normalizeSince(syncing []uint64, since []int64) []int64 {
-	if syncing == nil {
-		return nil
-	}
-	return since
 }
 
 func refSet(refs []*messages.OwnerRef) map[uint32][]string {
@@ -156,16 +133,16 @@ func buildAssignment(n int, prev, prop *messages.PartitionAssignment, reload []s
 	since := make([]int64, len(owners))
 	hadReady := anyReady(prev)
 	for i, id := range owners {
-		want := syncingOf(prop, i) != 0
+		want := prop.LoadEpoch(i) != 0
 		pi := slices.Index(prev.GetOwners(), id)
-		was := pi >= 0 && syncingOf(prev, pi) != 0
+		was := pi >= 0 && prev.LoadEpoch(pi) != 0
 		switch {
 		case pi < 0 && want, slices.Contains(reload, id) && want:
 			syncing[i], since[i] = epoch, now // a new load
 		case pi < 0 || slices.Contains(reload, id):
 			// ready at once: the node does not acknowledge loads
 		case was && want:
-			syncing[i], since[i] = syncingOf(prev, pi), sinceOf(prev, pi)
+			syncing[i], since[i] = prev.LoadEpoch(pi), prev.LoadSince(pi)
 		case was && !want:
 			if !slices.Contains(forced, id) {
 				return nil, errorf(errInvalidTable, "partition %d: %q is loading; only its MarkReady or a forced hand-off makes it ready", n, id)
@@ -175,11 +152,12 @@ func buildAssignment(n int, prev, prop *messages.PartitionAssignment, reload []s
 		}
 	}
 	next := &messages.PartitionAssignment{Owners: slices.Clone(owners), Epoch: epoch,
-		Syncing: normalizeSyncing(syncing), SyncingSince: normalizeSince(normalizeSyncing(syncing), since)}
-	if len(owners) > 0 && syncingOf(next, 0) != 0 && anyReady(next) {
+		Syncing: syncing, SyncingSince: since}
+	normalizeLoads(next)
+	if len(owners) > 0 && next.LoadEpoch(0) != 0 && anyReady(next) {
 		return nil, errorf(errInvalidTable, "partition %d: primary %q is syncing while a ready owner exists", n, owners[0])
 	}
-	if pp := prev.GetOwners(); len(pp) > 0 && isMember(pp[0]) && syncingOf(prev, 0) == 0 &&
+	if pp := prev.GetOwners(); len(pp) > 0 && isMember(pp[0]) && prev.LoadEpoch(0) == 0 &&
 		!slices.Contains(owners, pp[0]) && hadReadyOther(prev) {
 		return nil, errorf(errInvalidTable, "partition %d: primary %q is released in the entry that replaces it (demote it first)", n, pp[0])
 	}
@@ -189,6 +167,9 @@ func buildAssignment(n int, prev, prop *messages.PartitionAssignment, reload []s
 	if !settled(next.GetOwners(), next.GetSyncing(), target) {
 		next.Target = slices.Clone(target)
 	}
+	if prev != nil && proto.Equal(prev, next) {
+		return prev, nil // unchanged: views and snapshots keep sharing it
+	}
 	return next, nil
 }
 
@@ -196,7 +177,7 @@ func buildAssignment(n int, prev, prop *messages.PartitionAssignment, reload []s
 // primary with no ready replica cannot be demoted first: nothing may lead).
 func hadReadyOther(p *messages.PartitionAssignment) bool {
 	for i := 1; i < len(p.GetOwners()); i++ {
-		if syncingOf(p, i) == 0 {
+		if p.LoadEpoch(i) == 0 {
 			return true
 		}
 	}
@@ -226,7 +207,7 @@ func (f *FSM) applyMarkReady(index uint64, m *messages.MarkReady, a *Applied) (b
 			p = next[n]
 		}
 		i := slices.Index(p.GetOwners(), m.GetId())
-		if i < 0 || syncingOf(p, i) == 0 || syncingOf(p, i) != r.GetEpoch() {
+		if i < 0 || p.LoadEpoch(i) == 0 || p.LoadEpoch(i) != r.GetEpoch() {
 			continue
 		}
 		if next == nil {
@@ -234,8 +215,7 @@ func (f *FSM) applyMarkReady(index uint64, m *messages.MarkReady, a *Applied) (b
 		}
 		q := proto.Clone(p).(*messages.PartitionAssignment)
 		q.Syncing[i], q.SyncingSince[i] = 0, 0
-		q.Syncing = normalizeSyncing(q.Syncing)
-		q.SyncingSince = normalizeSince(q.Syncing, q.SyncingSince)
+		normalizeLoads(q)
 		if settled(q.GetOwners(), q.GetSyncing(), q.GetTarget()) {
 			q.Target = nil
 		}
@@ -246,8 +226,7 @@ func (f *FSM) applyMarkReady(index uint64, m *messages.MarkReady, a *Applied) (b
 	if next == nil {
 		return false, nil
 	}
-	f.table = &messages.PartitionTable{Version: index, Partitions: next, Span: f.table.GetSpan()}
-	f.closeSpan(a)
+	f.setTable(index, next, f.table.GetSpan(), a)
 	return true, nil
 }
 
@@ -279,8 +258,7 @@ func (f *FSM) applyDrain(index uint64, d *messages.DrainNode, a *Applied) (bool,
 		}
 		to := -1
 		for i := 1; i < len(owners); i++ {
-			m := f.members[owners[i]]
-			if syncingOf(p, i) == 0 && m.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE && !m.GetDraining() {
+			if p.LoadEpoch(i) == 0 && f.canLead(owners[i]) {
 				to = i
 				break
 			}
@@ -304,24 +282,28 @@ func (f *FSM) applyDrain(index uint64, d *messages.DrainNode, a *Applied) (bool,
 		out[n] = q
 	}
 	if out != nil {
-		f.table = &messages.PartitionTable{Version: index, Partitions: out, Span: f.table.GetSpan()}
+		f.setTable(index, out, f.table.GetSpan(), a)
 		a.Change.Drained = d.GetId()
 		changed = true
 	}
 	return changed, nil
 }
 
-// closeSpan ends the open hand-off span once every partition is settled.
-func (f *FSM) closeSpan(a *Applied) {
-	span := f.table.GetSpan()
-	if span == nil {
-		return
+// canLead reports whether node id may take a primary role: an active
+// member that is not stopping.
+func (f *FSM) canLead(id string) bool {
+	m, ok := f.members[id]
+	return ok && m.GetStatus() == messages.NodeStatus_NODE_STATUS_ACTIVE && !m.GetDraining()
+}
+
+// setTable commits parts as the table of entry index with the given
+// hand-off span, and ends the span once every partition is settled. Every
+// entry that changes the table goes through it, so that none can settle
+// the last partition and leave the span (and RebalanceComplete) hanging.
+func (f *FSM) setTable(index uint64, parts []*messages.PartitionAssignment, span *messages.RebalanceSpan, a *Applied) {
+	if span != nil && !slices.ContainsFunc(parts, func(p *messages.PartitionAssignment) bool { return len(p.GetTarget()) > 0 }) {
+		a.Change.SpanClosed = span
+		span = nil
 	}
-	for _, p := range f.table.GetPartitions() {
-		if len(p.GetTarget()) > 0 {
-			return
-		}
-	}
-	a.Change.SpanClosed = span
-	f.table = &messages.PartitionTable{Version: f.table.GetVersion(), Partitions: f.table.GetPartitions()}
+	f.table = &messages.PartitionTable{Version: index, Partitions: parts, Span: span}
 }

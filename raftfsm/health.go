@@ -61,7 +61,7 @@ func computeHealth(v *View) Health {
 		n := 0
 		for i, id := range a.GetOwners() {
 			// A syncing owner does not hold the data yet: it does not count.
-			if live[id] && syncingOf(a, i) == 0 {
+			if live[id] && a.LoadEpoch(i) == 0 {
 				n++
 			}
 		}

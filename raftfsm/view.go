@@ -402,7 +402,7 @@ func (v *View) buildTable(table *messages.PartitionTable) {
 				nodes = append(nodes, v.members[mi])
 			}
 			state := OwnerReady
-			if syncingOf(a, i) != 0 {
+			if a.LoadEpoch(i) != 0 {
 				state = OwnerSyncing
 			}
 			states = append(states, Owner{ID: id, State: state})

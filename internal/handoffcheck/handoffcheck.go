@@ -105,10 +105,7 @@ func Step(prev, next *raftfsm.View, e Entry) []string {
 }
 
 // SyncingAt reports whether owner i of a is syncing.
-func SyncingAt(a *messages.PartitionAssignment, i int) bool {
-	sy := a.GetSyncing()
-	return i < len(sy) && sy[i] != 0
-}
+func SyncingAt(a *messages.PartitionAssignment, i int) bool { return a.LoadEpoch(i) != 0 }
 
 // ReadyOwners returns a's ready owners, in order.
 func ReadyOwners(a *messages.PartitionAssignment) []string {
