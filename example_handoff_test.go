@@ -112,10 +112,10 @@ func ExampleClusterKit_PlanRebalance() {
 	// moves: 0 primary changes: 0 partitions: 0
 }
 
-// Drain is the first step of a planned stop: the node's primary roles move
+// HandOverPrimaries is the first step of a planned stop: the node's primary roles move
 // to ready replicas (committed), while the node still serves; then the
 // application stops serving and calls Stop.
-func ExampleClusterKit_Drain() {
+func ExampleClusterKit_HandOverPrimaries() {
 	n1 := startNode(exampleOptions("node-1"))
 	defer n1.Stop(context.Background())
 	n2 := startNode(exampleOptions("node-2", n1.AdvertiseAddr()))
@@ -136,7 +136,7 @@ func ExampleClusterKit_Drain() {
 	if _, err := n2.WaitCluster(ctx, func(c *clusterkit.Cluster) bool { return leads(c, "node-2") > 0 }); err != nil {
 		panic(err)
 	}
-	if err := n2.Drain(ctx); err != nil {
+	if err := n2.HandOverPrimaries(ctx); err != nil {
 		panic(err)
 	}
 	c := n2.GetCluster()

@@ -93,8 +93,7 @@ func (g gatewayBackend) PlanRebalance() (*client.RebalancePlan, error) {
 	out := &client.RebalancePlan{Partitions: make([]client.PlannedPartition, 0, len(p.Partitions)),
 		Moves: p.Moves, PrimaryChanges: p.PrimaryChanges, Pending: p.Pending}
 	for _, pp := range p.Partitions {
-		out.Partitions = append(out.Partitions, client.PlannedPartition{PartitionID: pp.PartitionID,
-			Current: nonNil(pp.Current), Target: nonNil(pp.Target), Add: nonNil(pp.Add), Release: nonNil(pp.Release)})
+		out.Partitions = append(out.Partitions, client.PlannedPartition(pp))
 	}
 	return out, nil
 }

@@ -43,10 +43,7 @@ func (ck *ClusterKit) OnPartitionLoad(fn func(*PartitionChangeEvent) error) (rem
 
 // sendReady hands an acknowledgement to the node's ready actor.
 func (ck *ClusterKit) sendReady(msg *messages.PartitionReady) {
-	ck.mu.Lock()
-	ready := ck.children.Ready
-	ck.mu.Unlock()
-	if ready != nil {
+	if ready := ck.readyActor(); ready != nil {
 		ck.system.Root.Send(ready, msg)
 	}
 }
@@ -67,17 +64,15 @@ func (ck *ClusterKit) MarkReady(ctx context.Context, partition string) error {
 	if i < 0 {
 		return fmt.Errorf("%w: %s", ErrNotOwner, partition)
 	}
-	s := a.GetSyncing()
-	if i >= len(s) || s[i] == 0 {
+	epoch := a.LoadEpoch(i)
+	if epoch == 0 {
 		return nil
 	}
-	ck.mu.Lock()
-	ready := ck.children.Ready
-	ck.mu.Unlock()
+	ready := ck.readyActor()
 	if ready == nil {
 		return ErrNotStarted
 	}
-	res, err := ck.ask(ctx, ready, &actors.MarkReadyRequest{Partitions: []*messages.ReadyPartition{{Partition: n, Epoch: s[i]}}}, DefaultApplyTimeout+rpcTimeout)
+	res, err := ck.ask(ctx, ready, &actors.MarkReadyRequest{Partitions: []*messages.ReadyPartition{{Partition: n, Epoch: epoch}}}, DefaultApplyTimeout+rpcTimeout)
 	if err != nil {
 		return fmt.Errorf("mark ready: %w", err)
 	}
@@ -91,7 +86,8 @@ func (ck *ClusterKit) MarkReady(ctx context.Context, partition string) error {
 	return ck.waitApplied(ctx, pr.GetIndex())
 }
 
-// PlannedPartition is one partition a rebalance would change.
+// PlannedPartition is one partition a rebalance would change (the same
+// fields as the gateway's client.PlannedPartition, converted to it).
 type PlannedPartition struct {
 	PartitionID string   `json:"partition_id"`
 	Current     []string `json:"current"` // owners now, primary first
@@ -126,30 +122,30 @@ func planOf(r *messages.PlanResult) *RebalancePlan {
 	out := &RebalancePlan{Partitions: make([]PlannedPartition, 0, len(r.GetPartitions())),
 		Moves: int(r.GetMoves()), PrimaryChanges: int(r.GetPrimaryChanges()), Pending: int(r.GetPending())}
 	for _, p := range r.GetPartitions() {
-		out.Partitions = append(out.Partitions, PlannedPartition{PartitionID: p.GetPartitionId(), Current: p.GetCurrent(),
-			Target: p.GetTarget(), Add: nonNil(p.GetAdd()), Release: nonNil(p.GetRelease())})
+		out.Partitions = append(out.Partitions, PlannedPartition{PartitionID: p.GetPartitionId(), Current: nonNil(p.GetCurrent()),
+			Target: nonNil(p.GetTarget()), Add: nonNil(p.GetAdd()), Release: nonNil(p.GetRelease())})
 	}
 	return out
 }
 
-// Drain hands this node's primary roles over to ready replicas, committed
+// HandOverPrimaries hands this node's primary roles over to ready replicas, committed
 // (epoch + 1 each), and returns once this node has applied them: the first
 // step of a planned stop, for an application that wants to stop serving its
 // own clients only after the table stopped routing writes to it (Stop and
-// Leave drain by themselves). The node stays a member and keeps its
+// Leave hand over by themselves). It is not a drain of the node's replicas. The node stays a member and keeps its
 // replicas, but leads no partition until it restarts; a partition with no
 // ready replica keeps it as primary. Without a leader, or when the hand-over
 // does not commit within ctx (and at most 5 s), it returns an error and
 // changes nothing here: failure detection takes over after the stop.
-func (ck *ClusterKit) Drain(ctx context.Context) error {
+func (ck *ClusterKit) HandOverPrimaries(ctx context.Context) error {
 	if !ck.running.Load() {
 		return ErrNotStarted
 	}
-	return ck.drain(ctx)
+	return ck.handOverPrimaries(ctx)
 }
 
-// drain is Drain for Stop and Leave, which log its failure and go on.
-func (ck *ClusterKit) drain(ctx context.Context) error {
+// handOverPrimaries is HandOverPrimaries for Stop and Leave, which log its failure and go on.
+func (ck *ClusterKit) handOverPrimaries(ctx context.Context) error {
 	v := ck.fsm.View()
 	if primaries(v) == 0 {
 		return nil

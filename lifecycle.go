@@ -295,7 +295,7 @@ func (ck *ClusterKit) stop(ctx context.Context) error {
 	wasRunning := ck.running.Swap(false)
 	var errs []error
 	if wasRunning && ctx.Err() == nil {
-		_ = ck.drain(ctx) // logged; failure detection does the rest
+		_ = ck.handOverPrimaries(ctx) // logged; failure detection does the rest
 		ck.handOverLeadership(ctx)
 	}
 	if ck.server != nil {

@@ -113,7 +113,7 @@ func (ck *ClusterKit) leave(ctx context.Context) error {
 	if !ck.running.Load() {
 		return ErrNotStarted
 	}
-	_ = ck.drain(ctx) // logged; failure detection does the rest
+	_ = ck.handOverPrimaries(ctx) // logged; failure detection does the rest
 	ck.handOverLeadership(ctx)
 	_, err := ck.propose(ctx, &messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
 		Id: ck.opts.NodeID, Reason: raftfsm.LeaveGraceful, Incarnation: ck.life.Status().Incarnation,

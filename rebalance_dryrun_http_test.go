@@ -72,7 +72,13 @@ func TestHTTPRebalanceDryRun(t *testing.T) {
 		validated(t, router, base, oaCall{method: "POST", path: "/rebalance?dry_run=maybe",
 			header: map[string]string{"Authorization": "Bearer " + testToken}, status: http.StatusBadRequest})
 
-		time.Sleep(100 * time.Millisecond) // a commit would have reached both nodes by now
+		// Anything the dry run committed is applied on both nodes after a
+		// barrier through each (a no-op entry changes no state).
+		for _, m := range nodes {
+			if err := m.Barrier(ctx); err != nil {
+				t.Fatalf("%s: barrier: %v", m.opts.NodeID, err)
+			}
+		}
 		if after := clusterState(nodes); after != before {
 			t.Fatalf("the dry run changed the cluster: %s, then %s", before, after)
 		}

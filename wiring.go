@@ -139,6 +139,13 @@ func (ck *ClusterKit) stateActor() *actor.PID {
 	return ck.children.State
 }
 
+// readyActor is the PID of the ready actor (nil before Start).
+func (ck *ClusterKit) readyActor() *actor.PID {
+	ck.mu.Lock()
+	defer ck.mu.Unlock()
+	return ck.children.Ready
+}
+
 // handoffConfig is the leader's hand-off policy from the options (with
 // defaults filled in): negative values switch a limit off.
 func handoffConfig(o Options) actors.HandoffConfig {

@@ -92,6 +92,10 @@ func (h *handoffWatch) unsettled(live []int) []string {
 	defer h.mu.Unlock()
 	var out []string
 	for _, i := range live {
+		if h.last[i] == nil {
+			out = append(out, fmt.Sprintf("node-%d: no entry observed", i+1))
+			continue
+		}
 		for _, u := range handoffcheck.Unsettled(h.last[i]) {
 			out = append(out, fmt.Sprintf("node-%d: %s", i+1, u))
 		}

@@ -21,7 +21,7 @@
 // owners, with backoff, for up to 30 s (NoLiveSource: start it empty and
 // log a warning), then acknowledge. Action release: every new owner is
 // ready and the flip is committed, so the data is dropped at once. A stop
-// (SIGTERM) first hands the node's primaries over (ClusterKit.Drain) while
+// (SIGTERM) first hands the node's primaries over (ClusterKit.HandOverPrimaries) while
 // the kv API still serves, then closes it. NodeRejoin of itself: what it held before the restart is
 // stale (in memory, nothing is left), every partition waits for the reload
 // that follows. NodeLeave of itself: drop everything. RebalanceComplete:

@@ -125,7 +125,7 @@ func (n *Node) Start(ctx context.Context) error {
 // still serves (writes in flight finish, clients learn the new primaries),
 // then stops the kv API, the store and ClusterKit (without leaving).
 func (n *Node) Stop(ctx context.Context) error {
-	if err := n.CK.Drain(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
+	if err := n.CK.HandOverPrimaries(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
 		n.log.Warn("stopping without handing primaries over", "error", err)
 	}
 	n.closeKV()

@@ -8,6 +8,7 @@ import (
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/clusterkit/clusterkit/messages"
+	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
 // hooksActor is the event dispatcher. It keeps the subscriptions (user PIDs it
@@ -82,9 +83,6 @@ func (h *hooksActor) Receive(ctx actor.Context) {
 	case *addCallback:
 		h.subscribe(ctx, msg.pid, msg.filter, true)
 		ctx.Respond(msg.pid)
-	case *messages.PartitionReady:
-		// A user actor's reply to a load: the ready actor records it.
-		ctx.Send(sibling(ctx.Parent(), "ready"), msg)
 	case *actor.Terminated:
 		if h.remove(msg.Who) {
 			h.log.Debug("subscriber terminated; subscription dropped", "pid", msg.Who.String())
@@ -167,6 +165,12 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 			h.cfg.Tap(e)
 		}
 		bit := kindBit(KindOf(e))
+		// A user actor replies to a load with PartitionReady, straight to
+		// the ready actor (not queued behind the events here).
+		var replyTo *actor.PID
+		if isLoadFor(e, h.cfg.NodeID) {
+			replyTo = sibling(ctx.Parent(), "ready")
+		}
 		for _, s := range h.subs {
 			if !s.filter.Match(e, h.cfg.NodeID) {
 				continue
@@ -174,9 +178,8 @@ func (h *hooksActor) deliver(ctx actor.Context, events []*messages.Event) {
 			switch {
 			case s.callback:
 				ctx.Send(s.pid, e)
-			case isLoadFor(e, h.cfg.NodeID):
-				// The subscriber may reply with PartitionReady.
-				ctx.Request(s.pid, p)
+			case replyTo != nil:
+				ctx.RequestWithCustomSender(s.pid, p, replyTo)
 			default:
 				ctx.Send(s.pid, p)
 			}
@@ -225,5 +228,5 @@ func (c *callbackActor) call(e *messages.Event) {
 // isLoadFor reports whether e tells node id to load a partition.
 func isLoadFor(e *messages.Event, id string) bool {
 	pc := e.GetPartitionChange()
-	return pc != nil && pc.GetAction() == "load" && pc.GetCopyToNode().GetId() == id
+	return pc != nil && pc.GetAction() == raftfsm.ActionLoad && pc.GetCopyToNode().GetId() == id
 }

@@ -174,8 +174,8 @@ func (p *partitionsActor) observeHandoffs(a *raftfsm.Applied) {
 	for _, n := range a.Change.Readied {
 		pa := a.Prev.Assignment(int(n))
 		i := slices.Index(pa.GetOwners(), a.Change.ReadiedBy)
-		if since := pa.GetSyncingSince(); i >= 0 && i < len(since) && since[i] > 0 && !a.Time.IsZero() {
-			p.cfg.Stats.HandoffDuration.Observe(time.Duration(max(0, a.Time.UnixNano()-since[i])))
+		if since := pa.LoadSince(i); since > 0 && !a.Time.IsZero() {
+			p.cfg.Stats.HandoffDuration.Observe(time.Duration(max(0, a.Time.UnixNano()-since)))
 		}
 	}
 }

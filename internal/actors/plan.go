@@ -19,9 +19,9 @@ func current(v *raftfsm.View) ([]handoff.Partition, map[string]handoff.Member) {
 		p := handoff.Partition{Owners: make([]handoff.Owner, len(a.GetOwners())), Target: slices.Clone(a.GetTarget())}
 		for i, id := range a.GetOwners() {
 			p.Owners[i].ID = id
-			if s := a.GetSyncing(); i < len(s) && s[i] != 0 {
+			if a.LoadEpoch(i) != 0 {
 				p.Owners[i].Syncing = true
-				p.Owners[i].Since = a.GetSyncingSince()[i]
+				p.Owners[i].Since = a.LoadSince(i)
 			}
 		}
 		parts[n] = p
@@ -129,8 +129,7 @@ func differs(v *raftfsm.View, parts []handoff.Partition) bool {
 			return true
 		}
 		for i, o := range p.Owners {
-			s := a.GetSyncing()
-			if a.GetOwners()[i] != o.ID || (i < len(s) && s[i] != 0) != o.Syncing {
+			if a.GetOwners()[i] != o.ID || (a.LoadEpoch(i) != 0) != o.Syncing {
 				return true
 			}
 		}
@@ -194,7 +193,37 @@ func DryRun(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation, 
 }
 
 // DryRunOf is DryRun with the reservations recovered from the view (what a
-// leader that just took over would keep).
+// leader that just took over would keep: those not expired at now).
 func DryRunOf(v *raftfsm.View, h HandoffConfig, now int64) *messages.PlanResult {
-	return DryRun(v, h, reservationsOf(v, h.ReplicaDelay), now)
+	return DryRun(v, h, reservationsOf(v, h.ReplicaDelay, now), now)
+}
+
+// stepCommand is the entry that proposes one step of the hand-off: the
+// step's owners (syncing marked, the state machine computes the epochs)
+// and targets, its timed-out copies recorded in info.
+func stepCommand(v *raftfsm.View, out handoff.Output, info *messages.RebalanceInfo, origin string, now int64) *messages.Command {
+	for _, c := range out.Cancelled {
+		info.Cancelled = append(info.Cancelled, &messages.OwnerRef{Partition: uint32(c.Partition), Node: c.Node})
+	}
+	for _, f := range out.Forced {
+		info.Forced = append(info.Forced, &messages.OwnerRef{Partition: uint32(f.Partition), Node: f.Node})
+	}
+	parts := make([]*messages.PartitionAssignment, len(out.Parts))
+	for n, p := range out.Parts {
+		a := &messages.PartitionAssignment{Owners: make([]string, len(p.Owners)), Target: p.Target}
+		for i, o := range p.Owners {
+			a.Owners[i] = o.ID
+			if o.Syncing {
+				if a.Syncing == nil {
+					a.Syncing = make([]uint64, len(p.Owners))
+				}
+				a.Syncing[i] = 1
+			}
+		}
+		parts[n] = a
+	}
+	return &messages.Command{TimeUnixNano: now, Origin: origin,
+		Op: &messages.Command_SetPartitionTable{SetPartitionTable: &messages.SetPartitionTable{
+			ExpectedVersion: v.TableVersion(), Partitions: parts, Rebalance: info,
+		}}}
 }

@@ -33,9 +33,8 @@ type readyActor struct {
 	state    *actor.PID
 	pending  []*messages.ReadyPartition
 	waiters  []*actor.PID
-	inFlight []*actor.PID // waiters of the proposal in flight
-	sent     []*messages.ReadyPartition
-	busy     bool
+	inFlight []*actor.PID               // waiters of the proposal in flight
+	sent     []*messages.ReadyPartition // the proposal in flight (nil: none)
 
 	retry   []*messages.ReadyPartition // failed, to be tried again
 	backoff time.Duration
@@ -89,7 +88,7 @@ func (r *readyActor) Receive(ctx actor.Context) {
 		for _, w := range r.inFlight {
 			ctx.Send(w, msg)
 		}
-		r.inFlight, r.sent, r.busy = nil, nil, false
+		r.inFlight, r.sent = nil, nil
 		r.flush(ctx)
 	case *readyRetry:
 		r.timer = nil
@@ -117,7 +116,7 @@ func (r *readyActor) stillLoading(p *messages.ReadyPartition) bool {
 	}
 	a := v.Assignment(n)
 	i := slices.Index(a.GetOwners(), r.cfg.NodeID)
-	return i >= 0 && i < len(a.GetSyncing()) && a.GetSyncing()[i] == p.GetEpoch()
+	return i >= 0 && a.LoadEpoch(i) != 0 && a.LoadEpoch(i) == p.GetEpoch()
 }
 
 func (r *readyActor) add(p *messages.ReadyPartition) {
@@ -129,7 +128,7 @@ func (r *readyActor) add(p *messages.ReadyPartition) {
 }
 
 func (r *readyActor) flush(ctx actor.Context) {
-	if r.busy || (len(r.pending) == 0 && len(r.waiters) == 0) {
+	if r.sent != nil || (len(r.pending) == 0 && len(r.waiters) == 0) {
 		return
 	}
 	if len(r.pending) == 0 {
@@ -143,6 +142,5 @@ func (r *readyActor) flush(ctx actor.Context) {
 		Op: &messages.Command_MarkReady{MarkReady: &messages.MarkReady{Id: r.cfg.NodeID, Partitions: r.pending}}}
 	r.sent, r.pending = r.pending, nil
 	r.inFlight, r.waiters = r.waiters, nil
-	r.busy = true
 	ctx.Request(r.state, &messages.Propose{Command: cmd})
 }

@@ -125,6 +125,9 @@ func TestReadyRetriesFailedAcknowledgement(t *testing.T) {
 	for len(state.proposals()) < 4 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
+	if n := len(state.proposals()); n != 4 {
+		t.Fatalf("%d proposals, want 4: the second acknowledgement was not proposed", n)
+	}
 	// Nothing marks a retry that does not happen: wait past the first
 	// backoff (readyRetryMin after a success), then count.
 	time.Sleep(4 * readyRetryMin)

@@ -76,8 +76,7 @@ func (r *rebalancerActor) Receive(ctx actor.Context) {
 		r.stopTick()
 	case *LeaderActive:
 		r.active = true
-		r.reserved, r.cooldown = map[string]*reservation{}, map[handoff.Ref]int64{}
-		r.recoverReservations()
+		r.reserved, r.cooldown = reservationsOf(r.cfg.FSM.View(), r.cfg.Handoff.ReplicaDelay, r.cfg.now()), map[handoff.Ref]int64{}
 		// Reconcile: a previous leader may have died between a membership
 		// change and its table.
 		r.add(ctx, trigger{kind: raftfsm.TriggerLeaderChange, node: r.cfg.NodeID}, 0)
@@ -146,10 +145,9 @@ func (r *rebalancerActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		r.add(ctx, trigger{kind: raftfsm.TriggerNodeRejoin, node: c.Rejoined.ID}, r.cfg.RebalanceDelay)
 	case c.Left != nil:
 		r.add(ctx, trigger{kind: raftfsm.TriggerNodeLeave, node: c.Left.ID}, r.cfg.RebalanceDelay)
-	case c.Drained != "":
-		// The stopping node leads nothing now; a plan would only move
-		// primaries it may not take.
 	}
+	// c.Drained triggers nothing: the stopping node leads nothing now, and
+	// a plan would only move primaries it may not take.
 }
 
 // kick runs a hand-off step now unless a proposal or a plan is on its way.
@@ -290,36 +288,14 @@ func (r *rebalancerActor) stepNow(ctx actor.Context) {
 func (r *rebalancerActor) propose(ctx actor.Context, v *raftfsm.View, out handoff.Output, info *messages.RebalanceInfo, now int64) {
 	for _, c := range out.Cancelled {
 		r.cooldown[c] = now + int64(r.cfg.Handoff.HandoffTimeout)
-		info.Cancelled = append(info.Cancelled, &messages.OwnerRef{Partition: uint32(c.Partition), Node: c.Node})
 		r.cfg.Stats.HandoffTimeouts.Add(1)
 		r.log.Warn("hand-off timed out; copy cancelled (another owner is ready)", "partition", c.Partition, "node", c.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
 	}
 	for _, f := range out.Forced {
-		info.Forced = append(info.Forced, &messages.OwnerRef{Partition: uint32(f.Partition), Node: f.Node})
 		r.cfg.Stats.HandoffsForced.Add(1)
 		r.log.Warn("hand-off timed out; owner made ready without acknowledgement (no ready owner left)", "partition", f.Partition, "node", f.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
 	}
-	parts := make([]*messages.PartitionAssignment, len(out.Parts))
-	for n, p := range out.Parts {
-		a := &messages.PartitionAssignment{Owners: make([]string, len(p.Owners)), Target: p.Target}
-		for i, o := range p.Owners {
-			a.Owners[i] = o.ID
-			if o.Syncing {
-				if a.Syncing == nil {
-					a.Syncing = make([]uint64, len(p.Owners))
-				}
-				a.Syncing[i] = 1
-			}
-		}
-		parts[n] = a
-	}
-	cmd := &messages.Command{
-		TimeUnixNano: now,
-		Origin:       r.cfg.NodeID,
-		Op: &messages.Command_SetPartitionTable{SetPartitionTable: &messages.SetPartitionTable{
-			ExpectedVersion: v.TableVersion(), Partitions: parts, Rebalance: info,
-		}},
-	}
+	cmd := stepCommand(v, out, info, r.cfg.NodeID, now)
 	r.inFlight = true
 	ctx.Request(r.state, &messages.Propose{Command: cmd})
 }
@@ -349,22 +325,21 @@ func (r *rebalancerActor) reserve(id string, parts []uint32, at int64) {
 	if at == 0 {
 		at = r.cfg.now()
 	}
-	res := &reservation{until: at + int64(r.cfg.Handoff.ReplicaDelay), parts: map[int]bool{}}
+	r.reserved[id] = newReservation(at+int64(r.cfg.Handoff.ReplicaDelay), parts)
+}
+
+func newReservation(until int64, parts []uint32) *reservation {
+	res := &reservation{until: until, parts: make(map[int]bool, len(parts))}
 	for _, n := range parts {
 		res.parts[int(n)] = true
 	}
-	r.reserved[id] = res
+	return res
 }
 
-// recoverReservations rebuilds, on a new leader, the reservations of the
-// members failure detection removed less than ReplicaDelay ago.
-func (r *rebalancerActor) recoverReservations() {
-	for id, res := range reservationsOf(r.cfg.FSM.View(), r.cfg.Handoff.ReplicaDelay) {
-		r.reserved[id] = res
-	}
-}
-
-func reservationsOf(v *raftfsm.View, delay time.Duration) map[string]*reservation {
+// reservationsOf rebuilds, on a new leader (or for a dry run), the
+// reservations of the members failure detection removed less than delay
+// before now.
+func reservationsOf(v *raftfsm.View, delay time.Duration, now int64) map[string]*reservation {
 	out := map[string]*reservation{}
 	if delay <= 0 {
 		return out
@@ -373,11 +348,9 @@ func reservationsOf(v *raftfsm.View, delay time.Duration) map[string]*reservatio
 		if d.Reason != raftfsm.LeaveHealthFailure {
 			continue
 		}
-		res := &reservation{until: d.At.UnixNano() + int64(delay), parts: map[int]bool{}}
-		for _, n := range append(slices.Clone(d.PartitionsPrimary), d.PartitionsReplica...) {
-			res.parts[int(n)] = true
+		if until := d.At.UnixNano() + int64(delay); now < until {
+			out[d.Node.ID] = newReservation(until, append(slices.Clone(d.PartitionsPrimary), d.PartitionsReplica...))
 		}
-		out[d.Node.ID] = res
 	}
 	return out
 }
@@ -424,8 +397,13 @@ func (r *rebalancerActor) scheduleTick(ctx actor.Context, v *raftfsm.View, now i
 	if next == 0 {
 		return
 	}
-	delay := max(time.Duration(next-now), time.Millisecond)
-	r.tickGen++
+	r.armTick(ctx, max(time.Duration(next-now), time.Millisecond), plan)
+}
+
+// armTick wakes the rebalancer after delay, replacing the tick armed
+// before (a tick of an older arming is ignored by its generation).
+func (r *rebalancerActor) armTick(ctx actor.Context, delay time.Duration, plan bool) {
+	r.stopTick()
 	gen, self, system := r.tickGen, ctx.Self(), ctx.ActorSystem()
 	r.tick = time.AfterFunc(delay, func() { system.Root.Send(self, &stepTick{gen: gen, plan: plan}) })
 }
@@ -466,9 +444,7 @@ func (r *rebalancerActor) proposed(ctx actor.Context, res *messages.ProposeResul
 		if r.active && len(triggers) == 0 {
 			// A step failed (no quorum, leadership moving): try again
 			// shortly rather than wait for the next change.
-			r.stopTick()
-			gen, self, system := r.tickGen, ctx.Self(), ctx.ActorSystem()
-			r.tick = time.AfterFunc(max(r.cfg.RebalanceDelay, 50*time.Millisecond), func() { system.Root.Send(self, &stepTick{gen: gen}) })
+			r.armTick(ctx, max(r.cfg.RebalanceDelay, 50*time.Millisecond), false)
 			return
 		}
 	}
