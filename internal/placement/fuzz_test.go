@@ -1,7 +1,6 @@
 package placement
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -195,14 +194,7 @@ func FuzzJoinsAtOnce(f *testing.F) {
 		rf := 1 + int(data[1])%5
 		rng := rand.New(rand.NewPCG(uint64(data[4]), 0))
 		perm := rng.Perm(40)
-		var old, joiners []string
-		for k, x := range perm[:n0+add] {
-			if name := fmt.Sprintf("n%02d", x); k < n0 {
-				old = append(old, name)
-			} else {
-				joiners = append(joiners, name)
-			}
-		}
+		old, joiners := splitNames(perm, n0, add)
 		prev := Assign(nil, old, partitions, rf)
 		if err := checkJoinsAtOnce(prev, old, joiners, partitions, rf); err != nil {
 			t.Fatalf("P=%d RF=%d %v + %v: %v", partitions, rf, old, joiners, err)

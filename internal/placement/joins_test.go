@@ -136,17 +136,23 @@ func TestPropertyJoinsAtOnce(t *testing.T) {
 		rf := 1 + rng.IntN(4)
 		names := rng.Perm(40)
 		n0, add := 1+rng.IntN(10), 2+rng.IntN(6)
-		var old, joiners []string
-		for k, x := range names[:n0+add] {
-			if name := fmt.Sprintf("n%02d", x); k < n0 {
-				old = append(old, name)
-			} else {
-				joiners = append(joiners, name)
-			}
-		}
+		old, joiners := splitNames(names, n0, add)
 		prev := Assign(nil, old, partitions, rf)
 		if err := checkJoinsAtOnce(prev, old, joiners, partitions, rf); err != nil {
 			t.Fatalf("run %d P=%d RF=%d %v + %v: %v", run, partitions, rf, old, joiners, err)
 		}
 	}
+}
+
+// splitNames names the first n0 numbers of perm as members ("n07") and the
+// next add as joiners.
+func splitNames(perm []int, n0, add int) (old, joiners []string) {
+	for k, x := range perm[:n0+add] {
+		if name := fmt.Sprintf("n%02d", x); k < n0 {
+			old = append(old, name)
+		} else {
+			joiners = append(joiners, name)
+		}
+	}
+	return old, joiners
 }
