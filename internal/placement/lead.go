@@ -336,7 +336,25 @@ search:
 // NoPrimary member leads (unless NoPrimary is ignored), primaries and slots
 // within floor/ceil of their ideal. It returns a descriptive error for the
 // first violation.
+//
+// With zones or weights (see AssignInput) it checks the zone-aware rules of
+// zones.go instead; members of weight 0 must own nothing on either path.
 func ValidateInput(t [][]string, in Input) error {
+	hs := holdersOf(in)
+	if !hs.plain() {
+		return validateZoned(t, in, hs)
+	}
+	if hs.dropped {
+		if err := checkNonHolders(t, in, hs); err != nil {
+			return err
+		}
+		in.Members = hs.names
+	}
+	return validatePlain(t, in)
+}
+
+// validatePlain is ValidateInput for the plain planner.
+func validatePlain(t [][]string, in Input) error {
 	if p := max(in.Partitions, 0); len(t) != p {
 		return fmt.Errorf("placement: table has %d partitions, want %d", len(t), p)
 	}

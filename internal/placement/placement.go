@@ -61,6 +61,12 @@
 // or most members in NoPrimary), leaders and the others are placed
 // separately: primaries as an RF 1 table over the leaders, replicas as an
 // RF r-1 table over the others.
+//
+// Zones and weights (Input.Zones, Input.Weights) take another path when the
+// members that hold data span several zones or differ in weight: owners
+// spread over zones, slots and primaries proportional to weight, the same
+// keep-fill-balance steps and the same one-joiner-at-a-time rule. zones.go
+// states its rules; without zones and weights nothing above changes.
 package placement
 
 import (
@@ -82,6 +88,16 @@ type Input struct {
 	// when it would leave no member able to lead. Names that are not
 	// members, duplicates and "" are ignored.
 	NoPrimary []string
+	// Zones maps a member to its failure domain (rack, availability zone).
+	// Members absent or mapped to "" share the zone "". Owners of a
+	// partition are spread over zones so that losing one loses as few
+	// copies as possible (see zones.go).
+	Zones map[string]string
+	// Weights maps a member to its relative capacity: its share of slots and
+	// of primaries is proportional to it. Absent means 1; 0 (or negative)
+	// means the member holds nothing (it only routes). When no member has a
+	// positive weight, every member counts as weight 1.
+	Weights map[string]int
 }
 
 // Assign returns the new owner lists. prev[i] is the previous owner list of
@@ -119,11 +135,21 @@ func Assign(prev [][]string, members []string, partitions, rf int) [][]string {
 // and each member of K owns floor or ceil of (r-1)·partitions/|K| slots (none
 // with r = 1: its partitions move to E). ValidateInput checks exactly these
 // rules. The other guarantees are Assign's.
+//
+// With Zones or Weights (holders spanning several zones, or holders of
+// different weights), the zone-aware path places instead; see zones.go for
+// its rules. Members of weight 0 own nothing on either path.
 func AssignInput(in Input) [][]string {
 	if in.Partitions <= 0 {
 		return [][]string{}
 	}
-	names := normalize(in.Members)
+	hs := holdersOf(in)
+	if !hs.plain() {
+		return assignZoned(in, hs)
+	}
+	// One zone and equal weights: the plain planner over the members that
+	// hold data (all of them without Weights), exactly as without zones.
+	names := hs.names
 	noLead := normalize(in.NoPrimary)
 	if min(in.RF, len(names)) > 0 {
 		if old, joiners := splitJoiners(in.Prev, names, in.Partitions); len(old) > 0 && len(joiners) > 1 {

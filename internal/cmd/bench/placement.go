@@ -185,6 +185,7 @@ set changed divided by the optimum: the joiner's ideal share min(RF,N)·P/N on a
 		r.target, r.met = targetLE(median(ms(took)), 5, "≤ 5 ms", "[core]")
 		s.rows = append(s.rows, r)
 	}
+	s.rows = append(s.rows, zoneRows(s, cfg)...)
 	return s, nil
 }
 
