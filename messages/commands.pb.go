@@ -47,6 +47,8 @@ type Command struct {
 	//	*Command_SetVoter
 	//	*Command_MarkReady
 	//	*Command_DrainNode
+	//	*Command_SetDrain
+	//	*Command_SetRebalancePaused
 	Op            isCommand_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -211,6 +213,24 @@ func (x *Command) GetDrainNode() *DrainNode {
 	return nil
 }
 
+func (x *Command) GetSetDrain() *SetDrain {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SetDrain); ok {
+			return x.SetDrain
+		}
+	}
+	return nil
+}
+
+func (x *Command) GetSetRebalancePaused() *SetRebalancePaused {
+	if x != nil {
+		if x, ok := x.Op.(*Command_SetRebalancePaused); ok {
+			return x.SetRebalancePaused
+		}
+	}
+	return nil
+}
+
 type isCommand_Op interface {
 	isCommand_Op()
 }
@@ -263,6 +283,14 @@ type Command_DrainNode struct {
 	DrainNode *DrainNode `protobuf:"bytes,27,opt,name=drain_node,json=drainNode,proto3,oneof"`
 }
 
+type Command_SetDrain struct {
+	SetDrain *SetDrain `protobuf:"bytes,28,opt,name=set_drain,json=setDrain,proto3,oneof"`
+}
+
+type Command_SetRebalancePaused struct {
+	SetRebalancePaused *SetRebalancePaused `protobuf:"bytes,29,opt,name=set_rebalance_paused,json=setRebalancePaused,proto3,oneof"`
+}
+
 func (*Command_SetConfig) isCommand_Op() {}
 
 func (*Command_RegisterNode) isCommand_Op() {}
@@ -286,6 +314,10 @@ func (*Command_SetVoter) isCommand_Op() {}
 func (*Command_MarkReady) isCommand_Op() {}
 
 func (*Command_DrainNode) isCommand_Op() {}
+
+func (*Command_SetDrain) isCommand_Op() {}
+
+func (*Command_SetRebalancePaused) isCommand_Op() {}
 
 // SetConfig fixes the cluster configuration; once set it can only be re-proposed unchanged.
 type SetConfig struct {
@@ -1202,11 +1234,110 @@ func (x *DrainNode) GetIncarnation() uint64 {
 	return 0
 }
 
+// SetDrain drains a member (drain = true: everything it holds is handed over
+// elsewhere, it holds nothing until undrained) or undrains it.
+type SetDrain struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Drain         bool                   `protobuf:"varint,2,opt,name=drain,proto3" json:"drain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetDrain) Reset() {
+	*x = SetDrain{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetDrain) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetDrain) ProtoMessage() {}
+
+func (x *SetDrain) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetDrain.ProtoReflect.Descriptor instead.
+func (*SetDrain) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SetDrain) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SetDrain) GetDrain() bool {
+	if x != nil {
+		return x.Drain
+	}
+	return false
+}
+
+// SetRebalancePaused enters (paused = true) or leaves maintenance mode.
+type SetRebalancePaused struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Paused        bool                   `protobuf:"varint,1,opt,name=paused,proto3" json:"paused,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetRebalancePaused) Reset() {
+	*x = SetRebalancePaused{}
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetRebalancePaused) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetRebalancePaused) ProtoMessage() {}
+
+func (x *SetRebalancePaused) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_commands_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetRebalancePaused.ProtoReflect.Descriptor instead.
+func (*SetRebalancePaused) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_commands_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *SetRebalancePaused) GetPaused() bool {
+	if x != nil {
+		return x.Paused
+	}
+	return false
+}
+
 var File_clusterkit_v1_commands_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\n" +
-	"\x1cclusterkit/v1/commands.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\x80\a\n" +
+	"\x1cclusterkit/v1/commands.proto\x12\rclusterkit.v1\x1a\x19clusterkit/v1/state.proto\"\x8f\b\n" +
 	"\aCommand\x12$\n" +
 	"\x0etime_unix_nano\x18\x01 \x01(\x03R\ftimeUnixNano\x12\x16\n" +
 	"\x06origin\x18\x02 \x01(\tR\x06origin\x129\n" +
@@ -1225,7 +1356,9 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\n" +
 	"mark_ready\x18\x1a \x01(\v2\x18.clusterkit.v1.MarkReadyH\x00R\tmarkReady\x129\n" +
 	"\n" +
-	"drain_node\x18\x1b \x01(\v2\x18.clusterkit.v1.DrainNodeH\x00R\tdrainNodeB\x04\n" +
+	"drain_node\x18\x1b \x01(\v2\x18.clusterkit.v1.DrainNodeH\x00R\tdrainNode\x126\n" +
+	"\tset_drain\x18\x1c \x01(\v2\x17.clusterkit.v1.SetDrainH\x00R\bsetDrain\x12U\n" +
+	"\x14set_rebalance_paused\x18\x1d \x01(\v2!.clusterkit.v1.SetRebalancePausedH\x00R\x12setRebalancePausedB\x04\n" +
 	"\x02op\"A\n" +
 	"\tSetConfig\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06config\"\x88\x01\n" +
@@ -1287,7 +1420,12 @@ const file_clusterkit_v1_commands_proto_rawDesc = "" +
 	"\x05epoch\x18\x02 \x01(\x04R\x05epoch\"=\n" +
 	"\tDrainNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12 \n" +
-	"\vincarnation\x18\x02 \x01(\x04R\vincarnationB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
+	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\"0\n" +
+	"\bSetDrain\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05drain\x18\x02 \x01(\bR\x05drain\",\n" +
+	"\x12SetRebalancePaused\x12\x16\n" +
+	"\x06paused\x18\x01 \x01(\bR\x06pausedB+Z)github.com/clusterkit/clusterkit/messagesb\x06proto3"
 
 var (
 	file_clusterkit_v1_commands_proto_rawDescOnce sync.Once
@@ -1301,7 +1439,7 @@ func file_clusterkit_v1_commands_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_commands_proto_rawDescData
 }
 
-var file_clusterkit_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_clusterkit_v1_commands_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_clusterkit_v1_commands_proto_goTypes = []any{
 	(*Command)(nil),                 // 0: clusterkit.v1.Command
 	(*SetConfig)(nil),               // 1: clusterkit.v1.SetConfig
@@ -1319,10 +1457,12 @@ var file_clusterkit_v1_commands_proto_goTypes = []any{
 	(*MarkReady)(nil),               // 13: clusterkit.v1.MarkReady
 	(*ReadyPartition)(nil),          // 14: clusterkit.v1.ReadyPartition
 	(*DrainNode)(nil),               // 15: clusterkit.v1.DrainNode
-	(*ClusterConfig)(nil),           // 16: clusterkit.v1.ClusterConfig
-	(*Member)(nil),                  // 17: clusterkit.v1.Member
-	(NodeStatus)(0),                 // 18: clusterkit.v1.NodeStatus
-	(*PartitionAssignment)(nil),     // 19: clusterkit.v1.PartitionAssignment
+	(*SetDrain)(nil),                // 16: clusterkit.v1.SetDrain
+	(*SetRebalancePaused)(nil),      // 17: clusterkit.v1.SetRebalancePaused
+	(*ClusterConfig)(nil),           // 18: clusterkit.v1.ClusterConfig
+	(*Member)(nil),                  // 19: clusterkit.v1.Member
+	(NodeStatus)(0),                 // 20: clusterkit.v1.NodeStatus
+	(*PartitionAssignment)(nil),     // 21: clusterkit.v1.PartitionAssignment
 }
 var file_clusterkit_v1_commands_proto_depIdxs = []int32{
 	1,  // 0: clusterkit.v1.Command.set_config:type_name -> clusterkit.v1.SetConfig
@@ -1337,19 +1477,21 @@ var file_clusterkit_v1_commands_proto_depIdxs = []int32{
 	12, // 9: clusterkit.v1.Command.set_voter:type_name -> clusterkit.v1.SetVoter
 	13, // 10: clusterkit.v1.Command.mark_ready:type_name -> clusterkit.v1.MarkReady
 	15, // 11: clusterkit.v1.Command.drain_node:type_name -> clusterkit.v1.DrainNode
-	16, // 12: clusterkit.v1.SetConfig.config:type_name -> clusterkit.v1.ClusterConfig
-	17, // 13: clusterkit.v1.RegisterNode.member:type_name -> clusterkit.v1.Member
-	18, // 14: clusterkit.v1.SetNodeStatus.status:type_name -> clusterkit.v1.NodeStatus
-	6,  // 15: clusterkit.v1.RebalanceInfo.forced:type_name -> clusterkit.v1.OwnerRef
-	6,  // 16: clusterkit.v1.RebalanceInfo.cancelled:type_name -> clusterkit.v1.OwnerRef
-	19, // 17: clusterkit.v1.SetPartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
-	5,  // 18: clusterkit.v1.SetPartitionTable.rebalance:type_name -> clusterkit.v1.RebalanceInfo
-	14, // 19: clusterkit.v1.MarkReady.partitions:type_name -> clusterkit.v1.ReadyPartition
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	16, // 12: clusterkit.v1.Command.set_drain:type_name -> clusterkit.v1.SetDrain
+	17, // 13: clusterkit.v1.Command.set_rebalance_paused:type_name -> clusterkit.v1.SetRebalancePaused
+	18, // 14: clusterkit.v1.SetConfig.config:type_name -> clusterkit.v1.ClusterConfig
+	19, // 15: clusterkit.v1.RegisterNode.member:type_name -> clusterkit.v1.Member
+	20, // 16: clusterkit.v1.SetNodeStatus.status:type_name -> clusterkit.v1.NodeStatus
+	6,  // 17: clusterkit.v1.RebalanceInfo.forced:type_name -> clusterkit.v1.OwnerRef
+	6,  // 18: clusterkit.v1.RebalanceInfo.cancelled:type_name -> clusterkit.v1.OwnerRef
+	21, // 19: clusterkit.v1.SetPartitionTable.partitions:type_name -> clusterkit.v1.PartitionAssignment
+	5,  // 20: clusterkit.v1.SetPartitionTable.rebalance:type_name -> clusterkit.v1.RebalanceInfo
+	14, // 21: clusterkit.v1.MarkReady.partitions:type_name -> clusterkit.v1.ReadyPartition
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_commands_proto_init() }
@@ -1371,6 +1513,8 @@ func file_clusterkit_v1_commands_proto_init() {
 		(*Command_SetVoter)(nil),
 		(*Command_MarkReady)(nil),
 		(*Command_DrainNode)(nil),
+		(*Command_SetDrain)(nil),
+		(*Command_SetRebalancePaused)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1378,7 +1522,7 @@ func file_clusterkit_v1_commands_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_commands_proto_rawDesc), len(file_clusterkit_v1_commands_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -40,8 +40,12 @@ type NodeInfo struct {
 	Voter            bool   `protobuf:"varint,7,opt,name=voter,proto3" json:"voter,omitempty"`
 	JoinedAtUnixNano int64  `protobuf:"varint,8,opt,name=joined_at_unix_nano,json=joinedAtUnixNano,proto3" json:"joined_at_unix_nano,omitempty"`
 	LastSeenUnixNano int64  `protobuf:"varint,9,opt,name=last_seen_unix_nano,json=lastSeenUnixNano,proto3" json:"last_seen_unix_nano,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Placement inputs: failure domain, relative capacity, operator drain.
+	Zone          string `protobuf:"bytes,10,opt,name=zone,proto3" json:"zone,omitempty"`
+	Weight        uint32 `protobuf:"varint,11,opt,name=weight,proto3" json:"weight,omitempty"`
+	Drained       bool   `protobuf:"varint,12,opt,name=drained,proto3" json:"drained,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeInfo) Reset() {
@@ -135,6 +139,27 @@ func (x *NodeInfo) GetLastSeenUnixNano() int64 {
 		return x.LastSeenUnixNano
 	}
 	return 0
+}
+
+func (x *NodeInfo) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *NodeInfo) GetWeight() uint32 {
+	if x != nil {
+		return x.Weight
+	}
+	return 0
+}
+
+func (x *NodeInfo) GetDrained() bool {
+	if x != nil {
+		return x.Drained
+	}
+	return false
 }
 
 // PartitionChange tells copy_to_node that it newly holds a partition.
@@ -1283,7 +1308,7 @@ var File_clusterkit_v1_events_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"\x1aclusterkit/v1/events.proto\x12\rclusterkit.v1\"\xf6\x02\n" +
+	"\x1aclusterkit/v1/events.proto\x12\rclusterkit.v1\"\xbc\x03\n" +
 	"\bNodeInfo\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1293,7 +1318,11 @@ const file_clusterkit_v1_events_proto_rawDesc = "" +
 	"\vincarnation\x18\x06 \x01(\x04R\vincarnation\x12\x14\n" +
 	"\x05voter\x18\a \x01(\bR\x05voter\x12-\n" +
 	"\x13joined_at_unix_nano\x18\b \x01(\x03R\x10joinedAtUnixNano\x12-\n" +
-	"\x13last_seen_unix_nano\x18\t \x01(\x03R\x10lastSeenUnixNano\x1a;\n" +
+	"\x13last_seen_unix_nano\x18\t \x01(\x03R\x10lastSeenUnixNano\x12\x12\n" +
+	"\x04zone\x18\n" +
+	" \x01(\tR\x04zone\x12\x16\n" +
+	"\x06weight\x18\v \x01(\rR\x06weight\x12\x18\n" +
+	"\adrained\x18\f \x01(\bR\adrained\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xd8\x04\n" +

@@ -238,7 +238,18 @@ type Member struct {
 	Handoff bool `protobuf:"varint,11,opt,name=handoff,proto3" json:"handoff,omitempty"`
 	// The node is stopping (a planned stop): it handed its primaries over and
 	// is never made primary again until its next life registers.
-	Draining      bool `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
+	Draining bool `protobuf:"varint,12,opt,name=draining,proto3" json:"draining,omitempty"`
+	// Failure domain (rack, availability zone): placement spreads the owners
+	// of a partition, and the voters, over zones.
+	Zone string `protobuf:"bytes,13,opt,name=zone,proto3" json:"zone,omitempty"`
+	// Relative capacity: the member's share of slots and primaries is
+	// proportional to it. Unset means 1 (members registered before weights);
+	// 0 means the member holds nothing and only routes.
+	Weight *uint32 `protobuf:"varint,14,opt,name=weight,proto3,oneof" json:"weight,omitempty"`
+	// An operator drained the member (Drain): hand-offs move everything it
+	// holds elsewhere, and it holds nothing until Undrain. Kept across the
+	// member's restarts; a removal ends it.
+	Drained       bool `protobuf:"varint,15,opt,name=drained,proto3" json:"drained,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -353,6 +364,27 @@ func (x *Member) GetHandoff() bool {
 func (x *Member) GetDraining() bool {
 	if x != nil {
 		return x.Draining
+	}
+	return false
+}
+
+func (x *Member) GetZone() string {
+	if x != nil {
+		return x.Zone
+	}
+	return ""
+}
+
+func (x *Member) GetWeight() uint32 {
+	if x != nil && x.Weight != nil {
+		return *x.Weight
+	}
+	return 0
+}
+
+func (x *Member) GetDrained() bool {
+	if x != nil {
+		return x.Drained
 	}
 	return false
 }
@@ -774,9 +806,12 @@ type ClusterState struct {
 	// Raft index of the last applied entry.
 	LastIndex uint64 `protobuf:"varint,6,opt,name=last_index,json=lastIndex,proto3" json:"last_index,omitempty"`
 	// Raft index of the last entry that changed members, config or table.
-	Version       uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Version uint64 `protobuf:"varint,7,opt,name=version,proto3" json:"version,omitempty"`
+	// Maintenance mode (PauseRebalancing): membership changes and failovers to
+	// ready replicas still commit, but no new copy is planned.
+	RebalancePaused bool `protobuf:"varint,8,opt,name=rebalance_paused,json=rebalancePaused,proto3" json:"rebalance_paused,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *ClusterState) Reset() {
@@ -858,6 +893,13 @@ func (x *ClusterState) GetVersion() uint64 {
 	return 0
 }
 
+func (x *ClusterState) GetRebalancePaused() bool {
+	if x != nil {
+		return x.RebalancePaused
+	}
+	return false
+}
+
 var File_clusterkit_v1_state_proto protoreflect.FileDescriptor
 
 const file_clusterkit_v1_state_proto_rawDesc = "" +
@@ -871,7 +913,7 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\n" +
 	"max_voters\x18\x05 \x01(\rR\tmaxVoters\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x06 \x01(\tR\tclusterId\"\xd9\x03\n" +
+	"cluster_id\x18\x06 \x01(\tR\tclusterId\"\xaf\x04\n" +
 	"\x06Member\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -885,10 +927,14 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\x05nonce\x18\n" +
 	" \x01(\x06R\x05nonce\x12\x18\n" +
 	"\ahandoff\x18\v \x01(\bR\ahandoff\x12\x1a\n" +
-	"\bdraining\x18\f \x01(\bR\bdraining\x1a;\n" +
+	"\bdraining\x18\f \x01(\bR\bdraining\x12\x12\n" +
+	"\x04zone\x18\r \x01(\tR\x04zone\x12\x1b\n" +
+	"\x06weight\x18\x0e \x01(\rH\x00R\x06weight\x88\x01\x01\x12\x18\n" +
+	"\adrained\x18\x0f \x01(\bR\adrained\x1a;\n" +
 	"\rServicesEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x95\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\t\n" +
+	"\a_weight\"\x95\x02\n" +
 	"\x0eDepartedMember\x12-\n" +
 	"\x06member\x18\x01 \x01(\v2\x15.clusterkit.v1.MemberR\x06member\x12)\n" +
 	"\x11left_at_unix_nano\x18\x02 \x01(\x03R\x0eleftAtUnixNano\x12\x16\n" +
@@ -922,7 +968,7 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"\x0fCustomDataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\fR\x05value\x12\x18\n" +
-	"\aversion\x18\x03 \x01(\x04R\aversion\"\xdf\x02\n" +
+	"\aversion\x18\x03 \x01(\x04R\aversion\"\x8a\x03\n" +
 	"\fClusterState\x124\n" +
 	"\x06config\x18\x01 \x01(\v2\x1c.clusterkit.v1.ClusterConfigR\x06config\x12/\n" +
 	"\amembers\x18\x02 \x03(\v2\x15.clusterkit.v1.MemberR\amembers\x129\n" +
@@ -932,7 +978,8 @@ const file_clusterkit_v1_state_proto_rawDesc = "" +
 	"customData\x12\x1d\n" +
 	"\n" +
 	"last_index\x18\x06 \x01(\x04R\tlastIndex\x12\x18\n" +
-	"\aversion\x18\a \x01(\x04R\aversion*/\n" +
+	"\aversion\x18\a \x01(\x04R\aversion\x12)\n" +
+	"\x10rebalance_paused\x18\b \x01(\bR\x0frebalancePaused*/\n" +
 	"\aKeyHash\x12\x10\n" +
 	"\fKEY_HASH_MD5\x10\x00\x12\x12\n" +
 	"\x0eKEY_HASH_XXH64\x10\x01*Z\n" +
@@ -993,6 +1040,7 @@ func file_clusterkit_v1_state_proto_init() {
 	if File_clusterkit_v1_state_proto != nil {
 		return
 	}
+	file_clusterkit_v1_state_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -20,6 +20,11 @@ const (
 	MaxVotersLimit       = 15
 	maxNodeIDLength      = 128
 	MaxServices          = 64
+	// MaxZoneLen bounds a member's zone name.
+	MaxZoneLen = 64
+	// MaxWeight bounds a member's weight: enough for any mix of machine
+	// sizes, small enough that placement's sums never overflow.
+	MaxWeight = 1000
 	maxCustomDataKey     = 1024
 	MaxCustomDataValue   = 1 << 20
 	// maxDeparted bounds the departed list kept for rejoin detection.
@@ -104,6 +109,12 @@ func ValidateMember(m *messages.Member) error {
 	if err := ValidateAddress(m.GetAddress()); err != nil {
 		return err
 	}
+	if len(m.GetZone()) > MaxZoneLen {
+		return errorf(ErrInvalidMember, "zone longer than %d bytes", MaxZoneLen)
+	}
+	if m.Weight != nil && m.GetWeight() > MaxWeight {
+		return errorf(ErrInvalidMember, "weight %d is above %d", m.GetWeight(), MaxWeight)
+	}
 	if len(m.GetServices()) > MaxServices {
 		return errorf(ErrInvalidMember, "more than %d services", MaxServices)
 	}
@@ -138,6 +149,10 @@ func (f *FSM) apply(index uint64, cmd *messages.Command, a *Applied, res *ApplyR
 		return f.applyMarkReady(index, op.MarkReady, a)
 	case *messages.Command_DrainNode:
 		return f.applyDrain(index, op.DrainNode, a)
+	case *messages.Command_SetDrain:
+		return f.applySetDrain(op.SetDrain, a)
+	case *messages.Command_SetRebalancePaused:
+		return f.applySetPaused(op.SetRebalancePaused.GetPaused(), a)
 	case *messages.Command_SetCustomData:
 		return false, f.applySetCustomData(index, op.SetCustomData.GetKey(), op.SetCustomData.GetValue(), false, 0, a, res)
 	case *messages.Command_CompareAndSetCustomData:
@@ -226,6 +241,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 			next.Incarnation = cur.GetIncarnation()
 			next.Voter = cur.GetVoter()
 			next.Draining = cur.GetDraining()
+			next.Drained = cur.GetDrained()
 			next.LastSeenUnixNano = max(cur.GetLastSeenUnixNano(), now)
 			f.members[id] = next
 			return true, nil
@@ -235,6 +251,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 		// node that lost its disk lost its log and its votes with it.
 		next.Incarnation = index
 		next.Voter = cur.GetVoter() && r.GetResumed()
+		next.Drained = cur.GetDrained() // an operator's drain outlives a restart
 		lastSeen := max(cur.GetLastSeenUnixNano(), r.GetLastAliveUnixNano())
 		primary, replica := f.partitionsOf(id)
 		f.members[id] = next
@@ -242,6 +259,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 		return true, nil
 	}
 	next.Incarnation = index
+	next.Drained = false // only SetDrain drains
 	// Voters are earned (learner first): only the node that bootstraps the
 	// cluster starts as one; the leader promotes the others on evidence.
 	next.Voter = false

@@ -27,6 +27,8 @@ const (
 	typeSetVoter                cmdType = 25
 	typeMarkReady               cmdType = 26
 	typeDrainNode               cmdType = 27
+	typeSetDrain                cmdType = 28
+	typeSetRebalancePaused      cmdType = 29
 )
 
 // skippable lists the types that do not affect coordination, so an older node
@@ -65,6 +67,10 @@ func typeOf(cmd *messages.Command) cmdType {
 		return typeMarkReady
 	case *messages.Command_DrainNode:
 		return typeDrainNode
+	case *messages.Command_SetDrain:
+		return typeSetDrain
+	case *messages.Command_SetRebalancePaused:
+		return typeSetRebalancePaused
 	}
 	return 0
 }
@@ -90,7 +96,7 @@ func decode(data []byte) (cmd *messages.Command, skip bool, err error) {
 		return nil, false, errorf(errMalformedCommand, "empty entry")
 	}
 	t := cmdType(data[0] &^ ignoreIfUnknown)
-	if t < typeSetConfig || t > typeDrainNode {
+	if t < typeSetConfig || t > typeSetRebalancePaused {
 		if data[0]&ignoreIfUnknown != 0 {
 			return nil, true, nil
 		}

@@ -26,6 +26,9 @@ var (
 	// ErrClusterMismatch means a node, a data directory or a connection
 	// belongs to another cluster (another cluster ID).
 	ErrClusterMismatch = errors.New("cluster ID mismatch")
+	// ErrNoHolder refuses a drain that would leave no member to hold the
+	// partitions.
+	ErrNoHolder = errors.New("no member would be left to hold partitions")
 )
 
 // codes names each sentinel for the wire (forwarded proposals) and for HTTP.
@@ -46,6 +49,7 @@ var codes = map[error]string{
 	ErrVersionMismatch:     "version_mismatch",
 	errBadSnapshot:         "bad_snapshot",
 	ErrClusterMismatch:     "cluster_mismatch",
+	ErrNoHolder:            "no_holder",
 }
 
 // Code returns the wire code of err's sentinel, or "" when err wraps none.

@@ -32,7 +32,8 @@ func nodeInfo(n *Node) *messages.NodeInfo {
 		return nil
 	}
 	return &messages.NodeInfo{Id: n.ID, Name: n.Name, Address: n.IP, Services: n.Services, Status: n.Status,
-		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAtUnixNano: unixNano(n.JoinedAt), LastSeenUnixNano: unixNano(n.LastSeen)}
+		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAtUnixNano: unixNano(n.JoinedAt), LastSeenUnixNano: unixNano(n.LastSeen),
+		Zone: n.Zone, Weight: uint32(n.Weight), Drained: n.Drained}
 }
 
 // unixNano is t in nanoseconds since the epoch, 0 for the zero time (whose
@@ -131,7 +132,7 @@ func Events(a *Applied, now time.Time) []*messages.Event {
 
 func changeReason(trigger string) string {
 	switch trigger {
-	case TriggerNodeJoin, TriggerNodeLeave, TriggerNodeRejoin:
+	case TriggerNodeJoin, TriggerNodeLeave, TriggerNodeRejoin, TriggerNodeDrain, TriggerNodeUndrain:
 		return trigger
 	default:
 		return reasonRebalance

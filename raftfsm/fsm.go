@@ -74,6 +74,10 @@ type change struct {
 	ReadiedBy string
 	// Drained is the node whose primaries a DrainNode handed over.
 	Drained string
+	// DrainSet is set when an operator drained or undrained a member.
+	DrainSet *DrainChange
+	// PauseSet is set when maintenance mode changed (its new value).
+	PauseSet *bool
 	// CustomData is set for custom-data writes and deletes.
 	CustomData *customDataChange
 }
@@ -104,6 +108,7 @@ type FSM struct {
 	table     *messages.PartitionTable
 	lastIndex uint64
 	version   uint64
+	paused    bool // maintenance mode
 
 	cdMu sync.RWMutex
 	cd   map[string]*messages.CustomDataEntry
@@ -287,7 +292,9 @@ func (f *FSM) sortedMembers() []*messages.Member {
 func (f *FSM) buildView() *View {
 	// The view keeps references to these messages; Apply replaces messages
 	// instead of mutating them, so views stay immutable.
-	return buildView(f.localID, f.version, f.config, f.sortedMembers(), f.table, f.departed)
+	v := buildView(f.localID, f.version, f.config, f.sortedMembers(), f.table, f.departed)
+	v.paused = f.paused
+	return v
 }
 
 // state returns the whole state as one message (the snapshot format).
@@ -298,6 +305,8 @@ func (f *FSM) state() *messages.ClusterState {
 		Table:     f.table,
 		LastIndex: f.lastIndex,
 		Version:   f.version,
+
+		RebalancePaused: f.paused,
 	}
 	for _, d := range f.departed {
 		st.Departed = append(st.Departed, d)
@@ -386,6 +395,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.lastIndex = st.GetLastIndex()
 	f.applied.Store(f.lastIndex)
 	f.version = st.GetVersion()
+	f.paused = st.GetRebalancePaused()
 	next := f.publish()
 	f.emit(&Applied{Index: f.lastIndex, Restored: true, Prev: prev, Next: next})
 	return nil

@@ -32,6 +32,18 @@ type Node struct {
 	Handoff bool `json:"handoff"`
 	// Draining: the node is stopping; it leads no partition.
 	Draining bool `json:"draining"`
+	// Zone is the node's failure domain ("" = none).
+	Zone string `json:"zone"`
+	// Weight is the node's relative capacity (0: it holds nothing).
+	Weight int `json:"weight"`
+	// Drained: an operator drained the node; it holds nothing until undrained.
+	Drained bool `json:"drained"`
+}
+
+// DrainChange is an operator's drain or undrain of a member.
+type DrainChange struct {
+	Node  string
+	Drain bool
 }
 
 // Owner is one owner of a partition and its hand-off state.
@@ -102,6 +114,7 @@ type View struct {
 	done         chan struct{}
 	assignments  []*messages.PartitionAssignment
 	span         *messages.RebalanceSpan
+	paused       bool
 
 	// The routing structures are built on first use: a burst of entries
 	// publishes many views that nobody routes with (a table of 1024
@@ -326,6 +339,9 @@ func nodeFromMember(m *messages.Member) Node {
 		Status:      StatusActive,
 		Handoff:     m.GetHandoff(),
 		Draining:    m.GetDraining(),
+		Zone:        m.GetZone(),
+		Weight:      int(weightOf(m)),
+		Drained:     m.GetDrained(),
 	}
 	if m.GetStatus() == messages.NodeStatus_NODE_STATUS_SUSPECT {
 		n.Status = StatusSuspect
@@ -436,6 +452,12 @@ func (v *View) buildTable(table *messages.PartitionTable) {
 	r.checksum = h.Sum64()
 }
 
+// Departure returns the record of removed node id, if the view keeps one.
+func (v *View) Departure(id string) (Departure, bool) {
+	d, ok := v.departed[id]
+	return d, ok
+}
+
 // Departures returns the departed list, sorted by node ID.
 func (v *View) Departures() []Departure {
 	out := make([]Departure, 0, len(v.departed))
@@ -445,3 +467,11 @@ func (v *View) Departures() []Departure {
 	slices.SortFunc(out, func(a, b Departure) int { return strings.Compare(a.Node.ID, b.Node.ID) })
 	return out
 }
+
+// RebalancePaused reports maintenance mode: no new copy is planned while it
+// is on (PauseRebalancing).
+func (v *View) RebalancePaused() bool { return v.paused }
+
+// Holds reports whether node n takes partitions in placement: not drained
+// and a weight above 0.
+func (n *Node) Holds() bool { return !n.Drained && n.Weight > 0 }
