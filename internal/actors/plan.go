@@ -69,6 +69,19 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 			}
 		}
 	}
+	if v.RebalancePaused() && v.HasTable() {
+		// Maintenance mode: the owners are the target. Nothing is copied
+		// or released; a reloading owner still loads.
+		target := make([][]string, len(cur))
+		for n, p := range cur {
+			for _, o := range p.Owners {
+				target[n] = append(target[n], o.ID)
+			}
+		}
+		parts, moves := handoff.Plan(cur, target)
+		out := handoff.Step(handoff.Input{Parts: parts, Members: members, Limits: limitsOf(h, len(cur)), Now: now, Skip: skip})
+		return plan{step: out, moves: moves, changed: differs(v, out.Parts)}
+	}
 	base := make([][]string, len(cur))
 	for n, p := range cur {
 		if len(p.Target) > 0 {
@@ -80,10 +93,15 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 		}
 	}
 	var ids, noPrimary, holders []string
+	zones, weights := map[string]string{}, map[string]int{}
 	for _, m := range v.Members() {
 		ids = append(ids, m.ID)
 		if m.Draining {
 			noPrimary = append(noPrimary, m.ID)
+		}
+		zones[m.ID], weights[m.ID] = m.Zone, m.Weight
+		if m.Drained {
+			weights[m.ID] = 0
 		}
 	}
 	// In ID and partition order: the plan must not depend on map order.
@@ -106,12 +124,15 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 			base[n] = append(base[n], id)
 			if !member && !slices.Contains(holders, id) {
 				holders = append(holders, id)
+				if d, ok := v.Departure(id); ok {
+					zones[id], weights[id] = d.Node.Zone, d.Node.Weight
+				}
 			}
 		}
 	}
 	slices.Sort(holders)
 	target := placement.AssignInput(placement.Input{Prev: base, Members: append(slices.Clone(ids), holders...),
-		Partitions: len(cur), RF: rf, NoPrimary: append(noPrimary, holders...)})
+		Partitions: len(cur), RF: rf, NoPrimary: append(noPrimary, holders...), Zones: zones, Weights: weights})
 	for n := range target {
 		// A placeholder keeps its slot empty: nobody copies its data yet.
 		target[n] = slices.DeleteFunc(target[n], func(id string) bool { return slices.Contains(holders, id) })

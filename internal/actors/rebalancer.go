@@ -145,6 +145,23 @@ func (r *rebalancerActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		r.add(ctx, trigger{kind: raftfsm.TriggerNodeRejoin, node: c.Rejoined.ID}, r.cfg.RebalanceDelay)
 	case c.Left != nil:
 		r.add(ctx, trigger{kind: raftfsm.TriggerNodeLeave, node: c.Left.ID}, r.cfg.RebalanceDelay)
+	case c.DrainSet != nil:
+		// An operator's decision: plan at once.
+		kind := raftfsm.TriggerNodeUndrain
+		if c.DrainSet.Drain {
+			kind = raftfsm.TriggerNodeDrain
+		}
+		r.log.Info("operator drain changed; planning", "peer", c.DrainSet.Node, "drain", c.DrainSet.Drain, "index", a.Index)
+		r.add(ctx, trigger{kind: kind, node: c.DrainSet.Node}, 0)
+	case c.PauseSet != nil:
+		// Paused: a plan freezes the hand-offs in progress (the owners
+		// become the target). Resumed: one plan from the current state.
+		kind := raftfsm.TriggerResume
+		if *c.PauseSet {
+			kind = raftfsm.TriggerPause
+		}
+		r.log.Info("maintenance mode changed", "paused", *c.PauseSet, "index", a.Index)
+		r.add(ctx, trigger{kind: kind, node: r.cfg.NodeID}, 0)
 	}
 	// c.Drained triggers nothing: the stopping node leads nothing now, and
 	// a plan would only move primaries it may not take.
@@ -200,7 +217,9 @@ func (r *rebalancerActor) stopTimer() {
 // summarize picks the trigger reported for a batch: a rejoin first (its node
 // must reload), then joins, leaves, manual requests, reconciliation.
 func summarize(pending []trigger) (trigger, []string) {
-	rank := map[string]int{raftfsm.TriggerNodeRejoin: 0, raftfsm.TriggerNodeJoin: 1, raftfsm.TriggerNodeLeave: 2, raftfsm.TriggerManual: 3, raftfsm.TriggerLeaderChange: 4}
+	rank := map[string]int{raftfsm.TriggerNodeRejoin: 0, raftfsm.TriggerNodeJoin: 1, raftfsm.TriggerNodeLeave: 2,
+		raftfsm.TriggerNodeDrain: 3, raftfsm.TriggerNodeUndrain: 3, raftfsm.TriggerResume: 4, raftfsm.TriggerPause: 4,
+		raftfsm.TriggerManual: 5, raftfsm.TriggerLeaderChange: 6}
 	best := pending[0]
 	var reload []string
 	for _, t := range pending {

@@ -166,6 +166,7 @@ func (d *pilotDelegate) KnownServers() map[raft.ServerID]*autopilot.Server {
 		out[raft.ServerID(m.ID)] = &autopilot.Server{
 			ID: raft.ServerID(m.ID), Name: m.Name, Address: raft.ServerAddress(m.IP), NodeStatus: status,
 			IsLeader: m.ID == d.cfg.NodeID, NodeType: autopilot.NodeVoter, Ext: life.since,
+			Meta: map[string]string{"zone": m.Zone},
 		}
 	}
 	d.lives = seen
@@ -251,17 +252,32 @@ func (p *promoter) maxVoters() int {
 // maxVoters voters; replace each voter unhealthy for 2*stab by such a
 // non-voter, or, when none is left, demote it if Raft cannot reach it. The
 // leader is never demoted.
+//
+// Zones (Server.Meta["zone"]): no zone gets more than ceil(v/z) voters, v
+// the voters wanted (min(maxVoters, servers)) and z the zones with members,
+// so that losing one zone keeps a quorum whenever the member counts allow
+// it. Candidates from the zones with the fewest voters go first; when a zone
+// is above its share and a candidate elsewhere could take the seat, one
+// voter of that zone is swapped out per round (a slow, safe convergence:
+// promotion before demotion, never the leader).
 func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time.Time) autopilot.RaftChanges {
-	var candidates, failing []*autopilot.ServerState
+	var candidates, failing, healthyVoters []*autopilot.ServerState
 	voters := 0
+	perZone := map[string]int{}
+	zones := map[string]bool{}
 	for _, srv := range st.Servers {
+		zones[zoneOf(srv)] = true
 		switch srv.State {
 		case autopilot.RaftLeader:
 			voters++
+			perZone[zoneOf(srv)]++
 		case autopilot.RaftVoter:
 			voters++
+			perZone[zoneOf(srv)]++
 			if !srv.Health.Healthy && now.Sub(srv.Health.StableSince) >= 2*stab {
 				failing = append(failing, srv)
+			} else {
+				healthyVoters = append(healthyVoters, srv)
 			}
 		case autopilot.RaftNonVoter, autopilot.RaftStaging:
 			lifeSince, _ := srv.Server.Ext.(time.Time) // when this life was first seen
@@ -269,6 +285,11 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 				candidates = append(candidates, srv)
 			}
 		}
+	}
+	zoneCap := len(st.Servers) + 1 // no cap without zones
+	if len(zones) > 1 {
+		want := min(maxVoters, len(st.Servers))
+		zoneCap = (want + len(zones) - 1) / len(zones)
 	}
 	byAge := func(a, b *autopilot.ServerState) int {
 		if c := a.Health.StableSince.Compare(b.Health.StableSince); c != 0 {
@@ -278,27 +299,89 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 	}
 	slices.SortFunc(candidates, byAge)
 	slices.SortFunc(failing, byAge)
+	// next takes the oldest candidate of a zone with the fewest voters,
+	// among the zones below their cap (leaving is the zone a seat frees).
+	next := func(leaving string) *autopilot.ServerState {
+		eff := func(c *autopilot.ServerState) int { // voters of c's zone once leaving's seat is free
+			n := perZone[zoneOf(c)]
+			if zoneOf(c) == leaving {
+				n--
+			}
+			return n
+		}
+		best := -1
+		for i, c := range candidates {
+			if eff(c) < zoneCap && (best < 0 || eff(c) < eff(candidates[best])) {
+				best = i
+			}
+		}
+		if best < 0 {
+			return nil
+		}
+		c := candidates[best]
+		candidates = slices.Delete(candidates, best, best+1)
+		perZone[zoneOf(c)]++
+		return c
+	}
 	var ch autopilot.RaftChanges
-	for len(candidates) > 0 && voters+len(ch.Promotions) < maxVoters {
-		ch.Promotions = append(ch.Promotions, candidates[0].Server.ID)
-		candidates = candidates[1:]
+	for voters+len(ch.Promotions) < maxVoters {
+		c := next("\x00")
+		if c == nil {
+			break
+		}
+		ch.Promotions = append(ch.Promotions, c.Server.ID)
 	}
 	for _, f := range failing {
-		switch {
-		case len(candidates) > 0:
-			ch.Promotions = append(ch.Promotions, candidates[0].Server.ID)
-			candidates = candidates[1:]
+		if c := next(zoneOf(f)); c != nil {
+			ch.Promotions = append(ch.Promotions, c.Server.ID)
 			ch.Demotions = append(ch.Demotions, f.Server.ID)
-		case f.Server.NodeStatus != autopilot.NodeAlive:
+			perZone[zoneOf(f)]--
+			continue
+		}
+		if f.Server.NodeStatus != autopilot.NodeAlive {
 			// Unreachable for Raft (or suspect), and nobody to replace it:
 			// its vote only raises the quorum. A voter that is merely slow
 			// (late contact, a trailing log: a busy machine) still votes,
 			// and keeps its seat until a healthy non-voter can take it.
 			ch.Demotions = append(ch.Demotions, f.Server.ID)
+			perZone[zoneOf(f)]--
 		}
+	}
+	// A zone above its share: promote a candidate elsewhere (the seat it
+	// takes is given back below, in a later round: autopilot applies a
+	// round's promotions before any demotion).
+	crowded := false
+	for _, n := range perZone {
+		crowded = crowded || n > zoneCap
+	}
+	if crowded && len(ch.Promotions) == 0 {
+		if c := next("\x00"); c != nil {
+			ch.Promotions = append(ch.Promotions, c.Server.ID)
+		}
+	}
+	// Voters above maxVoters (after such a swap): the most recent healthy
+	// voter of the most crowded zone gives its seat back.
+	slices.SortFunc(healthyVoters, byAge)
+	for excess := voters + len(ch.Promotions) - len(ch.Demotions) - maxVoters; excess > 0; excess-- {
+		pick := -1
+		for i, v := range healthyVoters {
+			if pick < 0 || perZone[zoneOf(v)] >= perZone[zoneOf(healthyVoters[pick])] {
+				pick = i
+			}
+		}
+		if pick < 0 {
+			break
+		}
+		v := healthyVoters[pick]
+		healthyVoters = slices.Delete(healthyVoters, pick, pick+1)
+		ch.Demotions = append(ch.Demotions, v.Server.ID)
+		perZone[zoneOf(v)]--
 	}
 	return ch
 }
+
+// zoneOf is a server's zone, as KnownServers put it in its metadata.
+func zoneOf(s *autopilot.ServerState) string { return s.Server.Meta["zone"] }
 
 func cmpID(a, b raft.ServerID) int {
 	switch {

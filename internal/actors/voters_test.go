@@ -33,6 +33,10 @@ func TestVotersPlan(t *testing.T) {
 		}
 		return out
 	}
+	z := func(s *autopilot.ServerState, zone string) *autopilot.ServerState {
+		s.Server.Meta = map[string]string{"zone": zone}
+		return s
+	}
 	alive, failed := autopilot.NodeAlive, autopilot.NodeFailed
 	for _, c := range []struct {
 		name            string
@@ -76,6 +80,29 @@ func TestVotersPlan(t *testing.T) {
 			srv("b", autopilot.RaftVoter, false, 3*time.Second, failed)), 3, []string{}, []string{}},
 		{"the leader is never demoted", state(
 			srv("a", autopilot.RaftLeader, false, time.Hour, failed)), 3, []string{}, []string{}},
+		// Zones: at most ceil(5/3) = 2 voters per zone, emptier zones first.
+		{"zones: promotions spread over zones, not by age alone", state(
+			z(srv("a", autopilot.RaftLeader, true, time.Hour, alive), "z1"),
+			z(srv("b", autopilot.RaftNonVoter, true, 9*time.Second, alive), "z1"),
+			z(srv("c", autopilot.RaftNonVoter, true, 8*time.Second, alive), "z1"),
+			z(srv("d", autopilot.RaftNonVoter, true, 7*time.Second, alive), "z2"),
+			z(srv("e", autopilot.RaftNonVoter, true, 6*time.Second, alive), "z2"),
+			z(srv("f", autopilot.RaftNonVoter, true, 5*time.Second, alive), "z3")), 5, []string{"d", "f", "b", "e"}, []string{}},
+		{"zones: a crowded zone gets a candidate elsewhere promoted", state(
+			z(srv("a", autopilot.RaftLeader, true, time.Hour, alive), "z1"),
+			z(srv("b", autopilot.RaftVoter, true, time.Hour, alive), "z1"),
+			z(srv("c", autopilot.RaftVoter, true, time.Hour, alive), "z1"),
+			z(srv("d", autopilot.RaftNonVoter, true, time.Hour, alive), "z2")), 3, []string{"d"}, []string{"c"}},
+		{"zones: then the crowded zone's newest healthy voter gives its seat back", state(
+			z(srv("a", autopilot.RaftLeader, true, time.Hour, alive), "z1"),
+			z(srv("b", autopilot.RaftVoter, true, 2*time.Hour, alive), "z1"),
+			z(srv("c", autopilot.RaftVoter, true, time.Hour, alive), "z1"),
+			z(srv("d", autopilot.RaftVoter, true, time.Hour, alive), "z2")), 3, []string{}, []string{"c"}},
+		{"zones: a zone at its share takes no more voters", state(
+			z(srv("a", autopilot.RaftLeader, true, time.Hour, alive), "z1"),
+			z(srv("b", autopilot.RaftVoter, true, time.Hour, alive), "z1"),
+			z(srv("c", autopilot.RaftVoter, true, time.Hour, alive), "z2"),
+			z(srv("d", autopilot.RaftNonVoter, true, time.Hour, alive), "z1")), 5, []string{}, []string{}},
 	} {
 		ch := votersPlan(c.st, c.max, stab, now)
 		if got := ids(ch.Promotions); !slices.Equal(got, c.promote) {
