@@ -59,6 +59,9 @@ var (
 	ErrConfigMismatch = raftfsm.ErrConfigMismatch
 	// ErrUnknownNode means the node ID is not a member of the cluster.
 	ErrUnknownNode = raftfsm.ErrUnknownNode
+	// ErrNoHolder refuses a Drain that would leave no member to hold the
+	// partitions (every other member drained or of weight 0).
+	ErrNoHolder = raftfsm.ErrNoHolder
 	// ErrStaleTable means the table changed while a proposal was computed.
 	ErrStaleTable = raftfsm.ErrStaleTable
 	// ErrVersionMismatch means a compare-and-set saw another version.

@@ -224,7 +224,8 @@ func nodeOf(n *messages.NodeInfo) *Node {
 		return nil
 	}
 	node := &Node{ID: n.GetId(), Name: n.GetName(), IP: n.GetAddress(), Status: n.GetStatus(), Services: n.GetServices(),
-		Incarnation: n.GetIncarnation(), Voter: n.GetVoter(), JoinedAt: ts(n.GetJoinedAtUnixNano()), LastSeen: ts(n.GetLastSeenUnixNano())}
+		Incarnation: n.GetIncarnation(), Voter: n.GetVoter(), JoinedAt: ts(n.GetJoinedAtUnixNano()), LastSeen: ts(n.GetLastSeenUnixNano()),
+		Zone: n.GetZone(), Weight: int(n.GetWeight()), Drained: n.GetDrained()}
 	if _, port, ok := splitPort(node.IP); ok {
 		node.Port = port
 	}

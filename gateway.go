@@ -102,6 +102,14 @@ func (g gatewayBackend) RemoveNode(ctx context.Context, id string) error {
 	return httpError(g.ck.RemoveNode(ctx, id))
 }
 
+func (g gatewayBackend) SetDrain(ctx context.Context, id string, drain bool) error {
+	return httpError(g.ck.setDrain(ctx, id, drain))
+}
+
+func (g gatewayBackend) SetRebalancePaused(ctx context.Context, paused bool) error {
+	return httpError(g.ck.setPaused(ctx, paused))
+}
+
 // Leave commits the removal, then stops the node in the background: Stop
 // shuts the HTTP server down, which waits for this very handler.
 func (g gatewayBackend) Leave(ctx context.Context) error {
@@ -177,6 +185,8 @@ func httpError(err error) error {
 		status, code = http.StatusBadRequest, "invalid_key"
 	case errors.Is(err, ErrStaleTable):
 		status, code = http.StatusConflict, "conflict"
+	case errors.Is(err, ErrNoHolder):
+		status, code = http.StatusConflict, "no_holder"
 	case errors.Is(err, ErrVersionMismatch):
 		status, code = http.StatusPreconditionFailed, "version_mismatch"
 	case errors.Is(err, ErrValueTooLarge):

@@ -140,6 +140,9 @@ var (
 	descRebalanceTime   = desc("rebalance_duration_seconds", "From the start of a rebalance on the leader to its commit on this node.")
 	descOwnerStates     = desc("partition_owners", "Partition owners in the committed table, by hand-off state.", "state")
 	descMovesInFlight   = desc("handoff_moves_in_flight", "Copies in progress in the cluster (syncing owners).")
+	descPaused          = desc("rebalance_paused", "1 in maintenance mode (no new copy is planned), else 0.")
+	descDrained         = desc("drained_nodes", "Members an operator drained.")
+	descDrainLeft       = desc("drain_remaining_partitions", "Partition copies drained members still hold: 0 once every drain is done.")
 	descHandoffTime     = desc("handoff_duration_seconds", "From the entry that added an owner to the one that made it ready (its acknowledged copy).")
 	descHandoffTimeouts = desc("handoff_timeouts_total", "Copies HandoffTimeout ended, decided by this node as leader, by outcome.", "outcome")
 	descProposals       = desc("proposals_total", "Commands proposed through this node.")
@@ -247,6 +250,16 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descOwnerStates, float64(syncing), raftfsm.OwnerSyncing)
 	gauge(descOwnerStates, float64(ready), raftfsm.OwnerReady)
 	gauge(descMovesInFlight, float64(syncing))
+	drained, held := 0, 0
+	for _, m := range v.Members() {
+		if m.Drained {
+			drained++
+			held += slotsOf(v, m.ID)
+		}
+	}
+	gauge(descPaused, flag(v.RebalancePaused()))
+	gauge(descDrained, float64(drained))
+	gauge(descDrainLeft, float64(held))
 	ch <- histogram(descHandoffTime, &s.HandoffDuration)
 	counter(descHandoffTimeouts, s.HandoffTimeouts.Load(), "cancelled")
 	counter(descHandoffTimeouts, s.HandoffsForced.Load(), "forced")
@@ -319,3 +332,4 @@ func (ck *ClusterKit) newRegistry() *prometheus.Registry {
 	)
 	return reg
 }
+

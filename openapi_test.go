@@ -197,6 +197,16 @@ func TestOpenAPIResponses(t *testing.T) {
 		{"PUT", "/custom-data/tmp", map[string]string{"Authorization": "Bearer " + testToken, "Content-Type": "application/octet-stream"}, []byte("v"), 200},
 		{"DELETE", "/custom-data/tmp", auth, nil, 200},
 		{"POST", "/rebalance", auth, nil, 200},
+		// Maintenance mode around a drain: nothing moves, the flags commit.
+		{"POST", "/rebalance/pause", nil, nil, 401},
+		{"POST", "/rebalance/pause", auth, nil, 200},
+		{"POST", "/nodes/nope/drain", auth, nil, 404},
+		{"POST", "/nodes/node-3/drain", auth, []byte(`{"x":1}`), 400},
+		{"POST", "/nodes/node-3/drain", auth, nil, 200},
+		{"GET", "/nodes/node-3", nil, nil, 200},
+		{"GET", "/cluster", nil, nil, 200},
+		{"POST", "/nodes/node-3/undrain", auth, nil, 200},
+		{"POST", "/rebalance/resume", auth, nil, 200},
 		{"POST", "/leadership/transfer", auth, nil, 200},
 		{"POST", "/internal/v1/ping", jsonAuth, []byte(`{}`), 200},
 		{"POST", "/internal/v1/member-status", jsonAuth, []byte(`{"id":"node-2"}`), 200},
@@ -265,7 +275,7 @@ func TestOpenAPIResponses(t *testing.T) {
 	t.Run("a changed document fails", func(t *testing.T) {
 		for _, mutate := range []func(s *openapi3.Schema){
 			func(s *openapi3.Schema) { delete(s.Properties, "port") },
-			func(s *openapi3.Schema) { s.Required = append(s.Required, "zone") },
+			func(s *openapi3.Schema) { s.Required = append(s.Required, "rack") },
 		} {
 			doc2, err := openapi3.NewLoader().LoadFromFile("docs/openapi.yaml")
 			if err != nil {

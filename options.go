@@ -38,6 +38,11 @@ const (
 	// DefaultMaxMovesPerNode keeps a node serving while it copies: a few
 	// partitions at a time in and out of it.
 	DefaultMaxMovesPerNode = 4
+	// DefaultWeight is a node's weight unless Options.Weight says otherwise.
+	DefaultWeight = 1
+	// WeightNone as Options.Weight makes a node hold no partition (weight
+	// 0 in the cluster): 0 itself is Go's zero value, which means "unset".
+	WeightNone = -1
 	// DefaultMaxMovesInFlightFraction is Akka Cluster Sharding's
 	// rebalance-relative-limit: a tenth of the partitions at once.
 	DefaultMaxMovesInFlightFraction = 0.1
@@ -228,6 +233,18 @@ type Options struct {
 	// RebalanceDelay debounces membership changes into one rebalance.
 	RebalanceDelay time.Duration
 
+	// Zone is this node's failure domain (a rack, an availability zone):
+	// placement puts the owners of a partition in distinct zones when there
+	// are enough of them, and spreads the voters over zones, so that losing
+	// one zone loses no partition and keeps quorum. "" = no zone.
+	Zone string
+	// Weight is this node's relative capacity: its share of slots and of
+	// primaries is proportional to it (default DefaultWeight). Go's zero
+	// value keeps the default; WeightNone (any negative value) makes the
+	// node hold nothing: it only routes. Weights above raftfsm.MaxWeight are
+	// refused.
+	Weight int
+
 	// Handoff declares that the application acknowledges each partition it
 	// loads: a new owner on this node is "syncing" (it may not be primary)
 	// until a user actor replies PartitionReady to its PartitionChange, an
@@ -366,6 +383,9 @@ func (o Options) withDefaults() Options {
 	if o.MinReadyReplicas == 0 {
 		o.MinReadyReplicas = DefaultMinReadyReplicas
 	}
+	if o.Weight == 0 {
+		o.Weight = DefaultWeight
+	}
 	if o.MaxMovesPerNode == 0 {
 		o.MaxMovesPerNode = DefaultMaxMovesPerNode
 	}
@@ -408,6 +428,14 @@ func (o Options) Validate() error {
 		bad("NodeID is required")
 	} else if err := raftfsm.ValidateNodeID(o.NodeID); err != nil {
 		bad("NodeID: %v", err)
+	}
+	if len(o.Zone) > raftfsm.MaxZoneLen {
+		bad("Zone is %d bytes, at most %d", len(o.Zone), raftfsm.MaxZoneLen)
+	} else if strings.ContainsFunc(o.Zone, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		bad("Zone %q has a space or a control character", o.Zone)
+	}
+	if o.Weight > raftfsm.MaxWeight {
+		bad("Weight %d is above %d", o.Weight, raftfsm.MaxWeight)
 	}
 	if o.HTTPAddr == "" {
 		bad("HTTPAddr is required (for example \":8080\")")

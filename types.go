@@ -34,6 +34,13 @@ type Node struct {
 	// LastSeen is when failure detection last heard from it (zero when it
 	// never doubted it).
 	LastSeen time.Time `json:"last_seen"`
+	// Zone is its failure domain (Options.Zone; "" = none).
+	Zone string `json:"zone"`
+	// Weight is its relative capacity (Options.Weight; 0 holds nothing).
+	Weight int `json:"weight"`
+	// Drained: an operator drained it (Drain); it holds nothing once the
+	// hand-offs are done, until Undrain.
+	Drained bool `json:"drained"`
 }
 
 // Partition is one partition of the routing table. The values that
@@ -88,6 +95,8 @@ type Cluster struct {
 	TableVersion uint64 `json:"table_version"`
 	// Health is "healthy", "degraded" or "critical".
 	Health string `json:"health"`
+	// RebalancePaused is maintenance mode (PauseRebalancing).
+	RebalancePaused bool `json:"rebalance_paused"`
 }
 
 // PartitionMap holds the partitions by ID.
@@ -223,7 +232,8 @@ func buildTable(v *raftfsm.View) *table {
 
 func nodeFrom(n raftfsm.Node) Node {
 	return Node{ID: n.ID, Name: n.Name, IP: n.IP, Port: n.Port, Status: n.Status, Services: n.Services,
-		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAt: n.JoinedAt, LastSeen: n.LastSeen}
+		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAt: n.JoinedAt, LastSeen: n.LastSeen,
+		Zone: n.Zone, Weight: n.Weight, Drained: n.Drained}
 }
 
 // cluster builds the Cluster document of t (a fresh value the caller owns;
@@ -236,6 +246,8 @@ func (t *table) cluster() *Cluster {
 		Version:      v.Version(),
 		TableVersion: v.TableVersion(),
 		Health:       v.Health().Status,
+
+		RebalancePaused: v.RebalancePaused(),
 	}
 	if c.Nodes == nil {
 		c.Nodes = []Node{}

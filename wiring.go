@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit/httpgw"
 	"github.com/clusterkit/clusterkit/internal/actors"
@@ -32,6 +33,7 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Stats:  ck.stats,
 		Self: &messages.Member{
 			Id: o.NodeID, Name: o.NodeName, Address: ck.advertise, Services: o.Services, Handoff: o.Handoff,
+			Zone: o.Zone, Weight: proto.Uint32(uint32(max(o.Weight, 0))),
 		},
 		Life:               ck.life,
 		Resumed:            ck.resumed,

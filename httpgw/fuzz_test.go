@@ -854,6 +854,22 @@ func (b *fzBackend) RemoveNode(_ context.Context, id string) error {
 	return nil
 }
 
+func (b *fzBackend) SetDrain(_ context.Context, id string, drain bool) error {
+	b.called("SetDrain")
+	if b.mode&fzFailing != 0 {
+		return fmt.Errorf("drain: %w", &StatusError{Status: http.StatusConflict, Code: "no_holder", Err: errors.New("no member would be left to hold partitions")})
+	}
+	return nil
+}
+
+func (b *fzBackend) SetRebalancePaused(_ context.Context, paused bool) error {
+	b.called("SetRebalancePaused")
+	if b.mode&fzFailing != 0 {
+		return errors.New("backend: pause failed") // a plain error: 500
+	}
+	return nil
+}
+
 // fzTransferCodes are target IDs the fake answers with that failure code.
 var fzTransferCodes = []string{"invalid_target", "no_other_voter", "not_leader", "unavailable", "timeout", "weird"}
 

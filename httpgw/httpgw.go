@@ -81,6 +81,11 @@ type Backend interface {
 	Leave(ctx context.Context) error
 	// RemoveNode removes another member for good.
 	RemoveNode(ctx context.Context, id string) error
+	// SetDrain drains (or undrains) member id and returns once committed
+	// and applied here; the hand-offs follow in the background.
+	SetDrain(ctx context.Context, id string, drain bool) error
+	// SetRebalancePaused enters or leaves maintenance mode.
+	SetRebalancePaused(ctx context.Context, paused bool) error
 	// TransferLeadership hands leadership to target ("" = any voter),
 	// forwarding to the leader when needed.
 	TransferLeadership(ctx context.Context, req *messages.TransferLeadershipRequest) *messages.TransferLeadershipResponse
@@ -182,6 +187,8 @@ func (g *Gateway) routes() []routeSpec {
 		{"/cluster", get(g.cluster)},
 		{"/nodes", get(g.nodes)},
 		{"/nodes/{id}", methods{http.MethodGet: g.node, http.MethodDelete: g.auth(g.removeNode)}},
+		{"/nodes/{id}/drain", post(g.auth(g.drain(true)))},
+		{"/nodes/{id}/undrain", post(g.auth(g.drain(false)))},
 		{"/partitions", get(g.partitions)},
 		{"/partitions/stats", get(g.partitionStats)},
 		{"/partitions/{id}", get(g.partition)},
@@ -195,6 +202,8 @@ func (g *Gateway) routes() []routeSpec {
 		{"/join", post(g.auth(g.join))},
 		{"/leave", post(g.auth(g.leave))},
 		{"/rebalance", post(g.auth(g.rebalance))},
+		{"/rebalance/pause", post(g.auth(g.pause(true)))},
+		{"/rebalance/resume", post(g.auth(g.pause(false)))},
 		{"/leadership/transfer", post(g.auth(g.transferLeadership))},
 		{"/custom-data", get(g.customDataKeys)},
 		{"/custom-data/{key...}", methods{

@@ -82,6 +82,7 @@ func nodeJSON(n *raftfsm.Node) client.Node {
 	return client.Node{
 		ID: n.ID, Name: n.Name, IP: n.IP, Port: n.Port, Status: n.Status, Services: services,
 		Incarnation: n.Incarnation, Voter: n.Voter, JoinedAt: n.JoinedAt, LastSeen: n.LastSeen,
+		Zone: n.Zone, Weight: n.Weight, Drained: n.Drained,
 	}
 }
 
@@ -106,6 +107,7 @@ func eventNodeJSON(n *messages.NodeInfo) *client.Node {
 		ID: n.GetId(), Name: n.GetName(), IP: n.GetAddress(), Status: n.GetStatus(), Services: services,
 		Incarnation: n.GetIncarnation(), Voter: n.GetVoter(),
 		JoinedAt: unixTime(n.GetJoinedAtUnixNano()), LastSeen: unixTime(n.GetLastSeenUnixNano()),
+		Zone: n.GetZone(), Weight: int(n.GetWeight()), Drained: n.GetDrained(),
 	}
 	if _, port, err := net.SplitHostPort(node.IP); err == nil {
 		node.Port, _ = strconv.Atoi(port)
@@ -157,6 +159,8 @@ func clusterJSON(v *raftfsm.View) *client.Cluster {
 		TableVersion: v.TableVersion(),
 		Health:       v.Health().Status,
 		HashConfig:   hashConfig(v),
+
+		RebalancePaused: v.RebalancePaused(),
 	}
 	for _, p := range v.Partitions() {
 		pj := partitionJSON(&p)
@@ -247,6 +251,7 @@ func detail(v *raftfsm.View, p *raftfsm.Partition) client.PartitionDetail {
 		n := nodeJSON(primary)
 		d.Primary = &n
 	}
+	d.Explain = explain(v, p)
 	return d
 }
 

@@ -135,6 +135,8 @@ func run(args []string) error {
 		leave       = fs.Bool("leave-on-exit", false, "leave the cluster (instead of only stopping) on SIGINT/SIGTERM")
 		events      = fs.Bool("events", false, "print every lifecycle event on stdout as one line: event <kind> <JSON>, the JSON of GET /events")
 		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
+		zone        = fs.String("zone", env("ZONE", ""), "failure domain (rack, availability zone): each partition's owners, and the voters, are spread over zones (env ZONE)")
+		weight      = fs.String("weight", env("WEIGHT", "1"), "relative capacity: the node's share of partitions is proportional to it; 0 holds nothing, the node only routes (env WEIGHT)")
 	)
 	setHandoff := handoffFlags(fs, d)
 	var keyHash clusterkit.KeyHash
@@ -165,6 +167,15 @@ func run(args []string) error {
 	o.HealthCheck = clusterkit.HealthCheckConfig{Disable: !*hcEnabled, Interval: *hcInterval, Timeout: *hcTimeout,
 		FailureThreshold: *hcThreshold, RemovalGrace: *hcGrace}
 	o.RebalanceDelay, o.StartTimeout = *rebalance, *startWait
+	o.Zone = *zone
+	w, err := strconv.Atoi(strings.TrimSpace(*weight))
+	if err != nil || w < 0 {
+		return fmt.Errorf("-weight (or WEIGHT) %q: want an integer from 0", *weight)
+	}
+	o.Weight = w
+	if w == 0 {
+		o.Weight = clusterkit.WeightNone
+	}
 	setHandoff(&o)
 	o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout = *heartbeat, *election
 	for _, a := range strings.Split(*join, ",") {

@@ -32,6 +32,14 @@ type Node struct {
 	// last knew it alive (both by the proposer's clock).
 	JoinedAt time.Time `json:"joined_at"`
 	LastSeen time.Time `json:"last_seen"`
+	// Zone is the node's failure domain ("" = none); placement spreads the
+	// owners of a partition and the voters over zones.
+	Zone string `json:"zone"`
+	// Weight is the node's relative capacity (0: it holds nothing).
+	Weight int `json:"weight"`
+	// Drained says an operator drained the node (POST /nodes/{id}/drain):
+	// it holds nothing once the hand-offs are done, until undrained.
+	Drained bool `json:"drained"`
 }
 
 // Partition is one partition of the table: its owners, primary first.
@@ -143,6 +151,9 @@ type Cluster struct {
 	TableVersion uint64 `json:"table_version"`
 	// Health is "healthy", "degraded", "critical" or "unknown" (no table yet).
 	Health string `json:"health"`
+	// RebalancePaused is maintenance mode (POST /rebalance/pause): no new
+	// copy is planned until POST /rebalance/resume.
+	RebalancePaused bool `json:"rebalance_paused"`
 }
 
 // ClusterResponse is the body of GET /cluster. It keeps the reference's
@@ -191,6 +202,9 @@ type PartitionDetail struct {
 	Primary      *Node  `json:"primary"`
 	Replicas     []Node `json:"replicas"`
 	TableVersion uint64 `json:"table_version"`
+	// Explain says, when a placement constraint cannot be met, why the
+	// owners are where they are ("2 zones for RF 3: ..."); absent otherwise.
+	Explain []string `json:"explain,omitempty"`
 }
 
 // NodeLoad is one node's share of the table.
