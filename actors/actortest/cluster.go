@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/internal/memnet"
+	"github.com/clusterkit/clusterkit/internal/placement"
 )
 
 // Option configures NewCluster.
@@ -488,7 +490,25 @@ func (c *Cluster) Converged() bool {
 		if cl.Config == nil {
 			return false
 		}
-		want := min(cl.Config.ReplicationFactor, len(cl.Nodes))
+		// Balanced: every member within one of its optimum, which zones,
+		// weights and drains shape (without them, RF·P/N each).
+		in := placement.Input{Partitions: len(cl.PartitionMap.Partitions), RF: cl.Config.ReplicationFactor,
+			Zones: map[string]string{}, Weights: map[string]int{}}
+		for _, n := range cl.Nodes {
+			in.Members = append(in.Members, n.ID)
+			in.Zones[n.ID], in.Weights[n.ID] = n.Zone, n.Weight
+			if n.Drained {
+				in.Weights[n.ID] = 0
+			}
+		}
+		targets, _ := placement.Targets(in)
+		want := 0
+		for _, t := range targets {
+			if t > 0 {
+				want++
+			}
+		}
+		want = min(cl.Config.ReplicationFactor, want)
 		slots := map[string]int{}
 		for _, p := range cl.PartitionMap.Partitions {
 			if 1+len(p.ReplicaNodes) != want || p.PrimaryNode == "" {
@@ -499,10 +519,8 @@ func (c *Cluster) Converged() bool {
 				slots[r]++
 			}
 		}
-		total := want * len(cl.PartitionMap.Partitions)
-		floor := total / len(cl.Nodes)
 		for _, n := range cl.Nodes {
-			if s := slots[n.ID]; s < floor || s > floor+1 {
+			if t := targets[n.ID]; float64(slots[n.ID]) < math.Floor(t+1e-9) || float64(slots[n.ID]) > math.Ceil(t-1e-9) {
 				return false
 			}
 		}

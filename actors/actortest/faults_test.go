@@ -560,6 +560,9 @@ func runScenario(t *testing.T, seed int64) {
 		o.ReplicaDelay = replicaDelay
 		o.PartitionCount = 64
 		o.ReplicationFactor = 3
+		// Three zones: placement spreads every partition over them, and a
+		// zone failure (fault 13) must leave every partition an owner.
+		o.Zone = suiteZone(i)
 		// Delays reach 200 ms one way (400 ms round trips): Raft's timeouts
 		// must exceed that or elections never settle, as on a real WAN.
 		o.Raft.HeartbeatTimeout = 500 * time.Millisecond
@@ -629,7 +632,7 @@ func runScenario(t *testing.T, seed int64) {
 	}
 	for range 3 + rng.IntN(4) {
 		live := c.Live()
-		switch k := rng.IntN(13); {
+		switch k := rng.IntN(14); {
 		case k == 0 && len(live) >= 5:
 			a := live[rng.IntN(len(live))]
 			c.Partition([]int{a})
@@ -658,7 +661,7 @@ func runScenario(t *testing.T, seed int64) {
 			d := time.Duration(10+rng.IntN(190)) * time.Millisecond
 			c.SetDelay(d, d/4)
 			step("delay %v", d)
-		case k == 5 && dead < 0 && !partitioned:
+		case k == 5 && dead == -1 && !partitioned:
 			leader := c.WaitLeader(10 * time.Second)
 			w.guard.stopping(leader, func() { c.Kill(leader) })
 			dead = leader
@@ -701,6 +704,31 @@ func runScenario(t *testing.T, seed int64) {
 			w.ghosts = append(w.ghosts, id)
 			w.mu.Unlock()
 			step("%s asks to join", id)
+		case k == 13 && dead == -1 && !partitioned && len(live) >= 5:
+			// A zone fails: every live node of one zone crashes at once.
+			// Nothing is restarted afterwards (dead = -2 also stops later
+			// kills: two more crashes would leave no quorum).
+			zone := suiteZone(live[rng.IntN(len(live))])
+			var victims []int
+			for _, i := range live {
+				if suiteZone(i) == zone {
+					victims = append(victims, i)
+				}
+			}
+			if len(live)-len(victims) < 3 {
+				break
+			}
+			before := c.Node(live[slices.IndexFunc(live, func(i int) bool { return suiteZone(i) != zone })]).GetCluster()
+			for _, i := range victims {
+				w.guard.stopping(i, func() { c.Kill(i) })
+				crashedEver[c.Node(i).GetMyNodeID()] = true
+				w.mu.Lock()
+				w.killedAt[i] = time.Now()
+				w.mu.Unlock()
+			}
+			dead = -2
+			w.checkZoneLoss(before, zone)
+			step("zone %s fails: %d nodes crash", zone, len(victims))
 		case k == 7 && !partitioned && c.N() < 7:
 			c.Heal()
 			healed()
@@ -875,6 +903,55 @@ func (w *world) caughtUp() bool {
 			last, first = idx, false
 		} else if idx != last {
 			return false
+		}
+	}
+	return true
+}
+
+// suiteZone is node i's zone in the fault suite: three zones, round robin.
+func suiteZone(i int) string { return fmt.Sprintf("z%d", i%3) }
+
+// checkZoneLoss checks, on the table c held just before zone failed, that
+// no partition had every owner in that zone (zones >= RF), and that when no
+// hand-off was in progress each kept a ready owner elsewhere.
+func (w *world) checkZoneLoss(c *clusterkit.Cluster, zone string) {
+	zoneOf := map[string]string{}
+	for _, n := range c.Nodes {
+		zoneOf[n.ID] = n.Zone
+	}
+	zones := map[string]bool{}
+	for _, z := range zoneOf {
+		zones[z] = true
+	}
+	if len(zones) < 3 {
+		return // a leave emptied a zone: fewer zones than RF
+	}
+	for id, p := range c.PartitionMap.Partitions {
+		elsewhere, ready := 0, 0
+		for _, o := range p.Owners {
+			if zoneOf[o.ID] != zone {
+				elsewhere++
+				if o.State == clusterkit.OwnerReady {
+					ready++
+				}
+			}
+		}
+		if elsewhere == 0 {
+			w.failf("zone %s failed: %s had every owner there: %v", zone, id, p.Owners)
+		}
+		if ready == 0 && slices.ContainsFunc(p.Owners, func(o clusterkit.PartitionOwner) bool { return o.State == clusterkit.OwnerReady }) && settled(c) {
+			w.failf("zone %s failed: %s kept no ready owner: %v", zone, id, p.Owners)
+		}
+	}
+}
+
+// settled reports whether no owner in c is loading.
+func settled(c *clusterkit.Cluster) bool {
+	for _, p := range c.PartitionMap.Partitions {
+		for _, o := range p.Owners {
+			if o.State != clusterkit.OwnerReady {
+				return false
+			}
 		}
 	}
 	return true
