@@ -332,4 +332,3 @@ func (ck *ClusterKit) newRegistry() *prometheus.Registry {
 	)
 	return reg
 }
-

@@ -24,9 +24,9 @@ const (
 	MaxZoneLen = 64
 	// MaxWeight bounds a member's weight: enough for any mix of machine
 	// sizes, small enough that placement's sums never overflow.
-	MaxWeight = 1000
-	maxCustomDataKey     = 1024
-	MaxCustomDataValue   = 1 << 20
+	MaxWeight          = 1000
+	maxCustomDataKey   = 1024
+	MaxCustomDataValue = 1 << 20
 	// maxDeparted bounds the departed list kept for rejoin detection.
 	maxDeparted = 1024
 )
