@@ -19,6 +19,8 @@ import (
 // member (and a voter, if it is one) with nothing, until Undrain or until it
 // leaves. Drain returns once the member holds no partition, or when ctx
 // ends: the drain is committed by then and goes on (Undrain reverses it).
+// In maintenance mode (PauseRebalancing) nothing moves until
+// ResumeRebalancing, so Drain waits until then.
 // Draining the last member that can hold data is refused (ErrNoHolder),
 // and an unknown ID is ErrUnknownNode. Draining a drained member only
 // waits.
