@@ -365,3 +365,41 @@ func metricValue(t *testing.T, ck *ClusterKit, name string) float64 {
 	t.Fatalf("no series %s in /metrics", name)
 	return 0
 }
+
+// TestExplainWhenAConstraintCannotBeMet: with three members in two zones
+// and RF 3, /partitions/{id} and /locate say why a partition has two owners
+// in one zone; with three zones they say nothing.
+func TestExplainWhenAConstraintCannotBeMet(t *testing.T) {
+	leakCheck(t)
+	zones := map[int]string{1: "a", 2: "b", 3: "b"}
+	nodes := startCluster(t, 3, func(i int, o *Options) { o.PartitionCount, o.Zone = 16, zones[i] }, nil)
+	var d struct {
+		Explain []string `json:"explain"`
+	}
+	base := "http://" + nodes[1].advertise
+	getJSON(t, base+"/partitions/3", &d)
+	if !slices.Contains(d.Explain, "2 zones for RF 3: a partition may have 2 owners in one zone") ||
+		!slices.ContainsFunc(d.Explain, func(s string) bool { return strings.Contains(s, `share zone "b"`) }) {
+		t.Fatalf("explain %q", d.Explain)
+	}
+	d.Explain = nil
+	getJSON(t, base+"/locate?key=user:123", &d)
+	if len(d.Explain) == 0 {
+		t.Fatal("no explain on /locate")
+	}
+	// A third zone: the owners are in three zones; what is left to explain
+	// is only why zone b (half the weight) holds a third of the slots.
+	o := clusterOptions(t, 4, nodes[0].advertise)
+	o.PartitionCount, o.Zone = 16, "c"
+	nodes = append(nodes, startNode(t, o))
+	waitFor(t, 20*time.Second, "owners in three zones", func() bool {
+		v := nodes[1].fsm.View()
+		return len(v.Members()) == 4 && v.Settled() && slotLoads(v)["node-4"] == 16
+	})
+	d.Explain = nil
+	getJSON(t, base+"/partitions/3", &d)
+	if slices.ContainsFunc(d.Explain, func(s string) bool { return strings.Contains(s, "in one zone") || strings.Contains(s, "share zone") }) ||
+		!slices.ContainsFunc(d.Explain, func(s string) bool { return strings.HasPrefix(s, `zone "b" has 50.0% of the weight`) }) {
+		t.Fatalf("explain %q with three zones", d.Explain)
+	}
+}

@@ -25,6 +25,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,6 +156,9 @@ type Gateway struct {
 	closing   chan struct{}
 	closeOnce sync.Once
 	metrics   http.Handler
+	// notes caches placement's constraint notes of one view (explain):
+	// they depend only on the members and the configuration.
+	notes atomic.Pointer[viewNotes]
 }
 
 // New returns the gateway of the node behind b.

@@ -242,7 +242,7 @@ func (g *Gateway) partitions(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func detail(v *raftfsm.View, p *raftfsm.Partition) client.PartitionDetail {
+func (g *Gateway) detail(v *raftfsm.View, p *raftfsm.Partition) client.PartitionDetail {
 	d := client.PartitionDetail{
 		Partition: p.ID, Number: p.Number(), Epoch: p.Epoch,
 		Replicas: nodesJSON(v.Replicas(p.Number())), TableVersion: v.TableVersion(),
@@ -251,7 +251,7 @@ func detail(v *raftfsm.View, p *raftfsm.Partition) client.PartitionDetail {
 		n := nodeJSON(primary)
 		d.Primary = &n
 	}
-	d.Explain = explain(v, p)
+	d.Explain = g.explain(v, p)
 	return d
 }
 
@@ -277,7 +277,7 @@ func (g *Gateway) partition(w http.ResponseWriter, r *http.Request) {
 	if g.notModified(w, r, v) {
 		return
 	}
-	g.write(w, r, http.StatusOK, detail(v, v.Partition(n)))
+	g.write(w, r, http.StatusOK, g.detail(v, v.Partition(n)))
 }
 
 // locate answers which partition and owners hold a key.
@@ -295,7 +295,7 @@ func (g *Gateway) locate(w http.ResponseWriter, r *http.Request) {
 	if !g.hasTable(w, r, v) || g.notModified(w, r, v) {
 		return
 	}
-	d := detail(v, v.PartitionOf(key))
+	d := g.detail(v, v.PartitionOf(key))
 	d.Key = key
 	g.write(w, r, http.StatusOK, d)
 }

@@ -68,10 +68,18 @@ func slotsOf(v *raftfsm.View, id string) int {
 	return n
 }
 
-// explain lists why partition p's owners are where they are when a
-// placement constraint cannot be met: the cluster-wide notes of placement,
-// then the owners that share a zone.
-func explain(v *raftfsm.View, p *raftfsm.Partition) []string {
+// viewNotes are the constraint notes of one view.
+type viewNotes struct {
+	v     *raftfsm.View
+	notes []string
+}
+
+// constraints returns placement's notes for view v, computed once per view
+// (tens of microseconds with zones: too much for every /locate).
+func (g *Gateway) constraints(v *raftfsm.View) []string {
+	if n := g.notes.Load(); n != nil && n.v == v {
+		return n.notes
+	}
 	cfg := v.Config()
 	if cfg == nil {
 		return nil
@@ -85,7 +93,16 @@ func explain(v *raftfsm.View, p *raftfsm.Partition) []string {
 			in.Weights[m.ID] = 0
 		}
 	}
-	out := placement.Constraints(in)
+	notes := placement.Constraints(in)
+	g.notes.Store(&viewNotes{v: v, notes: notes})
+	return notes
+}
+
+// explain lists why partition p's owners are where they are when a
+// placement constraint cannot be met: the cluster-wide notes of placement,
+// then the owners that share a zone.
+func (g *Gateway) explain(v *raftfsm.View, p *raftfsm.Partition) []string {
+	out := slices.Clone(g.constraints(v))
 	byZone := map[string][]string{}
 	var zones []string
 	for _, o := range p.Owners {
