@@ -982,32 +982,32 @@ func (pl *zplanner) promotePath(b int32) {
 // each member) is still valid for the reached members.
 func (pl *zplanner) exchangeLead() bool {
 	ly := pl.ly
-	reached := pl.queue
-	if len(reached) == 0 {
-		return false
+	// First a hand-over within slot bands, then a trade through a partner
+	// partition j where u is a replica (u leaves j, w takes its place).
+	handOver := func(i int, w, u int32) bool { return pl.load[w] > ly.sLo[w] && pl.load[u] < ly.sHi[u] }
+	trade := func(i int, w, u int32) bool {
+		j := pl.partner(u, w, i)
+		if j < 0 {
+			return false
+		}
+		pl.replace(j, u, w)
+		pl.markChanged(j)
+		return true
 	}
-	for _, x := range reached {
-		for _, i32 := range pl.adj[pl.head[x]:pl.head[x+1]] {
-			i := int(i32)
-			own := pl.owners(i)
-			if own[0] != x {
-				continue
-			}
-			for _, w := range own {
-				for _, u := range pl.primTargets {
-					if slices.Contains(own, u) || !pl.zoneOK(i, w, u) {
-						continue
-					}
-					if pl.load[w] > ly.sLo[w] && pl.load[u] < ly.sHi[u] {
-						pl.installLeader(i, w, u)
-						pl.promotePath(x)
-						return true
-					}
-				}
-			}
+	for _, try := range []func(i int, w, u int32) bool{handOver, trade} {
+		if pl.exchangeLeadBy(try) {
+			return true
 		}
 	}
-	for _, x := range reached {
+	return false
+}
+
+// exchangeLeadBy scans the candidates (i led by a reached member x, w an
+// owner of i, u a primary target outside i that the zone rule lets replace
+// w) and applies the first for which try succeeds: u then leads i in w's
+// place and the swap path to x makes up for x's loss.
+func (pl *zplanner) exchangeLeadBy(try func(i int, w, u int32) bool) bool {
+	for _, x := range pl.queue {
 		for _, i32 := range pl.adj[pl.head[x]:pl.head[x+1]] {
 			i := int(i32)
 			own := pl.owners(i)
@@ -1016,16 +1016,12 @@ func (pl *zplanner) exchangeLead() bool {
 			}
 			for _, w := range own {
 				for _, u := range pl.primTargets {
-					if slices.Contains(own, u) || !pl.zoneOK(i, w, u) {
+					if slices.Contains(own, u) || !pl.zoneOK(i, w, u) || !try(i, w, u) {
 						continue
 					}
-					if j := pl.partner(u, w, i); j >= 0 {
-						pl.replace(j, u, w)
-						pl.markChanged(j)
-						pl.installLeader(i, w, u)
-						pl.promotePath(x)
-						return true
-					}
+					pl.installLeader(i, w, u)
+					pl.promotePath(x)
+					return true
 				}
 			}
 		}
