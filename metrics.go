@@ -254,7 +254,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range v.Members() {
 		if m.Drained {
 			drained++
-			held += slotsOf(v, m.ID)
+			held += v.SlotsOf(m.ID)
 		}
 	}
 	gauge(descPaused, flag(v.RebalancePaused()))

@@ -34,7 +34,7 @@ func (ck *ClusterKit) Drain(ctx context.Context, nodeID string) error {
 			held = 0
 			return true // it left: it holds nothing
 		}
-		held = slotsOf(v, nodeID)
+		held = v.SlotsOf(nodeID)
 		return held == 0
 	}) {
 		return nil
@@ -95,17 +95,4 @@ func (ck *ClusterKit) commit(ctx context.Context, cmd *messages.Command) error {
 		return err
 	}
 	return ck.waitApplied(ctx, idx)
-}
-
-// slotsOf counts the partitions member id owns in v.
-func slotsOf(v *raftfsm.View, id string) int {
-	n := 0
-	for p := range v.PartitionCount() {
-		for _, o := range v.Assignment(p).GetOwners() {
-			if o == id {
-				n++
-			}
-		}
-	}
-	return n
 }

@@ -33,7 +33,7 @@ func (g *Gateway) drain(on bool) http.HandlerFunc {
 		v := g.b.View()
 		msg := "undrained; the next rebalance gives it its share again"
 		if on {
-			msg = fmt.Sprintf("draining; %d partitions to hand over", slotsOf(v, id))
+			msg = fmt.Sprintf("draining; %d partitions to hand over", v.SlotsOf(id))
 		}
 		g.write(w, r, http.StatusOK, client.ChangeResult{OK: true, NodeID: id, Version: v.Version(), Message: msg})
 	}
@@ -57,17 +57,6 @@ func (g *Gateway) pause(on bool) http.HandlerFunc {
 	}
 }
 
-// slotsOf counts the partitions member id owns in v.
-func slotsOf(v *raftfsm.View, id string) int {
-	n := 0
-	for p := range v.PartitionCount() {
-		if slices.Contains(v.Assignment(p).GetOwners(), id) {
-			n++
-		}
-	}
-	return n
-}
-
 // viewNotes are the constraint notes of one view.
 type viewNotes struct {
 	v     *raftfsm.View
@@ -88,10 +77,7 @@ func (g *Gateway) constraints(v *raftfsm.View) []string {
 		Zones: map[string]string{}, Weights: map[string]int{}}
 	for _, m := range v.Members() {
 		in.Members = append(in.Members, m.ID)
-		in.Zones[m.ID], in.Weights[m.ID] = m.Zone, m.Weight
-		if m.Drained {
-			in.Weights[m.ID] = 0
-		}
+		in.Zones[m.ID], in.Weights[m.ID] = m.Zone, m.PlacementWeight()
 	}
 	notes := placement.Constraints(in)
 	g.notes.Store(&viewNotes{v: v, notes: notes})

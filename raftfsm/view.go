@@ -474,4 +474,24 @@ func (v *View) RebalancePaused() bool { return v.paused }
 
 // Holds reports whether node n takes partitions in placement: not drained
 // and a weight above 0.
-func (n *Node) Holds() bool { return !n.Drained && n.Weight > 0 }
+func (n *Node) Holds() bool { return n.PlacementWeight() > 0 }
+
+// PlacementWeight is the weight placement plans node n with: 0 while an
+// operator drains it, its Weight otherwise.
+func (n *Node) PlacementWeight() int {
+	if n.Drained {
+		return 0
+	}
+	return n.Weight
+}
+
+// SlotsOf counts the partitions member id owns (as primary or replica).
+func (v *View) SlotsOf(id string) int {
+	k := 0
+	for _, a := range v.assignments {
+		if slices.Contains(a.GetOwners(), id) {
+			k++
+		}
+	}
+	return k
+}

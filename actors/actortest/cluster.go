@@ -497,7 +497,7 @@ func (c *Cluster) Converged() bool {
 		for _, n := range cl.Nodes {
 			in.Members = append(in.Members, n.ID)
 			in.Zones[n.ID], in.Weights[n.ID] = n.Zone, n.Weight
-			if n.Drained {
+			if n.Drained { // placement plans a drained member with weight 0
 				in.Weights[n.ID] = 0
 			}
 		}

@@ -54,12 +54,7 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 		cur = make([]handoff.Partition, cfg.GetPartitionCount())
 	}
 	for n := range cur {
-		ready := 0
-		for _, o := range cur[n].Owners {
-			if !o.Syncing {
-				ready++
-			}
-		}
+		ready := readyOwners(cur[n])
 		for i, o := range cur[n].Owners {
 			// A reloading owner on a node that acknowledges loads is syncing
 			// again, if someone else has the data.
@@ -69,27 +64,31 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 			}
 		}
 	}
+	target := make([][]string, len(cur))
 	if v.RebalancePaused() && v.HasTable() {
 		// Maintenance mode: the owners are the target. Nothing is copied
 		// or released; a reloading owner still loads.
-		target := make([][]string, len(cur))
 		for n, p := range cur {
-			for _, o := range p.Owners {
-				target[n] = append(target[n], o.ID)
-			}
+			target[n] = ownerIDs(p)
 		}
-		parts, moves := handoff.Plan(cur, target)
-		out := handoff.Step(handoff.Input{Parts: parts, Members: members, Limits: limitsOf(h, len(cur)), Now: now, Skip: skip})
-		return plan{step: out, moves: moves, changed: differs(v, out.Parts)}
+	} else {
+		target = placeTarget(v, cur, members, reserved, h.MinReadyReplicas, rf)
 	}
+	parts, moves := handoff.Plan(cur, target)
+	out := handoff.Step(handoff.Input{Parts: parts, Members: members, Limits: limitsOf(h, len(cur)), Now: now, Skip: skip})
+	return plan{step: out, moves: moves, changed: !v.HasTable() || differs(v, out.Parts)}
+}
+
+// placeTarget computes placement's target from the plan in progress (or the
+// owners), keeping the slots reserved for members removed less than
+// ReplicaDelay ago empty.
+func placeTarget(v *raftfsm.View, cur []handoff.Partition, members map[string]handoff.Member, reserved map[string]*reservation, minReady, rf int) [][]string {
 	base := make([][]string, len(cur))
 	for n, p := range cur {
 		if len(p.Target) > 0 {
 			base[n] = slices.Clone(p.Target)
-			continue
-		}
-		for _, o := range p.Owners {
-			base[n] = append(base[n], o.ID)
+		} else {
+			base[n] = ownerIDs(p)
 		}
 	}
 	var ids, noPrimary, holders []string
@@ -99,33 +98,23 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 		if m.Draining {
 			noPrimary = append(noPrimary, m.ID)
 		}
-		zones[m.ID], weights[m.ID] = m.Zone, m.Weight
-		if m.Drained {
-			weights[m.ID] = 0
-		}
+		zones[m.ID], weights[m.ID] = m.Zone, m.PlacementWeight()
 	}
 	// In ID and partition order: the plan must not depend on map order.
 	for _, id := range slices.Sorted(maps.Keys(reserved)) {
-		res := reserved[id]
 		_, member := members[id]
-		for _, n := range slices.Sorted(maps.Keys(res.parts)) {
+		for _, n := range slices.Sorted(maps.Keys(reserved[id].parts)) {
 			if n >= len(base) || len(base[n]) >= rf || slices.Contains(base[n], id) {
 				continue
 			}
-			ready := 0
-			for _, o := range cur[n].Owners {
-				if !o.Syncing {
-					ready++
-				}
-			}
-			if !member && ready < max(h.MinReadyReplicas, 1) {
+			if !member && readyOwners(cur[n]) < max(minReady, 1) {
 				continue // too few copies left to wait for it
 			}
 			base[n] = append(base[n], id)
 			if !member && !slices.Contains(holders, id) {
 				holders = append(holders, id)
 				if d, ok := v.Departure(id); ok {
-					zones[id], weights[id] = d.Node.Zone, d.Node.Weight
+					zones[id], weights[id] = d.Node.Zone, d.Node.PlacementWeight()
 				}
 			}
 		}
@@ -137,9 +126,27 @@ func planFrom(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation
 		// A placeholder keeps its slot empty: nobody copies its data yet.
 		target[n] = slices.DeleteFunc(target[n], func(id string) bool { return slices.Contains(holders, id) })
 	}
-	parts, moves := handoff.Plan(cur, target)
-	out := handoff.Step(handoff.Input{Parts: parts, Members: members, Limits: limitsOf(h, len(cur)), Now: now, Skip: skip})
-	return plan{step: out, moves: moves, changed: !v.HasTable() || differs(v, out.Parts)}
+	return target
+}
+
+// ownerIDs lists p's owners, primary first.
+func ownerIDs(p handoff.Partition) []string {
+	ids := make([]string, len(p.Owners))
+	for i, o := range p.Owners {
+		ids[i] = o.ID
+	}
+	return ids
+}
+
+// readyOwners counts p's owners that hold the data.
+func readyOwners(p handoff.Partition) int {
+	n := 0
+	for _, o := range p.Owners {
+		if !o.Syncing {
+			n++
+		}
+	}
+	return n
 }
 
 // differs reports whether parts differs from the committed table.
@@ -179,16 +186,11 @@ func DryRun(v *raftfsm.View, h HandoffConfig, reserved map[string]*reservation, 
 	for n, p := range pl.step.Parts {
 		goal := p.Target
 		if len(goal) == 0 {
-			goal = make([]string, len(p.Owners))
-			for i, o := range p.Owners {
-				goal[i] = o.ID
-			}
+			goal = ownerIDs(p)
 		}
 		var now []string
 		if n < len(cur) {
-			for _, o := range cur[n].Owners {
-				now = append(now, o.ID)
-			}
+			now = ownerIDs(cur[n])
 		}
 		if slices.Equal(now, goal) {
 			continue

@@ -325,7 +325,7 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 	}
 	var ch autopilot.RaftChanges
 	for voters+len(ch.Promotions) < maxVoters {
-		c := next("\x00")
+		c := next(noZone)
 		if c == nil {
 			break
 		}
@@ -355,7 +355,7 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 		crowded = crowded || n > zoneCap
 	}
 	if crowded && len(ch.Promotions) == 0 {
-		if c := next("\x00"); c != nil {
+		if c := next(noZone); c != nil {
 			ch.Promotions = append(ch.Promotions, c.Server.ID)
 		}
 	}
@@ -379,6 +379,10 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 	}
 	return ch
 }
+
+// noZone is no zone's name: next(noZone) frees no seat. ("" is the zone of
+// members without one.)
+const noZone = "\x00"
 
 // zoneOf is a server's zone, as KnownServers put it in its metadata.
 func zoneOf(s *autopilot.ServerState) string { return s.Server.Meta["zone"] }

@@ -642,14 +642,7 @@ func (pl *zplanner) leadFix() (forced bool) {
 		if ly.lead[pl.own[base]] {
 			continue
 		}
-		bj := -1
-		for j := 1; j < r; j++ {
-			b := pl.own[base+j]
-			if ly.lead[b] && (bj < 0 || float64(pl.prim[b])-pl.q[b] < float64(pl.prim[pl.own[base+bj]])-pl.q[pl.own[base+bj]]) {
-				bj = j
-			}
-		}
-		if bj > 0 {
+		if bj := pl.neediestReplica(i, func(b int32) bool { return ly.lead[b] }); bj > 0 {
 			pl.swap(i, bj)
 		}
 	}
@@ -895,14 +888,7 @@ func (pl *zplanner) swapDirect() bool {
 		if !pl.primSrc[pl.own[base]] {
 			continue
 		}
-		bj := -1
-		for j := 1; j < r; j++ {
-			b := pl.own[base+j]
-			if pl.primDst[b] && (bj < 0 || float64(pl.prim[b])-pl.q[b] < float64(pl.prim[pl.own[base+bj]])-pl.q[pl.own[base+bj]]) {
-				bj = j
-			}
-		}
-		if bj > 0 {
+		if bj := pl.neediestReplica(i, func(b int32) bool { return pl.primDst[b] }); bj > 0 {
 			pl.swap(i, bj)
 			return true
 		}
@@ -1027,4 +1013,18 @@ func (pl *zplanner) exchangeLeadBy(try func(i int, w, u int32) bool) bool {
 		}
 	}
 	return false
+}
+
+// neediestReplica returns the position (1..r-1) in partition i of the
+// replica that ok accepts and that is furthest below its primary target,
+// or -1.
+func (pl *zplanner) neediestReplica(i int, ok func(int32) bool) int {
+	base, bj := i*pl.r, -1
+	need := func(b int32) float64 { return float64(pl.prim[b]) - pl.q[b] }
+	for j := 1; j < pl.r; j++ {
+		if b := pl.own[base+j]; ok(b) && (bj < 0 || need(b) < need(pl.own[base+bj])) {
+			bj = j
+		}
+	}
+	return bj
 }
