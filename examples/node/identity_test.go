@@ -49,6 +49,26 @@ func transferLeadership(t *testing.T, addr, target string) {
 	}
 }
 
+// leaderOtherThan returns the leader of nodes once it is not avoid,
+// handing leadership to another node when avoid holds it.
+func leaderOtherThan(t *testing.T, nodes []*lnode, avoid string) *lnode {
+	t.Helper()
+	l := leaderAmong(t, nodes)
+	if l.id != avoid {
+		return l
+	}
+	for _, n := range nodes {
+		if n.id != avoid {
+			transferLeadership(t, l.addr, n.id)
+			break
+		}
+	}
+	if l = leaderAmong(t, nodes); l.id == avoid {
+		t.Fatalf("leadership stayed on %s after a transfer away from it", avoid)
+	}
+	return l
+}
+
 // TestForeignDataDir: two clusters A and B, same name, same node IDs. A
 // process started on B's node-3 data directory with -join at A exits non-zero
 // naming both cluster IDs. The same data directory started at the address of
@@ -89,11 +109,14 @@ func TestForeignDataDir(t *testing.T) {
 	}
 	// B's term ahead of A's: without the handshake, B's node-3 answering
 	// A's leader with its higher term would depose A's leader.
+	// node-3 of each cluster is killed below: its leadership would move
+	// that cluster's term, which the test asserts does not move.
+	leaderA := leaderOtherThan(t, A, "node-3")
 	transferLeadership(t, B[0].addr, "")
 	leaderAmong(t, B)
 	transferLeadership(t, B[0].addr, "")
 	leaderAmong(t, B)
-	leaderA := leaderAmong(t, A)
+	leaderOtherThan(t, B, "node-3")
 	termsA, termsB := terms(t, A), terms(t, B)
 	for _, n := range B {
 		for _, a := range A {
