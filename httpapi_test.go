@@ -602,6 +602,14 @@ func TestHTTPEventStreamResume(t *testing.T) {
 	if err := <-errs; !errors.As(err, &gone) || gone.Status != 410 || gone.Code != "events_gone" {
 		t.Fatalf("resume from a seq the node no longer holds: %v", err)
 	}
+	// SinceOldest: where "1.0" is gone, the stream starts with the oldest
+	// event node-2 holds, the first of its own history.
+	floor := nodes[1].eventLog.Load().Floor()
+	oldest, _ := watchEvents(ctx, c, client.WatchOptions{Since: client.SinceOldest})
+	first := nextEvent(t, oldest)
+	if first.Index <= floor.Index || first.Index > want[0].Index {
+		t.Fatalf("since=oldest started with %s, want the first event after the floor %s", eventJSON(t, first), eventlog.FormatSeq(floor))
+	}
 	cancel()
 }
 

@@ -26,12 +26,16 @@ const (
 	streamBatch = 256
 )
 
+// sinceOldest asks for every event the node still retains (?since=oldest).
+const sinceOldest = "oldest"
+
 // events serves GET /events: a server-sent event stream of the lifecycle
 // events this node delivers. Each event's id is its seq ("<index>.<sub>");
 // a client resumes with Last-Event-ID (what EventSource sends on reconnect)
 // or ?since=<seq>, and gets every event after it, without gaps or
-// duplicates, or 410 when the node no longer has them. Without either, the
-// stream starts with the next event. ?kinds=a,b filters by kind.
+// duplicates, or 410 when the node no longer has them; ?since=oldest starts
+// with the oldest event retained. Without either, the stream starts with the
+// next event. ?kinds=a,b filters by kind.
 func (g *Gateway) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	kinds, err := parseKinds(q.Get("kinds"))
@@ -45,7 +49,12 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) {
 	if since == "" {
 		since = q.Get("since")
 	}
-	if since != "" {
+	switch {
+	case since == sinceOldest:
+		// Everything still retained: a dashboard or `node watch` shows
+		// recent history, not an empty page, with no seq to guess.
+		cursor = log.Floor()
+	case since != "":
 		if cursor, err = eventlog.ParseSeq(since); err != nil {
 			g.fail(w, r, http.StatusBadRequest, "bad_seq", err.Error())
 			return

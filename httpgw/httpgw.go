@@ -202,6 +202,10 @@ func (g *Gateway) routes() []routeSpec {
 		{"/metrics", get(g.metricsRoute)},
 		{"/events", get(g.events)},
 
+		// The dashboard (embedded files; "/" redirects to it).
+		{"/{$}", get(g.home)},
+		{"/ui/{file...}", get(g.dashboard)},
+
 		// Changes (authenticated when the cluster has a token).
 		{"/join", post(g.auth(g.join))},
 		{"/leave", post(g.auth(g.leave))},

@@ -1,24 +1,25 @@
 package main
 
 import (
-	"flag"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/clusterkit/clusterkit"
 )
 
-// The hand-off flags set their options; their environment variables set
-// the defaults (an unreadable one leaves the library's); flags win.
+// The hand-off flags set their options; their environment variables
+// (CLUSTERKIT_<FLAG>, then the reference's names) set them too; flags win;
+// an unreadable variable is an error naming it.
 func TestHandoffFlags(t *testing.T) {
 	parse := func(t *testing.T, args ...string) (clusterkit.Options, error) {
 		t.Helper()
 		d := clusterkit.DefaultOptions()
-		fs := flag.NewFlagSet("node", flag.ContinueOnError)
+		fs := newConfigFlags("node")
 		fs.SetOutput(io.Discard)
 		set := handoffFlags(fs, d)
-		if err := fs.Parse(args); err != nil {
+		if _, err := fs.parse(args); err != nil {
 			return d, err
 		}
 		o := d
@@ -61,14 +62,27 @@ func TestHandoffFlags(t *testing.T) {
 		}
 		check(t, o, 5*time.Second, 2*time.Minute, 7)
 	})
-	t.Run("unreadable env", func(t *testing.T) {
-		t.Setenv("REPLICA_DELAY", "soon")
-		t.Setenv("MAX_MOVES_PER_NODE", "many")
+	t.Run("CLUSTERKIT_ names first", func(t *testing.T) {
+		t.Setenv("REPLICA_DELAY", "5s")
+		t.Setenv("CLUSTERKIT_REPLICA_DELAY", "7s")
 		o, err := parse(t)
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(t, o, clusterkit.DefaultReplicaDelay, clusterkit.DefaultHandoffTimeout, clusterkit.DefaultMaxMovesPerNode)
+		check(t, o, 7*time.Second, clusterkit.DefaultHandoffTimeout, clusterkit.DefaultMaxMovesPerNode)
+	})
+	t.Run("unreadable env", func(t *testing.T) {
+		t.Setenv("REPLICA_DELAY", "soon")
+		t.Setenv("CLUSTERKIT_MAX_MOVES_PER_NODE", "many")
+		_, err := parse(t)
+		if err == nil {
+			t.Fatal("unreadable variables parsed")
+		}
+		for _, want := range []string{`REPLICA_DELAY="soon"`, `CLUSTERKIT_MAX_MOVES_PER_NODE="many"`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("the error does not name %s: %v", want, err)
+			}
+		}
 	})
 	for _, args := range [][]string{{"-replica-delay", "soon"}, {"-handoff-timeout", "1"}, {"-max-moves-per-node", "x"}} {
 		if _, err := parse(t, args...); err == nil {

@@ -32,32 +32,33 @@ to be free: the node must be stopped).
 
 // runRecover is `node recover`: it prints one line saying what it did, or
 // returns the error (main exits 1).
-func runRecover(args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("node recover", flag.ContinueOnError)
-	httpDefault := env("HTTP_ADDR", "")
-	if httpDefault == "" {
-		httpDefault = ":" + env("HTTP_PORT", "8080")
-	}
+func runRecover(args []string, stdout, stderr io.Writer) error {
+	fs := newConfigFlags("node recover")
+	fs.SetOutput(stderr)
 	var (
-		id        = fs.String("id", env("NODE_ID", ""), "node ID (env NODE_ID); required")
-		dataDir   = fs.String("data-dir", env("DATA_DIR", ""), "the node's data directory (env DATA_DIR); required")
-		httpAddr  = fs.String("http", httpDefault, "the node's listen address (env HTTP_ADDR or HTTP_PORT)")
-		advertise = fs.String("advertise", env("ADVERTISE_ADDR", ""), "the node's advertise address (env ADVERTISE_ADDR); default derived from -http as the node does")
+		id        = fs.String("id", "", "node ID; required")
+		dataDir   = fs.String("data-dir", "", "the node's data directory; required")
+		httpAddr  = fs.String("http", ":8080", "the node's listen address")
+		advertise = fs.String("advertise", "", "the node's advertise address (default derived from -http as the node does)")
 		peers     = fs.String("peers", "", "the other survivors, comma-separated id=address (their advertise addresses); empty: this node alone")
-		logLevel  = fs.String("log-level", env("LOG_LEVEL", "warn"), "debug, info, warn or error (env LOG_LEVEL)")
+		logLevel  = fs.String("log-level", "warn", "debug, info, warn or error")
 	)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), recoverUsage)
-		fs.PrintDefaults()
+	fs.local["peers"] = true // survivors of one recovery, not configuration
+	fs.Usage = func() { fs.printUsage(fs.Output(), recoverUsage) }
+	if wantsHelp(args) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return nil
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+	pos, err := fs.parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("recover: unexpected arguments %q", fs.Args())
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if len(pos) > 0 {
+		return fmt.Errorf("%w: recover: unexpected arguments %q", errUsage, pos)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

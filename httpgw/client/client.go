@@ -573,3 +573,41 @@ func (c *Client) TransferLeadership(ctx context.Context, target string) (*Transf
 	_, err := c.call(ctx, r, &out)
 	return &out, err
 }
+
+// Drain calls POST /nodes/{id}/drain: the member hands over everything it
+// holds and keeps serving (the answer comes once the flag is committed, not
+// once the member is empty: follow /partitions or the events). It needs the
+// token.
+func (c *Client) Drain(ctx context.Context, id string) (*ChangeResult, error) {
+	return c.nodeChange(ctx, id, "drain")
+}
+
+// Undrain calls POST /nodes/{id}/undrain: the member gets its share again at
+// the next rebalance. It needs the token.
+func (c *Client) Undrain(ctx context.Context, id string) (*ChangeResult, error) {
+	return c.nodeChange(ctx, id, "undrain")
+}
+
+func (c *Client) nodeChange(ctx context.Context, id, verb string) (*ChangeResult, error) {
+	if id == "" {
+		return nil, errors.New("client: " + verb + " needs a node ID")
+	}
+	var out ChangeResult
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/nodes/" + url.PathEscape(id) + "/" + verb}, &out)
+	return &out, err
+}
+
+// PauseRebalancing calls POST /rebalance/pause (maintenance mode: membership
+// changes commit, failovers happen, nothing is copied). It needs the token.
+func (c *Client) PauseRebalancing(ctx context.Context) (*ChangeResult, error) {
+	var out ChangeResult
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/rebalance/pause"}, &out)
+	return &out, err
+}
+
+// ResumeRebalancing calls POST /rebalance/resume. It needs the token.
+func (c *Client) ResumeRebalancing(ctx context.Context) (*ChangeResult, error) {
+	var out ChangeResult
+	_, err := c.call(ctx, request{method: http.MethodPost, path: "/rebalance/resume"}, &out)
+	return &out, err
+}

@@ -36,7 +36,9 @@ const (
 type WatchOptions struct {
 	// Since starts the stream after this seq ("<index>.<sub>", or a bare
 	// Raft index for "after every event of that entry"); "" starts with the
-	// next event. "0" replays everything the node still holds.
+	// next event; SinceOldest with the oldest event the node still holds
+	// ("0" does too while the node holds its whole history, and is 410
+	// events_gone once it does not).
 	Since string
 	// Kinds keeps only these event kinds (the Kind constants); nil keeps all.
 	Kinds []string
@@ -47,6 +49,10 @@ type WatchOptions struct {
 	// doubles from MinBackoff up to MaxBackoff). Zero means 100 ms and 5 s.
 	MinBackoff, MaxBackoff time.Duration
 }
+
+// SinceOldest, as WatchOptions.Since (or ?since=oldest), starts with the
+// oldest event the node still retains.
+const SinceOldest = "oldest"
 
 // seq is an event's position, ordered by index then sub.
 type seq struct {
@@ -114,7 +120,7 @@ type watcher struct {
 }
 
 func (w *watcher) run(ctx context.Context, yield func(Event, error) bool) {
-	if w.opts.Since != "" {
+	if w.opts.Since != "" && w.opts.Since != SinceOldest {
 		s, err := parseSeq(w.opts.Since)
 		if err != nil {
 			yield(Event{}, fmt.Errorf("client: WatchOptions.Since: %w", err))
@@ -180,6 +186,10 @@ func (w *watcher) stream(ctx context.Context, yield func(Event, error) bool) (de
 		q.Set("kinds", strings.Join(w.opts.Kinds, ","))
 	}
 	r := request{method: http.MethodGet, path: "/events", query: q, header: http.Header{"Accept": {"text/event-stream"}}}
+	if !w.hasCursor && w.opts.Since == SinceOldest {
+		// Until the stream says where it starts.
+		q.Set("since", SinceOldest)
+	}
 	if w.hasCursor {
 		// Last-Event-ID is what EventSource sends on reconnect; the gateway
 		// prefers it to ?since=.
