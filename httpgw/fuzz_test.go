@@ -932,7 +932,7 @@ func (b *fzBackend) ClusterID() string { return fzClusterID }
 // picks through StatusError (the real one, gateway.go's httpError, uses 400,
 // 404, 409, 412, 413, 500 and 503; so does the fake). ServeMux's redirect of
 // unclean paths is replaced by the gateway's own 400 bad_path.
-var fzStatuses = []int{200, 304, 400, 401, 404, 405, 409, 410, 412, 413, 415, 500, 503, 504}
+var fzStatuses = []int{200, 302, 304, 400, 401, 404, 405, 409, 410, 412, 413, 415, 500, 503, 504}
 
 // fzPreCallCodes are the error codes the gateway answers before it calls the
 // backend: a response with one of them must follow no mutating call.
@@ -947,7 +947,7 @@ var fzPreCallCodes = []string{
 var fzRoutes = []string{
 	"/health", "/health/detailed", "/ready", "/cluster", "/nodes", "/nodes/{id}", "/partitions",
 	"/partitions/stats", "/partitions/{id}", "/locate", "/consensus/leader", "/consensus/stats", "/metrics",
-	"/events", "/join", "/leave", "/rebalance", "/leadership/transfer",
+	"/events", "/join", "/leave", "/rebalance", "/leadership/transfer", "/{$}", "/ui/{file...}",
 	rpc.PathJoin, rpc.PathPropose, rpc.PathRebalance, rpc.PathPing, rpc.PathTransferLeadership, "unmatched",
 }
 
@@ -1080,6 +1080,10 @@ func fzServe(t *testing.T, fx *fzFixture, r fzRequest) (*httptest.ResponseRecord
 	}
 
 	switch {
+	case status == http.StatusFound:
+		if req.URL.Path != "/" || h.Get("Location") != "/ui/" || len(body) != 0 {
+			t.Fatalf("%s: 302 to %q with body %.300q", desc, h.Get("Location"), body)
+		}
 	case status == http.StatusNotModified:
 		if len(body) != 0 || h.Get("ETag") == "" {
 			t.Fatalf("%s: 304 with ETag %q and body %.300q", desc, h.Get("ETag"), body)
@@ -1097,6 +1101,10 @@ func fzServe(t *testing.T, fx *fzFixture, r fzRequest) (*httptest.ResponseRecord
 		case ct == "text/event-stream":
 			if !bytes.HasPrefix(body, []byte("retry: 1000\n")) {
 				t.Fatalf("%s: event stream starts with %.300q", desc, body)
+			}
+		case strings.HasPrefix(ct, "text/html"), strings.HasPrefix(ct, "text/javascript"), strings.HasPrefix(ct, "text/css"):
+			if !strings.HasPrefix(req.URL.Path, "/ui/") || h.Get("Content-Security-Policy") == "" {
+				t.Fatalf("%s: %s answer on %s (CSP %q)", desc, ct, req.URL.Path, h.Get("Content-Security-Policy"))
 			}
 		case strings.HasPrefix(ct, "text/plain"):
 			if req.URL.Path != "/metrics" {
@@ -1282,7 +1290,11 @@ var fzGatewayCases = []struct {
 	{"POST", rpc.PathJoin, "", rpc.ContentType, "\x0a", 0, 400, false},
 	{"GET", rpc.PathPing, "", "", "", 0, 405, true},
 	{"GET", "/nope", "", "", "", 0, 404, true},
-	{"GET", "/", "", "", "", 0, 404, true},
+	{"GET", "/", "", "", "", 0, 302, true},
+	{"GET", "/ui/", "", "", "", 0, 200, true},
+	{"GET", "/ui/app.js", "", "", "", 0, 200, true},
+	{"GET", "/ui/nope.js", "", "", "", 0, 404, true},
+	{"POST", "/ui/", "", "", "", 0, 405, true},
 	{"GET", "/%E2%98%83", "", "", "", 0, 404, true},
 	{"GET", "/health/", "", "", "", 0, 404, true},
 	{"GET", "//health", "", "", "", 0, 400, true},

@@ -116,6 +116,10 @@ func TestOperatorCommands(t *testing.T) {
 		t.Fatalf("status table: %v\n%s", err, text)
 	}
 
+	if updateDocs {
+		writeCLISamples(t, addr)
+	}
+
 	// partitions -node: exactly what members counted for that node.
 	var parts []client.Partition
 	nodeJSON(t, &parts, "partitions", "-addr", addr, "-node", "node-2")
@@ -293,4 +297,43 @@ func TestUsageAndExitCodes(t *testing.T) {
 		t.Errorf("locate without a key: exit %d, %s", code, stderr)
 	}
 	_ = code
+}
+
+// updateDocs: CLUSTERKIT_UPDATE_DOCS=1 regenerates what the docs show of
+// the program (the dashboard's screenshots in docs/img, the output of
+// members and status in docs/operations.md):
+//
+//	CLUSTERKIT_UPDATE_DOCS=1 go test ./examples/node -run 'TestDashboard$|TestOperatorCommands' -count=1
+var updateDocs = os.Getenv("CLUSTERKIT_UPDATE_DOCS") != ""
+
+const (
+	samplesBegin = "<!-- begin generated CLI samples: CLUSTERKIT_UPDATE_DOCS=1 go test ./examples/node -run TestOperatorCommands -->\n"
+	samplesEnd   = "<!-- end generated CLI samples -->\n"
+)
+
+// writeCLISamples puts the output of members and status, asked of the node
+// at addr, into docs/operations.md.
+func writeCLISamples(t *testing.T, addr string) {
+	t.Helper()
+	var b strings.Builder
+	for _, cmd := range []string{"members", "status"} {
+		out, err := node(t, cmd, "-addr", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString("```\n$ node " + cmd + " -addr " + addr + "\n" + out + "```\n\n")
+	}
+	doc, err := os.ReadFile(operationsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i, j := bytes.Index(doc, []byte(samplesBegin)), bytes.Index(doc, []byte(samplesEnd))
+	if i < 0 || j < i {
+		t.Fatalf("%s has no CLI samples block between %q and %q", operationsDoc, samplesBegin, samplesEnd)
+	}
+	out := append(append(append([]byte{}, doc[:i+len(samplesBegin)]...), strings.TrimSuffix(b.String(), "\n")...), doc[j:]...)
+	if err := os.WriteFile(operationsDoc, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote the members and status samples into %s", operationsDoc)
 }

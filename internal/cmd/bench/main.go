@@ -102,6 +102,7 @@ var benchmarks = []benchmark{
 	{"customdata", runCustomData},
 	{"idle", runIdle},
 	{"handoff", runHandoff},
+	{"dashboard", runDashboard},
 }
 
 func main() {
