@@ -149,23 +149,12 @@ func cliFlags(c command) (*configFlags, *commonFlags) {
 func runCommand(c command, args []string, stdout, stderr io.Writer) error {
 	fs, f := cliFlags(c)
 	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		head := fmt.Sprintf("usage: node %s [flags] %s\n\n%s.\n\nflags:\n", c.name, c.args, c.summary)
-		fs.printUsage(fs.Output(), head)
+	head := fmt.Sprintf("usage: node %s [flags] %s\n\n%s.\n\nflags:\n", c.name, c.args, c.summary)
+	pos, done, err := fs.parseCommand(args, stdout, head)
+	if done || err != nil {
+		return err
 	}
-	if wantsHelp(args) {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return nil
-	}
-	addrFromEnv := func() bool { _, _, ok := lookupEnv("addr"); return ok }()
-	pos, err := fs.parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
+	_, _, addrFromEnv := lookupEnv("addr")
 	if len(pos) > c.nargs || (!c.optional && len(pos) < c.nargs) {
 		return fmt.Errorf("%w: node %s takes %s, got %q", errUsage, c.name, orNothing(c.args), pos)
 	}

@@ -278,7 +278,7 @@ func TestUsageAndExitCodes(t *testing.T) {
 			t.Errorf("node %v: exit %d, stdout:\n%s", args, code, out)
 		}
 	}
-	code, out, _ := runBin(nil, "-h")
+	_, out, _ := runBin(nil, "-h")
 	for _, c := range commands() {
 		if !strings.Contains(out, "  "+c.name+" ") {
 			t.Errorf("node -h does not list %s", c.name)
@@ -296,7 +296,6 @@ func TestUsageAndExitCodes(t *testing.T) {
 	if code, _, stderr := runBin(nil, "locate"); code != 2 || !strings.Contains(stderr, "KEY") {
 		t.Errorf("locate without a key: exit %d, %s", code, stderr)
 	}
-	_ = code
 }
 
 // updateDocs: CLUSTERKIT_UPDATE_DOCS=1 regenerates what the docs show of
@@ -323,17 +322,6 @@ func writeCLISamples(t *testing.T, addr string) {
 		}
 		b.WriteString("```\n$ node " + cmd + " -addr " + addr + "\n" + out + "```\n\n")
 	}
-	doc, err := os.ReadFile(operationsDoc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i, j := bytes.Index(doc, []byte(samplesBegin)), bytes.Index(doc, []byte(samplesEnd))
-	if i < 0 || j < i {
-		t.Fatalf("%s has no CLI samples block between %q and %q", operationsDoc, samplesBegin, samplesEnd)
-	}
-	out := append(append(append([]byte{}, doc[:i+len(samplesBegin)]...), strings.TrimSuffix(b.String(), "\n")...), doc[j:]...)
-	if err := os.WriteFile(operationsDoc, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	generatedBlock(t, operationsDoc, samplesBegin, samplesEnd, strings.TrimSuffix(b.String(), "\n"))
 	t.Logf("wrote the members and status samples into %s", operationsDoc)
 }

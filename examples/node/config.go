@@ -115,6 +115,26 @@ func wantsHelp(args []string) bool {
 	return false
 }
 
+// parseCommand is parse for a (sub)command: the usage, headed by head, goes
+// to stdout on -h (done is then true: nothing else to do); a command line
+// that cannot be parsed is errUsage.
+func (c *configFlags) parseCommand(args []string, stdout io.Writer, head string) (pos []string, done bool, err error) {
+	c.Usage = func() { c.printUsage(c.Output(), head) }
+	if wantsHelp(args) {
+		c.SetOutput(stdout)
+		c.Usage()
+		return nil, true, nil
+	}
+	pos, err = c.parse(args)
+	if errors.Is(err, flag.ErrHelp) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	return pos, false, nil
+}
+
 // parse applies the environment, then args (flags and positional arguments
 // in any order: "locate KEY -o json" works). It returns the positional
 // arguments; -h is flag.ErrHelp.

@@ -36,26 +36,34 @@ const (
 // TestFlagTables: the tables in docs/operations.md are the flags' own
 // (regenerated with -update), so the documentation cannot drift.
 func TestFlagTables(t *testing.T) {
-	doc, err := os.ReadFile(operationsDoc)
+	if got, want := generatedBlock(t, operationsDoc, tableBegin, tableEnd, ""), flagTables(); got != want {
+		if !*update {
+			t.Fatalf("the flag tables in %s are out of date: go test ./examples/node -run TestFlagTables -update", operationsDoc)
+		}
+		generatedBlock(t, operationsDoc, tableBegin, tableEnd, want)
+	}
+}
+
+// generatedBlock returns the text of path between the begin and end
+// marker lines; a non-empty content replaces it first.
+func generatedBlock(t *testing.T, path, begin, end, content string) string {
+	t.Helper()
+	doc, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	i, j := bytes.Index(doc, []byte(tableBegin)), bytes.Index(doc, []byte(tableEnd))
+	i, j := bytes.Index(doc, []byte(begin)), bytes.Index(doc, []byte(end))
 	if i < 0 || j < i {
-		t.Fatalf("%s has no generated flag tables between %q and %q", operationsDoc, tableBegin, tableEnd)
+		t.Fatalf("%s has no generated block between %q and %q", path, begin, end)
 	}
-	want := flagTables()
-	got := string(doc[i+len(tableBegin) : j])
-	if got == want {
-		return
+	if content == "" {
+		return string(doc[i+len(begin) : j])
 	}
-	if !*update {
-		t.Fatalf("the flag tables in %s are out of date: go test ./examples/node -run TestFlagTables -update", operationsDoc)
-	}
-	out := append(append(append([]byte{}, doc[:i+len(tableBegin)]...), want...), doc[j:]...)
-	if err := os.WriteFile(operationsDoc, out, 0o644); err != nil {
+	out := append(append(append([]byte{}, doc[:i+len(begin)]...), content...), doc[j:]...)
+	if err := os.WriteFile(path, out, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return content
 }
 
 // TestEveryFlagHasAVariable: every flag of serve, recover and the

@@ -19,7 +19,6 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -233,18 +232,9 @@ type serveExtras struct {
 func serve(args []string, stdout, stderr io.Writer) error {
 	fs, apply, x := serveFlags()
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fs.printUsage(fs.Output(), fmt.Sprintf(serveUsage, commandList())) }
-	if wantsHelp(args) {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return nil
-	}
-	pos, err := fs.parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	pos, done, err := fs.parseCommand(args, stdout, fmt.Sprintf(serveUsage, commandList()))
+	if done || err != nil {
+		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: unexpected arguments %q (subcommands come first: node <subcommand> [flags])", errUsage, pos)

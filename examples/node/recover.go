@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -44,18 +42,9 @@ func runRecover(args []string, stdout, stderr io.Writer) error {
 		logLevel  = fs.String("log-level", "warn", "debug, info, warn or error")
 	)
 	fs.local["peers"] = true // survivors of one recovery, not configuration
-	fs.Usage = func() { fs.printUsage(fs.Output(), recoverUsage) }
-	if wantsHelp(args) {
-		fs.SetOutput(stdout)
-		fs.Usage()
-		return nil
-	}
-	pos, err := fs.parse(args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	pos, done, err := fs.parseCommand(args, stdout, recoverUsage)
+	if done || err != nil {
+		return err
 	}
 	if len(pos) > 0 {
 		return fmt.Errorf("%w: recover: unexpected arguments %q", errUsage, pos)
