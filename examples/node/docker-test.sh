@@ -11,7 +11,10 @@
 #      partition names it any more;
 #   3. rejoin: that container started again on its volume is a member again,
 #      ready, agrees with the others, and NodeRejoin was emitted.
-# It prints the three timings. Everything it created (containers, network,
+# After the formation and again after the rejoin, Docker must report every
+# container "healthy": the image's HEALTHCHECK (`node probe`, GET /ready from
+# inside the container) agrees with what the API said from outside.
+# It prints the three timings and when each health check passed. Everything it created (containers, network,
 # volumes, image, build directory) is removed on exit, whatever happens.
 #
 # Without a working Docker engine or a compose tool it says so and exits 0,
@@ -27,7 +30,12 @@ readonly compose_file=examples/node/docker-compose.yml
 readonly token=docker-test-token
 # Bounds, in seconds. Formation includes node-2/3 retrying their join until
 # node-1 answers; detection takes about 2.5 s with the default health check.
-readonly formation_timeout=60 detection_timeout=30 rejoin_timeout=60 event_timeout=10
+# Docker runs a HEALTHCHECK every 5 s (the Dockerfile's interval), the first
+# one 5 s after the start: a healthy status takes up to about 10 s after ready.
+# "up" itself waits until node-1 is healthy (node-2 and node-3 depend on it):
+# compose_timeout bounds that and every other compose call.
+readonly formation_timeout=60 detection_timeout=30 rejoin_timeout=60 event_timeout=10 health_timeout=30
+readonly compose_timeout=150
 
 log() { printf '[docker-test %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
@@ -86,7 +94,7 @@ failed=0
 # compose runs the compose tool on this run's project: its own image, token,
 # and every node published on a free port of 127.0.0.1.
 compose() {
-	bounded 120 env CLUSTERKIT_IMAGE="$image" CLUSTERKIT_AUTH_TOKEN="$token" \
+	bounded "$compose_timeout" env CLUSTERKIT_IMAGE="$image" CLUSTERKIT_AUTH_TOKEN="$token" \
 		CLUSTERKIT_NODE1_PORT=127.0.0.1: CLUSTERKIT_NODE2_PORT=127.0.0.1: CLUSTERKIT_NODE3_PORT=127.0.0.1: \
 		"${compose_cmd[@]}" -p "$project" -f "$compose_file" "$@"
 }
@@ -117,8 +125,53 @@ fail() {
 	for svc in node-1 node-2 node-3; do
 		echo "---- last log lines of $svc"
 		compose logs --no-color --tail 30 "$svc" 2>&1 | sed 's/\x1b\[[0-9;]*m//g' || true
+		echo "---- health of $svc: $(health "$svc")"
+		health_output "$svc" | tail -n 3 || true
 	done
 	exit 1
+}
+
+# ---- Docker's health status ---------------------------------------------------
+
+# container SERVICE prints the ID of SERVICE's container, found once and kept
+# in ctr_<service> (docker start keeps the ID). Like addr, only a call in
+# this shell keeps it.
+container() {
+	local var="ctr_${1//-/_}" id
+	if [ -z "${!var:-}" ]; then
+		id=$(compose ps -q "$1" 2>/dev/null | head -n 1 | tr -d '\r') || return 1
+		[ -n "$id" ] || return 1
+		printf -v "$var" '%s' "$id"
+	fi
+	echo "${!var}"
+}
+
+# health SERVICE prints what Docker says of SERVICE's health: starting,
+# healthy, unhealthy, "none" for an image without HEALTHCHECK, or "?".
+health() {
+	local id
+	id=$(container "$1" 2>/dev/null) || { echo "?"; return 0; }
+	bounded 30 docker inspect --format '{{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' "$id" 2>/dev/null || echo "?"
+}
+
+# health_output SERVICE prints the output of SERVICE's recent health checks
+# (what `node probe` printed), oldest first.
+health_output() {
+	local id
+	id=$(container "$1" 2>/dev/null) || return 0
+	bounded 30 docker inspect --format '{{if .State.Health}}{{range .State.Health.Log}}{{printf "%q" .Output}}{{"\n"}}{{end}}{{end}}' "$id" 2>/dev/null || true
+}
+
+# healthy SERVICE...: Docker reports every one of them healthy.
+healthy() {
+	local svc st
+	for svc in "$@"; do
+		st=$(health "$svc")
+		if [ "$st" != healthy ]; then
+			why="$svc is $st (last check: $(health_output "$svc" | tail -n 1))"
+			return 1
+		fi
+	done
 }
 
 # ---- HTTP helpers ------------------------------------------------------------
@@ -284,9 +337,17 @@ fi
 
 # ---- 4. formation ------------------------------------------------------------
 
+up_ms=$(($(now_ms) - t0))
+for svc in node-1 node-2 node-3; do
+	container "$svc" >/dev/null || fail "no container for $svc after 'up'"
+done
+log "'up' returned after $up_ms ms (it waits until node-1 is healthy); node-1 is $(health node-1)"
 wait_for "$formation_timeout" "formation of node-1, node-2, node-3" agreed node-1 node-2 node-3
 formation_ms=$(($(now_ms) - t0))
 log "formed in $formation_ms ms (from 'up'): 3 members, leader $agreed_leader, $agreed_partitions partitions, ETag $agreed_etag on all"
+wait_for "$health_timeout" "Docker health of node-1, node-2, node-3 after the formation" healthy node-1 node-2 node-3
+health_ms=$(($(now_ms) - t0))
+log "Docker reports all three healthy $health_ms ms after 'up'"
 
 # Joiners start as Raft non-voters and are promoted once healthy for the
 # voter stabilisation window (2 s): killing one before that could take the
@@ -343,7 +404,10 @@ rejoin_ms=$(($(now_ms) - t0))
 wait_for "$event_timeout" "NodeRejoin of $victim" rejoin_event
 new_addr=$(get node-1 "/nodes/$victim" | json_strings ip | head -n 1) || true
 log "rejoined in $rejoin_ms ms: 3 members ready, leader $agreed_leader, ETag $agreed_etag on all, NodeRejoin ($victim advertised ${old_addr:-?}, now ${new_addr:-?})"
+wait_for "$health_timeout" "Docker health of node-1, node-2, node-3 after the rejoin" healthy node-1 node-2 node-3
+rehealth_ms=$(($(now_ms) - t0))
+log "Docker reports all three healthy again $rehealth_ms ms after starting $victim"
 
 # ---- 7. summary --------------------------------------------------------------
 
-echo "docker-test: OK with ${compose_cmd[*]}: formation ${formation_ms} ms, detection ${detection_ms} ms, rejoin ${rejoin_ms} ms"
+echo "docker-test: OK with ${compose_cmd[*]}: formation ${formation_ms} ms, detection ${detection_ms} ms, rejoin ${rejoin_ms} ms; all healthy ${health_ms} ms after up, ${rehealth_ms} ms after the restart"
