@@ -233,6 +233,12 @@ func cliHTTPClient(ca string, timeout time.Duration, stream bool) (*http.Client,
 	return hc, nil
 }
 
+// flagValue is the parsed value of one of the subcommand's own flags (the
+// command table defines them; a wrong name or type is a programming error).
+func flagValue[T any](cl *cli, name string) T {
+	return cl.fs.Lookup(name).Value.(flag.Getter).Get().(T)
+}
+
 // fail explains a failed request: the node asked and what it answered (or
 // why it could not be reached).
 func (cl *cli) fail(what string, err error) error {
@@ -452,7 +458,7 @@ func (cl *cli) peer(addr string) (*client.Client, error) {
 }
 
 func (cl *cli) partitions(ctx context.Context, _ []string) error {
-	node := cl.fs.Lookup("node").Value.String()
+	node := flagValue[string](cl, "node")
 	var all []client.Partition
 	for off := 0; ; {
 		page, err := cl.c.Partitions(ctx, client.Page{Offset: off, Limit: 1000})
@@ -528,15 +534,15 @@ func (cl *cli) locate(ctx context.Context, args []string) error {
 }
 
 func (cl *cli) watch(ctx context.Context, _ []string) error {
-	opts := client.WatchOptions{Since: cl.fs.Lookup("since").Value.String(), MaxRetries: -1}
-	if k := cl.fs.Lookup("kinds").Value.String(); k != "" {
+	opts := client.WatchOptions{Since: flagValue[string](cl, "since"), MaxRetries: -1}
+	if k := flagValue[string](cl, "kinds"); k != "" {
 		for _, s := range strings.Split(k, ",") {
 			if s = strings.TrimSpace(s); s != "" {
 				opts.Kinds = append(opts.Kinds, s)
 			}
 		}
 	}
-	limit, _ := strconv.Atoi(cl.fs.Lookup("n").Value.String())
+	limit := flagValue[int](cl, "n")
 	seen := 0
 	for ev, err := range cl.c.Watch(ctx, opts) {
 		if err != nil {
@@ -641,7 +647,7 @@ func (cl *cli) change(r *client.ChangeResult, text string) error {
 }
 
 func (cl *cli) rebalance(ctx context.Context, args []string) error {
-	dry := cl.fs.Lookup("dry-run").Value.String() == "true"
+	dry := flagValue[bool](cl, "dry-run")
 	if len(args) == 1 {
 		if dry {
 			return fmt.Errorf("%w: -dry-run goes with a rebalance, not with %s", errUsage, args[0])
@@ -690,7 +696,7 @@ func (cl *cli) rebalance(ctx context.Context, args []string) error {
 }
 
 func (cl *cli) probe(ctx context.Context, _ []string) error {
-	if cl.fs.Lookup("live").Value.String() == "true" {
+	if flagValue[bool](cl, "live") {
 		h, err := cl.c.Health(ctx)
 		if err != nil {
 			return exitError{1, cl.fail("GET /health", err).Error()}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"reflect"
 	"sort"
 	"strings"
 )
@@ -211,18 +210,8 @@ func (c *configFlags) rows() []flagRow {
 	return rows
 }
 
-// isZeroDefault is flag's own test: a zero default is not printed.
+// isZeroDefault: a zero default is not printed (as the flag package does).
 func isZeroDefault(f *flag.Flag) bool {
-	t := reflect.TypeOf(f.Value)
-	var z reflect.Value
-	if t.Kind() == reflect.Pointer {
-		z = reflect.New(t.Elem())
-	} else {
-		z = reflect.Zero(t)
-	}
-	if v, ok := z.Interface().(flag.Value); ok && f.DefValue == v.String() {
-		return true
-	}
 	switch f.DefValue {
 	case "", "0", "false", "0s":
 		return true

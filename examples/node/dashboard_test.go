@@ -36,7 +36,15 @@ func newBrowser(t *testing.T, width, height int) context.Context {
 		}
 		t.Skip("SKIPPED: no Chromium found (apt-get install chromium; .ci/run installs it and requires it)")
 	}
-	opts := chromium.Options(path, t.TempDir(), t.TempDir(), width, height)
+	// Chromium's singleton socket goes in TMPDIR, and a Unix socket path
+	// is limited to 107 bytes: t.TempDir() under the test's temporary
+	// directory can be too long, so a short directory of /tmp it is.
+	short, err := os.MkdirTemp("/tmp", "ckc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(short) })
+	opts := chromium.Options(path, t.TempDir(), short, width, height)
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancelCtx := chromedp.NewContext(actx)
 	t.Cleanup(func() {
