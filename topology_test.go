@@ -262,9 +262,16 @@ func TestRollingUpgradeInMaintenanceMoveNoData(t *testing.T) {
 	if err := nodes[2].PauseRebalancing(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !nodes[0].RebalancingPaused() {
-		t.Fatal("not paused after PauseRebalancing")
-	}
+	// The pause is committed when PauseRebalancing returns on nodes[2]; the
+	// other nodes apply it a moment later.
+	waitFor(t, 10*time.Second, "every node to see the pause", func() bool {
+		for _, n := range nodes {
+			if !n.RebalancingPaused() {
+				return false
+			}
+		}
+		return true
+	})
 	initial := nodes[0].fsm.View().OwnerTable()
 	check := func(step string) {
 		t.Helper()
@@ -317,9 +324,14 @@ func TestRollingUpgradeInMaintenanceMoveNoData(t *testing.T) {
 	if err := nodes[0].ResumeRebalancing(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if nodes[3].RebalancingPaused() {
-		t.Fatal("still paused after ResumeRebalancing")
-	}
+	waitFor(t, 10*time.Second, "every node to see the resume", func() bool {
+		for _, n := range nodes {
+			if n.RebalancingPaused() {
+				return false
+			}
+		}
+		return true
+	})
 	waitFor(t, 30*time.Second, "the resumed cluster to settle", func() bool {
 		v := nodes[0].fsm.View()
 		return v.Settled()
