@@ -33,7 +33,7 @@ func TestGeneratedCodeMatchesProto(t *testing.T) {
 		t.Fatal(err)
 	}
 	if len(sources) != len(embedded) {
-		t.Fatalf("found %d .proto files %v, but %d are generated: add the new file to gen.go and this test", len(sources), sources, len(embedded))
+		t.Fatalf("found %d .proto files %v, but %d are generated: add the new file to this test (buf generates every .proto file it finds)", len(sources), sources, len(embedded))
 	}
 	compiler := protocompile.Compiler{
 		Resolver: protocompile.WithStandardImports(&protocompile.SourceResolver{
