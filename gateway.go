@@ -31,7 +31,8 @@ func (g gatewayBackend) ClusterID() string { return g.ck.ClusterID() }
 
 func (g gatewayBackend) Status() httpgw.Status {
 	rs := g.ck.raftStatus()
-	st := httpgw.Status{Running: g.ck.running.Load(), State: g.ck.lifecycle(), Leader: rs.LeaderID}
+	st := httpgw.Status{Running: g.ck.running.Load(), State: g.ck.lifecycle(), Leader: rs.LeaderID,
+		FailureTolerance: g.ck.failureTolerance(g.ck.fsm.View(), rs)}
 	m := g.ck.membership()
 	st.Membership = m.State
 	switch m.State {

@@ -3,15 +3,16 @@ package clusterkit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
-
-	"github.com/clusterkit/clusterkit/internal/keyhash"
 
 	"github.com/hashicorp/raft"
 
 	"github.com/clusterkit/clusterkit/httpgw"
+	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/actors"
+	"github.com/clusterkit/clusterkit/internal/keyhash"
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
@@ -165,9 +166,8 @@ type HealthStatus struct {
 	TableVersion  uint64 `json:"table_version"`
 	Voters        int    `json:"voters"`
 	NonVoters     int    `json:"non_voters"`
-	// FailureTolerance is how many voters may fail with the cluster keeping
-	// its quorum, by the leader's autopilot (-1 on other nodes).
-	FailureTolerance int `json:"failure_tolerance"`
+	// FailureTolerance is how many more failures the cluster survives.
+	FailureTolerance FailureTolerance `json:"failure_tolerance"`
 	// VoterIDs and NonVoterIDs are Raft's configuration as this node knows it.
 	VoterIDs                  []string `json:"voter_ids"`
 	NonVoterIDs               []string `json:"non_voter_ids"`
@@ -185,6 +185,33 @@ type HealthStatus struct {
 	Problems   []string `json:"problems,omitempty"`
 }
 
+// FailureTolerance says how many more failures the cluster survives (the
+// JSON object "failure_tolerance" of GET /health and /health/detailed).
+type FailureTolerance = client.FailureTolerance
+
+// failureTolerance: the voters' figure is autopilot's on the leader (it
+// also knows each voter's last contact and log lag), and elsewhere it is
+// derived from the committed health states, so every node can answer.
+func (ck *ClusterKit) failureTolerance(v *raftfsm.View, rs httpgw.Consensus) FailureTolerance {
+	h := v.Health()
+	ft := FailureTolerance{Nodes: h.NodeFailureTolerance()}
+	if rs.LeaderID == "" {
+		return FailureTolerance{} // nothing survives what has already happened
+	}
+	if t := ck.stats.FailureTolerance(); t >= 0 && rs.State == raft.Leader.String() {
+		ft.Voters = t
+		return ft
+	}
+	healthy := len(rs.Voters)
+	for _, id := range h.UnhealthyNodeIDs {
+		if slices.Contains(rs.Voters, id) {
+			healthy--
+		}
+	}
+	ft.Voters = max(healthy-(len(rs.Voters)/2+1), 0)
+	return ft
+}
+
 // HealthCheck reports the node's and the cluster's health truthfully.
 func (ck *ClusterKit) HealthCheck() *HealthStatus {
 	v := ck.fsm.View()
@@ -198,7 +225,7 @@ func (ck *ClusterKit) HealthCheck() *HealthStatus {
 		AppliedIndex: rs.AppliedIndex, LastLogIndex: rs.LastLogIndex, TableVersion: v.TableVersion(),
 		Voters: len(rs.Voters), NonVoters: len(rs.NonVoters), VoterIDs: rs.Voters, NonVoterIDs: rs.NonVoters, UnhealthyNodeIDs: append([]string{}, h.UnhealthyNodeIDs...),
 		UnderReplicatedPartitions: h.UnderReplicated, UnownedPartitions: h.Unowned,
-		ClusterID: ck.ClusterID(), Incarnation: ck.membership().Incarnation, FailureTolerance: ck.stats.FailureTolerance(),
+		ClusterID: ck.ClusterID(), Incarnation: ck.membership().Incarnation, FailureTolerance: ck.failureTolerance(v, rs),
 	}
 	if m, ok := v.Member(ck.opts.NodeID); ok {
 		st.LastSync = m.LastSeen

@@ -129,6 +129,9 @@ type Status struct {
 	// last three).
 	Membership string
 	Removal    *Removal
+	// FailureTolerance is how many more failures the cluster survives
+	// (GET /health).
+	FailureTolerance client.FailureTolerance
 }
 
 // Removal explains why a node is out of the cluster (GET /ready).

@@ -15,7 +15,7 @@ import (
 // health is liveness only: the process serves HTTP and its node runs.
 func (g *Gateway) health(w http.ResponseWriter, r *http.Request) {
 	st := g.b.Status()
-	body := client.Health{Status: "ok", NodeID: g.b.NodeID(), ClusterID: g.b.ClusterID()}
+	body := client.Health{Status: "ok", NodeID: g.b.NodeID(), ClusterID: g.b.ClusterID(), FailureTolerance: st.FailureTolerance}
 	switch st.State {
 	case "stopped":
 		body.Status = "stopped"

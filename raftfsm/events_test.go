@@ -316,6 +316,14 @@ func TestHealthTransitions(t *testing.T) {
 	if s := h.f.View().Health().Status; s != HealthHealthy {
 		t.Fatalf("two nodes, RF 2: %s", s)
 	}
+	// RF 2 on two live members: any one of them may fail.
+	tolerance := func(want int) {
+		t.Helper()
+		if hl := h.f.View().Health(); hl.NodeFailureTolerance() != want {
+			t.Fatalf("node failure tolerance %d (min live owners %d), want %d", hl.NodeFailureTolerance(), hl.MinLiveOwners, want)
+		}
+	}
+	tolerance(1)
 	status := func(id string, st messages.NodeStatus) *messages.Command {
 		return &messages.Command{Op: &messages.Command_SetNodeStatus{SetNodeStatus: &messages.SetNodeStatus{Id: id, Status: st}}}
 	}
@@ -327,15 +335,20 @@ func TestHealthTransitions(t *testing.T) {
 	if hc := evs[0].GetClusterHealthChange(); hc.GetStatus() != HealthDegraded || !slices.Equal(hc.GetUnhealthyNodeIds(), []string{"n2"}) {
 		t.Fatalf("degraded event %v", hc)
 	}
+	tolerance(0) // n1 holds every partition's last live copy
 	h.mustApply(status("n1", messages.NodeStatus_NODE_STATUS_SUSPECT))
 	if hc := Events(h.last(), time.Now())[0].GetClusterHealthChange(); hc.GetStatus() != HealthCritical || hc.GetUnownedPartitions() != 8 {
 		t.Fatalf("critical event %v", hc)
+	}
+	if hl := h.f.View().Health(); hl.MinLiveOwners != 0 || hl.NodeFailureTolerance() != 0 {
+		t.Fatalf("no live owner: %+v", hl)
 	}
 	h.mustApply(status("n1", messages.NodeStatus_NODE_STATUS_ACTIVE))
 	h.mustApply(status("n2", messages.NodeStatus_NODE_STATUS_ACTIVE))
 	if hc := Events(h.last(), time.Now())[0].GetClusterHealthChange(); hc.GetStatus() != HealthHealthy || hc.GetPreviousStatus() != HealthDegraded {
 		t.Fatalf("recovery event %v", hc)
 	}
+	tolerance(1)
 	// No transition, no event.
 	h.mustApply(&messages.Command{Op: &messages.Command_Noop{Noop: &messages.Noop{}}})
 	if evs := Events(h.last(), time.Now()); len(evs) != 0 {

@@ -20,12 +20,22 @@ type Health struct {
 	UnderReplicated int
 	// Partitions without any live owner.
 	Unowned int
+	// MinLiveOwners is the fewest live, ready owners any partition has (0
+	// without a table): any MinLiveOwners members failing together can take
+	// every copy of some partition, one fewer never can.
+	MinLiveOwners int
 }
+
+// NodeFailureTolerance is how many members may fail, whichever they are,
+// with every partition keeping a live ready owner: MinLiveOwners - 1, and 0
+// when some partition has none already.
+func (h Health) NodeFailureTolerance() int { return max(h.MinLiveOwners-1, 0) }
 
 // Equal reports whether two health values would be reported identically.
 func (h Health) Equal(o Health) bool {
 	if h.Status != o.Status || h.HealthyNodes != o.HealthyNodes || h.UnhealthyNodes != o.UnhealthyNodes ||
 		h.TotalNodes != o.TotalNodes || h.UnderReplicated != o.UnderReplicated || h.Unowned != o.Unowned ||
+		h.MinLiveOwners != o.MinLiveOwners ||
 		len(h.UnhealthyNodeIDs) != len(o.UnhealthyNodeIDs) {
 		return false
 	}
@@ -57,13 +67,16 @@ func computeHealth(v *View) Health {
 		return h
 	}
 	rf := int(v.config.GetReplicationFactor())
-	for _, a := range v.assignments {
+	for p, a := range v.assignments {
 		n := 0
 		for i, id := range a.GetOwners() {
 			// A syncing owner does not hold the data yet: it does not count.
 			if live[id] && a.LoadEpoch(i) == 0 {
 				n++
 			}
+		}
+		if p == 0 || n < h.MinLiveOwners {
+			h.MinLiveOwners = n
 		}
 		switch {
 		case n == 0:

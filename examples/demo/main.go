@@ -10,9 +10,13 @@
 //	go run ./examples/demo          # the narrated run
 //	go run ./examples/demo -serve   # then keep the nodes running and print their addresses (Ctrl-C stops)
 //	go run ./examples/demo -v       # with ClusterKit's own logs
+//	go run ./examples/demo -json    # with ClusterKit's own logs, as JSON lines
 //
 // A "kill" makes a node vanish the way kill -9 does (its listener and every
 // connection close at once, internal/crashnet); nothing tells the cluster.
+// A killed process writes nothing more: from the kill on, the logs of the
+// killed instance (whose leftovers the demo stops in the background) are
+// dropped.
 // Each node keeps its state in a temporary data directory, so a killed node
 // restarts on it, like a process on its disk.
 package main
@@ -28,6 +32,7 @@ import (
 	"os/signal"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -43,8 +48,15 @@ const budget = 55 * time.Second
 func main() {
 	serve := flag.Bool("serve", false, "keep the nodes running after the demo and print their HTTP addresses (Ctrl-C to stop)")
 	verbose := flag.Bool("v", false, "show ClusterKit's own logs")
+	jsonLogs := flag.Bool("json", false, "show ClusterKit's own logs as JSON lines (implies -v)")
 	flag.Parse()
-	d := &demo{verbose: *verbose, nodes: map[string]*node{}}
+	d := &demo{verbose: *verbose || *jsonLogs, nodes: map[string]*node{}}
+	switch {
+	case *jsonLogs:
+		d.logs = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	case *verbose:
+		d.logs = logging.Default(os.Stderr, slog.LevelInfo).Handler()
+	}
 	err := d.run(*serve)
 	d.stopAll()
 	if err != nil {
@@ -64,10 +76,16 @@ type node struct {
 	rec  *recorder
 	// stopped receives the result of stopping a killed node's instance.
 	stopped chan error
+	// killed silences the current instance's logs (see kill).
+	killed *atomic.Bool
 }
 
 type demo struct {
 	verbose bool
+	logs    slog.Handler // every node's logs go there (nil: dropped)
+	// audit, when set (by tests), gets every record, the killed
+	// instances' too, at the level it enables.
+	audit   slog.Handler
 	root    string // parent of the data directories
 	order   []string
 	nodes   map[string]*node
@@ -90,8 +108,12 @@ func (d *demo) options(n *node, join string) clusterkit.Options {
 	o.Network = n.net
 	o.Services = map[string]string{"kv": "127.0.0.1:9" + strings.TrimPrefix(n.id, "node-") + "00"}
 	o.Logger = slog.New(slog.DiscardHandler)
-	if d.verbose {
-		o.Logger = logging.Default(os.Stderr, slog.LevelInfo)
+	if d.logs != nil || d.audit != nil {
+		h := d.logs
+		if h == nil {
+			h = slog.DiscardHandler
+		}
+		o.Logger = slog.New(&silenced{h: h, killed: n.killed, audit: d.audit})
 	}
 	return o
 }
@@ -110,7 +132,7 @@ func (d *demo) start(id, join string) (*node, time.Duration, error) {
 		d.nodes[id] = n
 		d.order = append(d.order, id)
 	}
-	n.net = &crashnet.Network{}
+	n.net, n.killed = &crashnet.Network{}, new(atomic.Bool)
 	ck, err := clusterkit.New(d.options(n, join))
 	if err != nil {
 		return nil, 0, err
@@ -134,6 +156,7 @@ func (d *demo) start(id, join string) (*node, time.Duration, error) {
 // as a dead process does nothing more (no probes, no liveness record).
 func (d *demo) kill(id string) {
 	n := d.nodes[id]
+	n.killed.Store(true)
 	n.net.Crash()
 	n.stopped = make(chan error, 1)
 	ck := n.ck
@@ -319,14 +342,15 @@ func (d *demo) awaitVoters(leader *clusterkit.ClusterKit, joined map[string]time
 	// Autopilot refreshes every server's health twice a second: wait for
 	// its view of the last promotion.
 	h := leader.HealthCheck()
-	for want := h.Voters - (h.Voters/2 + 1); h.FailureTolerance < want; h = leader.HealthCheck() {
+	for want := h.Voters - (h.Voters/2 + 1); h.FailureTolerance.Voters < want; h = leader.HealthCheck() {
 		select {
 		case <-d.ctx.Done():
-			return fmt.Errorf("failure tolerance %d, want %d", h.FailureTolerance, want)
+			return fmt.Errorf("failure tolerance %d, want %d", h.FailureTolerance.Voters, want)
 		case <-tick.C:
 		}
 	}
-	fmt.Printf("  %d voters, all healthy: the cluster keeps its quorum through %d voter failures\n", h.Voters, h.FailureTolerance)
+	fmt.Printf("  %d voters, all healthy: the cluster keeps its quorum through %d voter failures,\n", h.Voters, h.FailureTolerance.Voters)
+	fmt.Printf("  and every partition keeps a live owner through any %d node failures\n", h.FailureTolerance.Nodes)
 	return nil
 }
 
@@ -510,4 +534,45 @@ func optimum(n, k int) string {
 		return fmt.Sprint(n / k)
 	}
 	return fmt.Sprintf("%d-%d", n/k, n/k+1)
+}
+
+// silenced passes records on until its node is killed, then drops them: a
+// killed process writes nothing more, while the demo stops the killed
+// instance's leftovers in the background. audit (nil: none) gets every
+// record, before and after the kill.
+type silenced struct {
+	h      slog.Handler
+	killed *atomic.Bool
+	audit  slog.Handler
+}
+
+func (s *silenced) Enabled(ctx context.Context, l slog.Level) bool {
+	return (s.audit != nil && s.audit.Enabled(ctx, l)) || (!s.killed.Load() && s.h.Enabled(ctx, l))
+}
+
+func (s *silenced) Handle(ctx context.Context, r slog.Record) error {
+	var err error
+	if s.audit != nil && s.audit.Enabled(ctx, r.Level) {
+		err = s.audit.Handle(ctx, r.Clone())
+	}
+	if s.killed.Load() || !s.h.Enabled(ctx, r.Level) {
+		return err
+	}
+	return errors.Join(err, s.h.Handle(ctx, r))
+}
+
+func (s *silenced) WithAttrs(attrs []slog.Attr) slog.Handler {
+	c := &silenced{h: s.h.WithAttrs(attrs), killed: s.killed}
+	if s.audit != nil {
+		c.audit = s.audit.WithAttrs(attrs)
+	}
+	return c
+}
+
+func (s *silenced) WithGroup(name string) slog.Handler {
+	c := &silenced{h: s.h.WithGroup(name), killed: s.killed}
+	if s.audit != nil {
+		c.audit = s.audit.WithGroup(name)
+	}
+	return c
 }

@@ -372,8 +372,9 @@ type Status struct {
 	client.DetailedHealth
 	// RebalancePaused is maintenance mode.
 	RebalancePaused bool `json:"rebalance_paused"`
-	// ToleranceFrom says which node computed FailureTolerance ("" when
-	// none could: it is then -1).
+	// ToleranceFrom says which node computed FailureTolerance: the leader
+	// (its autopilot also counts a lagging voter as failed), or the node
+	// asked when the leader did not answer.
 	ToleranceFrom string `json:"failure_tolerance_from"`
 }
 
@@ -386,11 +387,11 @@ func (cl *cli) status(ctx context.Context, _ []string) error {
 	if doc, err := cl.c.Cluster(ctx); err == nil && doc.Cluster != nil {
 		st.RebalancePaused = doc.Cluster.RebalancePaused
 	}
-	// Only the leader's autopilot knows the failure tolerance.
+	// The leader's autopilot knows the voters best: ask it.
+	st.ToleranceFrom = d.NodeID
 	toleranceNote := ""
 	switch {
 	case d.IsLeader:
-		st.ToleranceFrom = d.NodeID
 	case d.LeaderAddress != "":
 		lc, err := cl.peer(d.LeaderAddress)
 		if err == nil {
@@ -400,18 +401,16 @@ func (cl *cli) status(ctx context.Context, _ []string) error {
 			}
 		}
 		if err != nil {
-			toleranceNote = fmt.Sprintf("unknown (the leader at %s did not answer: %v)", d.LeaderAddress, err)
+			toleranceNote = fmt.Sprintf(" (by %s: the leader at %s did not answer: %v)", d.NodeID, d.LeaderAddress, err)
 		}
 	default:
-		toleranceNote = "unknown (no leader)"
+		toleranceNote = " (no leader)"
 	}
 	if cl.json {
 		return cl.printJSON(st)
 	}
-	tol := toleranceNote
-	if tol == "" {
-		tol = fmt.Sprintf("%d (voter failures the cluster survives; %d voters)", st.FailureTolerance, st.Voters)
-	}
+	tol := fmt.Sprintf("%d voter and %d node failures (of %d voters, %d members)%s",
+		st.FailureTolerance.Voters, st.FailureTolerance.Nodes, st.Voters, st.NodeCount, toleranceNote)
 	health := d.ClusterStatus
 	if len(d.Problems) > 0 {
 		health += ": " + strings.Join(d.Problems, "; ")

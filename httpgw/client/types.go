@@ -237,6 +237,22 @@ type Health struct {
 	Status    string `json:"status"`
 	NodeID    string `json:"node_id"`
 	ClusterID string `json:"cluster_id"`
+	// FailureTolerance is how many more failures the cluster survives, as
+	// this node sees it (zeros while it knows no leader).
+	FailureTolerance FailureTolerance `json:"failure_tolerance"`
+}
+
+// FailureTolerance says how many more failures a cluster survives.
+type FailureTolerance struct {
+	// Voters is how many more voters may fail with the cluster keeping its
+	// quorum: on the leader autopilot's figure (it also counts a voter
+	// that lags or has not been heard from as failed), elsewhere the
+	// healthy voters beyond a quorum by the committed health states.
+	Voters int `json:"voters"`
+	// Nodes is how many more members may fail, whichever they are, with
+	// every partition keeping a live owner that holds its data: the
+	// fewest live ready owners of any partition, minus one.
+	Nodes int `json:"nodes"`
 }
 
 // Removal says why a node is out of the cluster (GET /ready).
@@ -292,15 +308,14 @@ type DetailedHealth struct {
 	TableVersion  uint64 `json:"table_version"`
 	Voters        int    `json:"voters"`
 	NonVoters     int    `json:"non_voters"`
-	// FailureTolerance is how many voters may fail with the cluster keeping
-	// its quorum, by the leader's autopilot (-1 on other nodes).
-	FailureTolerance          int      `json:"failure_tolerance"`
-	VoterIDs                  []string `json:"voter_ids"`
-	NonVoterIDs               []string `json:"non_voter_ids"`
-	UnhealthyNodeIDs          []string `json:"unhealthy_node_ids"`
-	UnderReplicatedPartitions int      `json:"under_replicated_partitions"`
-	UnownedPartitions         int      `json:"unowned_partitions"`
-	ClusterID                 string   `json:"cluster_id"`
+	// FailureTolerance is how many more failures the cluster survives.
+	FailureTolerance          FailureTolerance `json:"failure_tolerance"`
+	VoterIDs                  []string         `json:"voter_ids"`
+	NonVoterIDs               []string         `json:"non_voter_ids"`
+	UnhealthyNodeIDs          []string         `json:"unhealthy_node_ids"`
+	UnderReplicatedPartitions int              `json:"under_replicated_partitions"`
+	UnownedPartitions         int              `json:"unowned_partitions"`
+	ClusterID                 string           `json:"cluster_id"`
 	// Incarnation of this node's current life ("0" until admitted).
 	Incarnation uint64 `json:"incarnation,string"`
 	// Membership is "joining", "member", "rejoining", "removed", "fenced"

@@ -287,7 +287,11 @@ function healthReasons() {
     for (const id of d.unhealthy_node_ids || []) out.push(`unhealthy member: ${id} (suspect)`);
     if (d.under_replicated_partitions > 0) out.push(`${d.under_replicated_partitions} under-replicated partitions`);
     if (d.unowned_partitions > 0) out.push(`${d.unowned_partitions} partitions without a live owner`);
-    if (d.failure_tolerance >= 0) out.push(`survives ${d.failure_tolerance} more voter failure${d.failure_tolerance === 1 ? '' : 's'}`);
+    const ft = d.failure_tolerance;
+    if (ft) {
+      const plural = (n, w) => `${n} more ${w} failure${n === 1 ? '' : 's'}`;
+      out.push(`survives ${plural(ft.voters, 'voter')} (quorum) and ${plural(ft.nodes, 'node')} (every partition owned)`);
+    }
   }
   for (const r of state.ready?.reasons || []) out.push(`not ready: ${r}`);
   for (const p of d?.problems || []) {
