@@ -154,7 +154,8 @@ func (ck *ClusterKit) handOverPrimaries(ctx context.Context) error {
 	// stopped node by node has lost its quorum): waiting would only slow the
 	// stop down.
 	if _, leader := ck.raft.LeaderWithID(); leader == "" {
-		ck.log.Warn("no leader to hand primaries over to; failure detection will after the stop")
+		ck.log.Log(ctx, ck.handOverLevel(), "no leader to hand primaries over to; failure detection will after the stop",
+			"quorum_lost_by_plan", ck.quorumLostByPlan())
 		return fmt.Errorf("drain: %w to commit the hand-over", ErrNoLeader)
 	}
 	ctx, cancel := context.WithTimeout(ctx, drainTimeout)
@@ -166,7 +167,8 @@ func (ck *ClusterKit) handOverPrimaries(ctx context.Context) error {
 		err = ck.waitApplied(ctx, idx)
 	}
 	if err != nil {
-		ck.log.Warn("could not hand primaries over; failure detection will after the stop", "error", err)
+		ck.log.Log(ctx, ck.handOverLevel(), "could not hand primaries over; failure detection will after the stop", "error", err,
+			"quorum_lost_by_plan", ck.quorumLostByPlan())
 		return fmt.Errorf("drain: %w", err)
 	}
 	ck.log.Info("primaries handed over", "index", idx, "still_primary", primaries(ck.fsm.View()), "took", time.Since(start))

@@ -124,7 +124,7 @@ func (ck *ClusterKit) transferLeadership(ctx context.Context, req *messages.Tran
 	defer tick.Stop()
 	for {
 		if _, id := r.LeaderWithID(); id != "" && string(id) != ck.opts.NodeID {
-			ck.log.Info("leadership transferred", "to", string(id), "took", time.Since(start).Round(time.Microsecond))
+			ck.log.Info("leadership transferred", "peer", string(id), "took", time.Since(start).Round(time.Microsecond))
 			return &messages.TransferLeadershipResponse{LeaderId: string(id)}
 		}
 		select {

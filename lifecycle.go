@@ -87,7 +87,7 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 		ck.persister = newPersister(ck, ck.delivered)
 	}
 
-	hc := logging.HCLog(ck.log, "raft")
+	hc := logging.HCLogWith(ck.log, "raft", ck.raftLogHooks())
 	stores, err := raftfsm.OpenStores(o.DataDir, hc)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrDataDir, err)

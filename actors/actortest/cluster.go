@@ -2,6 +2,7 @@ package actortest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -15,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/logging"
 	"github.com/clusterkit/clusterkit/internal/memnet"
 	"github.com/clusterkit/clusterkit/internal/placement"
 )
@@ -65,10 +67,11 @@ func NoLeakCheck() Option { return func(s *settings) { s.leakCheck = false } }
 // network with fault injection. Node indexes are 0-based; node i is named
 // "node-<i+1>" and listens on "n<i+1>:7000".
 type Cluster struct {
-	t   testing.TB
-	net *memnet.Network
-	s   settings
-	dir string // the nodes' data directories live under it ("" in memory)
+	t    testing.TB
+	net  *memnet.Network
+	s    settings
+	dir  string               // the nodes' data directories live under it ("" in memory)
+	logs *logging.LineChecker // every node's log lines, as JSON (see logger)
 
 	mu    sync.Mutex
 	nodes []*member
@@ -111,7 +114,9 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 		ignore := goleak.IgnoreCurrent()
 		t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	}
-	c := &Cluster{t: t, net: memnet.New(s.seed), s: s}
+	c := &Cluster{t: t, net: memnet.New(s.seed), s: s, logs: &logging.LineChecker{}}
+	// Registered before stopAll, so it runs after every node's Stop.
+	t.Cleanup(c.checkLogs)
 	if !s.inMemory {
 		// Created before stopAll is registered: cleanups run last-in
 		// first-out, so every node stops before its directory is removed
@@ -177,16 +182,64 @@ func (c *Cluster) addr(i int) string { return fmt.Sprintf("n%d:7000", i+1) }
 
 func (c *Cluster) host(i int) string { return fmt.Sprintf("n%d", i+1) }
 
-// logger returns the nodes' logger: silent unless CLUSTERKIT_TEST_LOG is set
-// (to debug, info, warn or error).
-func logger() *slog.Logger {
-	lvl := os.Getenv("CLUSTERKIT_TEST_LOG")
-	if lvl == "" {
-		return slog.New(slog.DiscardHandler)
+// logger returns the nodes' logger. Every record at DEBUG and above is
+// written by a JSON handler to the cluster's line checker: a line that is
+// not one JSON object, or that has a key twice, fails the test when it
+// ends (checkLogs). Nothing is printed unless CLUSTERKIT_TEST_LOG is set
+// (to debug, info, warn or error): the records at that level and above are
+// then printed on stderr as text too.
+func (c *Cluster) logger() *slog.Logger {
+	h := slog.Handler(slog.NewJSONHandler(c.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	if lvl := os.Getenv("CLUSTERKIT_TEST_LOG"); lvl != "" {
+		var level slog.Level
+		_ = level.UnmarshalText([]byte(lvl))
+		h = teeHandler{h, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})}
 	}
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(lvl))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	return slog.New(h)
+}
+
+// LogStats returns how many log lines the nodes wrote (at DEBUG and above)
+// and how many of them had each level ("DEBUG", "INFO", "WARN", "ERROR").
+// Every one of them is checked to be a JSON object with unique keys.
+func (c *Cluster) LogStats() (lines int, levels map[string]int) {
+	n, _ := c.logs.Lines()
+	return n, c.logs.Levels()
+}
+
+// checkLogs fails the test for every log line that was not a JSON object
+// with unique keys (the first ten are shown).
+func (c *Cluster) checkLogs() {
+	n, problems := c.logs.Lines()
+	if len(problems) == 0 {
+		return
+	}
+	shown := problems[:min(len(problems), 10)]
+	c.t.Errorf("actortest: %d of %d log lines are not JSON objects with unique keys:\n  %s", len(problems), n, strings.Join(shown, "\n  "))
+}
+
+// teeHandler hands every record to two handlers.
+type teeHandler [2]slog.Handler
+
+func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return t[0].Enabled(ctx, l) || t[1].Enabled(ctx, l)
+}
+
+func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
+	var errs []error
+	for _, h := range t {
+		if h.Enabled(ctx, r.Level) {
+			errs = append(errs, h.Handle(ctx, r.Clone()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (t teeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return teeHandler{t[0].WithAttrs(attrs), t[1].WithAttrs(attrs)}
+}
+
+func (t teeHandler) WithGroup(name string) slog.Handler {
+	return teeHandler{t[0].WithGroup(name), t[1].WithGroup(name)}
 }
 
 func (c *Cluster) options(i int) clusterkit.Options {
@@ -194,7 +247,7 @@ func (c *Cluster) options(i int) clusterkit.Options {
 	o.NodeID = fmt.Sprintf("node-%d", i+1)
 	o.HTTPAddr = c.addr(i)
 	o.Network = c.net.Host(c.host(i))
-	o.Logger = logger()
+	o.Logger = c.logger()
 	FastTimings(&o)
 	if c.dir != "" {
 		o.DataDir = filepath.Join(c.dir, o.NodeID)

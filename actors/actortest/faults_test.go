@@ -809,8 +809,9 @@ func runScenario(t *testing.T, seed int64) {
 	if len(w.problems) > 0 || len(hv) > 0 {
 		t.Fatalf("invariants broken:\n  %s\nhand-off:\n  %s\ncustom data: %s; hand-off: %s", strings.Join(w.problems, "\n  "), strings.Join(hv, "\n  "), cdSummary, w.handoff.summary())
 	}
-	t.Logf("seed %d: converged %v after healing; %d (partition, epoch) pairs observed; hand-off (ReplicaDelay %s): %s; custom data: %s; steps: %s",
-		seed, took.Round(time.Millisecond), len(w.primary), delayName(replicaDelay), w.handoff.summary(), cdSummary, strings.Join(log, "; "))
+	lines, levels := c.LogStats()
+	t.Logf("seed %d: converged %v after healing; %d (partition, epoch) pairs observed; hand-off (ReplicaDelay %s): %s; custom data: %s; log lines checked so far %d %v; steps: %s",
+		seed, took.Round(time.Millisecond), len(w.primary), delayName(replicaDelay), w.handoff.summary(), cdSummary, lines, levels, strings.Join(log, "; "))
 }
 
 // foreignRestart swaps the data directory of the dead node i for the one

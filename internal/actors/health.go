@@ -94,7 +94,7 @@ func (h *healthActor) Receive(ctx actor.Context) {
 		h.report(ctx, msg)
 	case *messages.ProposeResult:
 		if err := ResultError(msg); err != nil {
-			h.log.Warn("health status change not committed", "error", err)
+			h.log.Log(context.Background(), failureLevel(err), "health status change not committed", "error", err)
 		}
 		h.removing = ""
 	case *actor.Terminated:
@@ -150,17 +150,21 @@ func (h *healthActor) stopAll(ctx actor.Context) {
 }
 
 // mostlyDown reports whether a majority of the peers are failing right now.
+// Members stopping by plan (their hand-over committed) are left out: a
+// cluster stopped node by node is not this node's problem.
 func (h *healthActor) mostlyDown() bool {
-	if len(h.peers) < 2 {
-		return false
-	}
-	failing := 0
-	for _, p := range h.peers {
+	v := h.cfg.FSM.View()
+	peers, failing := 0, 0
+	for id, p := range h.peers {
+		if m, ok := v.Member(id); ok && m.Draining {
+			continue
+		}
+		peers++
 		if p.failing {
 			failing++
 		}
 	}
-	return 2*failing > len(h.peers)
+	return peers >= 2 && 2*failing > peers
 }
 
 func (h *healthActor) report(ctx actor.Context, r *peerReport) {
@@ -193,12 +197,27 @@ func (h *healthActor) report(ctx actor.Context, r *peerReport) {
 	case r.dead && h.removing == "":
 		h.removing = r.id
 		h.cfg.Stats.Removals.Add(1)
-		h.log.Warn("removing unreachable member", "peer", r.id, "misses", r.misses)
+		// One warning per failure: a member already reported suspect, or
+		// one stopping by plan, is removed at a lower level (the committed
+		// removal is logged by the leader with its index: "member removed").
+		lvl := slog.LevelWarn
+		if m.Status == raftfsm.StatusSuspect {
+			lvl = slog.LevelDebug
+		} else if m.Draining {
+			lvl = slog.LevelInfo
+		}
+		h.log.Log(context.Background(), lvl, "removing unreachable member", "peer", r.id, "misses", r.misses, "stopped_by_plan", m.Draining)
 		h.propose(ctx, &messages.Command{Op: &messages.Command_RemoveNode{RemoveNode: &messages.RemoveNode{
 			Id: r.id, Reason: raftfsm.LeaveHealthFailure, Incarnation: r.incarnation,
 		}}})
 	case r.suspect && m.Status != raftfsm.StatusSuspect:
-		h.log.Warn("member suspect", "peer", r.id, "misses", r.misses)
+		// A member stopping by plan (its hand-over committed) is expected
+		// to go quiet: not a problem.
+		lvl := slog.LevelWarn
+		if m.Draining {
+			lvl = slog.LevelInfo
+		}
+		h.log.Log(context.Background(), lvl, "member suspect", "peer", r.id, "misses", r.misses, "stopped_by_plan", m.Draining)
 		var seen int64
 		if !r.lastOK.IsZero() {
 			seen = r.lastOK.UnixNano()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -213,7 +214,12 @@ func (s *stateActor) removed(d raftfsm.Departure) bool {
 		case d.Reason == raftfsm.LeaveHealthFailure:
 			what = "it stays out (AutoRejoin is off): restart the process to rejoin"
 		}
-		s.log.Warn("this node was removed from the cluster; "+what, "reason", d.Reason, "removed_by", d.RemovedBy,
+		// Its own Leave is a plan, not a problem.
+		lvl := slog.LevelWarn
+		if d.Reason == raftfsm.LeaveGraceful {
+			lvl = slog.LevelInfo
+		}
+		s.log.Log(context.Background(), lvl, "this node was removed from the cluster; "+what, "reason", d.Reason, "removed_by", d.RemovedBy,
 			"index", d.Index, "incarnation", d.Incarnation)
 		if !rejoin && d.Index != 0 {
 			s.system.Root.Send(s.partitions, &selfRemoved{nonce: s.cfg.Life.Nonce(), event: d.LeaveEvent()})
@@ -704,10 +710,10 @@ func (s *stateActor) reconcile() {
 		}
 		change := func(what, id string, fut raft.IndexFuture) {
 			if err := fut.Error(); err != nil {
-				logger.Warn("raft configuration change failed", "change", what, "peer", id, "error", err)
+				logger.Log(context.Background(), failureLevel(err), "raft configuration change failed", "change", what, "peer", id, "error", err)
 				return
 			}
-			logger.Info("raft configuration changed", "change", what, "peer", id)
+			logger.Info("raft configuration changed", "change", what, "peer", id, "index", fut.Index())
 		}
 		members := v.Members()
 		logger.Debug("reconciling raft configuration", "servers", len(servers), "members", len(members), "pending", len(pending))

@@ -116,7 +116,8 @@ type LeaderInactive struct{}
 type leadershipChanged struct{}
 
 type barrierDone struct {
-	err error
+	err   error
+	index uint64 // of the barrier entry: the new leader's first committed entry it waited for
 }
 
 type rebalanceTick struct {

@@ -1,11 +1,13 @@
 package actors
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
+	"github.com/hashicorp/raft"
 
 	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
@@ -119,6 +121,7 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		return
 	}
 	p.observeHandoffs(a)
+	p.logDecisions(a)
 	mine := func(n *raftfsm.Node) bool {
 		if n == nil || n.ID != p.cfg.NodeID {
 			return false
@@ -161,11 +164,55 @@ func (p *partitionsActor) applied(ctx actor.Context, a *raftfsm.Applied) {
 		// Every rebalance is observed (a zero duration too), so the
 		// histogram's count equals rebalances_total.
 		p.cfg.Stats.RebalanceDuration.Observe(time.Duration(max(0, events[len(events)-1].GetRebalanceComplete().GetDurationNanos())))
-		p.log.Info("partition table committed", "index", a.Index, "trigger", r.GetTrigger(),
+		p.log.Debug("partition table committed", "index", a.Index, "trigger", r.GetTrigger(),
 			"trigger_node", r.GetTriggerNodeId(), "moved", events[0].GetRebalanceStart().GetPartitionsToMove(),
 			"nodes_affected", events[0].GetRebalanceStart().GetNodesAffected())
 	}
 	p.emit(ctx, events)
+}
+
+// logDecisions logs the decisions an entry commits (a member removed, a
+// rebalance started, a rebalance complete) once: at INFO on the node that
+// leads when it applies the entry, the one that decided them, and at DEBUG
+// on the others. Admissions, promotions and leadership changes are logged
+// where the leader decides them ("admitted node", "promoted to voter",
+// "became leader"). Every decision line has the entry's index.
+func (p *partitionsActor) logDecisions(a *raftfsm.Applied) {
+	c := &a.Change
+	if a.Err != nil || (c.Left == nil && !c.SpanOpened && c.SpanClosed == nil) {
+		return
+	}
+	lvl := slog.LevelDebug
+	if p.cfg.Raft != nil && p.cfg.Raft.State() == raft.Leader {
+		lvl = slog.LevelInfo
+	}
+	ctx := context.Background()
+	if l := c.Left; l != nil {
+		p.log.Log(ctx, lvl, "member removed", "peer", l.ID, "reason", c.LeaveReason, "removed_by", a.Origin,
+			"index", a.Index, "primaries", len(c.LeftPrimary), "replicas", len(c.LeftReplica))
+	}
+	if c.SpanOpened {
+		span := a.Next.Span()
+		if span == nil {
+			span = c.SpanClosed
+		}
+		p.log.Log(ctx, lvl, "rebalance started", "index", a.Index, "trigger", span.GetTrigger(),
+			"trigger_node", span.GetTriggerNodeId(), "partitions_to_move", span.GetPartitionsToMove(),
+			"moves", span.GetMovesPlanned(), "nodes_affected", span.GetNodesAffected())
+	}
+	if span := c.SpanClosed; span != nil {
+		var took time.Duration
+		if st := span.GetStartedAtUnixNano(); st != 0 {
+			end := a.Time
+			if end.IsZero() {
+				end = time.Now()
+			}
+			took = max(0, end.Sub(time.Unix(0, st)))
+		}
+		p.log.Log(ctx, lvl, "rebalance complete", "index", a.Index, "start_index", span.GetStartIndex(),
+			"trigger", span.GetTrigger(), "trigger_node", span.GetTriggerNodeId(),
+			"partitions_moved", span.GetPartitionsToMove(), "moves", span.GetMovesPlanned(), "took", took)
+	}
 }
 
 // observeHandoffs records how long each acknowledged copy took: from the

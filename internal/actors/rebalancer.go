@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"context"
 	"log/slog"
 	"slices"
 	"time"
@@ -277,7 +278,7 @@ func (r *rebalancerActor) run(ctx actor.Context) {
 		Trigger: best.kind, TriggerNodeId: best.node, StartedAtUnixNano: r.startedAt, Reload: reload,
 		Plan: true, MovesPlanned: uint32(pl.moves),
 	}
-	r.log.Debug("planning partition hand-off", "trigger", best.kind, "node", best.node,
+	r.log.Debug("planning partition hand-off", "trigger", best.kind, "trigger_node", best.node,
 		"moves", pl.moves, "added", pl.step.Added, "waiting", pl.step.Waiting, "members", len(v.Members()), "reload", reload)
 	r.inflightT, r.pending = r.pending, nil
 	r.inflightW, r.waiters = r.waiters, nil
@@ -308,11 +309,11 @@ func (r *rebalancerActor) propose(ctx actor.Context, v *raftfsm.View, out handof
 	for _, c := range out.Cancelled {
 		r.cooldown[c] = now + int64(r.cfg.Handoff.HandoffTimeout)
 		r.cfg.Stats.HandoffTimeouts.Add(1)
-		r.log.Warn("hand-off timed out; copy cancelled (another owner is ready)", "partition", c.Partition, "node", c.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
+		r.log.Warn("hand-off timed out; copy cancelled (another owner is ready)", "partition", c.Partition, "peer", c.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
 	}
 	for _, f := range out.Forced {
 		r.cfg.Stats.HandoffsForced.Add(1)
-		r.log.Warn("hand-off timed out; owner made ready without acknowledgement (no ready owner left)", "partition", f.Partition, "node", f.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
+		r.log.Warn("hand-off timed out; owner made ready without acknowledgement (no ready owner left)", "partition", f.Partition, "peer", f.Node, "timeout", r.cfg.Handoff.HandoffTimeout)
 	}
 	cmd := stepCommand(v, out, info, r.cfg.NodeID, now)
 	r.inFlight = true
@@ -456,7 +457,7 @@ func (r *rebalancerActor) proposed(ctx actor.Context, res *messages.ProposeResul
 		}
 		r.step = true // a hand-off step: take it again on the new table
 	default:
-		r.log.Warn("partition table proposal failed", "error", err)
+		r.log.Log(context.Background(), failureLevel(err), "partition table proposal failed", "error", err)
 		for _, w := range waiters {
 			ctx.Send(w, res)
 		}

@@ -176,7 +176,7 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		s.regInFlight = false
 		if err := ResultError(msg); err != nil {
 			s.cfg.Stats.ProposalErrors.Add(1)
-			s.log.Warn("proposal failed", "error", err)
+			s.log.Log(context.Background(), failureLevel(err), "proposal failed", "error", err)
 			s.regBackoff = min(max(2*s.regBackoff, 50*time.Millisecond), 2*time.Second)
 			s.retryRegistration(s.regBackoff)
 		}
@@ -329,13 +329,20 @@ func (s *stateActor) checkLeadership() {
 		s.ensureRegistered()
 		return
 	}
-	s.log.Info("became leader", "term", s.cfg.Raft.CurrentTerm())
+	// The leadership change is logged once its barrier commits ("became
+	// leader", with the index), in afterBarrier.
+	s.log.Debug("raft leadership acquired; waiting for the barrier", "term", s.cfg.Raft.CurrentTerm())
 	// A new leader may not have applied every committed entry yet: wait for a
 	// barrier (off the actor) before acting on the state.
 	r, self, system, timeout := s.cfg.Raft, s.self, s.system, s.cfg.ApplyTimeout
 	s.goWork(func(context.Context) {
-		err := r.Barrier(timeout).Error()
-		system.Root.Send(self, &barrierDone{err: err})
+		f := r.Barrier(timeout)
+		err := f.Error()
+		done := &barrierDone{err: err}
+		if idx, ok := f.(raft.IndexFuture); ok && err == nil {
+			done.index = idx.Index()
+		}
+		system.Root.Send(self, done)
 	})
 }
 
@@ -344,12 +351,13 @@ func (s *stateActor) afterBarrier(msg *barrierDone) {
 		return
 	}
 	if msg.err != nil {
-		s.log.Warn("barrier after election failed; retrying", "error", msg.err)
+		s.log.Log(context.Background(), failureLevel(msg.err), "barrier after election failed; retrying", "error", msg.err)
 		s.leader = false
 		s.system.Root.Send(s.self, &leadershipChanged{})
 		return
 	}
 	s.ready = true
+	s.log.Info("became leader", "term", s.cfg.Raft.CurrentTerm(), "index", msg.index)
 	v := s.cfg.FSM.View()
 	if v.Config() == nil {
 		s.log.Info("bootstrapping cluster", "cluster", s.cfg.Cluster.GetClusterName(),

@@ -437,6 +437,12 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 	v := d.cfg.FSM.View()
 	m, ok := v.Member(id)
 	if !ok {
+		if _, departed := v.Departed(id); departed && !voter {
+			// Removed meanwhile: autopilot's view was behind, and the
+			// membership actor takes the departed voter out of Raft's
+			// configuration itself ("demote departed voter").
+			return doneFuture{}
+		}
 		return doneFuture{err: fmt.Errorf("%w: %q", raftfsm.ErrUnknownNode, id)}
 	}
 	timeout := d.cfg.ApplyTimeout
@@ -457,6 +463,7 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 		return doneFuture{err: fmt.Errorf("demoting %q would leave too few voters that answer", id)}
 	}
 	reason := d.reason(id, voter)
+	var index uint64 // of the committed SetVoter: the decision
 	if m.Voter != voter {
 		cmd := &messages.Command{TimeUnixNano: time.Now().UnixNano(), Origin: d.cfg.NodeID,
 			Op: &messages.Command_SetVoter{SetVoter: &messages.SetVoter{Id: id, Incarnation: m.Incarnation, Voter: voter, Reason: reason}}}
@@ -467,6 +474,7 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 		if err != nil {
 			return doneFuture{err: err}
 		}
+		index = pr.GetIndex()
 	}
 	var fut raft.IndexFuture
 	if voter {
@@ -477,12 +485,17 @@ func (d *pilotDelegate) setVoter(id string, addr raft.ServerAddress, voter bool)
 	if err := fut.Error(); err != nil {
 		return doneFuture{err: err}
 	}
+	if index == 0 { // the membership already said so: raft's change is the decision
+		index = fut.Index()
+	}
 	if voter {
 		d.cfg.Stats.VoterPromotions.Add(1)
-		d.log.Info("promoted to voter", "peer", id, "reason", reason)
+		d.log.Info("promoted to voter", "peer", id, "reason", reason, "index", index, "config_index", fut.Index())
 	} else {
+		// A decision, not a fault: failure detection reports an
+		// unreachable voter itself.
 		d.cfg.Stats.VoterDemotions.Add(1)
-		d.log.Warn("demoted to non-voter", "peer", id, "reason", reason)
+		d.log.Info("demoted to non-voter", "peer", id, "reason", reason, "index", index, "config_index", fut.Index())
 	}
 	return doneFuture{index: fut.Index()}
 }

@@ -50,7 +50,7 @@ func options(id, addr string, join []string, s settings) clusterkit.Options {
 	o.NodeID, o.HTTPAddr, o.JoinAddrs = id, addr, join
 	o.Logger = slog.New(slog.DiscardHandler)
 	if os.Getenv("BENCH_LOG") != "" { // debugging a failed measurement
-		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", id)
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})) // ClusterKit adds node=<id>
 	}
 	o.KeyHash = s.keyHash
 	if s.removalGrace > 0 {
