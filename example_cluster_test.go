@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"github.com/clusterkit/clusterkit"
@@ -155,4 +156,12 @@ func ExampleRecovery_String() {
 	}
 	fmt.Println(r)
 	// Output: cluster=0f3c9a1e5b7d4c2a8e6f1b3d5a7c9e0f servers=node-1@10.0.0.1:8080 last_index=42 lost=node-2,node-3
+}
+
+// Build says which ClusterKit a binary runs, as clusterkit_build_info does
+// on /metrics.
+func ExampleBuild() {
+	bi := clusterkit.Build()
+	fmt.Println(bi.Version != "", bi.GoVersion == runtime.Version())
+	// Output: true true
 }

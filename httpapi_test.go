@@ -690,7 +690,7 @@ func TestHTTPMetricsPrometheus(t *testing.T) {
 		t.Fatal("probe or runtime metrics")
 	}
 	// Raft's own metrics (process-wide): the leader has committed entries.
-	if value("clusterkit_raft_commit_time_ms", nil) < 1 {
+	if value("clusterkit_raft_commit_time_seconds", nil) < 1 {
 		t.Fatal("no raft commit time samples")
 	}
 	// Our own request is counted by route and status on the next scrape.

@@ -10,6 +10,7 @@ import (
 
 	"github.com/clusterkit/clusterkit/internal/actors"
 	"github.com/clusterkit/clusterkit/internal/raftmetrics"
+	"github.com/clusterkit/clusterkit/messages"
 	"github.com/clusterkit/clusterkit/raftfsm"
 )
 
@@ -154,12 +155,15 @@ var (
 	descSuspects        = desc("health_suspect_nodes", "Members currently suspect.")
 	descProbeLatency    = desc("health_probe_latency_seconds", "Latency of answered liveness probes.")
 	descUptime          = desc("uptime_seconds", "Seconds since the node was created.")
-	descNodeInfo        = desc("node_info", "Always 1: this node's identity (the cluster ID is empty until the node knows its cluster: it joined, or its data directory says).", "node_id", "cluster_id", "cluster_name")
+	descNodeInfo        = desc("node_info", "Always 1: this node's identity (the cluster ID is empty until the node knows its cluster: it joined, or its data directory says).", "node_id", "cluster_id", "cluster_name", "zone")
+	descSubBacklog      = desc("event_subscriber_backlog", "Events dispatched to a Go callback or Events iteration on this node and not finished (in its call or waiting).", "subscriber")
+	descSubLag          = desc("event_subscriber_lag_seconds", "How long the oldest event a Go callback or Events iteration has not finished has waited since this node dispatched it (0 when idle).", "subscriber")
+	descBuildInfo       = desc("build_info", "Always 1: the ClusterKit version, VCS revision and Go version of this binary.", "version", "revision", "goversion")
 	descMembership      = desc("membership", "1 for this node's own membership state (joining, member, rejoining, removed, fenced, refused).", "state")
 	descIncarnation     = desc("incarnation", "Incarnation of this node's current life (0 until admitted).")
 	descVoterChanges    = desc("voter_changes_total", "Voter promotions and demotions this node decided as leader.", "change")
 	descRejoins         = desc("self_rejoins_total", "New lives this node started after finding out it was removed.")
-	descFailureTol      = desc("failure_tolerance", "Voters that may fail with the cluster keeping its quorum (autopilot, on the leader; -1 elsewhere).")
+	descFailureTol      = desc("failure_tolerance", "How many more failures the cluster survives: voters with quorum kept (autopilot's figure on the leader), nodes with every partition keeping a live ready owner.", "kind")
 	healthStatuses      = []string{raftfsm.HealthHealthy, raftfsm.HealthDegraded, raftfsm.HealthCritical}
 	membershipStates    = []string{actors.MemberJoining, actors.MemberActive, membershipRejoining, actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused}
 	raftStates          = []string{"Follower", "Candidate", "Leader", "Shutdown"}
@@ -274,7 +278,13 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descSuspects, float64(v.Health().UnhealthyNodes))
 	ch <- histogram(descProbeLatency, &s.ProbeLatency)
 	gauge(descUptime, time.Since(ck.createdAt).Seconds())
-	gauge(descNodeInfo, 1, ck.opts.NodeID, ck.ClusterID(), ck.opts.ClusterName)
+	gauge(descNodeInfo, 1, ck.opts.NodeID, ck.ClusterID(), ck.opts.ClusterName, ck.opts.Zone)
+	for _, l := range ck.callbacks.Lags() {
+		gauge(descSubBacklog, float64(l.Backlog), l.Name)
+		gauge(descSubLag, l.Lag.Seconds(), l.Name)
+	}
+	bi := Build()
+	gauge(descBuildInfo, 1, bi.Version, bi.Revision, bi.GoVersion)
 	own := ck.membership()
 	for _, st := range membershipStates {
 		gauge(descMembership, flag(own.State == st), st)
@@ -283,7 +293,9 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descVoterChanges, s.VoterPromotions.Load(), "promote")
 	counter(descVoterChanges, s.VoterDemotions.Load(), "demote")
 	counter(descRejoins, s.Rejoins.Load())
-	gauge(descFailureTol, float64(s.FailureTolerance()))
+	ft := ck.failureTolerance(v, rs)
+	gauge(descFailureTol, float64(ft.Voters), "voters")
+	gauge(descFailureTol, float64(ft.Nodes), "nodes")
 }
 
 // ownedByRole counts the partitions this node holds as primary and replica.
@@ -310,6 +322,23 @@ func histogram(d *prometheus.Desc, h *actors.Histogram) prometheus.Metric {
 		buckets[b.Seconds()] = cum
 	}
 	return prometheus.MustNewConstHistogram(d, total, sum.Seconds(), buckets)
+}
+
+// raftPeerEvent keeps raft's per-peer series (label peer_id, a Raft server
+// ID, which is the node ID) to the members: a NodeLeave deletes the departed
+// node's series from the process-wide sink and keeps raft's last reports for
+// it from re-creating them; a NodeJoin or NodeRejoin lets them exist again.
+// It sees every event delivered on this node (actors.Config.Tap); several
+// nodes of one process calling it for the same event is harmless.
+func raftPeerEvent(e *messages.Event) {
+	switch {
+	case e.GetNodeLeave() != nil:
+		raftmetrics.Install().ForgetPeer(e.GetNodeLeave().GetNode().GetId())
+	case e.GetNodeJoin() != nil:
+		raftmetrics.Install().PeerJoined(e.GetNodeJoin().GetNode().GetId())
+	case e.GetNodeRejoin() != nil:
+		raftmetrics.Install().PeerJoined(e.GetNodeRejoin().GetNode().GetId())
+	}
 }
 
 // newRegistry builds the node's Prometheus registry: our metrics, Raft's,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -355,27 +354,11 @@ func getJSON(t *testing.T, url string, out any) {
 	}
 }
 
-// metricValue scrapes ck's /metrics and returns the value of the unlabelled
-// series name.
+// metricValue scrapes ck's /metrics and returns the value of the series
+// name (with its labels, if any).
 func metricValue(t *testing.T, ck *ClusterKit, name string) float64 {
 	t.Helper()
-	resp, err := http.Get("http://" + ck.advertise + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("%s: %v", line, err)
-			}
-			return f
-		}
-	}
-	t.Fatalf("no series %s in /metrics", name)
-	return 0
+	return seriesValue(t, metricsText(t, ck), name)
 }
 
 // TestExplainWhenAConstraintCannotBeMet: with three members in two zones

@@ -66,7 +66,10 @@ func (ck *ClusterKit) spawnTree(seeds []string) error {
 		Callbacks:        cbs,
 		CallbackRegistry: ck.callbacks,
 		LastDelivered:    ck.delivered,
-		Tap:              func(e *messages.Event) { ck.eventLog.Load().Append(e) },
+		Tap: func(e *messages.Event) {
+			ck.eventLog.Load().Append(e)
+			raftPeerEvent(e) // a departed member's Raft series go away
+		},
 		PersistDelivered: persistFunc(ck.persister),
 		OnView:           ck.prebuildTable,
 		OnDelivered: func(s actors.Seq) {

@@ -53,6 +53,79 @@ type callbackState struct {
 	// one; 0 between calls.
 	since atomic.Int64
 	event atomic.Pointer[messages.Event] // of the current or last call
+	// queue follows the events waiting in the callback's mailbox.
+	queue subscriberQueue
+}
+
+// subscriberQueue is the callback actor's mailbox middleware: it keeps the
+// local dispatch time of every event the callback has not finished, so a
+// scrape can tell how far behind the subscriber is. protoactor reports a
+// message received once the actor has handled it.
+type subscriberQueue struct {
+	mu      sync.Mutex
+	pending []time.Time // FIFO, in delivery order
+}
+
+func (q *subscriberQueue) MailboxStarted() {}
+func (q *subscriberQueue) MailboxEmpty()   {}
+
+func (q *subscriberQueue) MessagePosted(m interface{}) {
+	if _, ok := actor.UnwrapEnvelopeMessage(m).(*messages.Event); ok {
+		q.mu.Lock()
+		q.pending = append(q.pending, time.Now())
+		q.mu.Unlock()
+	}
+}
+
+func (q *subscriberQueue) MessageReceived(m interface{}) {
+	if _, ok := actor.UnwrapEnvelopeMessage(m).(*messages.Event); ok {
+		q.mu.Lock()
+		if len(q.pending) > 0 {
+			q.pending = q.pending[1:]
+			if len(q.pending) == 0 {
+				q.pending = nil // let the backing array go
+			}
+		}
+		q.mu.Unlock()
+	}
+}
+
+// lag is how many events the callback has not finished and how long the
+// oldest of them has waited since its dispatch.
+func (q *subscriberQueue) lag(now time.Time) (backlog int, lag time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) > 0 {
+		lag = now.Sub(q.pending[0])
+	}
+	return len(q.pending), lag
+}
+
+// SubscriberLag is how far one Go callback (an On... callback or an Events
+// iteration) is behind the events dispatched to it.
+type SubscriberLag struct {
+	// Name is the callback actor's name (callback-<n>-<hook>).
+	Name string
+	// Backlog is the number of events dispatched to it and not finished
+	// (the one in a call and those waiting).
+	Backlog int
+	// Lag is how long the oldest of them has waited since this node
+	// dispatched it (0 when it is idle).
+	Lag time.Duration
+}
+
+// Lags reports every registered callback's backlog and lag.
+func (r *CallbackRegistry) Lags() []SubscriberLag {
+	now := time.Now()
+	r.mu.Lock()
+	all := slices.Clone(r.all)
+	r.mu.Unlock()
+	out := make([]SubscriberLag, 0, len(all))
+	for _, s := range all {
+		b, l := s.queue.lag(now)
+		out = append(out, SubscriberLag{Name: s.name, Backlog: b, Lag: l})
+	}
+	return out
 }
 
 // add registers a callback actor about to be spawned. A nil registry

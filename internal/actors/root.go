@@ -59,7 +59,7 @@ func (r *rootActor) spawnCallback(ctx actor.Context, msg *RegisterCallback) (*ac
 	state := r.cfg.CallbackRegistry.add(name, msg.Hook)
 	pid, err := ctx.SpawnNamed(actor.PropsFromProducer(func() actor.Actor {
 		return &callbackActor{fn: fn, log: log, stats: stats, state: state, handle: handle}
-	}, actor.WithMailbox(actor.Unbounded())), name)
+	}, actor.WithMailbox(actor.Unbounded(&state.queue))), name)
 	if err != nil {
 		state.drop()
 		return nil, err
