@@ -17,7 +17,8 @@ import (
 // proposer hands commands to raft outside any actor: raft.Apply may wait for
 // room in raft's queue and a future's Error() waits for the commit, and an
 // actor must never block on either. One goroutine enqueues in order; another
-// waits for the futures in order (raft commits in order) and replies.
+// waits for the futures in order (raft commits in order) and replies; a
+// third pushes the commit index to the followers after forwarded writes.
 type proposer struct {
 	r       *raft.Raft
 	timeout time.Duration
@@ -27,6 +28,7 @@ type proposer struct {
 	queue  []proposal
 	closed bool
 	wake   chan struct{}
+	kick   chan struct{} // a forwarded write committed: push (see pushLoop)
 	stop   chan struct{}
 	wg     sync.WaitGroup
 }
@@ -35,19 +37,33 @@ type proposal struct {
 	data    []byte
 	replyTo *actor.PID
 	future  raft.ApplyFuture
+	push    bool // forwarded by a follower: push the commit index once done
 }
 
 func newProposer(r *raft.Raft, timeout time.Duration, reply func(*actor.PID, *messages.ProposeResult)) *proposer {
-	p := &proposer{r: r, timeout: timeout, reply: reply, wake: make(chan struct{}, 1), stop: make(chan struct{})}
+	p := &proposer{r: r, timeout: timeout, reply: reply, wake: make(chan struct{}, 1), kick: make(chan struct{}, 1), stop: make(chan struct{})}
 	inflight := make(chan proposal, 4096)
-	p.wg.Add(2)
+	p.wg.Add(3)
 	go p.enqueueLoop(inflight)
 	go p.waitLoop(inflight)
+	go p.pushLoop()
 	return p
 }
 
 // propose queues cmd; it never blocks.
 func (p *proposer) propose(cmd *messages.Command, replyTo *actor.PID) {
+	p.enqueue(cmd, replyTo, false)
+}
+
+// proposeForwarded queues cmd that a follower forwarded: once it commits,
+// the followers learn so at once (pushLoop), so that the follower, which
+// answers its caller only after applying the write itself, does not wait
+// for Raft's next append.
+func (p *proposer) proposeForwarded(cmd *messages.Command, replyTo *actor.PID) {
+	p.enqueue(cmd, replyTo, true)
+}
+
+func (p *proposer) enqueue(cmd *messages.Command, replyTo *actor.PID, push bool) {
 	data, err := raftfsm.Encode(cmd)
 	if err != nil {
 		p.reply(replyTo, resultOf(0, err))
@@ -59,7 +75,7 @@ func (p *proposer) propose(cmd *messages.Command, replyTo *actor.PID) {
 		p.reply(replyTo, resultOf(0, raft.ErrRaftShutdown))
 		return
 	}
-	p.queue = append(p.queue, proposal{data: data, replyTo: replyTo})
+	p.queue = append(p.queue, proposal{data: data, replyTo: replyTo, push: push})
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
@@ -134,6 +150,12 @@ func (p *proposer) waitLoop(inflight <-chan proposal) {
 			p.reply(pr.replyTo, resultOf(0, err))
 			continue
 		}
+		if pr.push {
+			select {
+			case p.kick <- struct{}{}:
+			default: // a push is already due: it covers this commit too
+			}
+		}
 		res, _ := pr.future.Response().(*raftfsm.ApplyResult)
 		if res == nil {
 			p.reply(pr.replyTo, &messages.ProposeResult{Index: pr.future.Index()})
@@ -141,6 +163,29 @@ func (p *proposer) waitLoop(inflight <-chan proposal) {
 		}
 		out := resultOf(res.Index, res.Err)
 		p.reply(pr.replyTo, out)
+	}
+}
+
+// pushLoop tells the followers of forwarded writes' commits at once. A
+// follower learns that an entry committed only from the leader's next
+// append, which comes with the next entry or after CommitTimeout (20 to 40
+// ms with the default): a lone writer on a follower made about 31 writes a
+// second. An empty barrier entry goes out at once and carries the commit
+// index. One barrier at a time: the appends of the writes that commit
+// meanwhile carry the index too, so under load barriers are rare and ride
+// in the same appends as the writes.
+func (p *proposer) pushLoop() {
+	defer p.wg.Done()
+	for {
+		select {
+		case <-p.stop:
+			return
+		case <-p.kick:
+		}
+		// Its outcome does not matter: a leader that lost leadership
+		// has nothing to push. Raft resolves it (committed or refused)
+		// while it runs, and close runs while Raft does.
+		_ = p.r.Barrier(p.timeout).Error()
 	}
 }
 

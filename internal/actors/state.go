@@ -384,7 +384,11 @@ func (s *stateActor) proposeOwn(cmd *messages.Command) {
 func (s *stateActor) propose(ctx actor.Context, p *messages.Propose, replyTo *actor.PID) {
 	s.cfg.Stats.Proposals.Add(1)
 	if s.leader {
-		s.prop.propose(p.GetCommand(), replyTo)
+		if p.GetForwarded() {
+			s.prop.proposeForwarded(p.GetCommand(), replyTo)
+		} else {
+			s.prop.propose(p.GetCommand(), replyTo)
+		}
 		return
 	}
 	fwd := &messages.Propose{Command: p.GetCommand(), Forwarded: true}

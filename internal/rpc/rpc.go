@@ -88,7 +88,7 @@ func NewClient(dial Dialer, token string, clusterID func() string) *Client {
 		},
 		// Forwarded writes from many goroutines go to one leader: keep
 		// enough connections alive that they are reused, not redialled.
-		MaxIdleConnsPerHost: 64,
+		MaxIdleConnsPerHost: 1024,
 		IdleConnTimeout:     30 * time.Second,
 	}
 	return &Client{http: &http.Client{Transport: tr}, token: token, clusterID: clusterID}

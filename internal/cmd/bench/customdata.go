@@ -14,8 +14,10 @@ func runCustomData(cfg *config) (*section, error) {
 	s := &section{
 		title: "Custom data and restart ([durability])",
 		intro: `Three nodes on loopback, each with a ` + "`DataDir`" + ` (raft-wal, fsync on every log write, on the leader and the
-followers), default options. Each writer calls ` + "`SetCustomData`" + ` (100-byte values) on the leader in a loop; a write
-returns after the commit and after the leader applied it. Latency percentiles pool every write of every trial.`,
+followers), default options. Each writer calls ` + "`SetCustomData`" + ` (100-byte values) in a loop, on the leader, then
+(the same writers, in the same cluster, after each leader trial) on a follower, which forwards to the leader. A write
+returns after the commit and after the node written to applied it (read-your-writes on that node). Latency percentiles
+pool every write of every trial.`,
 	}
 	for _, writers := range []int{1, 16, 256} {
 		c, err := startCluster(3, settings{dataDir: true})
@@ -27,18 +29,28 @@ returns after the commit and after the leader applied it. Latency percentiles po
 			c.stop()
 			return nil, err
 		}
+		follower := c.others(leader)[0]
 		total := cfg.writes[writers]
-		var rates []float64
-		var lat []time.Duration
+		// The same writers on the leader and on a follower, trial by
+		// trial in the same cluster: the follower's figures are ratios
+		// to the leader's.
+		var rates, fRates []float64
+		var lat, fLat []time.Duration
 		for range cfg.writeTrials {
-			l := make([]time.Duration, total)
-			start := time.Now()
-			if err := writeBurst(leader.ck, writers, total, l); err != nil {
-				c.stop()
-				return nil, err
+			for _, on := range []struct {
+				ck    *clusterkit.ClusterKit
+				rates *[]float64
+				lat   *[]time.Duration
+			}{{leader.ck, &rates, &lat}, {follower.ck, &fRates, &fLat}} {
+				l := make([]time.Duration, total)
+				start := time.Now()
+				if err := writeBurst(on.ck, writers, total, l); err != nil {
+					c.stop()
+					return nil, err
+				}
+				*on.rates = append(*on.rates, float64(total)/time.Since(start).Seconds())
+				*on.lat = append(*on.lat, l...)
 			}
-			rates = append(rates, float64(total)/time.Since(start).Seconds())
-			lat = append(lat, l...)
 		}
 		c.stop()
 		r := row{name: fmt.Sprintf("%d writer(s): commits/s", writers), median: fmtRate(median(rates), "/s"),
@@ -52,6 +64,26 @@ returns after the commit and after the leader applied it. Latency percentiles po
 		r = row{name: fmt.Sprintf("%d writer(s): write latency", writers), median: fmtMs(median(ms(lat))), p99: fmtMs(p99(ms(lat))),
 			trials: thousands(int64(len(lat))) + " writes"}
 		r.target, r.met = noTarget("")
+		s.rows = append(s.rows, r)
+
+		ratio := median(fRates) / median(rates)
+		r = row{name: fmt.Sprintf("%d writer(s) on a follower: commits/s", writers), median: fmtRate(median(fRates), "/s"),
+			p99: fmtRate(quantile(fRates, 0.01), "/s"), trials: fmt.Sprintf("%d × %s writes", len(fRates), thousands(int64(total))),
+			baseline: fmtRate(median(rates), "/s on the leader"), ratio: fmtRatio(ratio) + " the leader's"}
+		switch writers {
+		case 1:
+			r.target, r.met = targetGE(ratio, 0.5, "≥ 0.5× the leader's", "[scale]")
+		case 256:
+			r.target, r.met = targetGE(ratio, 0.8, "≥ 0.8× the leader's", "[scale]")
+		default:
+			r.target, r.met = noTarget("")
+		}
+		s.rows = append(s.rows, r)
+		pRatio := p99(ms(fLat)) / p99(ms(lat))
+		r = row{name: fmt.Sprintf("%d writer(s) on a follower: write latency", writers), median: fmtMs(median(ms(fLat))), p99: fmtMs(p99(ms(fLat))),
+			trials: thousands(int64(len(fLat))) + " writes", baseline: "p99 " + fmtMs(p99(ms(lat))) + " on the leader",
+			ratio: fmtRatio(pRatio) + " the leader's p99"}
+		r.target, r.met = targetLE(pRatio, 2, "p99 ≤ 2× the leader's", "[scale]")
 		s.rows = append(s.rows, r)
 	}
 
