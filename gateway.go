@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/asynkron/protoactor-go/actor"
 	"github.com/hashicorp/raft"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -221,6 +222,36 @@ func (g gatewayBackend) Propose(ctx context.Context, req *messages.Propose) *mes
 		return r
 	}
 	return &messages.ProposeResult{Code: actors.CodeTimeout, Error: errText(err, "no answer")}
+}
+
+// ProposeBatch hands every proposal to the state actor at once (each is
+// forwarded: it is never forwarded again) and waits for all the results.
+func (g gatewayBackend) ProposeBatch(ctx context.Context, req *messages.ProposeBatch) *messages.ProposeBatchResult {
+	ps := req.GetProposals()
+	out := &messages.ProposeBatchResult{Results: make([]*messages.ProposeResult, len(ps))}
+	state := g.ck.stateActor()
+	if state == nil {
+		for i := range ps {
+			out.Results[i] = &messages.ProposeResult{Code: actors.CodeNotLeader, Error: ErrNotStarted.Error()}
+		}
+		return out
+	}
+	// Futures, not ask: one registry entry each and no actor to spawn. A
+	// future ends by DefaultApplyTimeout at the latest.
+	futures := make([]actor.Future, len(ps))
+	for i, p := range ps {
+		p.Forwarded = true
+		futures[i] = g.ck.system.Root.RequestFuture(state, p, DefaultApplyTimeout)
+	}
+	for i, f := range futures {
+		res, err := f.Result()
+		if r, ok := res.(*messages.ProposeResult); ok && err == nil {
+			out.Results[i] = r
+			continue
+		}
+		out.Results[i] = &messages.ProposeResult{Code: actors.CodeTimeout, Error: errText(err, "no answer")}
+	}
+	return out
 }
 
 func (g gatewayBackend) Rebalance(ctx context.Context, req *messages.RebalanceRequest) *messages.ProposeResult {

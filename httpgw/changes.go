@@ -163,6 +163,14 @@ func (g *Gateway) propose(w http.ResponseWriter, r *http.Request) {
 	g.answer(w, r, http.StatusOK, g.b.Propose(r.Context(), req))
 }
 
+func (g *Gateway) proposeBatch(w http.ResponseWriter, r *http.Request) {
+	req := &messages.ProposeBatch{}
+	if !g.decode(w, r, req) {
+		return
+	}
+	g.answer(w, r, http.StatusOK, g.b.ProposeBatch(r.Context(), req))
+}
+
 func (g *Gateway) rebalanceFromPeer(w http.ResponseWriter, r *http.Request) {
 	req := &messages.RebalanceRequest{}
 	if !g.decode(w, r, req) {

@@ -899,6 +899,14 @@ func (b *fzBackend) Join(_ context.Context, req *messages.JoinRequest) *messages
 	return &messages.JoinResponse{Accepted: true, Index: b.fx.view.Version(), LeaderId: "n1"}
 }
 
+func (b *fzBackend) ProposeBatch(_ context.Context, req *messages.ProposeBatch) *messages.ProposeBatchResult {
+	out := &messages.ProposeBatchResult{}
+	for range req.GetProposals() {
+		out.Results = append(out.Results, &messages.ProposeResult{Code: "not_leader", Error: "fuzz"})
+	}
+	return out
+}
+
 func (b *fzBackend) Propose(context.Context, *messages.Propose) *messages.ProposeResult {
 	b.called("Propose")
 	if b.mode&fzRefusing != 0 {

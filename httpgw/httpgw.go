@@ -95,6 +95,9 @@ type Backend interface {
 	Join(ctx context.Context, req *messages.JoinRequest) *messages.JoinResponse
 	// Propose commits a command forwarded by another member.
 	Propose(ctx context.Context, req *messages.Propose) *messages.ProposeResult
+	// ProposeBatch commits several commands forwarded by another member:
+	// one result per command, in order.
+	ProposeBatch(ctx context.Context, req *messages.ProposeBatch) *messages.ProposeBatchResult
 	// Rebalance runs a rebalance requested by another member.
 	Rebalance(ctx context.Context, req *messages.RebalanceRequest) *messages.ProposeResult
 	// Ping identifies this node and its Raft progress; with a wait index it
@@ -225,6 +228,7 @@ func (g *Gateway) routes() []routeSpec {
 		// between nodes of one cluster).
 		{rpc.PathJoin, post(g.auth(g.sameCluster(g.join)))},
 		{rpc.PathPropose, post(g.auth(g.sameCluster(g.propose)))},
+		{rpc.PathProposeBatch, post(g.auth(g.sameCluster(g.proposeBatch)))},
 		{rpc.PathRebalance, post(g.auth(g.sameCluster(g.rebalanceFromPeer)))},
 		{rpc.PathPing, post(g.auth(g.sameCluster(g.ping)))},
 		{rpc.PathMemberStatus, post(g.auth(g.sameCluster(g.memberStatus)))},

@@ -143,6 +143,99 @@ func (x *ProposeResult) GetCode() string {
 	return ""
 }
 
+// ProposeBatch carries the proposals a follower forwards to the leader in
+// one request, when several wait at once (its writers outpace one round
+// trip). Every proposal is marked forwarded.
+type ProposeBatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Proposals     []*Propose             `protobuf:"bytes,1,rep,name=proposals,proto3" json:"proposals,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatch) Reset() {
+	*x = ProposeBatch{}
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatch) ProtoMessage() {}
+
+func (x *ProposeBatch) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatch.ProtoReflect.Descriptor instead.
+func (*ProposeBatch) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ProposeBatch) GetProposals() []*Propose {
+	if x != nil {
+		return x.Proposals
+	}
+	return nil
+}
+
+// ProposeBatchResult answers ProposeBatch: one result per proposal, in the
+// same order.
+type ProposeBatchResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Results       []*ProposeResult       `protobuf:"bytes,1,rep,name=results,proto3" json:"results,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProposeBatchResult) Reset() {
+	*x = ProposeBatchResult{}
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProposeBatchResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProposeBatchResult) ProtoMessage() {}
+
+func (x *ProposeBatchResult) ProtoReflect() protoreflect.Message {
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProposeBatchResult.ProtoReflect.Descriptor instead.
+func (*ProposeBatchResult) Descriptor() ([]byte, []int) {
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *ProposeBatchResult) GetResults() []*ProposeResult {
+	if x != nil {
+		return x.Results
+	}
+	return nil
+}
+
 // RebalanceRequest asks the rebalancer (on the leader) for a rebalance now.
 type RebalanceRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -156,7 +249,7 @@ type RebalanceRequest struct {
 
 func (x *RebalanceRequest) Reset() {
 	*x = RebalanceRequest{}
-	mi := &file_clusterkit_v1_actors_proto_msgTypes[2]
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -168,7 +261,7 @@ func (x *RebalanceRequest) String() string {
 func (*RebalanceRequest) ProtoMessage() {}
 
 func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_actors_proto_msgTypes[2]
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -181,7 +274,7 @@ func (x *RebalanceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RebalanceRequest.ProtoReflect.Descriptor instead.
 func (*RebalanceRequest) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{2}
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RebalanceRequest) GetTrigger() string {
@@ -222,7 +315,7 @@ type PlannedPartition struct {
 
 func (x *PlannedPartition) Reset() {
 	*x = PlannedPartition{}
-	mi := &file_clusterkit_v1_actors_proto_msgTypes[3]
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -234,7 +327,7 @@ func (x *PlannedPartition) String() string {
 func (*PlannedPartition) ProtoMessage() {}
 
 func (x *PlannedPartition) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_actors_proto_msgTypes[3]
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -247,7 +340,7 @@ func (x *PlannedPartition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlannedPartition.ProtoReflect.Descriptor instead.
 func (*PlannedPartition) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{3}
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PlannedPartition) GetPartition() uint32 {
@@ -309,7 +402,7 @@ type PlanResult struct {
 
 func (x *PlanResult) Reset() {
 	*x = PlanResult{}
-	mi := &file_clusterkit_v1_actors_proto_msgTypes[4]
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -321,7 +414,7 @@ func (x *PlanResult) String() string {
 func (*PlanResult) ProtoMessage() {}
 
 func (x *PlanResult) ProtoReflect() protoreflect.Message {
-	mi := &file_clusterkit_v1_actors_proto_msgTypes[4]
+	mi := &file_clusterkit_v1_actors_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -334,7 +427,7 @@ func (x *PlanResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PlanResult.ProtoReflect.Descriptor instead.
 func (*PlanResult) Descriptor() ([]byte, []int) {
-	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{4}
+	return file_clusterkit_v1_actors_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *PlanResult) GetPartitions() []*PlannedPartition {
@@ -376,7 +469,11 @@ const file_clusterkit_v1_actors_proto_rawDesc = "" +
 	"\rProposeResult\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x12\n" +
-	"\x04code\x18\x03 \x01(\tR\x04code\"r\n" +
+	"\x04code\x18\x03 \x01(\tR\x04code\"D\n" +
+	"\fProposeBatch\x124\n" +
+	"\tproposals\x18\x01 \x03(\v2\x16.clusterkit.v1.ProposeR\tproposals\"L\n" +
+	"\x12ProposeBatchResult\x126\n" +
+	"\aresults\x18\x01 \x03(\v2\x1c.clusterkit.v1.ProposeResultR\aresults\"r\n" +
 	"\x10RebalanceRequest\x12\x18\n" +
 	"\atrigger\x18\x01 \x01(\tR\atrigger\x12&\n" +
 	"\x0ftrigger_node_id\x18\x02 \x01(\tR\rtriggerNodeId\x12\x1c\n" +
@@ -409,23 +506,27 @@ func file_clusterkit_v1_actors_proto_rawDescGZIP() []byte {
 	return file_clusterkit_v1_actors_proto_rawDescData
 }
 
-var file_clusterkit_v1_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_clusterkit_v1_actors_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_clusterkit_v1_actors_proto_goTypes = []any{
-	(*Propose)(nil),          // 0: clusterkit.v1.Propose
-	(*ProposeResult)(nil),    // 1: clusterkit.v1.ProposeResult
-	(*RebalanceRequest)(nil), // 2: clusterkit.v1.RebalanceRequest
-	(*PlannedPartition)(nil), // 3: clusterkit.v1.PlannedPartition
-	(*PlanResult)(nil),       // 4: clusterkit.v1.PlanResult
-	(*Command)(nil),          // 5: clusterkit.v1.Command
+	(*Propose)(nil),            // 0: clusterkit.v1.Propose
+	(*ProposeResult)(nil),      // 1: clusterkit.v1.ProposeResult
+	(*ProposeBatch)(nil),       // 2: clusterkit.v1.ProposeBatch
+	(*ProposeBatchResult)(nil), // 3: clusterkit.v1.ProposeBatchResult
+	(*RebalanceRequest)(nil),   // 4: clusterkit.v1.RebalanceRequest
+	(*PlannedPartition)(nil),   // 5: clusterkit.v1.PlannedPartition
+	(*PlanResult)(nil),         // 6: clusterkit.v1.PlanResult
+	(*Command)(nil),            // 7: clusterkit.v1.Command
 }
 var file_clusterkit_v1_actors_proto_depIdxs = []int32{
-	5, // 0: clusterkit.v1.Propose.command:type_name -> clusterkit.v1.Command
-	3, // 1: clusterkit.v1.PlanResult.partitions:type_name -> clusterkit.v1.PlannedPartition
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	7, // 0: clusterkit.v1.Propose.command:type_name -> clusterkit.v1.Command
+	0, // 1: clusterkit.v1.ProposeBatch.proposals:type_name -> clusterkit.v1.Propose
+	1, // 2: clusterkit.v1.ProposeBatchResult.results:type_name -> clusterkit.v1.ProposeResult
+	5, // 3: clusterkit.v1.PlanResult.partitions:type_name -> clusterkit.v1.PlannedPartition
+	4, // [4:4] is the sub-list for method output_type
+	4, // [4:4] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_clusterkit_v1_actors_proto_init() }
@@ -440,7 +541,7 @@ func file_clusterkit_v1_actors_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_clusterkit_v1_actors_proto_rawDesc), len(file_clusterkit_v1_actors_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

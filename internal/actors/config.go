@@ -124,6 +124,7 @@ func (c *Config) rpcTimeout() time.Duration {
 type Peers interface {
 	Join(ctx context.Context, addr string, req *messages.JoinRequest) (*messages.JoinResponse, error)
 	Propose(ctx context.Context, addr string, req *messages.Propose) (*messages.ProposeResult, error)
+	ProposeBatch(ctx context.Context, addr string, req *messages.ProposeBatch) (*messages.ProposeBatchResult, error)
 	Rebalance(ctx context.Context, addr string, req *messages.RebalanceRequest) (*messages.ProposeResult, error)
 	Ping(ctx context.Context, addr string, req *messages.PingRequest) (*messages.PingResponse, error)
 	MemberStatus(ctx context.Context, addr string, req *messages.MemberStatusRequest) (*messages.MemberStatusResponse, error)

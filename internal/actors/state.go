@@ -37,6 +37,11 @@ type stateActor struct {
 	leader     bool
 	ready      bool // leader and caught up (barrier passed)
 
+	// proposals waiting to be forwarded to the leader, and the forwarding
+	// requests in flight (forward.go)
+	fwdQueue    []pendingForward
+	fwdInFlight int
+
 	// registration of this node
 	regInFlight bool
 	regBackoff  time.Duration
@@ -122,6 +127,9 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		s.finishRecovery()
 	case *messages.Propose:
 		s.propose(ctx, msg, ctx.Sender())
+	case *forwardDone:
+		s.fwdInFlight--
+		s.flushForwards()
 	case *messages.RebalanceRequest:
 		s.rebalance(ctx, msg, ctx.Sender())
 	case *JoinFromPeer:
@@ -259,6 +267,7 @@ func (s *stateActor) stopping(final bool) {
 	if final {
 		s.cfg.FSM.SetNotifier(func(*raftfsm.Applied) {})
 	}
+	s.failForwards()
 	if s.prop != nil {
 		if !s.prop.close(drainTimeout) {
 			s.log.Warn("proposals still in flight after stop", "waited", drainTimeout)
@@ -268,6 +277,7 @@ func (s *stateActor) stopping(final bool) {
 	if !waitTimeout(&s.work, drainTimeout) {
 		s.log.Warn("raft operations still in flight after stop", "waited", drainTimeout)
 	}
+	s.fwdInFlight = 0 // their goroutines ended (or were cancelled) without telling
 }
 
 func waitTimeout(wg *sync.WaitGroup, d time.Duration) bool {
@@ -389,6 +399,10 @@ func (s *stateActor) propose(ctx actor.Context, p *messages.Propose, replyTo *ac
 		} else {
 			s.prop.propose(p.GetCommand(), replyTo)
 		}
+		return
+	}
+	if !p.GetForwarded() && s.leaderAddr() != "" && s.cfg.Peers != nil {
+		s.enqueueForward(p.GetCommand(), replyTo)
 		return
 	}
 	fwd := &messages.Propose{Command: p.GetCommand(), Forwarded: true}

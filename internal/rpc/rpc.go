@@ -22,10 +22,12 @@ import (
 
 // Routes and wire constants.
 const (
-	PathJoin      = "/internal/v1/join"
-	PathPropose   = "/internal/v1/propose"
-	PathRebalance = "/internal/v1/rebalance"
-	PathPing      = "/internal/v1/ping"
+	PathJoin    = "/internal/v1/join"
+	PathPropose = "/internal/v1/propose"
+	// PathProposeBatch carries several forwarded proposals in one request.
+	PathProposeBatch = "/internal/v1/propose-batch"
+	PathRebalance    = "/internal/v1/rebalance"
+	PathPing         = "/internal/v1/ping"
 	// PathMemberStatus asks what a member knows of one node's membership.
 	PathMemberStatus = "/internal/v1/member-status"
 	// PathTransferLeadership carries a forwarded leadership transfer.
@@ -149,6 +151,13 @@ func (c *Client) Join(ctx context.Context, addr string, req *messages.JoinReques
 func (c *Client) Propose(ctx context.Context, addr string, req *messages.Propose) (*messages.ProposeResult, error) {
 	resp := &messages.ProposeResult{}
 	return resp, c.Call(ctx, addr, PathPropose, req, resp)
+}
+
+// ProposeBatch asks addr (the leader) to commit several commands; the
+// answer has one result per command, in order.
+func (c *Client) ProposeBatch(ctx context.Context, addr string, req *messages.ProposeBatch) (*messages.ProposeBatchResult, error) {
+	resp := &messages.ProposeBatchResult{}
+	return resp, c.Call(ctx, addr, PathProposeBatch, req, resp)
 }
 
 // Rebalance asks addr (the leader) for a rebalance.
