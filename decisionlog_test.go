@@ -83,13 +83,7 @@ func TestDecisionLinesCarryTheIndex(t *testing.T) {
 	expect("rebalance started", 1)
 	expect("rebalance complete", 1)
 
-	var leaver *ClusterKit
-	for _, n := range nodes {
-		if n != leader {
-			leaver = n
-			break
-		}
-	}
+	leaver := othersThan(nodes, leader)[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := leaver.Leave(ctx); err != nil {
@@ -109,12 +103,7 @@ func TestDecisionLinesCarryTheIndex(t *testing.T) {
 		t.Errorf("member removed: %d INFO lines, want 1 (the leader's)", len(info))
 	}
 
-	var other *ClusterKit
-	for _, n := range nodes {
-		if n != leader && n != leaver {
-			other = n
-		}
-	}
+	other := othersThan(nodes, leader, leaver)[0]
 	if _, err := leader.TransferLeadership(ctx, other.GetMyNodeID()); err != nil {
 		t.Fatal(err)
 	}

@@ -14,14 +14,7 @@ import (
 func TestFollowerWritesReadYourWrites(t *testing.T) {
 	leakCheck(t)
 	nodes := startCluster(t, 3, nil, nil)
-	leader := leaderOf(t, nodes)
-	var follower *ClusterKit
-	for _, n := range nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := othersThan(nodes, leaderOf(t, nodes))[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -157,6 +158,17 @@ func busyPort(t *testing.T) string {
 	}
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
+}
+
+// othersThan returns nodes without skip, in their order.
+func othersThan(nodes []*ClusterKit, skip ...*ClusterKit) []*ClusterKit {
+	var out []*ClusterKit
+	for _, n := range nodes {
+		if !slices.Contains(skip, n) {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {

@@ -105,13 +105,7 @@ func TestHTTPRoutes(t *testing.T) {
 	leakCheck(t)
 	nodes := tokenCluster(t, 3)
 	leader := leaderOf(t, nodes)
-	var follower *ClusterKit
-	for _, n := range nodes {
-		if n != leader {
-			follower = n
-			break
-		}
-	}
+	follower := othersThan(nodes, leader)[0]
 	a := newAPI(t, follower)
 
 	c := newClient(t, follower)

@@ -193,11 +193,11 @@ type FailureTolerance = client.FailureTolerance
 // also knows each voter's last contact and log lag), and elsewhere it is
 // derived from the committed health states, so every node can answer.
 func (ck *ClusterKit) failureTolerance(v *raftfsm.View, rs httpgw.Consensus) FailureTolerance {
+	if rs.LeaderID == "" {
+		return FailureTolerance{} // without a leader, the next failure is not survived either
+	}
 	h := v.Health()
 	ft := FailureTolerance{Nodes: h.NodeFailureTolerance()}
-	if rs.LeaderID == "" {
-		return FailureTolerance{} // nothing survives what has already happened
-	}
 	if t := ck.stats.FailureTolerance(); t >= 0 && rs.State == raft.Leader.String() {
 		ft.Voters = t
 		return ft

@@ -2,7 +2,6 @@ package actortest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -193,7 +192,7 @@ func (c *Cluster) logger() *slog.Logger {
 	if lvl := os.Getenv("CLUSTERKIT_TEST_LOG"); lvl != "" {
 		var level slog.Level
 		_ = level.UnmarshalText([]byte(lvl))
-		h = teeHandler{h, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})}
+		h = logging.Tee(h, slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	return slog.New(h)
 }
@@ -215,31 +214,6 @@ func (c *Cluster) checkLogs() {
 	}
 	shown := problems[:min(len(problems), 10)]
 	c.t.Errorf("actortest: %d of %d log lines are not JSON objects with unique keys:\n  %s", len(problems), n, strings.Join(shown, "\n  "))
-}
-
-// teeHandler hands every record to two handlers.
-type teeHandler [2]slog.Handler
-
-func (t teeHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return t[0].Enabled(ctx, l) || t[1].Enabled(ctx, l)
-}
-
-func (t teeHandler) Handle(ctx context.Context, r slog.Record) error {
-	var errs []error
-	for _, h := range t {
-		if h.Enabled(ctx, r.Level) {
-			errs = append(errs, h.Handle(ctx, r.Clone()))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-func (t teeHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return teeHandler{t[0].WithAttrs(attrs), t[1].WithAttrs(attrs)}
-}
-
-func (t teeHandler) WithGroup(name string) slog.Handler {
-	return teeHandler{t[0].WithGroup(name), t[1].WithGroup(name)}
 }
 
 func (c *Cluster) options(i int) clusterkit.Options {

@@ -109,11 +109,12 @@ func (d *demo) options(n *node, join string) clusterkit.Options {
 	o.Services = map[string]string{"kv": "127.0.0.1:9" + strings.TrimPrefix(n.id, "node-") + "00"}
 	o.Logger = slog.New(slog.DiscardHandler)
 	if d.logs != nil || d.audit != nil {
-		h := d.logs
-		if h == nil {
-			h = slog.DiscardHandler
+		// The audit gets every record, before and after a kill.
+		var shown slog.Handler
+		if d.logs != nil {
+			shown = &silenced{h: d.logs, killed: n.killed}
 		}
-		o.Logger = slog.New(&silenced{h: h, killed: n.killed, audit: d.audit})
+		o.Logger = slog.New(logging.Tee(shown, d.audit))
 	}
 	return o
 }
@@ -538,41 +539,27 @@ func optimum(n, k int) string {
 
 // silenced passes records on until its node is killed, then drops them: a
 // killed process writes nothing more, while the demo stops the killed
-// instance's leftovers in the background. audit (nil: none) gets every
-// record, before and after the kill.
+// instance's leftovers in the background.
 type silenced struct {
 	h      slog.Handler
 	killed *atomic.Bool
-	audit  slog.Handler
 }
 
 func (s *silenced) Enabled(ctx context.Context, l slog.Level) bool {
-	return (s.audit != nil && s.audit.Enabled(ctx, l)) || (!s.killed.Load() && s.h.Enabled(ctx, l))
+	return !s.killed.Load() && s.h.Enabled(ctx, l)
 }
 
 func (s *silenced) Handle(ctx context.Context, r slog.Record) error {
-	var err error
-	if s.audit != nil && s.audit.Enabled(ctx, r.Level) {
-		err = s.audit.Handle(ctx, r.Clone())
+	if s.killed.Load() {
+		return nil
 	}
-	if s.killed.Load() || !s.h.Enabled(ctx, r.Level) {
-		return err
-	}
-	return errors.Join(err, s.h.Handle(ctx, r))
+	return s.h.Handle(ctx, r)
 }
 
 func (s *silenced) WithAttrs(attrs []slog.Attr) slog.Handler {
-	c := &silenced{h: s.h.WithAttrs(attrs), killed: s.killed}
-	if s.audit != nil {
-		c.audit = s.audit.WithAttrs(attrs)
-	}
-	return c
+	return &silenced{h: s.h.WithAttrs(attrs), killed: s.killed}
 }
 
 func (s *silenced) WithGroup(name string) slog.Handler {
-	c := &silenced{h: s.h.WithGroup(name), killed: s.killed}
-	if s.audit != nil {
-		c.audit = s.audit.WithGroup(name)
-	}
-	return c
+	return &silenced{h: s.h.WithGroup(name), killed: s.killed}
 }

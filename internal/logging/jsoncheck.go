@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"sync"
 )
 
@@ -144,9 +145,5 @@ func (c *LineChecker) Lines() (int, []string) {
 func (c *LineChecker) Levels() map[string]int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make(map[string]int, len(c.levels))
-	for k, v := range c.levels {
-		out[k] = v
-	}
-	return out
+	return maps.Clone(c.levels)
 }
