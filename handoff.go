@@ -134,9 +134,11 @@ func planOf(r *messages.PlanResult) *RebalancePlan {
 // own clients only after the table stopped routing writes to it (Stop and
 // Leave hand over by themselves). It is not a drain of the node's replicas. The node stays a member and keeps its
 // replicas, but leads no partition until it restarts; a partition with no
-// ready replica keeps it as primary. Without a leader, or when the hand-over
-// does not commit within ctx (and at most 5 s), it returns an error and
-// changes nothing here: failure detection takes over after the stop.
+// ready replica keeps it as primary. When no leader is known it waits for an
+// election first (four election timeouts, at least 2 s). Without a leader
+// then, or when the hand-over does not commit within ctx (and at most 5 s in
+// all), it returns an error wrapping ErrNoLeader or the cause and changes
+// nothing here: failure detection takes over after the stop.
 func (ck *ClusterKit) HandOverPrimaries(ctx context.Context) error {
 	if !ck.running.Load() {
 		return ErrNotStarted
@@ -150,29 +152,64 @@ func (ck *ClusterKit) handOverPrimaries(ctx context.Context) error {
 	if primaries(v) == 0 {
 		return nil
 	}
-	// Without a known leader nothing commits before drainTimeout (a cluster
-	// stopped node by node has lost its quorum): waiting would only slow the
-	// stop down.
-	if _, leader := ck.raft.LeaderWithID(); leader == "" {
-		ck.log.Log(ctx, ck.handOverLevel(), "no leader to hand primaries over to; failure detection will after the stop",
-			"quorum_lost_by_plan", ck.quorumLostByPlan())
-		return fmt.Errorf("drain: %w to commit the hand-over", ErrNoLeader)
-	}
 	ctx, cancel := context.WithTimeout(ctx, drainTimeout)
 	defer cancel()
 	start := time.Now()
+	if !ck.awaitLeader(ctx) {
+		ck.log.Log(ctx, ck.handOverLevel(), "no leader to hand primaries over to; failure detection will take over after the stop",
+			"quorum_lost_by_plan", ck.quorumLostByPlan(), "waited", time.Since(start).Round(time.Millisecond))
+		return fmt.Errorf("drain: %w to commit the hand-over", ErrNoLeader)
+	}
 	idx, err := ck.propose(ctx, &messages.Command{TimeUnixNano: time.Now().UnixNano(), Origin: ck.opts.NodeID,
 		Op: &messages.Command_DrainNode{DrainNode: &messages.DrainNode{Id: ck.opts.NodeID, Incarnation: ck.life.Status().Incarnation}}})
 	if err == nil {
 		err = ck.waitApplied(ctx, idx)
 	}
 	if err != nil {
-		ck.log.Log(ctx, ck.handOverLevel(), "could not hand primaries over; failure detection will after the stop", "error", err,
+		ck.log.Log(ctx, ck.handOverLevel(), "could not hand primaries over; failure detection will take over after the stop", "error", err,
 			"quorum_lost_by_plan", ck.quorumLostByPlan())
 		return fmt.Errorf("drain: %w", err)
 	}
 	ck.log.Info("primaries handed over", "index", idx, "still_primary", primaries(ck.fsm.View()), "took", time.Since(start))
 	return nil
+}
+
+// awaitLeader reports whether a leader is known, waiting for an election
+// (leaderWait, within ctx) when none is: a node that just voted, in the
+// election a stopping leader's hand-over starts or after the leader died,
+// knows no leader until the winner's first append reaches it. It does not
+// wait when the planned stops of the other voters took the quorum, since no
+// leader can come.
+func (ck *ClusterKit) awaitLeader(ctx context.Context) bool {
+	if _, id := ck.raft.LeaderWithID(); id != "" {
+		return true
+	}
+	if ck.quorumLostByPlan() {
+		return false
+	}
+	wait := time.NewTimer(leaderWait(ck.opts.Raft.ElectionTimeout))
+	defer wait.Stop()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if _, id := ck.raft.LeaderWithID(); id != "" {
+				return true
+			}
+		case <-wait.C:
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// leaderWait bounds awaitLeader: four election timeouts (a follower's
+// heartbeat timeout, randomized up to twice the setting, then a vote that
+// may split once), at least 2 s for a busy machine, at most drainTimeout.
+func leaderWait(election time.Duration) time.Duration {
+	return min(max(4*election, 2*time.Second), drainTimeout)
 }
 
 // primaries counts the partitions this node leads in v.
