@@ -324,11 +324,30 @@ func votersPlan(st *autopilot.State, maxVoters int, stab time.Duration, now time
 		return c
 	}
 	var ch autopilot.RaftChanges
-	for voters+len(ch.Promotions) < maxVoters {
+	var promoted []*autopilot.ServerState
+	for voters+len(promoted) < maxVoters {
 		c := next(noZone)
 		if c == nil {
 			break
 		}
+		promoted = append(promoted, c)
+	}
+	// Grow the voters two at a time (1 → 3 → 5) while more members are
+	// coming: an even count tolerates no more failures than the odd one
+	// below it, and its larger quorum makes every slow follower a threat
+	// to the leader's lease (two voters on a busy machine lost the leader
+	// over and over while 200 members joined). A last seat that makes the
+	// final count (MaxVoters, or every member) is taken at once. Members
+	// count whatever their health: joiners that Raft has not caught up
+	// with yet are members to come, and a dead one is removed in time.
+	if n := voters + len(promoted); len(promoted) > 0 && n%2 == 0 && n < min(maxVoters, len(st.Servers)) {
+		last := promoted[len(promoted)-1]
+		promoted = promoted[:len(promoted)-1]
+		perZone[zoneOf(last)]--
+		candidates = append(candidates, last)
+		slices.SortFunc(candidates, byAge)
+	}
+	for _, c := range promoted {
 		ch.Promotions = append(ch.Promotions, c.Server.ID)
 	}
 	for _, f := range failing {

@@ -49,6 +49,36 @@ func TestVotersPlan(t *testing.T) {
 			srv("b", autopilot.RaftNonVoter, true, 3*time.Second, alive),
 			srv("c", autopilot.RaftNonVoter, true, 5*time.Second, alive),
 			srv("d", autopilot.RaftNonVoter, true, 4*time.Second, alive)), 3, []string{"c", "d"}, []string{}},
+		{"two at a time while more members come: 1 → 3, not 1 → 2", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			srv("b", autopilot.RaftNonVoter, true, 3*time.Second, alive),
+			srv("c", autopilot.RaftNonVoter, true, time.Second, alive),
+			srv("d", autopilot.RaftNonVoter, true, time.Second, alive)), 5, []string{}, []string{}},
+		{"… and both once a second one is stable", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			srv("b", autopilot.RaftNonVoter, true, 3*time.Second, alive),
+			srv("c", autopilot.RaftNonVoter, true, 4*time.Second, alive),
+			srv("d", autopilot.RaftNonVoter, true, time.Second, alive)), 5, []string{"c", "b"}, []string{}},
+		{"3 → 4 waits for a fifth voter", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			srv("b", autopilot.RaftVoter, true, time.Hour, alive),
+			srv("c", autopilot.RaftVoter, true, time.Hour, alive),
+			srv("d", autopilot.RaftNonVoter, true, 3*time.Second, alive),
+			srv("e", autopilot.RaftNonVoter, true, time.Second, alive)), 5, []string{}, []string{}},
+		{"an even count that is the final one is taken at once (two members)", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			srv("b", autopilot.RaftNonVoter, true, 3*time.Second, alive)), 5, []string{"b"}, []string{}},
+		{"… (four members, MaxVoters 5)", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			srv("b", autopilot.RaftVoter, true, time.Hour, alive),
+			srv("c", autopilot.RaftVoter, true, time.Hour, alive),
+			srv("d", autopilot.RaftNonVoter, true, 3*time.Second, alive)), 5, []string{"d"}, []string{}},
+		{"a failed member is one to come: 3 → 4 waits for it or its removal", state(
+			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
+			srv("b", autopilot.RaftVoter, true, time.Hour, alive),
+			srv("c", autopilot.RaftVoter, true, time.Hour, alive),
+			srv("d", autopilot.RaftNonVoter, true, 3*time.Second, alive),
+			srv("x", autopilot.RaftNonVoter, false, time.Hour, failed)), 5, []string{}, []string{}},
 		{"not yet stable: no promotion", state(
 			srv("a", autopilot.RaftLeader, true, time.Hour, alive),
 			srv("b", autopilot.RaftNonVoter, true, time.Second, alive)), 5, []string{}, []string{}},
