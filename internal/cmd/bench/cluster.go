@@ -34,6 +34,9 @@ type settings struct {
 	// prepare, when set, runs on every node newNode creates, before it
 	// starts: callbacks registered there see every event of its life.
 	prepare func(*node)
+	// startTimeout, when set, replaces Options.StartTimeout (many
+	// simultaneous joiners queue behind each other's admissions).
+	startTimeout time.Duration
 }
 
 // node is one in-process ClusterKit with its own crashable network.
@@ -61,6 +64,9 @@ func options(id, addr string, join []string, s settings) clusterkit.Options {
 		// Negative switches MaxMovesPerNode and the fraction off (0 would
 		// mean their defaults); MaxMovesInFlight 0 is "no absolute limit".
 		o.MaxMovesPerNode, o.MaxMovesInFlight, o.MaxMovesInFlightFraction = -1, 0, -1
+	}
+	if s.startTimeout > 0 {
+		o.StartTimeout = s.startTimeout
 	}
 	if s.replicaDelay != 0 {
 		o.ReplicaDelay = s.replicaDelay

@@ -18,6 +18,8 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -43,6 +45,10 @@ type config struct {
 	idleWindow                    time.Duration
 	// hand-off: joins per throttle, crash-and-returns per ReplicaDelay
 	handoffJoinTrials, handoffAwayTrials int
+	// scale: cluster sizes (the last is compared with the first) and the
+	// CPU window at rest
+	scaleSizes  []int
+	scaleWindow time.Duration
 	// limit bounds the whole run: nothing may hang CI.
 	limit time.Duration
 }
@@ -62,6 +68,7 @@ func fullConfig() *config {
 		restartEntries: 100_000, restartTrials: 5,
 		idleLarge: 50, idleWindow: 10 * time.Second,
 		handoffJoinTrials: 5, handoffAwayTrials: 3,
+		scaleSizes: []int{50, 200}, scaleWindow: 10 * time.Second,
 		limit: 45 * time.Minute,
 	}
 }
@@ -82,6 +89,7 @@ func quickConfig() *config {
 		restartEntries: 10_000, restartTrials: 2,
 		idleLarge: 10, idleWindow: 2 * time.Second,
 		handoffJoinTrials: 1, handoffAwayTrials: 1,
+		scaleSizes: []int{10, 30}, scaleWindow: 2 * time.Second,
 		limit: 8 * time.Minute,
 	}
 }
@@ -103,18 +111,46 @@ var benchmarks = []benchmark{
 	{"idle", runIdle},
 	{"handoff", runHandoff},
 	{"dashboard", runDashboard},
+	{"scale", runScale},
 }
 
 func main() {
 	quick := flag.Bool("quick", false, "few trials and small sizes (CI); prints the report and writes no file unless -out is given")
 	out := flag.String("out", "", "file whose generated block to replace (default: docs/benchmarks.md for a full run of every section, none with -quick or -only)")
 	only := flag.String("only", "", "run only the sections whose name matches this regexp: "+names())
+	flag.Func("scale", "the scale section's cluster sizes, comma-separated (default 50,200; -quick 10,30)", func(v string) error {
+		for f := range strings.SplitSeq(v, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 6 {
+				return fmt.Errorf("%q: want sizes of at least 6 members", f)
+			}
+			scaleSizes = append(scaleSizes, n)
+		}
+		return nil
+	})
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the in-process nodes) to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*quick, *out, *only); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
+
+// scaleSizes, when set (-scale), replaces the configuration's scale sizes.
+var scaleSizes []int
 
 func names() string {
 	var n []string
@@ -128,6 +164,9 @@ func run(quick bool, out, only string) error {
 	cfg := fullConfig()
 	if quick {
 		cfg = quickConfig()
+	}
+	if scaleSizes != nil {
+		cfg.scaleSizes = scaleSizes
 	}
 	if out == "" && !quick && only == "" {
 		// Only a complete full run replaces the committed figures.

@@ -86,8 +86,9 @@ func procRSS(pid int) (int64, error) {
 	return 0, fmt.Errorf("/proc/%d/status has no VmRSS", pid)
 }
 
-// startProc starts bin as a node and waits for its "ready" line.
-func startProc(bin, id, join string) (*proc, error) {
+// startProc starts bin as a node, with extra flags, and waits for its
+// "ready" line.
+func startProc(bin, id, join string, extra ...string) (*proc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -96,12 +97,22 @@ func startProc(bin, id, join string) (*proc, error) {
 	if join != "" {
 		args = append(args, "-join", join)
 	}
+	args = append(args, extra...)
 	p := &proc{cmd: exec.Command(bin, args...), addr: addr, done: make(chan error, 1)}
 	out, err := p.cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
 	}
 	p.cmd.Stderr = io.Discard
+	if path := os.Getenv("BENCH_PROC_LOG"); path != "" { // debugging a failed measurement: every process's INFO lines
+		f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close() // the child has its own descriptor
+		p.cmd.Args = append(p.cmd.Args, "-log-level", "info")
+		p.cmd.Stderr = f
+	}
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
@@ -174,16 +185,11 @@ func procsConverged(ps []*proc) bool {
 // returns CPU per process per 1 s interval (% of one core) and the RSS of
 // each process at the end.
 func idleProcesses(n int, window time.Duration) (cpu, rss []float64, err error) {
-	dir, err := os.MkdirTemp("", "clusterkit-bench-node-")
+	bin, cleanup, err := buildNode()
 	if err != nil {
 		return nil, nil, err
 	}
-	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "node")
-	build := exec.Command("go", "build", "-o", bin, "./examples/node")
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("go build ./examples/node (run from the module root): %v: %s", err, out)
-	}
+	defer cleanup()
 	var ps []*proc
 	defer func() {
 		for _, p := range ps {
@@ -226,4 +232,20 @@ func idleProcesses(n int, window time.Duration) (cpu, rss []float64, err error) 
 		rss = append(rss, float64(r)/mib)
 	}
 	return cpu, rss, nil
+}
+
+// buildNode builds examples/node into a temporary directory; cleanup
+// removes it.
+func buildNode() (bin string, cleanup func(), err error) {
+	dir, err := os.MkdirTemp("", "clusterkit-bench-node-")
+	if err != nil {
+		return "", nil, err
+	}
+	bin = filepath.Join(dir, "node")
+	build := exec.Command("go", "build", "-o", bin, "./examples/node")
+	if out, err := build.CombinedOutput(); err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("go build ./examples/node (run from the module root): %v: %s", err, out)
+	}
+	return bin, func() { _ = os.RemoveAll(dir) }, nil
 }
