@@ -779,15 +779,24 @@ func (s *stateActor) reconcile() {
 const departGrace = time.Second
 
 func (s *stateActor) scheduleReconcile() {
-	if !s.leader || s.tick != nil || s.stopped == nil {
+	if !s.leader || s.stopped == nil {
 		return
 	}
 	every := reconcileEvery
 	if s.pendingDeparture() {
 		every = departGrace / 2 // finish a departure promptly
 	}
+	at := time.Now().Add(every)
+	if s.tick != nil {
+		if !s.tickAt.After(at) {
+			return // the pending tick comes first
+		}
+		// A departure while the safety-net tick was pending: without this it
+		// waited for that tick, up to reconcileEvery, not departGrace/2.
+		s.tick.Stop() // if it fired already, one more reconcile is harmless
+	}
 	system, self := s.system, s.self
-	s.tick = time.AfterFunc(every, func() { system.Root.Send(self, &reconcileTick{}) })
+	s.tick, s.tickAt = time.AfterFunc(every, func() { system.Root.Send(self, &reconcileTick{}) }), at
 }
 
 // pendingDeparture reports whether raft still lists a node that left.

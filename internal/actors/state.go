@@ -68,6 +68,11 @@ type stateActor struct {
 	reconciling  bool
 	reconcileDue bool
 	tick         *time.Timer
+	tickAt       time.Time // when tick fires
+	// barrierWait is the delay before the next try of a failed
+	// post-election barrier (0 after a success), and barrierTimer its timer.
+	barrierWait  time.Duration
+	barrierTimer *time.Timer
 	pilot        *voterPilot // promotes and demotes voters (raft-autopilot)
 	recovery     recoveryRun // removal of members a quorum-loss recovery lost (recovery.go)
 }
@@ -75,6 +80,13 @@ type stateActor struct {
 // drainTimeout bounds how long stopping waits for proposals and goroutines
 // that hold raft futures.
 const drainTimeout = 5 * time.Second
+
+// barrierRetryMin and barrierRetryMax bound the pause before a failed
+// post-election barrier is tried again.
+const (
+	barrierRetryMin = 10 * time.Millisecond
+	barrierRetryMax = 500 * time.Millisecond
+)
 
 // reconcileEvery is the leader's safety-net period for matching raft's
 // configuration to the membership (changes also trigger it at once).
@@ -154,7 +166,7 @@ func (s *stateActor) Receive(ctx actor.Context) {
 		}
 		s.reconcile()
 	case *reconcileTick:
-		s.tick = nil
+		s.tick, s.tickAt = nil, time.Time{}
 		s.reconcile()
 	case *reconcileDone:
 		s.reconciling = false
@@ -259,7 +271,7 @@ func (s *stateActor) stopping(final bool) {
 		close(s.stopped)
 		s.stopped = nil
 	}
-	for _, t := range []*time.Timer{s.regTimer, s.tick, s.checkTimer, s.fenceTimer} {
+	for _, t := range []*time.Timer{s.regTimer, s.tick, s.checkTimer, s.fenceTimer, s.barrierTimer} {
 		if t != nil {
 			t.Stop()
 		}
@@ -361,11 +373,20 @@ func (s *stateActor) afterBarrier(msg *barrierDone) {
 		return
 	}
 	if msg.err != nil {
-		s.log.Log(context.Background(), failureLevel(msg.err), "barrier after election failed; retrying", "error", msg.err)
+		// Retry after a pause that doubles: Raft rejects a barrier at once
+		// while a leadership transfer is in progress, and retrying at once
+		// spun thousands of times (two goroutines each) until it ended.
+		s.barrierWait = min(max(2*s.barrierWait, barrierRetryMin), barrierRetryMax)
+		s.log.Log(context.Background(), failureLevel(msg.err), "barrier after election failed; retrying", "error", msg.err, "in", s.barrierWait)
 		s.leader = false
-		s.system.Root.Send(s.self, &leadershipChanged{})
+		if s.barrierTimer != nil {
+			s.barrierTimer.Stop()
+		}
+		system, self := s.system, s.self
+		s.barrierTimer = time.AfterFunc(s.barrierWait, func() { system.Root.Send(self, &leadershipChanged{}) })
 		return
 	}
+	s.barrierWait = 0
 	s.ready = true
 	s.log.Info("became leader", "term", s.cfg.Raft.CurrentTerm(), "index", msg.index)
 	v := s.cfg.FSM.View()
