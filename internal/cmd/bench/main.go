@@ -69,7 +69,8 @@ func fullConfig() *config {
 		idleLarge: 50, idleWindow: 10 * time.Second,
 		handoffJoinTrials: 5, handoffAwayTrials: 3,
 		scaleSizes: []int{50, 200}, scaleWindow: 10 * time.Second,
-		limit: 45 * time.Minute,
+		// The soak's 2,000 join/leave cycles take most of it.
+		limit: 100 * time.Minute,
 	}
 }
 
@@ -90,7 +91,7 @@ func quickConfig() *config {
 		idleLarge: 10, idleWindow: 2 * time.Second,
 		handoffJoinTrials: 1, handoffAwayTrials: 1,
 		scaleSizes: []int{10, 30}, scaleWindow: 2 * time.Second,
-		limit: 8 * time.Minute,
+		limit: 12 * time.Minute,
 	}
 }
 
@@ -112,6 +113,7 @@ var benchmarks = []benchmark{
 	{"handoff", runHandoff},
 	{"dashboard", runDashboard},
 	{"scale", runScale},
+	{"soak", runSoak},
 }
 
 func main() {
