@@ -18,12 +18,7 @@ func TestHandOverPrimariesWaitsForElection(t *testing.T) {
 	c := actortest.NewCluster(t, 3)
 	c.WaitConverged(10 * time.Second)
 	leader := c.WaitLeader(5 * time.Second)
-	var others []int
-	for _, i := range c.Live() {
-		if i != leader {
-			others = append(others, i)
-		}
-	}
+	others := liveExcept(c, leader)
 	a, b := c.Node(others[0]), others[1]
 	id := a.GetMyNodeID()
 	primaries := func() int {

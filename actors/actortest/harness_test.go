@@ -41,12 +41,7 @@ func TestPartitionHealAndRestart(t *testing.T) {
 	c := actortest.NewCluster(t, 3, actortest.Configure(func(_ int, o *clusterkit.Options) { o.PartitionCount = 16 }))
 	c.WaitConverged(10 * time.Second)
 	leader := c.WaitLeader(10 * time.Second)
-	var rest []int
-	for _, i := range c.Live() {
-		if i != leader {
-			rest = append(rest, i)
-		}
-	}
+	rest := liveExcept(c, leader)
 	c.Partition([]int{leader})
 	deadline := time.Now().Add(10 * time.Second)
 	for {

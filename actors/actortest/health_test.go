@@ -58,6 +58,17 @@ func (e *events) health(i int) []string {
 
 func fastHealth(_ int, o *clusterkit.Options) { o.HealthCheck = clusterkit.FastHealthCheck() }
 
+// liveExcept returns the running nodes of c other than skip.
+func liveExcept(c *actortest.Cluster, skip int) []int {
+	var out []int
+	for _, i := range c.Live() {
+		if i != skip {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
 // TestKilledLeaderIsReplacedAndRemoved: after the leader is killed a new one
 // is elected, its health actor takes over probing, and the old leader is
 // removed (health_check_failure) on every survivor.

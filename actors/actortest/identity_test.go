@@ -314,12 +314,7 @@ func TestRemovedNodeFindsOut(t *testing.T) {
 			id := c.Node(victim).GetMyNodeID()
 			oldIncarnation := incarnationOf(c.Node(victim), id)
 			c.Isolate(victim)
-			var others []int
-			for _, i := range c.Live() {
-				if i != victim {
-					others = append(others, i)
-				}
-			}
+			others := liveExcept(c, victim)
 			actortest.Eventually(t, 20*time.Second, id+" removed by the others", func() bool {
 				for _, i := range others {
 					if incarnationOf(c.Node(i), id) != 0 {

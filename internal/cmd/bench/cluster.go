@@ -265,14 +265,19 @@ func converged(cks []*clusterkit.ClusterKit, members int) bool {
 // errTimeout marks a wait that ran out of time.
 var errTimeout = errors.New("timed out")
 
-// waitFor polls cond until it holds or timeout passes.
+// waitFor polls cond every 0.5 ms until it holds or timeout passes.
 func waitFor(timeout time.Duration, what string, cond func() bool) error {
+	return waitEvery(500*time.Microsecond, timeout, what, cond)
+}
+
+// waitEvery polls cond every period until it holds or timeout passes.
+func waitEvery(period, timeout time.Duration, what string, cond func() bool) error {
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%w after %s waiting for %s", errTimeout, timeout, what)
 		}
-		time.Sleep(500 * time.Microsecond)
+		time.Sleep(period)
 	}
 	return nil
 }

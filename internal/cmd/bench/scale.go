@@ -227,14 +227,7 @@ func leadFrom(api *client.Client, any *clusterkit.ClusterKit) error {
 // every member's table, and polling it continuously would take the CPU
 // the members need.
 func waitSlow(timeout time.Duration, what string, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w after %s waiting for %s", errTimeout, timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return nil
+	return waitEvery(50*time.Millisecond, timeout, what, cond)
 }
 
 // stopMany stops c's members 16 at a time, non-voters first: one by one,
