@@ -156,12 +156,26 @@ func startCluster(n int, s settings) (*cluster, error) {
 		c.stop()
 		return nil, err
 	}
-	want := min(n, clusterkit.DefaultMaxVoters)
-	if err := waitFor(30*time.Second, fmt.Sprintf("%d voters", want), func() bool { return c.nodes[0].ck.HealthCheck().Voters == want }); err != nil {
+	if err := c.waitVoters(30*time.Second, min(n, clusterkit.DefaultMaxVoters)); err != nil {
 		c.stop()
 		return nil, err
 	}
 	return c, nil
+}
+
+// waitVoters waits until every node's Raft configuration has want voters.
+// The leader lists a promotion as soon as it appends it: a crash of the
+// leader before the others have it leaves them with the old voters, which
+// may be too few to elect anyone.
+func (c *cluster) waitVoters(timeout time.Duration, want int) error {
+	return waitFor(timeout, fmt.Sprintf("%d voters on every node", want), func() bool {
+		for _, n := range c.nodes {
+			if n.ck.HealthCheck().Voters != want {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // add starts one more node that joins through the first one.

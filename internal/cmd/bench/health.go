@@ -65,7 +65,7 @@ func failoverOnce(s settings) (time.Duration, error) {
 	if err != nil {
 		return 0, err
 	}
-	if err := waitFor(10*time.Second, "3 voters", func() bool { return old.ck.HealthCheck().Voters == 3 }); err != nil {
+	if err := c.waitVoters(10*time.Second, 3); err != nil {
 		return 0, err
 	}
 	survivors := c.others(old)
