@@ -27,8 +27,13 @@ const (
 	MaxWeight          = 1000
 	maxCustomDataKey   = 1024
 	MaxCustomDataValue = 1 << 20
-	// maxDeparted bounds the departed list kept for rejoin detection.
-	maxDeparted = 1024
+	// MaxDeparted bounds the departed list kept for rejoin detection: the
+	// most recent removals, oldest dropped first. A record holds the member
+	// and the partitions it held (about 2 KB of heap on every node), and a
+	// cluster whose members come and go with new IDs must not grow with
+	// them; 256 still covers the whole membership of a 200-member cluster
+	// leaving and coming back.
+	MaxDeparted = 256
 )
 
 var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
@@ -267,6 +272,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 		lastSeen := departedLastSeen(d, r.GetLastAliveUnixNano())
 		next.JoinedAtUnixNano = now
 		delete(f.departed, id)
+		f.departures = nil
 		f.members[id] = next
 		before := append(slices.Clone(d.GetPartitionsPrimary()), d.GetPartitionsReplica()...)
 		f.setRejoin(a, next, now, lastSeen, before)
@@ -362,6 +368,7 @@ func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, origin string, n
 		Index:             index,
 	}
 	f.trimDeparted()
+	f.departures = nil
 	// Drop the node from every owner list at once (its first live replica
 	// becomes primary), so the table never names a non-member; the rebalancer
 	// refills the empty slots.
@@ -465,7 +472,7 @@ func moveToFront(q *messages.PartitionAssignment, i int) {
 }
 
 func (f *FSM) trimDeparted() {
-	for len(f.departed) > maxDeparted {
+	for len(f.departed) > MaxDeparted {
 		var oldest *messages.DepartedMember
 		for _, d := range f.departed {
 			if oldest == nil || d.GetLeftAtUnixNano() < oldest.GetLeftAtUnixNano() ||

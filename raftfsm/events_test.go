@@ -535,3 +535,48 @@ func TestSuspicionRecordsLastSeen(t *testing.T) {
 		t.Fatalf("offline after a removal %v, want 30s (from the last sighting, not from the removal)", got)
 	}
 }
+
+// TestDepartedListBounded: the departed list keeps the MaxDeparted most
+// recent removals (a member that comes and goes with a new ID each time
+// must not grow the state), a node removed within that bound still rejoins,
+// and one removed before it joins as new.
+func TestDepartedListBounded(t *testing.T) {
+	h := newHarness(t, "n1")
+	h.mustApply(cfg(16, 2))
+	h.mustApply(register("n1", 1))
+	h.mustApply(register("old", 1))
+	h.mustApply(remove("old", LeaveGraceful))
+	const n = MaxDeparted + 40
+	for i := range n {
+		id := fmt.Sprintf("gone-%03d", i)
+		h.mustApply(register(id, 1))
+		h.mustApply(remove(id, LeaveGraceful))
+		if got := len(h.f.View().Departures()); got > MaxDeparted {
+			t.Fatalf("after %d removals the departed list holds %d (bound %d)", i+2, got, MaxDeparted)
+		}
+	}
+	v := h.f.View()
+	if got := len(v.Departures()); got != MaxDeparted {
+		t.Fatalf("departed list holds %d, want %d", got, MaxDeparted)
+	}
+	if _, ok := v.Departed("old"); ok {
+		t.Fatal("the oldest departure is still kept past the bound")
+	}
+	for _, i := range []int{n - MaxDeparted, n - 1} { // the oldest kept, the newest
+		if _, ok := v.Departed(fmt.Sprintf("gone-%03d", i)); !ok {
+			t.Fatalf("gone-%03d, within the bound, is not in the departed list", i)
+		}
+	}
+	back := fmt.Sprintf("gone-%03d", n-MaxDeparted)
+	h.mustApply(register(back, 2))
+	if h.last().Change.Rejoined == nil {
+		t.Fatal("a node removed within the bound came back without a rejoin")
+	}
+	if _, ok := h.f.View().Departed(back); ok {
+		t.Fatalf("%s is a member again and still in the departed list", back)
+	}
+	h.mustApply(register("old", 2))
+	if h.last().Change.Rejoined != nil {
+		t.Fatal("a node removed beyond the bound came back as a rejoin")
+	}
+}

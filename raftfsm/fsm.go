@@ -105,6 +105,10 @@ type FSM struct {
 	config    *messages.ClusterConfig
 	members   map[string]*messages.Member
 	departed  map[string]*messages.DepartedMember
+	// departures is departed converted for views, shared by every view
+	// until departed changes (nil: to rebuild). Rebuilding it for every
+	// view cost O(departed list) per applied entry.
+	departures map[string]Departure
 	table     *messages.PartitionTable
 	lastIndex uint64
 	version   uint64
@@ -292,7 +296,13 @@ func (f *FSM) sortedMembers() []*messages.Member {
 func (f *FSM) buildView() *View {
 	// The view keeps references to these messages; Apply replaces messages
 	// instead of mutating them, so views stay immutable.
-	v := buildView(f.localID, f.version, f.config, f.sortedMembers(), f.table, f.departed)
+	if f.departures == nil {
+		f.departures = make(map[string]Departure, len(f.departed))
+		for id, d := range f.departed {
+			f.departures[id] = DepartureOf(d)
+		}
+	}
+	v := buildView(f.localID, f.version, f.config, f.sortedMembers(), f.table, f.departures)
 	v.paused = f.paused
 	return v
 }
@@ -378,6 +388,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		f.members[m.GetId()] = m
 	}
 	f.departed = make(map[string]*messages.DepartedMember, len(st.GetDeparted()))
+	f.departures = nil
 	for _, d := range st.GetDeparted() {
 		f.departed[d.GetMember().GetId()] = d
 	}

@@ -359,9 +359,11 @@ func nodeFromMember(m *messages.Member) Node {
 }
 
 // buildView derives the immutable view from the state. members must be sorted.
-func buildView(localID string, version uint64, cfg *messages.ClusterConfig, members []*messages.Member, table *messages.PartitionTable, departed map[string]*messages.DepartedMember) *View {
+// departed is shared by every view built while the departed list stays the
+// same (read-only).
+func buildView(localID string, version uint64, cfg *messages.ClusterConfig, members []*messages.Member, table *messages.PartitionTable, departed map[string]Departure) *View {
 	v := &View{
-		departed: make(map[string]Departure, len(departed)),
+		departed: departed,
 		version:  version,
 		localID:  localID,
 		config:   cfg,
@@ -375,9 +377,6 @@ func buildView(localID string, version uint64, cfg *messages.ClusterConfig, memb
 		v.members[i] = nodeFromMember(m)
 		v.nonces[i] = nonceOf(m)
 		v.index[m.GetId()] = i
-	}
-	for id, d := range departed {
-		v.departed[id] = DepartureOf(d)
 	}
 	if table.GetVersion() != 0 {
 		v.tableVersion = table.GetVersion()
