@@ -102,17 +102,17 @@ type FSM struct {
 	log     *slog.Logger
 
 	// Owned by raft's FSM goroutine.
-	config    *messages.ClusterConfig
-	members   map[string]*messages.Member
-	departed  map[string]*messages.DepartedMember
+	config   *messages.ClusterConfig
+	members  map[string]*messages.Member
+	departed map[string]*messages.DepartedMember
 	// departures is departed converted for views, shared by every view
 	// until departed changes (nil: to rebuild). Rebuilding it for every
 	// view cost O(departed list) per applied entry.
 	departures map[string]Departure
-	table     *messages.PartitionTable
-	lastIndex uint64
-	version   uint64
-	paused    bool // maintenance mode
+	table      *messages.PartitionTable
+	lastIndex  uint64
+	version    uint64
+	paused     bool // maintenance mode
 
 	cdMu sync.RWMutex
 	cd   map[string]*messages.CustomDataEntry
