@@ -130,8 +130,9 @@ func (g gatewayBackend) TransferLeadership(ctx context.Context, req *messages.Tr
 	return g.ck.transferLeadership(ctx, req)
 }
 
-func (g gatewayBackend) CustomData(key string) ([]byte, uint64, bool) {
-	return g.ck.fsm.CustomData(key)
+func (g gatewayBackend) CustomData(key string) ([]byte, uint64, error) {
+	v, version, err := g.ck.GetCustomData(key)
+	return v, version, httpError(err)
 }
 func (g gatewayBackend) CustomDataKeys() []string { return g.ck.ListCustomDataKeys() }
 

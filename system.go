@@ -72,6 +72,9 @@ type ClusterKit struct {
 		actors.Seq
 	}
 	running atomic.Bool
+	// writeMark is the highest index of a custom-data write acknowledged on
+	// this node (customdata.go): its reads wait until they include it.
+	writeMark atomic.Uint64
 
 	// recovery is what a quorum-loss recovery left to do (recover.go).
 	recovery *actors.Recovery

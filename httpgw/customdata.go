@@ -34,25 +34,24 @@ func (g *Gateway) getCustomData(w http.ResponseWriter, r *http.Request) {
 	var (
 		value   []byte
 		version uint64
-		found   bool
+		err     error
 	)
 	switch c := r.URL.Query().Get("consistent"); c {
 	case "", "false":
-		value, version, found = g.b.CustomData(key)
+		value, version, err = g.b.CustomData(key)
 	case "true":
-		var err error
-		if value, version, err = g.b.CustomDataLinearizable(r.Context(), key); err != nil {
-			var se *StatusError
-			if !errors.As(err, &se) || se.Code != "key_not_found" {
-				g.failErr(w, r, err)
-				return
-			}
-		} else {
-			found = true
-		}
+		value, version, err = g.b.CustomDataLinearizable(r.Context(), key)
 	default:
 		g.fail(w, r, http.StatusBadRequest, "bad_request", "consistent must be true or false, got "+quote(c))
 		return
+	}
+	found := err == nil
+	if err != nil {
+		var se *StatusError
+		if !errors.As(err, &se) || se.Code != "key_not_found" {
+			g.failErr(w, r, err)
+			return
+		}
 	}
 	if !found {
 		g.fail(w, r, http.StatusNotFound, "key_not_found", "no custom data key "+quote(key))

@@ -785,18 +785,15 @@ func (b *fzBackend) CountRequest(route string, status int) {
 }
 
 // Custom data: one fixed key "k" at version 7; writes are recorded.
-func (b *fzBackend) CustomData(key string) ([]byte, uint64, bool) {
+func (b *fzBackend) CustomData(key string) ([]byte, uint64, error) {
 	if key == "k" {
-		return []byte("v"), 7, true
+		return []byte("v"), 7, nil
 	}
-	return nil, 0, false
+	return nil, 0, &StatusError{Status: http.StatusNotFound, Code: "key_not_found", Err: errors.New("no such key")}
 }
 
 func (b *fzBackend) CustomDataLinearizable(_ context.Context, key string) ([]byte, uint64, error) {
-	if v, ver, ok := b.CustomData(key); ok {
-		return v, ver, nil
-	}
-	return nil, 0, &StatusError{Status: http.StatusNotFound, Code: "key_not_found", Err: errors.New("no such key")}
+	return b.CustomData(key)
 }
 
 func (b *fzBackend) CustomDataKeys() []string { return []string{"k"} }

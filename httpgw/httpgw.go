@@ -108,14 +108,15 @@ type Backend interface {
 	// ClusterID is this node's cluster ID ("" while it does not know it).
 	ClusterID() string
 
-	// CustomData reads key locally (ok false: no such key).
-	CustomData(key string) (value []byte, version uint64, ok bool)
+	// CustomData reads key locally, including every write acknowledged on
+	// this node (a StatusError key_not_found: no such key).
+	CustomData(key string) (value []byte, version uint64, err error)
 	// CustomDataLinearizable reads key after a barrier through the leader.
 	CustomDataLinearizable(ctx context.Context, key string) (value []byte, version uint64, err error)
 	// CustomDataKeys lists the keys, sorted.
 	CustomDataKeys() []string
 	// SetCustomData writes key (only at expected when cas) and returns the
-	// new version once committed and applied here.
+	// new version once committed (the next local read includes it).
 	SetCustomData(ctx context.Context, key string, value []byte, cas bool, expected uint64) (uint64, error)
 	// DeleteCustomData deletes key and returns the deletion's index.
 	DeleteCustomData(ctx context.Context, key string) (uint64, error)

@@ -16,7 +16,8 @@ func runCustomData(cfg *config) (*section, error) {
 		intro: `Three nodes on loopback, each with a ` + "`DataDir`" + ` (raft-wal, fsync on every log write, on the leader and the
 followers), default options. Each writer calls ` + "`SetCustomData`" + ` (100-byte values) in a loop, on the leader, then
 (the same writers, in the same cluster, after each leader trial) on a follower, which forwards to the leader. A write
-returns after the commit and after the node written to applied it (read-your-writes on that node). Latency percentiles
+returns after the commit; a read on the node written to waits until it applied every write acknowledged there
+(read-your-writes on that node). Latency percentiles
 pool every write of every trial.`,
 	}
 	for _, writers := range []int{1, 16, 256} {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -16,6 +17,14 @@ type soakConfig struct{ newIDs, sameID, leaderChanges, every int }
 
 // soakSizes returns the soak's cycle counts for cfg.
 func soakSizes(cfg *config) soakConfig {
+	// BENCH_SOAK=newIDs,sameID,leaderChanges,every overrides the counts, for
+	// chasing a trend without the whole hour.
+	var o soakConfig
+	if v := os.Getenv("BENCH_SOAK"); v != "" {
+		if n, _ := fmt.Sscanf(v, "%d,%d,%d,%d", &o.newIDs, &o.sameID, &o.leaderChanges, &o.every); n == 4 && o.every > 0 {
+			return o
+		}
+	}
 	if cfg.quick {
 		return soakConfig{newIDs: 30, sameID: 30, leaderChanges: 30, every: 10}
 	}
@@ -78,7 +87,13 @@ func (p *soakPhase) run(n, every int, one func(i int) (time.Duration, error)) er
 		}
 		p.cycles = append(p.cycles, d)
 		if (i+1)%every == 0 || i+1 == n {
-			p.samples = append(p.samples, takeSoakSample(p.window))
+			x := takeSoakSample(p.window)
+			p.samples = append(p.samples, x)
+			// Progress on stderr: the full soak runs for most of an hour, and
+			// a cycle time that creeps up shows here long before the end.
+			fmt.Fprintf(os.Stderr, "   soak %s: %d/%d cycles, median of the last %d %s, heap %.1f MiB, %d goroutines\n",
+				p.name, i+1, n, min(every, len(p.cycles)), fmtMs(median(ms(p.cycles[max(0, len(p.cycles)-every):]))),
+				float64(x.heap)/mib, x.goroutines)
 		}
 	}
 	return nil
