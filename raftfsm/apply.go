@@ -1,6 +1,7 @@
 package raftfsm
 
 import (
+	"maps"
 	"net"
 	"regexp"
 	"slices"
@@ -272,7 +273,7 @@ func (f *FSM) applyRegister(index uint64, r *messages.RegisterNode, now int64, a
 		lastSeen := departedLastSeen(d, r.GetLastAliveUnixNano())
 		next.JoinedAtUnixNano = now
 		delete(f.departed, id)
-		f.departures = nil
+		f.departuresChanged(nil, id)
 		f.members[id] = next
 		before := append(slices.Clone(d.GetPartitionsPrimary()), d.GetPartitionsReplica()...)
 		f.setRejoin(a, next, now, lastSeen, before)
@@ -367,8 +368,7 @@ func (f *FSM) applyRemove(index uint64, r *messages.RemoveNode, origin string, n
 		RemovedBy:         origin,
 		Index:             index,
 	}
-	f.trimDeparted()
-	f.departures = nil
+	f.departuresChanged(f.departed[r.GetId()], f.trimDeparted()...)
 	// Drop the node from every owner list at once (its first live replica
 	// becomes primary), so the table never names a non-member; the rebalancer
 	// refills the empty slots.
@@ -471,7 +471,26 @@ func moveToFront(q *messages.PartitionAssignment, i int) {
 	}
 }
 
-func (f *FSM) trimDeparted() {
+// departuresChanged updates the views' converted departed list for add (nil:
+// none) and the removed IDs. Views share the old map, so the change goes
+// into a copy: a member leaving converts one record, not the whole list.
+func (f *FSM) departuresChanged(add *messages.DepartedMember, removed ...string) {
+	if f.departures == nil {
+		return // the next view converts the whole list
+	}
+	next := maps.Clone(f.departures)
+	for _, id := range removed {
+		delete(next, id)
+	}
+	if add != nil {
+		next[add.GetMember().GetId()] = DepartureOf(add)
+	}
+	f.departures = next
+}
+
+// trimDeparted drops the oldest departures beyond MaxDeparted and returns
+// their IDs.
+func (f *FSM) trimDeparted() (removed []string) {
 	for len(f.departed) > MaxDeparted {
 		var oldest *messages.DepartedMember
 		for _, d := range f.departed {
@@ -481,7 +500,9 @@ func (f *FSM) trimDeparted() {
 			}
 		}
 		delete(f.departed, oldest.GetMember().GetId())
+		removed = append(removed, oldest.GetMember().GetId())
 	}
+	return removed
 }
 
 func (f *FSM) applyTable(index uint64, s *messages.SetPartitionTable, now int64, a *Applied) (bool, error) {

@@ -88,6 +88,13 @@ pool every write of every trial.`,
 		s.rows = append(s.rows, r)
 	}
 
+	large, notes, err := largeValues(cfg.largeWrites)
+	if err != nil {
+		return nil, err
+	}
+	s.rows = append(s.rows, large...)
+	s.notes = append(s.notes, notes...)
+
 	took, err := restartTimes(cfg.restartEntries, cfg.restartTrials)
 	if err != nil {
 		return nil, err

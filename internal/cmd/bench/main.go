@@ -16,6 +16,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/http"
+	_ "net/http/pprof"
 	"os"
 	"regexp"
 	"runtime/pprof"
@@ -40,6 +42,7 @@ type config struct {
 	eventBurst, eventBurstTrials  int
 	writes                        map[int]int // writers → writes per trial
 	writeTrials                   int
+	largeWrites                   int // 1 MiB values per writer (four writers)
 	restartEntries, restartTrials int
 	idleLarge                     int
 	idleWindow                    time.Duration
@@ -65,6 +68,7 @@ func fullConfig() *config {
 		eventBurst:         5000, eventBurstTrials: 5,
 		writes:         map[int]int{1: 2000, 16: 10000, 256: 40000},
 		writeTrials:    3,
+		largeWrites:    50,
 		restartEntries: 100_000, restartTrials: 5,
 		idleLarge: 50, idleWindow: 10 * time.Second,
 		handoffJoinTrials: 5, handoffAwayTrials: 3,
@@ -87,6 +91,7 @@ func quickConfig() *config {
 		eventBurst:         500, eventBurstTrials: 1,
 		writes:         map[int]int{1: 200, 16: 1000, 256: 4000},
 		writeTrials:    1,
+		largeWrites:    10,
 		restartEntries: 10_000, restartTrials: 2,
 		idleLarge: 10, idleWindow: 2 * time.Second,
 		handoffJoinTrials: 1, handoffAwayTrials: 1,
@@ -143,6 +148,11 @@ func main() {
 		}
 		defer f.Close()
 		defer pprof.StopCPUProfile()
+	}
+	if addr := os.Getenv("BENCH_PPROF"); addr != "" {
+		// Debugging a trend (a soak that grows): live profiles of the
+		// in-process nodes, e.g. go tool pprof http://ADDR/debug/pprof/heap.
+		go func() { fmt.Fprintln(os.Stderr, "bench: pprof:", http.ListenAndServe(addr, nil)) }()
 	}
 	if err := run(*quick, *out, *only); err != nil {
 		pprof.StopCPUProfile()
