@@ -34,9 +34,10 @@ var _ = [1]struct{}{}[MaxCustomDataValue^raftfsm.MaxCustomDataValue]
 
 // SetCustomData writes key = value on every node and returns the new
 // version (the Raft index of the write) once it is committed; the next read
-// on this node sees it (see the package notes above). Every change emits a CustomDataChange event. If ctx ends first,
-// SetCustomData returns ctx.Err() at once; the write may still commit (read
-// the key back to know).
+// on this node sees it (see the notes at the top of this file). Every
+// change emits a CustomDataChange event. If ctx ends first, SetCustomData
+// returns ctx.Err() at once; the write may still commit (read the key back
+// to know).
 func (ck *ClusterKit) SetCustomData(ctx context.Context, key string, value []byte) (uint64, error) {
 	if err := raftfsm.ValidateCustomData(key, value); err != nil {
 		return 0, err
@@ -86,8 +87,9 @@ func (ck *ClusterKit) writeCustomData(ctx context.Context, cmd *messages.Command
 }
 
 // readYourWrites waits until this node has applied every custom-data write
-// acknowledged on it (usually at once: see the package notes above). It
-// gives up as waitApplied does (DefaultApplyTimeout, the node stopping).
+// acknowledged on it (usually at once: see the notes at the top of this
+// file). It gives up as waitApplied does (DefaultApplyTimeout, the node
+// stopping).
 func (ck *ClusterKit) readYourWrites() error {
 	m := ck.writeMark.Load()
 	if m == 0 || ck.fsm.AppliedIndex() >= m {
