@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+	"time"
+)
+
+// TestSoakShort is the soak's short version: join/leave cycles of a fourth
+// node against three (new IDs, then one ID again and again) and leader
+// changes, on real nodes with data directories. After a few warm-up cycles
+// (connections, the resume log filling), ten more of each must not raise
+// the process's goroutine floor: a leak of one goroutine per cycle would
+// show as ten. The heap's trend needs the long run (`-only soak`).
+func TestSoakShort(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster and 30 more nodes, one at a time")
+	}
+	c, err := startCluster(3, settings{dataDir: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.stop()
+	const warm, cycles, slack = 3, 10, 4
+	phases := []struct {
+		name string
+		one  func(i int) error
+	}{
+		{"new ID", func(i int) error { _, err := soakJoinLeave(c, fmt.Sprintf("short-new-%d", i)); return err }},
+		{"same ID", func(int) error { _, err := soakJoinLeave(c, "short-same"); return err }},
+		{"leader change", func(int) error { _, err := soakTransfer(c); return err }},
+	}
+	for _, p := range phases {
+		for i := range warm {
+			if err := p.one(i); err != nil {
+				t.Fatalf("%s, warm-up cycle %d: %v", p.name, i+1, err)
+			}
+		}
+		before := takeSoakSample(soakTestWindow)
+		for i := range cycles {
+			if err := p.one(warm + i); err != nil {
+				t.Fatalf("%s, cycle %d: %v", p.name, i+1, err)
+			}
+		}
+		after := takeSoakSample(soakTestWindow)
+		t.Logf("%s: goroutines %d → %d, heap after GC %.1f → %.1f MiB over %d cycles",
+			p.name, before.goroutines, after.goroutines, float64(before.heap)/mib, float64(after.heap)/mib, cycles)
+		if after.goroutines > before.goroutines+slack {
+			t.Errorf("%s: the goroutine floor rose from %d to %d over %d cycles", p.name, before.goroutines, after.goroutines, cycles)
+		}
+	}
+}
+
+// soakTestWindow is the floor's observation window in the short soak.
+const soakTestWindow = 2 * time.Second
