@@ -202,6 +202,24 @@ func TestHealthTransitions(t *testing.T) {
 	actortest.Eventually(t, 10*time.Second, "degraded", func() bool { return ck.HealthCheck().ClusterStatus == "degraded" })
 	c.Isolate(ib)
 	actortest.Eventually(t, 10*time.Second, "critical", func() bool { return ck.HealthCheck().ClusterStatus == "critical" })
+	others := []int{}
+	for _, i := range c.Live() {
+		if i != ia && i != ib {
+			others = append(others, i)
+		}
+	}
+	since := func(i int) []string { return ev.health(i)[start[i]:] }
+	// Every node that is not isolated must have told its subscribers
+	// "critical" before the heal: on a busy machine a heal right after
+	// ck's status could otherwise come before another node's event.
+	actortest.Eventually(t, 10*time.Second, "critical on every node not isolated", func() bool {
+		for _, i := range others {
+			if !slices.Contains(since(i), "critical") {
+				return false
+			}
+		}
+		return true
+	})
 	c.Heal()
 	actortest.Eventually(t, 20*time.Second, "healthy", func() bool {
 		for _, i := range c.Live() {
@@ -211,13 +229,6 @@ func TestHealthTransitions(t *testing.T) {
 		}
 		return true
 	})
-	others := []int{}
-	for _, i := range c.Live() {
-		if i != ia && i != ib {
-			others = append(others, i)
-		}
-	}
-	since := func(i int) []string { return ev.health(i)[start[i]:] }
 	var want []string
 	actortest.Eventually(t, 5*time.Second, "the last health event everywhere", func() bool {
 		want = since(others[0])

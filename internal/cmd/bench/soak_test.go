@@ -42,11 +42,20 @@ func TestSoakShort(t *testing.T) {
 				t.Fatalf("%s, cycle %d: %v", p.name, i+1, err)
 			}
 		}
-		after := takeSoakSample(soakTestWindow)
+		// A departed node's connections take a few seconds to close on a
+		// busy machine; a leak never does. Wait for the floor to come back
+		// (at most 10 samples) before calling it a leak.
+		var after soakSample
+		for range 10 {
+			if after = takeSoakSample(soakTestWindow); after.goroutines <= before.goroutines+slack {
+				break
+			}
+		}
 		t.Logf("%s: goroutines %d → %d, heap after GC %.1f → %.1f MiB over %d cycles",
 			p.name, before.goroutines, after.goroutines, float64(before.heap)/mib, float64(after.heap)/mib, cycles)
 		if after.goroutines > before.goroutines+slack {
-			t.Errorf("%s: the goroutine floor rose from %d to %d over %d cycles", p.name, before.goroutines, after.goroutines, cycles)
+			t.Errorf("%s: the goroutine floor rose from %d to %d over %d cycles and stayed there for %v",
+				p.name, before.goroutines, after.goroutines, cycles, 10*soakTestWindow)
 		}
 	}
 }
