@@ -49,7 +49,9 @@ const OutageGap = 30 * time.Second
 //     last-index) and the leader stepping back ("appendEntries rejected,
 //     sending older logs") are how every new, restarted or lagging member
 //     is brought up to date: DEBUG. A follower whose log has the index but
-//     cannot read it still warns.
+//     cannot read it still warns. So is "skipping application of old log":
+//     a follower that installed a snapshot then hears a commit index below
+//     it, and has nothing to apply (seen in the demo as a member joined).
 //  2. This node is going away (Stop has begun, or it was removed): failed
 //     RPCs, lost contact, lost quorum, elections and connection errors are
 //     the shutdown's consequences: DEBUG.
@@ -178,6 +180,7 @@ const (
 var raftLines = map[string]lineClass{
 	"failed to get previous log":                 lineCatchUp,
 	"appendEntries rejected, sending older logs": lineCatchUp,
+	"skipping application of old log":            lineCatchUp,
 
 	"failed to heartbeat to":                  linePeerRPC,
 	"failed to appendEntries to":              linePeerRPC,

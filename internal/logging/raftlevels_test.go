@@ -66,6 +66,7 @@ func TestRaftLevels(t *testing.T) {
 		{hclog.Warn, "failed to get previous log", []interface{}{"previous-index", uint64(7), "last-index", uint64(0), "error", errors.New("log not found")}, "DEBUG", "a joiner's log is shorter"},
 		{hclog.Warn, "failed to get previous log", []interface{}{"previous-index", uint64(7), "last-index", uint64(9), "error", errors.New("log not found")}, "WARN", "the index is in the log but unreadable"},
 		{hclog.Warn, "appendEntries rejected, sending older logs", []interface{}{"peer", srv("node-5"), "next", uint64(1)}, "DEBUG", "the leader steps back"},
+		{hclog.Warn, "skipping application of old log", []interface{}{"index", uint64(14)}, "DEBUG", "a commit index below an installed snapshot"},
 		// Rule 3: peers the cluster expects gone.
 		{hclog.Error, "failed to appendEntries to", []interface{}{"peer", srv("node-3"), "error", refused}, "DEBUG", "node-3 was removed"},
 		{hclog.Error, "failed to heartbeat to", []interface{}{"peer", raft.ServerAddress("10.0.0.4:7000"), "backoff time", time.Millisecond, "error", refused}, "DEBUG", "node-4 is stopping by plan (by address)"},
