@@ -100,7 +100,7 @@ func TestRaftLevels(t *testing.T) {
 		// Rule 8: the rest keeps its level (connection errors WARN).
 		{hclog.Error, "failed to take snapshot", []interface{}{"error", errors.New("disk full")}, "ERROR", ""},
 		{hclog.Error, "failed to make TimeoutNow RPC", []interface{}{"error", refused}, "WARN", ""},
-		{hclog.Warn, "skipping application of old log", []interface{}{"index", uint64(3)}, "WARN", ""},
+		{hclog.Warn, "unable to get address for server, using fallback address", []interface{}{"id", "node-9"}, "WARN", ""},
 		{hclog.Info, "entering follower state", nil, "INFO", ""},
 	}
 	for _, l := range lines {
