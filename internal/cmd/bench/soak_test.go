@@ -7,14 +7,16 @@ import (
 )
 
 // TestSoakShort is the soak's short version: join/leave cycles of a fourth
-// node against three (new IDs, then one ID again and again) and leader
-// changes, on real nodes with data directories. After a few warm-up cycles
+// node against three (new IDs, then one ID again and again), on real nodes
+// with data directories. (Leader changes open a connection between each
+// pair of nodes as each first leads, at a time a short run cannot pin down:
+// they are left to the long run, `-only soak`.) After a few warm-up cycles
 // (connections, the resume log filling), ten more of each must not raise
 // the process's goroutine floor: a leak of one goroutine per cycle would
 // show as ten. The heap's trend needs the long run (`-only soak`).
 func TestSoakShort(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts a 3-node cluster and 30 more nodes, one at a time")
+		t.Skip("starts a 3-node cluster and 26 more nodes, one at a time")
 	}
 	c, err := startCluster(3, settings{dataDir: true})
 	if err != nil {
@@ -28,7 +30,6 @@ func TestSoakShort(t *testing.T) {
 	}{
 		{"new ID", func(i int) error { _, err := soakJoinLeave(c, fmt.Sprintf("short-new-%d", i)); return err }},
 		{"same ID", func(int) error { _, err := soakJoinLeave(c, "short-same"); return err }},
-		{"leader change", func(int) error { _, err := soakTransfer(c); return err }},
 	}
 	for _, p := range phases {
 		for i := range warm {
