@@ -45,16 +45,12 @@ func (g *Gateway) getCustomData(w http.ResponseWriter, r *http.Request) {
 		g.fail(w, r, http.StatusBadRequest, "bad_request", "consistent must be true or false, got "+quote(c))
 		return
 	}
-	found := err == nil
 	if err != nil {
-		var se *StatusError
-		if !errors.As(err, &se) || se.Code != "key_not_found" {
+		if se := (*StatusError)(nil); errors.As(err, &se) && se.Code == "key_not_found" {
+			g.fail(w, r, http.StatusNotFound, "key_not_found", "no custom data key "+quote(key))
+		} else {
 			g.failErr(w, r, err)
-			return
 		}
-	}
-	if !found {
-		g.fail(w, r, http.StatusNotFound, "key_not_found", "no custom data key "+quote(key))
 		return
 	}
 	etag := versionTag(version)
