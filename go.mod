@@ -20,6 +20,7 @@ require (
 	github.com/prometheus/common v0.71.0
 	go.uber.org/goleak v1.3.0
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/time v0.12.0
 	google.golang.org/protobuf v1.36.12
 )
 
