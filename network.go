@@ -45,6 +45,18 @@ func (ck *ClusterKit) dial(ctx context.Context, addr string) (net.Conn, error) {
 			cfg.ServerName = host
 		}
 	}
+	if verify := cfg.VerifyConnection; verify != nil {
+		// Go leaves ConnectionState.ServerName empty when the name is an IP
+		// (no SNI is sent): a verifier of its own (one that reloads its CA
+		// bundle, say) gets the dialed name to check the certificate against.
+		name := cfg.ServerName
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if cs.ServerName == "" {
+				cs.ServerName = name
+			}
+			return verify(cs)
+		}
+	}
 	tc := tls.Client(conn, cfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = conn.Close()
@@ -56,7 +68,7 @@ func (ck *ClusterKit) dial(ctx context.Context, addr string) (net.Conn, error) {
 // warnIfExposed warns when the node serves a non-loopback address without
 // a token: anyone who reaches the port could then change the cluster.
 func (ck *ClusterKit) warnIfExposed() {
-	if exposedWithoutToken(ck.ln.Addr(), ck.opts.AuthToken) {
+	if exposedWithoutToken(ck.ln.Addr(), ck.primaryToken()) {
 		ck.log.Warn("serving without AuthToken on a non-loopback address: anyone who can reach it can join nodes, remove nodes and change the cluster; set AuthToken (and TLSConfig) in production",
 			"addr", ck.ln.Addr().String())
 	}
