@@ -40,6 +40,10 @@ var (
 	// leader failed after the request was sent. Read the state back (or use
 	// compare-and-set) before retrying a change that must not happen twice.
 	ErrOutcomeUnknown = actors.ErrOutcomeUnknown
+	// ErrForwardRefused means the leader refused a write this node
+	// forwarded before it reached its log (most often a token it does not
+	// accept: a rotation step skipped on some node): nothing was committed.
+	ErrForwardRefused = actors.ErrForwardRefused
 	// ErrInvalidTarget means TransferLeadership's target is not another
 	// voter, or there is no other voter to hand leadership to.
 	ErrInvalidTarget = errors.New("clusterkit: invalid leadership target")

@@ -26,7 +26,6 @@ var _ httpgw.Backend = gatewayBackend{}
 
 func (g gatewayBackend) NodeID() string      { return g.ck.opts.NodeID }
 func (g gatewayBackend) View() *raftfsm.View { return g.ck.fsm.View() }
-func (g gatewayBackend) AuthToken() string   { return g.ck.opts.AuthToken }
 
 func (g gatewayBackend) ClusterID() string { return g.ck.ClusterID() }
 
@@ -172,6 +171,8 @@ func httpError(err error) error {
 		status, code = http.StatusServiceUnavailable, "not_leader"
 	case errors.Is(err, ErrOutcomeUnknown):
 		status, code = http.StatusServiceUnavailable, "outcome_unknown"
+	case errors.Is(err, ErrForwardRefused):
+		status, code = http.StatusBadGateway, "forward_refused"
 	case errors.Is(err, ErrTimeout), errors.Is(err, raft.ErrEnqueueTimeout), errors.Is(err, context.DeadlineExceeded):
 		status, code = http.StatusServiceUnavailable, "timeout"
 	case errors.Is(err, context.Canceled):

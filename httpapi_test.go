@@ -87,6 +87,10 @@ var (
 func tokenCluster(t *testing.T, n int) []*ClusterKit {
 	return startCluster(t, n, func(i int, o *Options) {
 		o.AuthToken = testToken
+		// The route tests send many unauthenticated requests on purpose:
+		// the failed-login limit (tested on its own) must not turn them
+		// into 429s.
+		o.HTTPLimits.AuthFailureBurst = 10000
 		o.Services = map[string]string{"kv": fmt.Sprintf(":%d", 9080+i)}
 	}, nil)
 }

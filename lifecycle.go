@@ -64,6 +64,9 @@ func (ck *ClusterKit) Start(ctx context.Context) error {
 
 func (ck *ClusterKit) start(ctx context.Context) error {
 	o := ck.opts
+	if err := ck.openTokens(); err != nil {
+		return err
+	}
 	ln, err := ck.network.Listen(o.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("%w on %s: %w", ErrListen, o.HTTPAddr, err)
@@ -111,8 +114,8 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 	ck.mux = mux.New(ln, ck.log.With("component", "mux"))
 	dial := ck.dial
 	ck.stream = raftfsm.NewStreamLayer(ck.mux.Raft(), dial, raftfsm.Handshake{
-		Token: o.AuthToken,
-		Local: func() (string, string, uint64) { return ck.ClusterID(), o.NodeID, ck.lastIncarnation() },
+		Tokens: ck.currentTokens,
+		Local:  func() (string, string, uint64) { return ck.ClusterID(), o.NodeID, ck.lastIncarnation() },
 		// The cluster ID from the node file too, not only the view: a
 		// restarted node serves Raft before its state is restored, and
 		// must refuse another cluster's leader from the first connection.
@@ -132,7 +135,7 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 		// and with batching it brings nothing (hashicorp/raft#541).
 		MaxRPCsInFlight: 1,
 	})
-	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.dial(ctx, addr) }, o.AuthToken, ck.ClusterID)
+	ck.peers = rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) { return ck.dial(ctx, addr) }, ck.primaryToken, ck.ClusterID)
 	if hasState {
 		// A data directory of another cluster must not join the cluster its
 		// join addresses lead to, nor send it a single Raft message.
@@ -180,6 +183,11 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 	}
 	ck.serve()
 	ck.warnIfExposed()
+	ck.logAccess()
+	if ck.tokens.Path() != "" {
+		ck.tokenStop, ck.tokenDone = make(chan struct{}), make(chan struct{})
+		go ck.watchTokens(ck.tokenStop, ck.tokenDone)
+	}
 	if err := ck.waitReady(ctx); err != nil {
 		return err
 	}
@@ -297,6 +305,10 @@ func (ck *ClusterKit) stop(ctx context.Context) error {
 	if wasRunning && ctx.Err() == nil {
 		_ = ck.handOverPrimaries(ctx) // logged; failure detection does the rest
 		ck.handOverLeadership(ctx)
+	}
+	if ck.tokenStop != nil {
+		close(ck.tokenStop)
+		<-ck.tokenDone
 	}
 	if ck.server != nil {
 		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)

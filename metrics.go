@@ -163,6 +163,9 @@ var (
 	descIncarnation     = desc("incarnation", "Incarnation of this node's current life (0 until admitted).")
 	descVoterChanges    = desc("voter_changes_total", "Voter promotions and demotions this node decided as leader.", "change")
 	descRejoins         = desc("self_rejoins_total", "New lives this node started after finding out it was removed.")
+	descAuthTokens      = desc("auth_tokens", "Tokens this node accepts, by kind (admin, read); 0 admin tokens: authentication is off.", "kind")
+	descAuthReloads     = desc("auth_token_reloads_total", "Loads of the token file after start, by result (ok: a new file applied; error: refused, the tokens in place kept).", "result")
+	descEventStreams    = desc("event_streams", "GET /events streams open on this node.")
 	descFailureTol      = desc("failure_tolerance", "How many more failures the cluster survives: voters with quorum kept (autopilot's figure on the leader), nodes with every partition keeping a live ready owner.", "kind")
 	healthStatuses      = []string{raftfsm.HealthHealthy, raftfsm.HealthDegraded, raftfsm.HealthCritical}
 	membershipStates    = []string{actors.MemberJoining, actors.MemberActive, membershipRejoining, actors.MemberRemoved, actors.MemberFenced, actors.MemberRefused}
@@ -231,6 +234,14 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descHealth, flag(status == h), h)
 	}
 	gauge(descTableVersion, float64(v.TableVersion()))
+	admins, reads := ck.currentTokens().Counts()
+	gauge(descAuthTokens, float64(admins), "admin")
+	gauge(descAuthTokens, float64(reads), "read")
+	counter(descAuthReloads, ck.authReloads.Load(), "ok")
+	counter(descAuthReloads, ck.authReloadErrors.Load(), "error")
+	if g := ck.servingGateway.Load(); g != nil {
+		gauge(descEventStreams, float64(g.EventStreams()))
+	}
 	for k, name := range actors.KindNames {
 		counter(descPublished, s.Published(k), name)
 		counter(descDelivered, s.Delivered(k), name)

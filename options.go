@@ -218,9 +218,37 @@ type Options struct {
 	Logger *slog.Logger
 	// ActorSystem hosts the node's actors; default: a new system per node.
 	ActorSystem *actor.ActorSystem
-	// AuthToken, when set, is required by node-to-node and mutating requests
-	// and by the Raft stream; every node of a cluster must use the same one.
+	// AuthToken, when set, is the admin token: required by node-to-node
+	// and mutating requests and by the Raft stream, and the token this node
+	// sends to the others. Every node of a cluster must accept the token
+	// every other node sends (AuthTokens makes a rotation possible).
 	AuthToken string
+	// AuthTokens are more admin tokens this node accepts besides AuthToken,
+	// which stays the one it sends. A rotation adds the new token here on
+	// every node, then makes it AuthToken everywhere (the old one moving
+	// here), then drops the old one: no request fails at any step
+	// (docs/operations.md, "Security"). Needs AuthToken.
+	AuthTokens []string
+	// ReadTokens are tokens for reads only: GET routes, the event stream
+	// and the metrics. A read token on a change is refused with 403.
+	// Needs AuthToken.
+	ReadTokens []string
+	// AuthReads requires a token (read or admin) on every route but the
+	// probes (/health, /ready) and the dashboard's files, which hold no
+	// cluster data. Off by default, so the quick start stays open on
+	// loopback; needs a token.
+	AuthReads bool
+	// AuthTokenFile, when set, holds the tokens in place of AuthToken,
+	// AuthTokens and ReadTokens: one per line, "read <token>" for a read
+	// token and "<token>" or "admin <token>" for an admin token, the first
+	// admin token being the one this node sends; blank lines and # lines
+	// are skipped. The node re-reads it when it changes (checked every
+	// second) and on ReloadAuth; a file that cannot be read or parsed
+	// keeps the tokens in place and is logged. Start fails if it cannot be
+	// loaded then.
+	AuthTokenFile string
+	// HTTPLimits caps what one client can cost the node's port.
+	HTTPLimits HTTPLimits
 	// TLSConfig, when set, serves the node's port over TLS (HTTP, Raft and
 	// node-to-node requests alike) and is used to dial the other nodes, so
 	// every node of a cluster needs one: Certificates (or GetCertificate)
@@ -306,7 +334,18 @@ func DefaultOptions() Options {
 		MaxMovesInFlightFraction: DefaultMaxMovesInFlightFraction,
 		StartTimeout:             DefaultStartTimeout,
 		Raft:                     DefaultRaftTimings(),
+		HTTPLimits:               DefaultHTTPLimits(),
 	}
+}
+
+// DefaultHTTPLimits returns the default limits of a node's port: an event
+// stream holds a goroutine and a subscriber, so 256 per node and 16 per
+// client address (a dashboard or `node watch` holds one); failed logins a
+// burst of 10, then 2 a second per address (a mistyped token costs nothing,
+// guessing costs half a second a guess).
+func DefaultHTTPLimits() HTTPLimits {
+	return HTTPLimits{MaxEventStreams: DefaultMaxEventStreams, MaxEventStreamsPerClient: DefaultMaxEventStreamsPerClient,
+		AuthFailuresPerSecond: DefaultAuthFailuresPerSecond, AuthFailureBurst: DefaultAuthFailureBurst}
 }
 
 // DefaultHealthCheck returns the default failure detection: a crashed member
@@ -405,6 +444,19 @@ func (o Options) withDefaults() Options {
 		if *f.v == 0 {
 			*f.v = *f.def
 		}
+	}
+	l, dl := &o.HTTPLimits, DefaultHTTPLimits()
+	if l.MaxEventStreams == 0 {
+		l.MaxEventStreams = dl.MaxEventStreams
+	}
+	if l.MaxEventStreamsPerClient == 0 {
+		l.MaxEventStreamsPerClient = dl.MaxEventStreamsPerClient
+	}
+	if l.AuthFailuresPerSecond == 0 {
+		l.AuthFailuresPerSecond = dl.AuthFailuresPerSecond
+	}
+	if l.AuthFailureBurst == 0 {
+		l.AuthFailureBurst = dl.AuthFailureBurst
 	}
 	if r.SnapshotThreshold == 0 {
 		r.SnapshotThreshold = d.SnapshotThreshold
@@ -520,9 +572,7 @@ func (o Options) Validate() error {
 	if f := o.MaxMovesInFlightFraction; f > 1 || f != f {
 		bad("MaxMovesInFlightFraction %v must be at most 1 (negative: no limit)", f)
 	}
-	if strings.ContainsAny(o.AuthToken, " \t\r\n") {
-		bad("AuthToken must not contain whitespace")
-	}
+	errs = append(errs, o.validateAuth()...)
 	if c := o.TLSConfig; c != nil && len(c.Certificates) == 0 && c.GetCertificate == nil && c.GetConfigForClient == nil {
 		bad("TLSConfig has no certificate (set Certificates or GetCertificate)")
 	}

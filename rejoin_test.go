@@ -191,7 +191,7 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	}
 	client := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	}, token, nil)
+	}, rpc.StaticToken(token), nil)
 	defer client.Close()
 	member := func(id, addr string) *messages.JoinRequest {
 		return &messages.JoinRequest{Member: &messages.Member{Id: id, Address: addr, Nonce: 7}}
@@ -252,7 +252,7 @@ func TestBadJoinsAreRefused(t *testing.T) {
 	// Without the token: 401.
 	anon := rpc.NewClient(func(ctx context.Context, _, addr string) (net.Conn, error) {
 		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-	}, "", nil)
+	}, nil, nil)
 	defer anon.Close()
 	_, err := anon.Join(context.Background(), leader.advertise, member("node-9", "127.0.0.1:1"))
 	var remote *rpc.RemoteError

@@ -15,6 +15,7 @@ import (
 
 	"github.com/clusterkit/clusterkit/httpgw"
 	"github.com/clusterkit/clusterkit/internal/actors"
+	"github.com/clusterkit/clusterkit/internal/auth"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/logging"
 	"github.com/clusterkit/clusterkit/internal/mux"
@@ -96,6 +97,15 @@ type ClusterKit struct {
 	// any event is delivered).
 	eventLog atomic.Pointer[eventlog.Log]
 	gateway  *httpgw.Gateway
+	// tokens is the node's token set (from Start on); tokenStop ends the
+	// token file's watcher, which closes tokenDone.
+	tokens               *auth.Store
+	tokenStop, tokenDone chan struct{}
+	// servingGateway is gateway once serving, for readers that may run
+	// concurrently with Start (a metrics scrape).
+	servingGateway atomic.Pointer[httpgw.Gateway]
+	// authReloads and authReloadErrors count token file loads after start.
+	authReloads, authReloadErrors atomic.Uint64
 }
 
 // New validates opts (reporting every problem at once) and creates a node.

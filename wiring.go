@@ -110,7 +110,12 @@ func persistFunc(p *persister) func(actors.Seq, *actor.PID) {
 }
 
 func (ck *ClusterKit) serve() {
-	ck.gateway = httpgw.New(gatewayBackend{ck}, ck.log.With("component", "http"))
+	l := ck.opts.HTTPLimits
+	ck.gateway = httpgw.New(gatewayBackend{ck}, ck.log.With("component", "http"), httpgw.Security{
+		Tokens: ck.currentTokens, AuthReads: ck.opts.AuthReads,
+		MaxEventStreams: l.MaxEventStreams, MaxEventStreamsPerClient: l.MaxEventStreamsPerClient,
+		AuthFailuresPerSecond: l.AuthFailuresPerSecond, AuthFailureBurst: l.AuthFailureBurst,
+	})
 	ck.server = &http.Server{
 		Handler:           ck.gateway,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -120,6 +125,7 @@ func (ck *ClusterKit) serve() {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(ck.log.With("component", "http").Handler(), slog.LevelWarn),
 	}
+	ck.servingGateway.Store(ck.gateway)
 	// Shutdown waits for handlers: end the event streams when it starts.
 	ck.server.RegisterOnShutdown(ck.gateway.Close)
 	ck.serverDone = make(chan struct{})

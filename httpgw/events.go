@@ -71,6 +71,22 @@ func (g *Gateway) events(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	release, ok, limit := g.streams.Acquire(clientAddr(r))
+	if !ok {
+		// Streams end on their own only when clients leave: a second is
+		// a polite pace for a retry, not a promise.
+		w.Header().Set("Retry-After", "1")
+		if limit == "node" {
+			g.fail(w, r, http.StatusTooManyRequests, "too_many_streams",
+				fmt.Sprintf("this node already serves %d event streams (the limit)", g.sec.MaxEventStreams))
+		} else {
+			g.fail(w, r, http.StatusTooManyRequests, "too_many_streams",
+				fmt.Sprintf("this address already has %d event streams open on this node (the limit)", g.sec.MaxEventStreamsPerClient))
+		}
+		return
+	}
+	defer release()
+
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")

@@ -45,6 +45,7 @@ import (
 
 	"github.com/clusterkit/clusterkit/httpgw/client"
 	"github.com/clusterkit/clusterkit/internal/actors"
+	"github.com/clusterkit/clusterkit/internal/auth"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
@@ -715,6 +716,15 @@ const (
 
 const fzToken = "tok"
 
+// fzTokens are the fake node's tokens: fzToken (admin) and "rtok" (read).
+var fzTokens = func() *auth.Tokens {
+	t, err := auth.New([]string{fzToken}, []string{"rtok"})
+	if err != nil {
+		panic(err)
+	}
+	return t
+}()
+
 // fzBackend is a Backend over the shared fixture that records calls.
 type fzBackend struct {
 	fx   *fzFixture
@@ -937,13 +947,13 @@ func (b *fzBackend) ClusterID() string { return fzClusterID }
 // picks through StatusError (the real one, gateway.go's httpError, uses 400,
 // 404, 409, 412, 413, 500 and 503; so does the fake). ServeMux's redirect of
 // unclean paths is replaced by the gateway's own 400 bad_path.
-var fzStatuses = []int{200, 302, 304, 400, 401, 404, 405, 409, 410, 412, 413, 415, 500, 503, 504}
+var fzStatuses = []int{200, 302, 304, 400, 401, 403, 404, 405, 409, 410, 412, 413, 415, 500, 503, 504}
 
 // fzPreCallCodes are the error codes the gateway answers before it calls the
 // backend: a response with one of them must follow no mutating call.
 var fzPreCallCodes = []string{
 	"bad_request", "unexpected_body", "body_too_large", "unsupported_media_type", "is_self", "unknown_node",
-	"unauthorized", "method_not_allowed", "not_found", "bad_path", "bad_pagination", "bad_kinds", "bad_seq", "events_gone",
+	"unauthorized", "forbidden", "too_many_auth_failures", "too_many_streams", "method_not_allowed", "not_found", "bad_path", "bad_pagination", "bad_kinds", "bad_seq", "events_gone",
 	"missing_key", "key_too_long", "unknown_partition", "not_ready", "bad_format",
 }
 
@@ -1054,7 +1064,7 @@ func fzServe(t *testing.T, fx *fzFixture, r fzRequest) (*httptest.ResponseRecord
 		req.Header.Set("If-None-Match", fmt.Sprintf(`W/"%d"`, fx.view.Version()))
 	}
 	b := &fzBackend{fx: fx, mode: r.mode}
-	g := New(b, slog.New(slog.DiscardHandler))
+	g := New(b, slog.New(slog.DiscardHandler), Security{Tokens: func() *auth.Tokens { return fzTokens }})
 	g.Close()
 	rec := httptest.NewRecorder()
 	g.ServeHTTP(rec, req)
@@ -1063,7 +1073,7 @@ func fzServe(t *testing.T, fx *fzFixture, r fzRequest) (*httptest.ResponseRecord
 	status, body, h := rec.Code, rec.Body.Bytes(), rec.Header()
 	ct := h.Get("Content-Type")
 
-	if r.auth != "Bearer "+fzToken && len(b.mutating) > 0 {
+	if tok, ok := auth.Bearer(r.auth); (!ok || tok != fzToken) && len(b.mutating) > 0 {
 		t.Fatalf("%s: called %v without the cluster token (answered %d)", desc, b.mutating, status)
 	}
 	if len(b.mutating) > 1 {
@@ -1447,7 +1457,10 @@ func TestGatewayBodyLimits(t *testing.T) {
 }
 
 // fzBadAuth are Authorization headers that must not authenticate.
-var fzBadAuth = []string{"", "Bearer", "Bearer ", "Bearer tok ", "Bearer  tok", "Bearer TOK", "bearer tok", "Basic tok", "tok", "Bearer tok\x00", "Bearer tokk", "Bearer to"}
+// "Bearer rtok" is a valid read token: it must not change anything either.
+// (The scheme is case-insensitive and may be followed by several spaces,
+// RFC 7235: "bearer tok" and "Bearer  tok" authenticate.)
+var fzBadAuth = []string{"", "Bearer", "Bearer ", "Bearer TOK", "Basic tok", "tok", "Bearer tok\x00", "Bearer tokk", "Bearer to", "Bearer rtok", "Bearertok"}
 
 func FuzzGatewayRequests(f *testing.F) {
 	for _, c := range fzGatewayCases {

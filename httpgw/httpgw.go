@@ -9,12 +9,13 @@
 // can be tested alone. Every route checks its method, bounds its body,
 // answers errors as JSON ({"error": ..., "code": ...}) with a 4xx or 5xx
 // status and changes nothing when the input is bad. Mutating and
-// node-to-node routes require the cluster token when one is set.
+// node-to-node routes require the admin token when the node has tokens, and
+// every other route but the probes a read or admin token when AuthReads is
+// on (access.go).
 package httpgw
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -33,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/clusterkit/clusterkit/httpgw/client"
+	"github.com/clusterkit/clusterkit/internal/auth"
 	"github.com/clusterkit/clusterkit/internal/eventlog"
 	"github.com/clusterkit/clusterkit/internal/rpc"
 	"github.com/clusterkit/clusterkit/messages"
@@ -61,10 +63,6 @@ type Backend interface {
 	Detailed() *client.DetailedHealth
 	// CountRequest counts a served request by route pattern and status.
 	CountRequest(route string, status int)
-	// AuthToken is the cluster token ("" = none) required by node-to-node
-	// and mutating routes.
-	AuthToken() string
-
 	// Metrics gathers the Prometheus metrics (GET /metrics).
 	Metrics() prometheus.Gatherer
 	// MetricsJSON is the JSON metrics view (GET /metrics?format=json).
@@ -166,11 +164,18 @@ type Gateway struct {
 	// notes caches placement's constraint notes of one view (explain):
 	// they depend only on the members and the configuration.
 	notes atomic.Pointer[viewNotes]
+
+	sec      Security
+	failures *auth.Failures
+	streams  *auth.Streams
 }
 
-// New returns the gateway of the node behind b.
-func New(b Backend, logger *slog.Logger) *Gateway {
-	g := &Gateway{b: b, log: logger, mux: http.NewServeMux(), closing: make(chan struct{})}
+// New returns the gateway of the node behind b, guarded as sec says.
+func New(b Backend, logger *slog.Logger, sec Security) *Gateway {
+	sec = sec.withDefaults()
+	g := &Gateway{b: b, log: logger, mux: http.NewServeMux(), closing: make(chan struct{}), sec: sec,
+		failures: auth.NewFailures(sec.AuthFailuresPerSecond, sec.AuthFailureBurst),
+		streams:  auth.NewStreams(sec.MaxEventStreams, sec.MaxEventStreamsPerClient)}
 	g.metrics = metricsHandler(b.Metrics(), logger)
 	for _, rt := range g.routes() {
 		g.handle(rt.pattern, rt.methods)
@@ -191,49 +196,53 @@ type routeSpec struct {
 
 func (g *Gateway) routes() []routeSpec {
 	return []routeSpec{
-		// Reads.
-		{"/health", get(g.health)},
-		{"/health/detailed", get(g.detailed)},
-		{"/ready", get(g.ready)},
-		{"/cluster", get(g.cluster)},
-		{"/nodes", get(g.nodes)},
-		{"/nodes/{id}", methods{http.MethodGet: g.node, http.MethodDelete: g.auth(g.removeNode)}},
-		{"/nodes/{id}/drain", post(g.auth(g.drain(true)))},
-		{"/nodes/{id}/undrain", post(g.auth(g.drain(false)))},
-		{"/partitions", get(g.partitions)},
-		{"/partitions/stats", get(g.partitionStats)},
-		{"/partitions/{id}", get(g.partition)},
-		{"/locate", get(g.locate)},
-		{"/consensus/leader", get(g.consensusLeader)},
-		{"/consensus/stats", get(g.consensusStats)},
-		{"/metrics", get(g.metricsRoute)},
-		{"/events", get(g.events)},
+		// The probes: open in every mode (orchestrators call them bare).
+		{"/health", get(open, g.health)},
+		{"/ready", get(open, g.ready)},
 
-		// The dashboard (embedded files; "/" redirects to it).
-		{"/{$}", get(g.home)},
-		{"/ui/{file...}", get(g.dashboard)},
+		// Reads (a token when AuthReads is on).
+		{"/health/detailed", get(reads, g.detailed)},
+		{"/cluster", get(reads, g.cluster)},
+		{"/nodes", get(reads, g.nodes)},
+		{"/nodes/{id}", methods{http.MethodGet: {reads, g.node}, http.MethodDelete: {admin, g.removeNode}}},
+		{"/nodes/{id}/drain", post(admin, g.drain(true))},
+		{"/nodes/{id}/undrain", post(admin, g.drain(false))},
+		{"/partitions", get(reads, g.partitions)},
+		{"/partitions/stats", get(reads, g.partitionStats)},
+		{"/partitions/{id}", get(reads, g.partition)},
+		{"/locate", get(reads, g.locate)},
+		{"/consensus/leader", get(reads, g.consensusLeader)},
+		{"/consensus/stats", get(reads, g.consensusStats)},
+		{"/metrics", get(reads, g.metricsRoute)},
+		{"/events", get(reads, g.events)},
 
-		// Changes (authenticated when the cluster has a token).
-		{"/join", post(g.auth(g.join))},
-		{"/leave", post(g.auth(g.leave))},
-		{"/rebalance", post(g.auth(g.rebalance))},
-		{"/rebalance/pause", post(g.auth(g.pause(true)))},
-		{"/rebalance/resume", post(g.auth(g.pause(false)))},
-		{"/leadership/transfer", post(g.auth(g.transferLeadership))},
-		{"/custom-data", get(g.customDataKeys)},
+		// The dashboard: its files hold no cluster data and stay open, so a
+		// browser can load the page and then ask for the token it sends
+		// with every read ("/" redirects to it).
+		{"/{$}", get(open, g.home)},
+		{"/ui/{file...}", get(open, g.dashboard)},
+
+		// Changes (the admin token when the cluster has tokens).
+		{"/join", post(admin, g.join)},
+		{"/leave", post(admin, g.leave)},
+		{"/rebalance", post(admin, g.rebalance)},
+		{"/rebalance/pause", post(admin, g.pause(true))},
+		{"/rebalance/resume", post(admin, g.pause(false))},
+		{"/leadership/transfer", post(admin, g.transferLeadership)},
+		{"/custom-data", get(reads, g.customDataKeys)},
 		{"/custom-data/{key...}", methods{
-			http.MethodGet: g.getCustomData, http.MethodPut: g.auth(g.putCustomData), http.MethodDelete: g.auth(g.deleteCustomData),
+			http.MethodGet: {reads, g.getCustomData}, http.MethodPut: {admin, g.putCustomData}, http.MethodDelete: {admin, g.deleteCustomData},
 		}},
 
-		// Node to node (always authenticated when there is a token, and only
+		// Node to node (the admin token when there are tokens, and only
 		// between nodes of one cluster).
-		{rpc.PathJoin, post(g.auth(g.sameCluster(g.join)))},
-		{rpc.PathPropose, post(g.auth(g.sameCluster(g.propose)))},
-		{rpc.PathProposeBatch, post(g.auth(g.sameCluster(g.proposeBatch)))},
-		{rpc.PathRebalance, post(g.auth(g.sameCluster(g.rebalanceFromPeer)))},
-		{rpc.PathPing, post(g.auth(g.sameCluster(g.ping)))},
-		{rpc.PathMemberStatus, post(g.auth(g.sameCluster(g.memberStatus)))},
-		{rpc.PathTransferLeadership, post(g.auth(g.sameCluster(g.transferFromPeer)))},
+		{rpc.PathJoin, post(admin, g.sameCluster(g.join))},
+		{rpc.PathPropose, post(admin, g.sameCluster(g.propose))},
+		{rpc.PathProposeBatch, post(admin, g.sameCluster(g.proposeBatch))},
+		{rpc.PathRebalance, post(admin, g.sameCluster(g.rebalanceFromPeer))},
+		{rpc.PathPing, post(admin, g.sameCluster(g.ping))},
+		{rpc.PathMemberStatus, post(admin, g.sameCluster(g.memberStatus))},
+		{rpc.PathTransferLeadership, post(admin, g.sameCluster(g.transferFromPeer))},
 	}
 }
 
@@ -252,10 +261,16 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) Close() { g.closeOnce.Do(func() { close(g.closing) }) }
 
 // methods maps HTTP methods to the handlers of one route.
-type methods map[string]http.HandlerFunc
+type methods map[string]endpoint
 
-func get(h http.HandlerFunc) methods  { return methods{http.MethodGet: h} }
-func post(h http.HandlerFunc) methods { return methods{http.MethodPost: h} }
+// endpoint is one method of a route: who may call it, and its handler.
+type endpoint struct {
+	access Access
+	h      http.HandlerFunc
+}
+
+func get(a Access, h http.HandlerFunc) methods  { return methods{http.MethodGet: {a, h}} }
+func post(a Access, h http.HandlerFunc) methods { return methods{http.MethodPost: {a, h}} }
 
 // handle registers a route: other methods get 405 with an Allow header and a
 // JSON body (the standard mux would answer in plain text). HEAD is served as GET.
@@ -273,7 +288,7 @@ func (g *Gateway) handle(pattern string, m methods) {
 		if method == http.MethodHead {
 			method = http.MethodGet
 		}
-		h, ok := m[method]
+		e, ok := m[method]
 		if !ok {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			g.fail(w, r, http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path)
@@ -284,7 +299,9 @@ func (g *Gateway) handle(pattern string, m methods) {
 			// its answer more time than the server's default write timeout.
 			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(changeWriteTimeout))
 		}
-		h(w, r)
+		if g.authorize(w, r, e.access) {
+			e.h(w, r)
+		}
 	})
 }
 
@@ -323,22 +340,6 @@ func (g *Gateway) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	g.log.Warn("request failed", "route", route(r), "error", err)
 	g.fail(w, r, http.StatusInternalServerError, "internal", err.Error())
-}
-
-// auth requires "Authorization: Bearer <token>" when the cluster has a token
-// (constant-time compare).
-func (g *Gateway) auth(h http.HandlerFunc) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		if token := g.b.AuthToken(); token != "" {
-			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
-				w.Header().Set("WWW-Authenticate", `Bearer realm="clusterkit"`)
-				g.fail(w, r, http.StatusUnauthorized, "unauthorized", "missing or wrong cluster token")
-				return
-			}
-		}
-		h(w, r)
-	}
 }
 
 // sameCluster refuses a node-to-node request from a node of another cluster

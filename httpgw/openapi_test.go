@@ -2,7 +2,6 @@ package httpgw
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -90,12 +89,31 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 	if len(served) < 27 {
 		t.Fatalf("only %d routes found in the route table: %v", len(served), served)
 	}
-	// Every operation that the gateway authenticates declares the token.
+	// Every operation declares the access the gateway enforces: admin
+	// routes bearerAuth alone, reads bearerAuth or nothing (AuthReads
+	// decides), open routes nothing.
+	access := map[string]string{}
+	for _, rt := range (&Gateway{}).Routes() {
+		p := strings.ReplaceAll(strings.ReplaceAll(rt.Pattern, "...}", "}"), "{$}", "")
+		access[rt.Method+" "+p] = rt.Access
+	}
 	for p, item := range doc.Paths.Map() {
 		for m, op := range item.Operations() {
-			mutating := m != http.MethodGet
-			if declared := op.Security != nil && len(*op.Security) > 0; declared != mutating {
-				t.Errorf("%s %s: bearerAuth declared %v, the gateway requires the token: %v", m, p, declared, mutating)
+			var got []string
+			if op.Security != nil {
+				for _, req := range *op.Security {
+					if len(req) == 0 {
+						got = append(got, "{}")
+					}
+					for name := range req {
+						got = append(got, name)
+					}
+				}
+			}
+			slices.Sort(got)
+			want := map[string][]string{"admin": {"bearerAuth"}, "read": {"bearerAuth", "{}"}, "open": nil}[access[m+" "+p]]
+			if !slices.Equal(got, want) {
+				t.Errorf("%s %s (access %s): security %v, want %v", m, p, access[m+" "+p], got, want)
 			}
 		}
 	}

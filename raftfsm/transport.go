@@ -2,7 +2,6 @@ package raftfsm
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"github.com/hashicorp/raft"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/clusterkit/clusterkit/internal/auth"
 	"github.com/clusterkit/clusterkit/internal/mux"
 	"github.com/clusterkit/clusterkit/messages"
 )
@@ -47,8 +47,11 @@ type StreamLayer struct {
 
 // Handshake is what the stream layer knows of its node.
 type Handshake struct {
-	// Token is the cluster token ("" = none).
-	Token string
+	// Tokens is the node's current token set (nil or a nil result: none).
+	// A peer's hello must carry one of its admin tokens; this node's hellos
+	// carry its primary token. Read per connection: a reloaded token file
+	// applies to the next connection.
+	Tokens func() *auth.Tokens
 	// Local returns this node's identity for its hellos: its cluster ID
 	// ("" while unknown), its node ID and its last incarnation (0 = none).
 	Local func() (clusterID, nodeID string, incarnation uint64)
@@ -185,6 +188,23 @@ func readFrame(c net.Conn, m proto.Message) error {
 	return proto.Unmarshal(data, m)
 }
 
+func (s *StreamLayer) tokens() *auth.Tokens {
+	if s.hs.Tokens == nil {
+		return nil
+	}
+	return s.hs.Tokens()
+}
+
+// tokenOK: one of this node's admin tokens, or none when it has none (a
+// token sent to a node without one is a misconfiguration, refused).
+func (s *StreamLayer) tokenOK(presented []byte) bool {
+	t := s.tokens()
+	if !t.Enabled() {
+		return len(presented) == 0
+	}
+	return t.Check(presented) == auth.Admin
+}
+
 // check verifies the hello off the accept loop, so a slow peer delays only itself.
 func (s *StreamLayer) check(c net.Conn) {
 	defer s.wg.Done()
@@ -196,7 +216,7 @@ func (s *StreamLayer) check(c net.Conn) {
 	}
 	clusterID, _, _ := s.hs.Local()
 	ack := &messages.StreamHelloAck{ClusterId: clusterID}
-	if subtle.ConstantTimeCompare(hello.GetToken(), []byte(s.hs.Token)) != 1 {
+	if !s.tokenOK(hello.GetToken()) {
 		ack.Code, ack.Reason = helloUnauthorized, "wrong cluster token"
 	} else if s.hs.Check != nil {
 		ack.Code, ack.Reason = s.hs.Check(hello)
@@ -291,7 +311,7 @@ func (s *StreamLayer) Dial(address raft.ServerAddress, timeout time.Duration) (n
 		return nil, err
 	}
 	clusterID, nodeID, incarnation := s.hs.Local()
-	hello := &messages.StreamHello{Token: []byte(s.hs.Token), ClusterId: clusterID, NodeId: nodeID, Incarnation: incarnation}
+	hello := &messages.StreamHello{Token: []byte(s.tokens().Primary()), ClusterId: clusterID, NodeId: nodeID, Incarnation: incarnation}
 	_ = c.SetDeadline(time.Now().Add(timeout))
 	if err := writeFrame(c, []byte{mux.RaftByte}, hello); err != nil {
 		_ = c.Close()

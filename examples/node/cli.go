@@ -130,7 +130,7 @@ func (f *commonFlags) define(fs *configFlags) {
 	fs.StringVar(&f.output, "o", "table", "")
 	fs.alias["o"] = "output"
 	fs.StringVar(&f.token, "auth-token", "", "cluster token, for the changes (prefer -auth-token-file: a flag shows in ps)")
-	fs.StringVar(&f.tokenFile, "auth-token-file", "", "file holding the cluster token (one line)")
+	fs.StringVar(&f.tokenFile, "auth-token-file", "", "file holding the token: a node's token file (its first admin token is sent, else its first read token) or one line")
 	fs.StringVar(&f.ca, "tls-ca", "", "PEM CA bundle to verify an https node with (default: the system roots)")
 	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "bound of each request (watch: of each reconnection)")
 }

@@ -8,6 +8,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/clusterkit/clusterkit/internal/auth"
 )
 
 // Configuration: every flag of `node serve`, `node recover` and the common
@@ -238,20 +240,18 @@ func (c *configFlags) markdownTable() string {
 	return b.String()
 }
 
-// readTokenFile reads a token file: its content without surrounding space.
-// An empty file is an error (a mount that did not happen must not open the
-// cluster).
+// readTokenFile reads a token file as a client: the first admin token, else
+// the first read token (the format of Options.AuthTokenFile; a one-line file
+// is one admin token). A file without a token is an error (a mount that did
+// not happen must not go unnoticed).
 func readTokenFile(path string) (string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("-auth-token-file: %w", err)
 	}
-	tok := strings.TrimSpace(string(data))
-	if tok == "" {
-		return "", fmt.Errorf("-auth-token-file %s is empty", path)
-	}
-	if strings.ContainsAny(tok, "\r\n") {
-		return "", fmt.Errorf("-auth-token-file %s holds more than one line", path)
+	tok, err := auth.ClientToken(data)
+	if err != nil {
+		return "", fmt.Errorf("-auth-token-file %s: %w", path, err)
 	}
 	return tok, nil
 }

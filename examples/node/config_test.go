@@ -132,8 +132,9 @@ func TestVariablePrecedence(t *testing.T) {
 	}
 }
 
-// The token file: read without its newline; empty, or given with
-// -auth-token, is an error.
+// The token file as a client reads it: without its newline, the first
+// admin token of a node's token file, else its first read token; empty,
+// unparsable, or given with -auth-token, is an error.
 func TestTokenFile(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, s string) string {
@@ -146,9 +147,15 @@ func TestTokenFile(t *testing.T) {
 	if tok, err := token("", write("ok", "s3cret\n")); err != nil || tok != "s3cret" {
 		t.Fatalf("token %q, %v", tok, err)
 	}
+	if tok, err := token("", write("node", "# rotation\nread r1\nnew-admin\nold-admin\n")); err != nil || tok != "new-admin" {
+		t.Fatalf("a node's token file: token %q, %v; want its first admin token", tok, err)
+	}
+	if tok, err := token("", write("reader", "read r1\nread r2\n")); err != nil || tok != "r1" {
+		t.Fatalf("a read token file: token %q, %v; want its first read token", tok, err)
+	}
 	for name, args := range map[string][2]string{
 		"empty file": {"", write("empty", " \n")},
-		"two lines":  {"", write("two", "a\nb\n")},
+		"bad line":   {"", write("bad", "write s3cret\n")},
 		"both":       {"flag", write("both", "x")},
 		"missing":    {"", dir + "/none"},
 	} {

@@ -349,3 +349,38 @@ func shoot(t *testing.T, ctx context.Context, name string) {
 	}
 	t.Logf("wrote docs/img/%s", name)
 }
+
+// TestDashboardAuthReads: with -auth-reads the page still loads (its files
+// are open), says that it needs a token instead of showing an empty
+// cluster, and with a read token shows the members and the live stream; a
+// change with that read token is refused (403) and the page says so.
+func TestDashboardAuthReads(t *testing.T) {
+	const admin, reader = "dash-admin-0c5e", "dash-read-91f2"
+	tokFile := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tokFile, []byte(admin+"\nread "+reader+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	procs := startProcs(t, 1, append(slices.Clone(fastArgs), "-auth-token-file", tokFile, "-auth-reads")...)
+	t.Setenv("AUTH_TOKEN", admin) // for waitMembers' reads (set after the launch: the node reads AUTH_TOKEN too)
+	waitMembers(t, procs, "node-1")
+	ctx := newBrowser(t, 1200, 900)
+	navCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(navCtx, chromedp.Navigate("http://"+procs[0].addr+"/ui/")); err != nil {
+		t.Fatal(err)
+	}
+	pageEventually(t, ctx, 30*time.Second, "the page to ask for the token",
+		`document.getElementById('action-status').dataset.state === 'auth' && document.querySelectorAll('#members tbody tr[data-node-id]').length === 0`)
+	if err := chromedp.Do(navCtx,
+		chromedp.SetValue(chromedp.ID("token-input"), reader),
+		chromedp.Click(chromedp.ID("token-save"))); err != nil {
+		t.Fatal(err)
+	}
+	pageEventually(t, ctx, 30*time.Second, "the member and a live stream with the read token",
+		`document.querySelectorAll('#members tbody tr[data-node-id]').length === 1 && document.getElementById('stream-status').textContent.trim() === 'live'`)
+	if err := chromedp.Do(navCtx, chromedp.Click(chromedp.ID("rebalance-pause"))); err != nil {
+		t.Fatal(err)
+	}
+	pageEventually(t, ctx, 20*time.Second, "the page to say the read token may not pause rebalancing",
+		`document.getElementById('action-status').dataset.state === 'auth' && document.getElementById('action-status').textContent.includes('403')`)
+}

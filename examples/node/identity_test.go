@@ -512,7 +512,7 @@ func (g *ghost) join(via, token string) (*messages.JoinResponse, error) {
 	c := rpc.NewClient(func(ctx context.Context, network, addr string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, addr)
-	}, token, nil)
+	}, rpc.StaticToken(token), nil)
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
 	defer cancel()

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/internal/auth"
 )
 
 // The Kubernetes example (examples/k8s/clusterkit.yaml) checked without a
@@ -575,8 +576,12 @@ func TestKubernetesManifest(t *testing.T) {
 		if !x.leave {
 			t.Errorf("%s: -leave-on-exit is off", podName)
 		}
-		if o.AuthToken != token {
-			t.Errorf("%s: token %q, want the Secret's", podName, o.AuthToken)
+		if o.AuthTokenFile != tokenPath || o.AuthToken != "" {
+			t.Errorf("%s: token file %q (token %q), want the Secret's file %q", podName, o.AuthTokenFile, o.AuthToken, tokenPath)
+		} else if data, err := os.ReadFile(o.AuthTokenFile); err != nil {
+			t.Error(err)
+		} else if set, err := auth.Parse(data); err != nil || set.Primary() != token {
+			t.Errorf("%s: the Secret's file does not give its token: %v", podName, err)
 		}
 		if o.DataDir != dataDir {
 			t.Errorf("%s: data directory %q, want %q", podName, o.DataDir, dataDir)

@@ -15,8 +15,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,12 +26,14 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
 	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/httpgw"
 	"github.com/clusterkit/clusterkit/internal/logging"
+	"github.com/clusterkit/clusterkit/internal/tlsfiles"
 )
 
 // handoffFlags defines the flags that pace the partition hand-off (defaults
@@ -122,38 +122,41 @@ func serveFlags() (*configFlags, func(*clusterkit.Options) error, *serveExtras) 
 	fs := newConfigFlags("node")
 	x := &serveExtras{}
 	var (
-		id          = fs.String("id", "", "node ID; required")
-		httpAddr    = fs.String("http", ":8080", "listen address for Raft and HTTP")
-		name        = fs.String("name", "", "human-readable name")
-		advertise   = fs.String("advertise", "", "address peers dial (default: -http's, with this host's address when -http has no host)")
-		join        = fs.String("join", "", "comma-separated members to join through")
-		bootstrap   = fs.Bool("bootstrap", false, "accepted for compatibility: a node without state and -join bootstraps")
-		cluster     = fs.String("cluster-name", d.ClusterName, "cluster name")
-		partitions  = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
-		rf          = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
-		maxVoters   = fs.Int("max-voters", d.MaxVoters, "maximum Raft voters")
-		voterStab   = fs.Duration("voter-stabilization", d.VoterStabilization, "how long a joiner must be healthy before it becomes a Raft voter")
-		autoRejoin  = fs.Bool("auto-rejoin", true, "rejoin as a new life after finding out failure detection removed this node")
-		dataDir     = fs.String("data-dir", "", "data directory; empty keeps everything in memory")
-		hcEnabled   = fs.Bool("health-check", !d.HealthCheck.Disable, "enable failure detection")
-		hcInterval  = fs.Duration("health-interval", d.HealthCheck.Interval, "probe interval")
-		hcTimeout   = fs.Duration("health-timeout", d.HealthCheck.Timeout, "probe timeout")
-		hcThreshold = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "missed probes before a peer is suspect")
-		services    = fs.String("services", "", "comma-separated name=address services, e.g. kv=:9080,api=:3000")
-		tok         = fs.String("auth-token", "", "cluster token (prefer -auth-token-file: a flag shows in ps)")
-		tokFile     = fs.String("auth-token-file", "", "file holding the cluster token (one line)")
-		tlsCert     = fs.String("tls-cert", "", "PEM certificate: serve the port over TLS")
-		tlsKey      = fs.String("tls-key", "", "PEM private key of -tls-cert")
-		tlsCA       = fs.String("tls-ca", "", "PEM CA bundle that signed the other nodes' certificates (default: the system roots)")
-		rebalance   = fs.Duration("rebalance-delay", d.RebalanceDelay, "debounce of membership changes")
-		startWait   = fs.Duration("start-timeout", d.StartTimeout, "how long to wait to be ready")
-		heartbeat   = fs.Duration("raft-heartbeat-timeout", d.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
-		election    = fs.Duration("raft-election-timeout", d.Raft.ElectionTimeout, "Raft election timeout")
-		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
-		logJSON     = fs.Bool("log-json", false, "log JSON lines instead of text")
-		hcGrace     = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
-		zone        = fs.String("zone", "", "failure domain (rack, availability zone): each partition's owners, and the voters, are spread over zones")
-		weight      = fs.String("weight", "1", "relative capacity: the node's share of partitions is proportional to it; 0 holds nothing, the node only routes")
+		id               = fs.String("id", "", "node ID; required")
+		httpAddr         = fs.String("http", ":8080", "listen address for Raft and HTTP")
+		name             = fs.String("name", "", "human-readable name")
+		advertise        = fs.String("advertise", "", "address peers dial (default: -http's, with this host's address when -http has no host)")
+		join             = fs.String("join", "", "comma-separated members to join through")
+		bootstrap        = fs.Bool("bootstrap", false, "accepted for compatibility: a node without state and -join bootstraps")
+		cluster          = fs.String("cluster-name", d.ClusterName, "cluster name")
+		partitions       = fs.Int("partitions", 0, "partition count, fixed at bootstrap (0 = the cluster's, 64 when bootstrapping)")
+		rf               = fs.Int("replication-factor", 0, "replication factor, fixed at bootstrap (0 = the cluster's, 3 when bootstrapping)")
+		maxVoters        = fs.Int("max-voters", d.MaxVoters, "maximum Raft voters")
+		voterStab        = fs.Duration("voter-stabilization", d.VoterStabilization, "how long a joiner must be healthy before it becomes a Raft voter")
+		autoRejoin       = fs.Bool("auto-rejoin", true, "rejoin as a new life after finding out failure detection removed this node")
+		dataDir          = fs.String("data-dir", "", "data directory; empty keeps everything in memory")
+		hcEnabled        = fs.Bool("health-check", !d.HealthCheck.Disable, "enable failure detection")
+		hcInterval       = fs.Duration("health-interval", d.HealthCheck.Interval, "probe interval")
+		hcTimeout        = fs.Duration("health-timeout", d.HealthCheck.Timeout, "probe timeout")
+		hcThreshold      = fs.Int("health-failure-threshold", d.HealthCheck.FailureThreshold, "missed probes before a peer is suspect")
+		services         = fs.String("services", "", "comma-separated name=address services, e.g. kv=:9080,api=:3000")
+		tok              = fs.String("auth-token", "", "cluster token (prefer -auth-token-file: a flag shows in ps)")
+		tokFile          = fs.String("auth-token-file", "", "file of tokens, one per line: <token> (admin; the first is the one this node sends) or read <token>; re-read on SIGHUP and when it changes")
+		authReads        = fs.Bool("auth-reads", false, "require a token (read or admin) on every route but /health, /ready and the dashboard's files")
+		maxStreams       = fs.Int("max-event-streams", clusterkit.DefaultMaxEventStreams, "concurrent GET /events streams this node serves")
+		maxStreamsClient = fs.Int("max-event-streams-per-client", clusterkit.DefaultMaxEventStreamsPerClient, "concurrent GET /events streams per client address")
+		tlsCert          = fs.String("tls-cert", "", "PEM certificate: serve the port over TLS")
+		tlsKey           = fs.String("tls-key", "", "PEM private key of -tls-cert")
+		tlsCA            = fs.String("tls-ca", "", "PEM CA bundle that signed the other nodes' certificates (default: the system roots)")
+		rebalance        = fs.Duration("rebalance-delay", d.RebalanceDelay, "debounce of membership changes")
+		startWait        = fs.Duration("start-timeout", d.StartTimeout, "how long to wait to be ready")
+		heartbeat        = fs.Duration("raft-heartbeat-timeout", d.Raft.HeartbeatTimeout, "Raft heartbeat timeout")
+		election         = fs.Duration("raft-election-timeout", d.Raft.ElectionTimeout, "Raft election timeout")
+		logLevel         = fs.String("log-level", "info", "debug, info, warn or error")
+		logJSON          = fs.Bool("log-json", false, "log JSON lines instead of text")
+		hcGrace          = fs.Duration("health-removal-grace", d.HealthCheck.RemovalGrace, "how long a suspect member stays before it is removed")
+		zone             = fs.String("zone", "", "failure domain (rack, availability zone): each partition's owners, and the voters, are spread over zones")
+		weight           = fs.String("weight", "1", "relative capacity: the node's share of partitions is proportional to it; 0 holds nothing, the node only routes")
 	)
 	fs.BoolVar(&x.leave, "leave-on-exit", false, "leave the cluster (instead of only stopping) on SIGINT/SIGTERM")
 	fs.BoolVar(&x.events, "events", false, "print every lifecycle event on stdout as one line: event <kind> <JSON>, the JSON of GET /events")
@@ -175,11 +178,11 @@ func serveFlags() (*configFlags, func(*clusterkit.Options) error, *serveExtras) 
 		o.ClusterName, o.PartitionCount, o.ReplicationFactor = *cluster, *partitions, *rf
 		_ = *bootstrap // the flag stays for scripts; bootstrapping needs no option
 		o.MaxVoters, o.DataDir = *maxVoters, *dataDir
-		t, err := token(*tok, *tokFile)
-		if err != nil {
-			return err
+		if *tok != "" && *tokFile != "" {
+			return errors.New("-auth-token and -auth-token-file are both set: give one")
 		}
-		o.AuthToken = t
+		o.AuthToken, o.AuthTokenFile, o.AuthReads = *tok, *tokFile, *authReads
+		o.HTTPLimits.MaxEventStreams, o.HTTPLimits.MaxEventStreamsPerClient = *maxStreams, *maxStreamsClient
 		o.VoterStabilization = *voterStab
 		if !*autoRejoin {
 			o.AutoRejoin = clusterkit.AutoRejoinOff
@@ -213,11 +216,14 @@ func serveFlags() (*configFlags, func(*clusterkit.Options) error, *serveExtras) 
 				o.Services[k] = v
 			}
 		}
-		tlsConfig, err := loadTLS(*tlsCert, *tlsKey, *tlsCA)
+		files, err := loadTLS(*tlsCert, *tlsKey, *tlsCA)
 		if err != nil {
 			return err
 		}
-		o.TLSConfig = tlsConfig
+		x.tls = files
+		if files != nil {
+			o.TLSConfig = files.Config()
+		}
 		return nil
 	}
 	return fs, apply, x
@@ -226,6 +232,9 @@ func serveFlags() (*configFlags, func(*clusterkit.Options) error, *serveExtras) 
 // serveExtras are the flags of serve that are not Options.
 type serveExtras struct {
 	leave, events bool
+	// tls is the node's TLS files (nil: no TLS), re-read on SIGHUP and
+	// when they change.
+	tls *tlsfiles.Files
 }
 
 // serve is `node serve`: one node until SIGINT/SIGTERM.
@@ -254,6 +263,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP re-reads the token file and the TLS files (caught from the
+	// start: its default action would end the process).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := ck.Start(ctx); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("interrupted while starting: %w", err)
@@ -268,17 +282,62 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	fmt.Fprintf(stdout, "ready node=%s http=%s members=%d partitions=%d leader=%s\n", ck.GetMyNodeID(), self.IP, len(c.Nodes), c.Config.PartitionCount, ck.HealthCheck().Leader)
-	select {
-	case <-ctx.Done():
-	case <-ck.Done():
-		// Stopped from outside (POST /leave): nothing left to run.
-		fmt.Fprintf(stdout, "stopped node=%s\n", ck.GetMyNodeID())
-		return nil
+	// The TLS files are also checked every second, as the token file is by
+	// the node itself: a renewal written by a tool that sends no signal
+	// (cert-manager, a mounted secret) applies too.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	reloads := reloader{ck: ck, tls: x.tls, log: o.Logger}
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-ck.Done():
+			// Stopped from outside (POST /leave): nothing left to run.
+			fmt.Fprintf(stdout, "stopped node=%s\n", ck.GetMyNodeID())
+			return nil
+		case <-hup:
+			reloads.all("SIGHUP")
+		case <-tick.C:
+			reloads.tlsFiles("file changed")
+		}
 	}
 	if x.leave {
 		return ck.Leave(context.Background())
 	}
 	return ck.Stop(context.Background())
+}
+
+// reloader re-reads what a running node takes from files.
+type reloader struct {
+	ck      *clusterkit.ClusterKit
+	tls     *tlsfiles.Files
+	log     *slog.Logger
+	lastErr string // the last TLS error logged (logged once, not every second)
+}
+
+// all re-reads the token file and the TLS files (SIGHUP).
+func (r *reloader) all(why string) {
+	r.log.Info("reloading the token file and the TLS files", "why", why)
+	_ = r.ck.ReloadAuth() // logged by the node
+	r.lastErr = ""
+	r.tlsFiles(why)
+}
+
+func (r *reloader) tlsFiles(why string) {
+	if r.tls == nil {
+		return
+	}
+	changed, err := r.tls.Reload()
+	switch {
+	case err != nil && err.Error() != r.lastErr:
+		r.lastErr = err.Error()
+		r.log.Error("TLS files not loaded: the certificate in place stays", "why", why, "error", err)
+	case err == nil && changed:
+		r.lastErr = ""
+		r.log.Info("TLS files reloaded: new connections use them", "why", why)
+	}
 }
 
 // printEvents subscribes an actor that prints every event as one line,
@@ -303,28 +362,17 @@ func printEvents(ck *clusterkit.ClusterKit, stdout io.Writer) error {
 	return ck.Subscribe(pid)
 }
 
-// loadTLS builds the node's TLS config from PEM files (nil without a cert).
-func loadTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
+// loadTLS reads the node's TLS files (nil without a certificate).
+func loadTLS(certFile, keyFile, caFile string) (*tlsfiles.Files, error) {
 	if certFile == "" && keyFile == "" && caFile == "" {
 		return nil, nil
 	}
 	if certFile == "" || keyFile == "" {
 		return nil, fmt.Errorf("-tls-cert and -tls-key go together")
 	}
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	f, err := tlsfiles.Load(certFile, keyFile, caFile)
 	if err != nil {
-		return nil, fmt.Errorf("-tls-cert/-tls-key: %w", err)
+		return nil, fmt.Errorf("-tls-cert/-tls-key/-tls-ca: %w", err)
 	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pem, err := os.ReadFile(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("-tls-ca: %w", err)
-		}
-		cfg.RootCAs = x509.NewCertPool()
-		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("-tls-ca %s: no PEM certificate found", caFile)
-		}
-	}
-	return cfg, nil
+	return f, nil
 }

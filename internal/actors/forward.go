@@ -140,14 +140,27 @@ func forwardBatch(ctx context.Context, peers Peers, addr string, batch []pending
 }
 
 // forwardFailure is the result of a proposal whose forwarding failed. Only a
-// request that never left this node is known not to have reached the
-// leader's log.
+// request that never left this node, or one the leader refused before
+// reading it (401, 403, 409 cluster_mismatch, 429: the gateway answers
+// those before any backend call), is known not to have reached its log.
 func forwardFailure(addr string, err error) *messages.ProposeResult {
 	code := CodeUnknown
-	if errors.Is(err, rpc.ErrNotSent) {
+	var re *rpc.RemoteError
+	switch {
+	case errors.Is(err, rpc.ErrNotSent):
 		code = CodeNotLeader
+	case errors.As(err, &re) && refusedBeforeLog(re.Status):
+		code = CodeRefused
 	}
 	return &messages.ProposeResult{Code: code, Error: "forward to leader " + addr + ": " + err.Error()}
+}
+
+func refusedBeforeLog(status int) bool {
+	switch status {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusConflict, http.StatusTooManyRequests:
+		return true
+	}
+	return false
 }
 
 // failForwards answers the proposals still queued when the actor stops.

@@ -242,7 +242,13 @@ const (
 	CodeShutdown  = "shutdown"
 	CodeTimeout   = "timeout"
 	CodeUnknown   = "outcome_unknown" // may or may not commit: do not retry blindly
+	CodeRefused   = "forward_refused" // the leader refused it before its log: not committed
 )
+
+// ErrForwardRefused means the leader refused a forwarded command before it
+// reached its log (a token the leader does not accept, another cluster):
+// nothing was committed, and retrying as is will be refused again.
+var ErrForwardRefused = errors.New("the leader refused the forwarded command")
 
 // ErrOutcomeUnknown means a command may or may not have been committed (the
 // leader lost leadership with it in its log, or the connection to the leader
@@ -263,6 +269,8 @@ func ResultError(r *messages.ProposeResult) error {
 		return raft.ErrEnqueueTimeout
 	case CodeUnknown:
 		return fmt.Errorf("%w: %s", ErrOutcomeUnknown, r.GetError())
+	case CodeRefused:
+		return fmt.Errorf("%w: %s", ErrForwardRefused, r.GetError())
 	}
 	return raftfsm.FromCode(r.GetCode(), r.GetError())
 }

@@ -69,17 +69,18 @@ func (e *RemoteError) Unwrap() error { return ErrRemote }
 // Client calls other nodes.
 type Client struct {
 	http      *http.Client
-	token     string
+	token     func() string
 	clusterID func() string
 }
 
 // Dialer opens connections (the node's Network).
 type Dialer func(ctx context.Context, network, addr string) (net.Conn, error)
 
-// NewClient returns a client that dials with dial, authenticates with token
-// (when not empty) and sends the cluster ID clusterID returns (when not
+// NewClient returns a client that dials with dial, authenticates with the
+// token returned by token on each call (when not empty; token may be nil:
+// a reloaded token file applies to the next call) and sends the cluster ID clusterID returns (when not
 // empty; clusterID may be nil).
-func NewClient(dial Dialer, token string, clusterID func() string) *Client {
+func NewClient(dial Dialer, token func() string, clusterID func() string) *Client {
 	tr := &http.Transport{
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
 			conn, err := dial(ctx, network, addr)
@@ -96,6 +97,9 @@ func NewClient(dial Dialer, token string, clusterID func() string) *Client {
 	return &Client{http: &http.Client{Transport: tr}, token: token, clusterID: clusterID}
 }
 
+// StaticToken is a token function for NewClient that always returns token.
+func StaticToken(token string) func() string { return func() string { return token } }
+
 // Close drops idle connections (their goroutines end).
 func (c *Client) Close() { c.http.CloseIdleConnections() }
 
@@ -110,8 +114,10 @@ func (c *Client) Call(ctx context.Context, addr, path string, req, resp proto.Me
 		return err
 	}
 	hr.Header.Set("Content-Type", ContentType)
-	if c.token != "" {
-		hr.Header.Set("Authorization", "Bearer "+c.token)
+	if c.token != nil {
+		if t := c.token(); t != "" {
+			hr.Header.Set("Authorization", "Bearer "+t)
+		}
 	}
 	if c.clusterID != nil {
 		if id := c.clusterID(); id != "" {

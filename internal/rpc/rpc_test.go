@@ -20,7 +20,7 @@ func dialer(ctx context.Context, network, addr string) (net.Conn, error) {
 // A request that could not be sent is told apart from one whose answer was
 // lost: only the first is safe to retry elsewhere.
 func TestNotSentOnlyWhenNothingWasSent(t *testing.T) {
-	c := NewClient(dialer, "", nil)
+	c := NewClient(dialer, nil, nil)
 	defer c.Close()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
