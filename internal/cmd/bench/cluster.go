@@ -37,6 +37,8 @@ type settings struct {
 	// startTimeout, when set, replaces Options.StartTimeout (many
 	// simultaneous joiners queue behind each other's admissions).
 	startTimeout time.Duration
+	// modify, when set, adjusts every node's options last.
+	modify func(*clusterkit.Options)
 }
 
 // node is one in-process ClusterKit with its own crashable network.
@@ -74,6 +76,9 @@ func options(id, addr string, join []string, s settings) clusterkit.Options {
 	if s.tuned {
 		o.Raft.HeartbeatTimeout, o.Raft.ElectionTimeout, o.Raft.LeaderLeaseTimeout = 150*time.Millisecond, 150*time.Millisecond, 100*time.Millisecond
 		o.HealthCheck = clusterkit.FastHealthCheck()
+	}
+	if s.modify != nil {
+		s.modify(&o)
 	}
 	return o
 }

@@ -43,6 +43,7 @@ type config struct {
 	writes                        map[int]int // writers → writes per trial
 	writeTrials                   int
 	largeWrites                   int // 1 MiB values per writer (four writers)
+	securityReads                 int // reads of the normal client, before and during the abuse
 	restartEntries, restartTrials int
 	idleLarge                     int
 	idleWindow                    time.Duration
@@ -68,7 +69,7 @@ func fullConfig() *config {
 		eventBurst:         5000, eventBurstTrials: 5,
 		writes:         map[int]int{1: 2000, 16: 10000, 256: 40000},
 		writeTrials:    3,
-		largeWrites:    50,
+		largeWrites:    50, securityReads: 3000,
 		restartEntries: 100_000, restartTrials: 5,
 		idleLarge: 50, idleWindow: 10 * time.Second,
 		handoffJoinTrials: 5, handoffAwayTrials: 3,
@@ -91,7 +92,7 @@ func quickConfig() *config {
 		eventBurst:         500, eventBurstTrials: 1,
 		writes:         map[int]int{1: 200, 16: 1000, 256: 4000},
 		writeTrials:    1,
-		largeWrites:    10,
+		largeWrites:    10, securityReads: 300,
 		restartEntries: 10_000, restartTrials: 2,
 		idleLarge: 10, idleWindow: 2 * time.Second,
 		handoffJoinTrials: 1, handoffAwayTrials: 1,
@@ -117,6 +118,7 @@ var benchmarks = []benchmark{
 	{"idle", runIdle},
 	{"handoff", runHandoff},
 	{"dashboard", runDashboard},
+	{"security", runSecurity},
 	{"scale", runScale},
 	{"soak", runSoak},
 }
