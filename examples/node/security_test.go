@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,20 +21,8 @@ import (
 
 	"github.com/clusterkit/clusterkit/actors/actortest"
 	"github.com/clusterkit/clusterkit/httpgw/client"
+	"github.com/clusterkit/clusterkit/internal/testcert"
 )
-
-// writeFileAtomic replaces path as an operator's tooling should: a reader
-// (the node's watcher) sees the old file or the new one, never half of it.
-func writeFileAtomic(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // clientAt is a typed client of addr with token, dialing from the loopback
 // address local (each kind of client gets its own address: the failed-login
@@ -88,7 +78,7 @@ func TestTokenRotation(t *testing.T) {
 	var procs []*proc
 	for i := range 3 {
 		files[i] = filepath.Join(dir, fmt.Sprintf("tokens-%d", i+1))
-		writeFileAtomic(t, files[i], oldAdmin+"\nread "+oldRead+"\n")
+		testcert.WriteFile(t, files[i], []byte(oldAdmin+"\nread "+oldRead+"\n"))
 		a := append([]string{"-services", fmt.Sprintf("kv=:%d", 9000+i), "-auth-token-file", files[i]}, args...)
 		if i > 0 {
 			a = append(a, "-join", procs[0].addr)
@@ -172,7 +162,7 @@ func TestTokenRotation(t *testing.T) {
 	step := func(n int, content string, signal bool, tokenNow string) {
 		t.Helper()
 		for i, p := range procs {
-			writeFileAtomic(t, files[i], content)
+			testcert.WriteFile(t, files[i], []byte(content))
 			if signal {
 				if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 					t.Fatal(err)
@@ -226,10 +216,62 @@ func TestTokenRotation(t *testing.T) {
 	// A node that only knows the new token joins: its join, the Raft
 	// connections both ways and its probes all authenticate with it.
 	files[3] = filepath.Join(dir, "tokens-4")
-	writeFileAtomic(t, files[3], newAdmin+"\n")
+	testcert.WriteFile(t, files[3], []byte(newAdmin+"\n"))
 	t.Setenv("AUTH_TOKEN", "") // the node program reads AUTH_TOKEN too
 	procs = append(procs, launch(t, "node-4", freeAddr(t),
 		append([]string{"-services", "kv=:9003", "-auth-token-file", files[3], "-join", procs[1].addr}, args...)...))
 	t.Setenv("AUTH_TOKEN", newAdmin)
 	waitMembers(t, procs, "node-1", "node-2", "node-3", "node-4")
+}
+
+// servedSerial is the serial of the certificate addr serves to a new TLS
+// connection, verified against the CA bundle roots.
+func servedSerial(t *testing.T, addr string, roots []byte) int64 {
+	t.Helper()
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(roots)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return -1
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// TestTLSFilesReload: a node process serving TLS picks up a renewed
+// certificate on SIGHUP, and another one written without a signal within
+// seconds, without a restart; then a second node joins it over TLS (its
+// join, the Raft connections and the probes verify the new certificate).
+func TestTLSFilesReload(t *testing.T) {
+	dir := t.TempDir()
+	ca := testcert.NewCA(t, "clusterkit test CA")
+	caFile := filepath.Join(dir, "ca.pem")
+	testcert.WriteFile(t, caFile, ca.PEM)
+	certFile, keyFile := filepath.Join(dir, "node-1.pem"), filepath.Join(dir, "node-1.key")
+	swap := func(serial int64) {
+		c, k := ca.Leaf(t, serial, "127.0.0.1")
+		testcert.WriteFile(t, keyFile, k)
+		testcert.WriteFile(t, certFile, c)
+	}
+	swap(11)
+	tlsArgs := func(cert, key string) []string {
+		return append(slices.Clone(fastArgs), "-tls-cert", cert, "-tls-key", key, "-tls-ca", caFile)
+	}
+	p1 := launch(t, "node-1", freeAddr(t), tlsArgs(certFile, keyFile)...)
+	if got := servedSerial(t, p1.addr, ca.PEM); got != 11 {
+		t.Fatalf("node-1 serves serial %d, want 11", got)
+	}
+	swap(12)
+	if err := p1.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	actortest.Eventually(t, 20*time.Second, "the renewed certificate after SIGHUP", func() bool { return servedSerial(t, p1.addr, ca.PEM) == 12 })
+	swap(13) // no signal: the node notices the files changed
+	actortest.Eventually(t, 20*time.Second, "the certificate written without a signal", func() bool { return servedSerial(t, p1.addr, ca.PEM) == 13 })
+
+	c2, k2 := ca.Leaf(t, 21, "127.0.0.1")
+	cert2, key2 := filepath.Join(dir, "node-2.pem"), filepath.Join(dir, "node-2.key")
+	testcert.WriteFile(t, cert2, c2)
+	testcert.WriteFile(t, key2, k2)
+	launch(t, "node-2", freeAddr(t), append(tlsArgs(cert2, key2), "-join", p1.addr)...) // returns once ready
 }
