@@ -675,9 +675,9 @@ func ghostScenario(t *testing.T, killLeader, liar bool) {
 // configuration, nobody replicates to it and only asking the members it
 // knows can tell it.
 func TestPausedLeaderRemoved(t *testing.T) {
+	// Each setting once, not every pair (five processes per case; the
+	// suite must finish within 6 minutes next to a busy core).
 	t.Run("auto-rejoin", func(t *testing.T) { pausedLeader(t, true, false) })
-	t.Run("auto-rejoin, out of the raft configuration", func(t *testing.T) { pausedLeader(t, true, true) })
-	t.Run("auto-rejoin off", func(t *testing.T) { pausedLeader(t, false, false) })
 	t.Run("auto-rejoin off, out of the raft configuration", func(t *testing.T) { pausedLeader(t, false, true) })
 }
 
