@@ -184,9 +184,9 @@ func (ck *ClusterKit) start(ctx context.Context) error {
 	ck.serve()
 	ck.warnIfExposed()
 	ck.logAccess()
-	if ck.tokens.Path() != "" {
+	if store := ck.tokens.Load(); store.Path() != "" {
 		ck.tokenStop, ck.tokenDone = make(chan struct{}), make(chan struct{})
-		go ck.watchTokens(ck.tokenStop, ck.tokenDone)
+		go ck.watchTokens(store, ck.tokenStop, ck.tokenDone)
 	}
 	if err := ck.waitReady(ctx); err != nil {
 		return err

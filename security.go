@@ -99,15 +99,15 @@ func (ck *ClusterKit) openTokens() error {
 		if err != nil {
 			return fmt.Errorf("%w: AuthTokenFile: %w", ErrInvalidOptions, err)
 		}
-		ck.tokens = s
+		ck.tokens.Store(s)
 	} else {
 		t, err := ck.opts.staticTokens()
 		if err != nil { // Validate has refused it already
 			return fmt.Errorf("%w: %w", ErrInvalidOptions, err)
 		}
-		ck.tokens = auth.NewStore(t)
+		ck.tokens.Store(auth.NewStore(t))
 	}
-	if ck.opts.AuthReads && !ck.tokens.Tokens().Enabled() {
+	if ck.opts.AuthReads && !ck.currentTokens().Enabled() {
 		return fmt.Errorf("%w: AuthReads needs a token, and %s holds only read tokens", ErrInvalidOptions, ck.opts.AuthTokenFile)
 	}
 	return nil
@@ -115,10 +115,11 @@ func (ck *ClusterKit) openTokens() error {
 
 // currentTokens is the node's token set now (nil before Start).
 func (ck *ClusterKit) currentTokens() *auth.Tokens {
-	if ck.tokens == nil {
+	s := ck.tokens.Load()
+	if s == nil {
 		return nil
 	}
-	return ck.tokens.Tokens()
+	return s.Tokens()
 }
 
 // primaryToken is the token this node sends to the others.
@@ -129,14 +130,15 @@ func (ck *ClusterKit) primaryToken() string { return ck.currentTokens().Primary(
 // cannot be read or parsed leaves the tokens in place, and its error is
 // returned. Without AuthTokenFile it does nothing.
 func (ck *ClusterKit) ReloadAuth() error {
-	if ck.tokens == nil || ck.tokens.Path() == "" {
+	if s := ck.tokens.Load(); s == nil || s.Path() == "" {
 		return nil
 	}
 	return ck.reloadTokens("reload")
 }
 
 func (ck *ClusterKit) reloadTokens(why string) error {
-	changed, err := ck.tokens.Reload()
+	store := ck.tokens.Load()
+	changed, err := store.Reload()
 	if err != nil {
 		ck.authReloadErrors.Add(1)
 		ck.log.Error("token file not loaded: the tokens in place stay", "why", why, "error", err)
@@ -144,14 +146,14 @@ func (ck *ClusterKit) reloadTokens(why string) error {
 	}
 	if changed {
 		ck.authReloads.Add(1)
-		admin, read := ck.tokens.Tokens().Counts()
-		ck.log.Info("tokens reloaded", "why", why, "file", ck.tokens.Path(), "admin_tokens", admin, "read_tokens", read)
+		admin, read := store.Tokens().Counts()
+		ck.log.Info("tokens reloaded", "why", why, "file", store.Path(), "admin_tokens", admin, "read_tokens", read)
 	}
 	return nil
 }
 
 // watchTokens polls the token file until stop closes.
-func (ck *ClusterKit) watchTokens(stop <-chan struct{}, done chan<- struct{}) {
+func (ck *ClusterKit) watchTokens(store *auth.Store, stop <-chan struct{}, done chan<- struct{}) {
 	defer close(done)
 	t := time.NewTicker(authFilePoll)
 	defer t.Stop()
@@ -163,7 +165,7 @@ func (ck *ClusterKit) watchTokens(stop <-chan struct{}, done chan<- struct{}) {
 		case <-t.C:
 		}
 		// One log line per distinct failure, not one a second.
-		changed, err := ck.tokens.Reload()
+		changed, err := store.Reload()
 		switch {
 		case err != nil && err.Error() != lastErr:
 			lastErr = err.Error()
@@ -172,8 +174,8 @@ func (ck *ClusterKit) watchTokens(stop <-chan struct{}, done chan<- struct{}) {
 		case err == nil && changed:
 			lastErr = ""
 			ck.authReloads.Add(1)
-			admin, read := ck.tokens.Tokens().Counts()
-			ck.log.Info("tokens reloaded", "why", "file changed", "file", ck.tokens.Path(), "admin_tokens", admin, "read_tokens", read)
+			admin, read := store.Tokens().Counts()
+			ck.log.Info("tokens reloaded", "why", "file changed", "file", store.Path(), "admin_tokens", admin, "read_tokens", read)
 		}
 	}
 }

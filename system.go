@@ -97,9 +97,10 @@ type ClusterKit struct {
 	// any event is delivered).
 	eventLog atomic.Pointer[eventlog.Log]
 	gateway  *httpgw.Gateway
-	// tokens is the node's token set (from Start on); tokenStop ends the
-	// token file's watcher, which closes tokenDone.
-	tokens               *auth.Store
+	// tokens is the node's token set (from Start on; read concurrently by
+	// requests and metrics scrapes); tokenStop ends the token file's
+	// watcher, which closes tokenDone.
+	tokens               atomic.Pointer[auth.Store]
 	tokenStop, tokenDone chan struct{}
 	// servingGateway is gateway once serving, for readers that may run
 	// concurrently with Start (a metrics scrape).
