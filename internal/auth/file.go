@@ -17,7 +17,6 @@ type Store struct {
 
 	mu   sync.Mutex // serializes reloads
 	last []byte     // the file content the current set came from
-	bad  []byte     // the last content refused (reported once)
 }
 
 // NewStore returns a store holding t, not backed by a file.
@@ -44,8 +43,9 @@ func (s *Store) Path() string { return s.path }
 
 // Reload re-reads the token file. A file that cannot be read or parsed
 // leaves the current set in place (a half-written file must not lock the
-// operator out, nor open the node) and returns the error, once per content
-// (a watcher polling a bad file reports it once). changed reports
+// operator out, nor open the node) and returns the error, every time: a
+// watcher polling a bad file logs it once, but an operator's SIGHUP must
+// hear that the file is still bad. changed reports
 // whether the file's content differed from the last one loaded.
 func (s *Store) Reload() (changed bool, err error) {
 	if s.path == "" {
@@ -57,15 +57,14 @@ func (s *Store) Reload() (changed bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("token file: %w", err)
 	}
-	if (s.last != nil && bytes.Equal(data, s.last)) || (s.bad != nil && bytes.Equal(data, s.bad)) {
+	if s.last != nil && bytes.Equal(data, s.last) {
 		return false, nil
 	}
 	t, err := Parse(data)
 	if err != nil {
-		s.bad = data
 		return false, fmt.Errorf("token file %s: %w", s.path, err)
 	}
-	s.last, s.bad = data, nil
+	s.last = data
 	s.cur.Store(t)
 	return true, nil
 }
