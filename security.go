@@ -56,9 +56,7 @@ func (o Options) validateAuth() []error {
 			bad("ReadTokens need AuthToken (the nodes authenticate to each other with it)")
 		}
 		if _, err := o.staticTokens(); err != nil {
-			for _, e := range unjoin(err) {
-				bad("%v", e)
-			}
+			errs = append(errs, err) // every problem, joined
 		}
 		if o.AuthReads && o.AuthToken == "" {
 			bad("AuthReads needs a token (AuthToken or AuthTokenFile)")
@@ -85,13 +83,6 @@ func (o Options) staticTokens() (*auth.Tokens, error) {
 	return auth.New(append([]string{o.AuthToken}, o.AuthTokens...), o.ReadTokens)
 }
 
-func unjoin(err error) []error {
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		return j.Unwrap()
-	}
-	return []error{err}
-}
-
 // openTokens loads the node's tokens: the file's, or the options'.
 func (ck *ClusterKit) openTokens() error {
 	if f := ck.opts.AuthTokenFile; f != "" {
@@ -107,9 +98,8 @@ func (ck *ClusterKit) openTokens() error {
 		}
 		ck.tokens.Store(auth.NewStore(t))
 	}
-	if ck.opts.AuthReads && !ck.currentTokens().Enabled() {
-		return fmt.Errorf("%w: AuthReads needs a token, and %s holds only read tokens", ErrInvalidOptions, ck.opts.AuthTokenFile)
-	}
+	// AuthReads always finds a token: Validate requires AuthToken, and a
+	// token file without an admin token does not parse.
 	return nil
 }
 
@@ -130,19 +120,30 @@ func (ck *ClusterKit) primaryToken() string { return ck.currentTokens().Primary(
 // cannot be read or parsed leaves the tokens in place, and its error is
 // returned. Without AuthTokenFile it does nothing.
 func (ck *ClusterKit) ReloadAuth() error {
-	if s := ck.tokens.Load(); s == nil || s.Path() == "" {
+	s := ck.tokens.Load()
+	if s == nil || s.Path() == "" {
 		return nil
 	}
-	return ck.reloadTokens("reload")
+	return ck.reloadTokens(s, "reload", nil)
 }
 
-func (ck *ClusterKit) reloadTokens(why string) error {
-	store := ck.tokens.Load()
+// reloadTokens re-reads store's file, counts and logs the outcome. With
+// lastErr (the polling watcher), a failure is counted and logged once
+// until it changes, not once a second.
+func (ck *ClusterKit) reloadTokens(store *auth.Store, why string, lastErr *string) error {
 	changed, err := store.Reload()
 	if err != nil {
-		ck.authReloadErrors.Add(1)
-		ck.log.Error("token file not loaded: the tokens in place stay", "why", why, "error", err)
+		if lastErr == nil || *lastErr != err.Error() {
+			ck.authReloadErrors.Add(1)
+			ck.log.Error("token file not loaded: the tokens in place stay", "why", why, "error", err)
+		}
+		if lastErr != nil {
+			*lastErr = err.Error()
+		}
 		return err
+	}
+	if lastErr != nil {
+		*lastErr = ""
 	}
 	if changed {
 		ck.authReloads.Add(1)
@@ -163,19 +164,7 @@ func (ck *ClusterKit) watchTokens(store *auth.Store, stop <-chan struct{}, done 
 		case <-stop:
 			return
 		case <-t.C:
-		}
-		// One log line per distinct failure, not one a second.
-		changed, err := store.Reload()
-		switch {
-		case err != nil && err.Error() != lastErr:
-			lastErr = err.Error()
-			ck.authReloadErrors.Add(1)
-			ck.log.Error("token file not loaded: the tokens in place stay", "why", "file changed", "error", err)
-		case err == nil && changed:
-			lastErr = ""
-			ck.authReloads.Add(1)
-			admin, read := store.Tokens().Counts()
-			ck.log.Info("tokens reloaded", "why", "file changed", "file", store.Path(), "admin_tokens", admin, "read_tokens", read)
+			_ = ck.reloadTokens(store, "file changed", &lastErr)
 		}
 	}
 }

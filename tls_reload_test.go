@@ -2,14 +2,10 @@ package clusterkit
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/clusterkit/clusterkit/internal/testcert"
 	"github.com/clusterkit/clusterkit/internal/tlsfiles"
@@ -26,20 +22,6 @@ func writeTLS(t *testing.T, n *nodeTLS, certPEM, keyPEM, caPEM []byte) {
 	testcert.WriteFile(t, n.cert, certPEM)
 	testcert.WriteFile(t, n.key, keyPEM)
 	testcert.WriteFile(t, n.ca, caPEM)
-}
-
-// servedSerial is the serial of the certificate addr serves to a new
-// connection, verified against roots.
-func servedSerial(t *testing.T, addr string, roots []byte) int64 {
-	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
-	if err != nil {
-		t.Fatalf("TLS to %s: %v", addr, err)
-	}
-	defer c.Close()
-	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 }
 
 // TLS files reloaded under a running cluster: a renewed certificate is
@@ -79,7 +61,7 @@ func TestTLSReloadUnderRunningCluster(t *testing.T) {
 		o.TLSConfig = tlsOf[i].files.Config()
 		o.AuthToken = testToken
 	}, nil)
-	if got := servedSerial(t, nodes[0].advertise, ca1.PEM); got != 11 {
+	if got := testcert.ServedSerial(nodes[0].advertise, ca1.PEM); got != 11 {
 		t.Fatalf("node-1 serves serial %d, want 11", got)
 	}
 
@@ -87,7 +69,7 @@ func TestTLSReloadUnderRunningCluster(t *testing.T) {
 	c, k := ca1.Leaf(t, 21, "127.0.0.1")
 	writeTLS(t, tlsOf[1], c, k, ca1.PEM)
 	reload(1)
-	if got := servedSerial(t, nodes[0].advertise, ca1.PEM); got != 21 {
+	if got := testcert.ServedSerial(nodes[0].advertise, ca1.PEM); got != 21 {
 		t.Fatalf("after the reload node-1 serves serial %d, want 21", got)
 	}
 	// A certificate written without its key: refused, the old one stays.
@@ -98,7 +80,7 @@ func TestTLSReloadUnderRunningCluster(t *testing.T) {
 	if _, err := tlsOf[1].files.Reload(); err == nil || !strings.Contains(err.Error(), "private key does not match") {
 		t.Fatalf("reload of a certificate with the wrong key = %v, want a key mismatch error", err)
 	}
-	if got := servedSerial(t, nodes[0].advertise, ca1.PEM); got != 21 {
+	if got := testcert.ServedSerial(nodes[0].advertise, ca1.PEM); got != 21 {
 		t.Fatalf("after a refused reload node-1 serves serial %d, want 21", got)
 	}
 	writeTLS(t, tlsOf[1], c, k, ca1.PEM)
@@ -115,7 +97,7 @@ func TestTLSReloadUnderRunningCluster(t *testing.T) {
 	c, k = ca2.Leaf(t, 42, "127.0.0.1")
 	writeTLS(t, tlsOf[2], c, k, both)
 	reload(2)
-	if got := servedSerial(t, nodes[1].advertise, ca2.PEM); got != 42 {
+	if got := testcert.ServedSerial(nodes[1].advertise, ca2.PEM); got != 42 {
 		t.Fatalf("node-2 serves serial %d, want 42 of the new CA", got)
 	}
 	// A node of the new CA joins through node-2: its join, Raft both ways

@@ -1,10 +1,12 @@
 package httpgw
 
 import (
+	"cmp"
 	"net"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/clusterkit/clusterkit/internal/auth"
@@ -171,19 +173,7 @@ func (g *Gateway) Routes() []RouteAccess {
 		}
 	}
 	slices.SortFunc(out, func(a, b RouteAccess) int {
-		if a.Pattern != b.Pattern {
-			if a.Pattern < b.Pattern {
-				return -1
-			}
-			return 1
-		}
-		if a.Method < b.Method {
-			return -1
-		}
-		if a.Method > b.Method {
-			return 1
-		}
-		return 0
+		return cmp.Or(strings.Compare(a.Pattern, b.Pattern), strings.Compare(a.Method, b.Method))
 	})
 	return out
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net"
 	"net/http"
@@ -108,45 +106,36 @@ func TestTokenRotation(t *testing.T) {
 			failures = append(failures, fmt.Sprintf(format, a...))
 		}
 	}
-	loadDone.Add(2)
-	go func() { // reader, from 127.0.0.1
-		defer loadDone.Done()
-		for n := 0; n < 100000; n++ {
-			select {
-			case <-stopLoad:
-				return
-			case <-time.After(20 * time.Millisecond):
+	// load calls do on the next node every 20 ms until stopLoad closes,
+	// counting successes in ok.
+	load := func(what string, ok *atomic.Int64, do func(n int, p *proc, ctx context.Context) error) {
+		loadDone.Go(func() {
+			for n := 0; n < 100000; n++ {
+				select {
+				case <-stopLoad:
+					return
+				case <-time.After(20 * time.Millisecond):
+				}
+				p := procs[n%3]
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				err := do(n, p, ctx)
+				cancel()
+				if err != nil {
+					fail("%s %s: %v", what, p.id, err)
+				} else {
+					ok.Add(1)
+				}
 			}
-			p := procs[n%3]
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := clientAt(t, p.addr, readTok.Load().(string), "127.0.0.1").Cluster(ctx)
-			cancel()
-			if err != nil {
-				fail("read on %s: %v", p.id, err)
-			} else {
-				reads.Add(1)
-			}
-		}
-	}()
-	go func() { // writer, from 127.0.0.4
-		defer loadDone.Done()
-		for n := 0; n < 100000; n++ {
-			select {
-			case <-stopLoad:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-			p := procs[n%3]
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := clientAt(t, p.addr, adminTok.Load().(string), "127.0.0.4").PutCustomData(ctx, "rotation/"+strconv.Itoa(n%8), []byte(strconv.Itoa(n)))
-			cancel()
-			if err != nil {
-				fail("write through %s: %v", p.id, err)
-			} else {
-				writes.Add(1)
-			}
-		}
-	}()
+		})
+	}
+	load("read on", &reads, func(_ int, p *proc, ctx context.Context) error { // from 127.0.0.1
+		_, err := clientAt(t, p.addr, readTok.Load().(string), "127.0.0.1").Cluster(ctx)
+		return err
+	})
+	load("write through", &writes, func(n int, p *proc, ctx context.Context) error { // from 127.0.0.4
+		_, err := clientAt(t, p.addr, adminTok.Load().(string), "127.0.0.4").PutCustomData(ctx, "rotation/"+strconv.Itoa(n%8), []byte(strconv.Itoa(n)))
+		return err
+	})
 	stop := func() {
 		select {
 		case <-stopLoad:
@@ -224,20 +213,6 @@ func TestTokenRotation(t *testing.T) {
 	waitMembers(t, procs, "node-1", "node-2", "node-3", "node-4")
 }
 
-// servedSerial is the serial of the certificate addr serves to a new TLS
-// connection, verified against the CA bundle roots.
-func servedSerial(t *testing.T, addr string, roots []byte) int64 {
-	t.Helper()
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(roots)
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
-	if err != nil {
-		return -1
-	}
-	defer c.Close()
-	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
-}
-
 // TestTLSFilesReload: a node process serving TLS picks up a renewed
 // certificate on SIGHUP, and another one written without a signal within
 // seconds, without a restart; then a second node joins it over TLS (its
@@ -258,16 +233,16 @@ func TestTLSFilesReload(t *testing.T) {
 		return append(slices.Clone(fastArgs), "-tls-cert", cert, "-tls-key", key, "-tls-ca", caFile)
 	}
 	p1 := launch(t, "node-1", freeAddr(t), tlsArgs(certFile, keyFile)...)
-	if got := servedSerial(t, p1.addr, ca.PEM); got != 11 {
+	if got := testcert.ServedSerial(p1.addr, ca.PEM); got != 11 {
 		t.Fatalf("node-1 serves serial %d, want 11", got)
 	}
 	swap(12)
 	if err := p1.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	actortest.Eventually(t, 20*time.Second, "the renewed certificate after SIGHUP", func() bool { return servedSerial(t, p1.addr, ca.PEM) == 12 })
+	actortest.Eventually(t, 20*time.Second, "the renewed certificate after SIGHUP", func() bool { return testcert.ServedSerial(p1.addr, ca.PEM) == 12 })
 	swap(13) // no signal: the node notices the files changed
-	actortest.Eventually(t, 20*time.Second, "the certificate written without a signal", func() bool { return servedSerial(t, p1.addr, ca.PEM) == 13 })
+	actortest.Eventually(t, 20*time.Second, "the certificate written without a signal", func() bool { return testcert.ServedSerial(p1.addr, ca.PEM) == 13 })
 
 	c2, k2 := ca.Leaf(t, 21, "127.0.0.1")
 	cert2, key2 := filepath.Join(dir, "node-2.pem"), filepath.Join(dir, "node-2.key")

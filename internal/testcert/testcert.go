@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -83,4 +84,18 @@ func WriteFile(t testing.TB, path string, data []byte) {
 	if err := os.Rename(path+".tmp", path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// ServedSerial is the serial of the certificate addr serves to a new TLS
+// connection verified against the CA bundle roots and the name 127.0.0.1,
+// or -1 when the handshake fails (so that a caller may wait for a change).
+func ServedSerial(addr string, roots []byte) int64 {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(roots)
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12})
+	if err != nil {
+		return -1
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 }

@@ -3,7 +3,6 @@ package tlsfiles
 import (
 	"crypto/tls"
 	"net"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,10 +11,28 @@ import (
 	"github.com/clusterkit/clusterkit/internal/testcert"
 )
 
-func write(t *testing.T, path string, data []byte) {
-	if err := os.WriteFile(path, data, 0o600); err != nil {
+// serve accepts TLS connections with cfg until the test ends, completing
+// each handshake, and returns the address.
+func serve(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				_ = conn.(*tls.Conn).Handshake()
+				conn.Close()
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // handshake dials the server at addr with the client config (as a node
@@ -47,31 +64,14 @@ func TestReloadServesAndVerifies(t *testing.T) {
 	ca1, ca2 := testcert.NewCA(t, "ca1"), testcert.NewCA(t, "ca2")
 	certF, keyF, caF := filepath.Join(dir, "c"), filepath.Join(dir, "k"), filepath.Join(dir, "ca")
 	c, k := ca1.Leaf(t, 11, "127.0.0.1")
-	write(t, certF, c)
-	write(t, keyF, k)
-	write(t, caF, ca1.PEM)
+	testcert.WriteFile(t, certF, c)
+	testcert.WriteFile(t, keyF, k)
+	testcert.WriteFile(t, caF, ca1.PEM)
 	f, err := Load(certF, keyF, caF)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", f.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				_ = conn.(*tls.Conn).Handshake()
-				conn.Close()
-			}()
-		}
-	}()
-	addr := ln.Addr().String()
+	addr := serve(t, f.Config())
 	if s, err := handshake(t, addr, f.Config()); err != nil || s != 11 {
 		t.Fatalf("first handshake: serial %d, %v", s, err)
 	}
@@ -84,8 +84,8 @@ func TestReloadServesAndVerifies(t *testing.T) {
 	}
 	// Renewed certificate.
 	c, k = ca1.Leaf(t, 12, "127.0.0.1")
-	write(t, certF, c)
-	write(t, keyF, k)
+	testcert.WriteFile(t, certF, c)
+	testcert.WriteFile(t, keyF, k)
 	if changed, err := f.Reload(); !changed || err != nil {
 		t.Fatalf("reload: %v %v", changed, err)
 	}
@@ -95,42 +95,29 @@ func TestReloadServesAndVerifies(t *testing.T) {
 	// A certificate of another CA is refused while the bundle lacks it...
 	c, k = ca2.Leaf(t, 21, "127.0.0.1")
 	other := filepath.Join(dir, "o")
-	write(t, other+"c", c)
-	write(t, other+"k", k)
-	write(t, other+"ca", ca2.PEM)
+	testcert.WriteFile(t, other+"c", c)
+	testcert.WriteFile(t, other+"k", k)
+	testcert.WriteFile(t, other+"ca", ca2.PEM)
 	g, err := Load(other+"c", other+"k", other+"ca")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln2, err := tls.Listen("tcp", "127.0.0.1:0", g.Config())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln2.Close()
-	go func() {
-		for {
-			conn, err := ln2.Accept()
-			if err != nil {
-				return
-			}
-			go func() { _ = conn.(*tls.Conn).Handshake(); conn.Close() }()
-		}
-	}()
-	if _, err := handshake(t, ln2.Addr().String(), f.Config()); err == nil || !strings.Contains(err.Error(), "unknown authority") {
+	addr2 := serve(t, g.Config())
+	if _, err := handshake(t, addr2, f.Config()); err == nil || !strings.Contains(err.Error(), "unknown authority") {
 		t.Fatalf("a peer of an unknown CA: %v, want unknown authority", err)
 	}
 	// ... and accepted once the bundle holds both.
-	write(t, caF, append(append([]byte{}, ca1.PEM...), ca2.PEM...))
+	testcert.WriteFile(t, caF, append(append([]byte{}, ca1.PEM...), ca2.PEM...))
 	if changed, err := f.Reload(); !changed || err != nil {
 		t.Fatalf("reload of the bundle: %v %v", changed, err)
 	}
-	if s, err := handshake(t, ln2.Addr().String(), f.Config()); err != nil || s != 21 {
+	if s, err := handshake(t, addr2, f.Config()); err != nil || s != 21 {
 		t.Fatalf("a peer of the new CA after the bundle reload: %d, %v", s, err)
 	}
 	// A certificate for another name is refused.
 	c, k = ca1.Leaf(t, 13, "127.0.0.9")
-	write(t, certF, c)
-	write(t, keyF, k)
+	testcert.WriteFile(t, certF, c)
+	testcert.WriteFile(t, keyF, k)
 	if _, err := f.Reload(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +126,7 @@ func TestReloadServesAndVerifies(t *testing.T) {
 	}
 	// A key that does not match: refused, the state in place stays.
 	c, _ = ca1.Leaf(t, 14, "127.0.0.1")
-	write(t, certF, c)
+	testcert.WriteFile(t, certF, c)
 	if _, err := f.Reload(); err == nil {
 		t.Fatal("a mismatched key pair was loaded")
 	}
