@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +20,18 @@ import (
 
 // ErrNotFound is returned by Client.Get for a key that has no value.
 var ErrNotFound = errors.New("kv: key not found")
+
+// ErrStale is returned by Client.Get when every owner that answered has an
+// older version of the key than one this client already read or wrote:
+// under async replication, the newer write was acknowledged by a primary
+// that crashed before its replicas had it. The client never returns the
+// older value in its place (monotonic reads, per client); a new write of
+// the key ends it.
+var ErrStale = errors.New("kv: the cluster's value is older than one this client already saw")
+
+// maxSeen bounds the keys whose last seen version a Client remembers; past
+// it the memory is cleared, and the guarantee restarts from there.
+const maxSeen = 1 << 16
 
 // errClosed is returned by the operations of a closed Client.
 var errClosed = errors.New("kv client: closed")
@@ -57,6 +70,10 @@ type Client struct {
 	switching sync.Mutex
 
 	retried atomic.Int64 // operations that needed more than one attempt
+	stale   atomic.Int64 // reads refused with ErrStale
+
+	seenMu sync.Mutex
+	seen   map[string]uint64 // key -> highest version read or written
 
 	mu       sync.Mutex
 	gateways []string // seeds first, then every node learnt from /cluster
@@ -117,6 +134,26 @@ func (c *Client) requestTimeout() time.Duration {
 		return c.RequestTimeout
 	}
 	return 2 * time.Second
+}
+
+// Stale returns how many reads ended in ErrStale.
+func (c *Client) Stale() int64 { return c.stale.Load() }
+
+// floor is the highest version of key this client read or wrote.
+func (c *Client) floor(key string) uint64 {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	return c.seen[key]
+}
+
+// saw records that this client read or wrote version v of key.
+func (c *Client) saw(key string, v uint64) {
+	c.seenMu.Lock()
+	defer c.seenMu.Unlock()
+	if c.seen == nil || len(c.seen) >= maxSeen {
+		c.seen = map[string]uint64{}
+	}
+	c.seen[key] = max(c.seen[key], v)
 }
 
 // current is the Router in use (nil before the first refresh).
@@ -229,30 +266,47 @@ func (c *Client) kvOf(node string) string {
 	return ""
 }
 
-// Get returns key's value, or ErrNotFound.
+// Get returns key's value, or ErrNotFound, or ErrStale (never a value
+// older than one this client already read or wrote).
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	var value []byte
+	floor := c.floor(key)
 	err := c.do(ctx, key, func(ctx context.Context, owners []owner) (bool, error) {
-		// The primary first; any loaded replica has every acknowledged write
-		// too (see the package documentation), so it may answer instead.
+		// The primary first; under sync replication any loaded replica has
+		// every acknowledged write too (see the package documentation), so
+		// it may answer instead. Under async one may lag: an answer older
+		// than what this client saw is passed over.
 		var errs []error
-		for _, o := range owners {
+		primaryStale := false
+		for i, o := range owners {
 			res, err := c.call(ctx, o.id, o.kv, http.MethodGet, key, nil)
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
 			switch res.status {
-			case http.StatusOK:
+			case http.StatusOK, http.StatusNotFound:
+				if res.version < floor {
+					primaryStale = primaryStale || i == 0
+					errs = append(errs, fmt.Errorf("%s has version %d, this client saw %d: %w", o.id, res.version, floor, ErrStale))
+					continue
+				}
+				c.saw(key, res.version)
+				if res.status == http.StatusNotFound {
+					return true, ErrNotFound
+				}
 				value = res.body
 				return true, nil
-			case http.StatusNotFound:
-				return true, ErrNotFound
 			}
 			errs = append(errs, res.err())
 			if !res.retryable() {
 				return true, res.err()
 			}
+		}
+		if primaryStale {
+			// The primary has every write it acknowledged: the newer one is lost.
+			c.stale.Add(1)
+			return true, errors.Join(errs...)
 		}
 		return false, errors.Join(errs...)
 	})
@@ -291,6 +345,7 @@ func (c *Client) write(ctx context.Context, method, key string, value []byte) (*
 			if err := json.Unmarshal(res.body, &ack.writeResult); err != nil {
 				return true, fmt.Errorf("%s: write acknowledged with an unreadable answer: %w", res.node, err)
 			}
+			c.saw(key, ack.Version)
 			return true, nil
 		}
 		return !res.retryable(), res.err()
@@ -366,10 +421,11 @@ func (c *Client) do(ctx context.Context, key string, attempt func(context.Contex
 
 // result is one answer of a kv node.
 type result struct {
-	node   string
-	status int
-	body   []byte
-	apiErr apiError
+	node    string
+	status  int
+	body    []byte
+	apiErr  apiError
+	version uint64 // a read's: X-Kv-Version, or a delete's tombstone (0: never written)
 }
 
 func (r *result) err() error {
@@ -415,6 +471,9 @@ func (c *Client) call(ctx context.Context, node, addr, method, key string, value
 		if json.Unmarshal(data, &res.apiErr) != nil {
 			res.apiErr = apiError{Code: "unknown", Message: string(data)}
 		}
+		res.version = res.apiErr.Version
+	} else if method == http.MethodGet {
+		res.version, _ = strconv.ParseUint(resp.Header.Get("X-Kv-Version"), 10, 64)
 	}
 	return res, nil
 }

@@ -48,7 +48,21 @@ func run(args []string) error {
 		handoff     = fs.Duration("handoff-grace", copyDeadline, "how long a partition moved to other nodes is kept for them to copy")
 		ackLoads    = fs.Bool("handoff", true, "acknowledge each partition load once its copy is in (ClusterKit's hand-off); false: a new owner\ncounts as ready at once, as in an application without hand-off handling (for comparison)")
 		logLevel    = fs.String("log-level", "info", "debug, info, warn or error")
+		asyncQueue  = fs.Int("async-queue", defaultAsyncQueue, "async replication: writes queued per replica before writes are refused (503 busy)")
+		story       = fs.Bool("story", false, "run the story of the -replication and -routing mode in this process on 127.0.0.1: -nodes nodes, -keys keys\nwritten and read back, -joiners nodes join, one node is killed and restarted, under a write and read load;\nthen a report (requests, failures, lost acknowledged writes, time per phase); exit 1 if the mode broke its promise")
+		nodes       = fs.Int("nodes", 10, "-story: nodes before the joins")
+		joiners     = fs.Int("joiners", 2, "-story: nodes that join under load")
+		keys        = fs.Int("keys", 1000, "-story: keys")
+		readme      = fs.String("stories-readme", "", "run the three stories (sync, async, server routing) and write their reports into this file,\nbetween the markers <!-- stories:begin --> and <!-- stories:end --> (go generate does it for README.md)")
+		bench       = fs.Bool("bench", false, "measure each mode on 3 nodes in this process: writes/s and latency under -writers unpaced writers, then\nthe acknowledged writes lost when a primary crashes under that load; prints a markdown table (docs/benchmarks.md)")
+		benchRounds = fs.Int("bench-rounds", 3, "-bench: rounds of the three modes")
+		benchFor    = fs.Duration("bench-duration", 3*time.Second, "-bench: measured load per run")
+		writers     = fs.Int("writers", 0, "-story: paced writers (default 4); -bench: unpaced writers (default 32)")
+		replication = ReplicationSync
+		routing     = RoutingClient
 	)
+	fs.Var(&replication, "replication", "when a write is acknowledged: sync (every live owner, at least a majority, holds it) or async\n(the primary applied it; replicas get it in the background, in order)")
+	fs.Var(&routing, "routing", "who finds a key's primary: client (the smart client; other nodes answer 421 not_owner) or server\n(any node forwards to the primary, so that curl works against any node)")
 	var keyHash clusterkit.KeyHash
 	fs.TextVar(&keyHash, "key-hash", clusterkit.KeyHashDefault, "key hash at bootstrap: md5 or xxh64 (empty = the cluster's, md5 when bootstrapping)")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +80,14 @@ func run(args []string) error {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	o := d
+	if *story || *readme != "" || *bench {
+		for _, name := range []string{"id", "http", "kv", "join", "data-dir", "cluster"} {
+			if set[name] {
+				return fmt.Errorf("-%s does not apply with -story or -stories-readme", name)
+			}
+		}
+		*cluster = true // the story's timings and logs, as below
+	}
 	if *cluster {
 		// The story's own timings, unless a flag asks otherwise.
 		o = storyOptions()
@@ -102,6 +124,23 @@ func run(args []string) error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *story || *readme != "" || *bench {
+		cfg := modeStoryConfig{Options: o, Replication: replication, Routing: routing, AsyncQueue: *asyncQueue,
+			Nodes: *nodes, Joiners: *joiners, Keys: *keys, Writers: *writers}
+		if *bench {
+			return runBench(ctx, benchConfig{Story: cfg, Rounds: *benchRounds, Writers: *writers, Duration: *benchFor}, os.Stdout)
+		}
+		if *joiners == 0 {
+			cfg.Joiners = -1
+		}
+		if *readme != "" {
+			return writeStories(ctx, cfg, *readme)
+		}
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		defer cancel()
+		_, err := runModeStory(ctx, cfg, os.Stdout)
+		return err
+	}
 	if *cluster {
 		// Each wait of the story is bounded; this bounds the whole of it.
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
@@ -112,7 +151,8 @@ func run(args []string) error {
 		}
 		return err
 	}
-	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff, NoHandoff: !*ackLoads})
+	n, err := NewNode(Config{ClusterKit: o, KVAddr: *kvAddr, HandoffGrace: *handoff, NoHandoff: !*ackLoads,
+		Replication: replication, Routing: routing, AsyncQueue: *asyncQueue})
 	if err != nil {
 		return err
 	}
@@ -123,7 +163,8 @@ func run(args []string) error {
 		return err
 	}
 	c := n.CK.GetCluster()
-	fmt.Printf("ready node=%s http=%s kv=%s members=%d partitions=%d\n", n.CK.GetMyNodeID(), *httpAddr, n.KVAddr, len(c.Nodes), c.Config.PartitionCount)
+	fmt.Printf("ready node=%s http=%s kv=%s members=%d partitions=%d replication=%s routing=%s\n",
+		n.CK.GetMyNodeID(), *httpAddr, n.KVAddr, len(c.Nodes), c.Config.PartitionCount, replication, routing)
 	select {
 	case <-ctx.Done():
 	case <-n.CK.Done():

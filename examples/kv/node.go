@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -27,9 +29,13 @@ type Node struct {
 	srv     *http.Server
 	srvDone chan struct{}
 	pid     *actor.PID
+	repl    *replicator // async replication only
 	log     *slog.Logger
 	cancel  context.CancelFunc
 	closed  sync.Once
+	crashed atomic.Bool // Crash: close the kv API abruptly
+
+	fwd     *http.Client
 
 	mu       sync.Mutex
 	newConns map[net.Conn]struct{} // accepted, no request read yet
@@ -47,6 +53,15 @@ type Config struct {
 	// NoHandoff leaves ClusterKit's hand-off off: a new owner counts as
 	// ready (and may lead) before its copy is in. For comparison only.
 	NoHandoff bool
+	// Replication is when a write is acknowledged: sync (the default) or
+	// async. All the nodes of a cluster must use the same.
+	Replication Replication
+	// AsyncQueue bounds each replica's queue under async replication, in
+	// writes (default 1,024); a full queue refuses writes (503 busy).
+	AsyncQueue int
+	// Routing is who finds a key's primary: client (the default: other
+	// nodes answer not_owner) or server (any node forwards).
+	Routing Routing
 }
 
 // NewNode listens on the kv address, creates the ClusterKit node with the
@@ -56,6 +71,21 @@ func NewNode(cfg Config) (*Node, error) {
 	o := cfg.ClusterKit
 	if cfg.HandoffGrace <= 0 {
 		cfg.HandoffGrace = copyDeadline
+	}
+	cfg.Replication = cmp.Or(cfg.Replication, ReplicationSync)
+	cfg.Routing = cmp.Or(cfg.Routing, RoutingClient)
+	var errs []error
+	if err := new(Replication).Set(string(cfg.Replication)); err != nil {
+		errs = append(errs, err)
+	}
+	if err := new(Routing).Set(string(cfg.Routing)); err != nil {
+		errs = append(errs, err)
+	}
+	if cfg.AsyncQueue < 0 {
+		errs = append(errs, fmt.Errorf("async queue %d: want > 0 (0: the default, %d)", cfg.AsyncQueue, defaultAsyncQueue))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
 	}
 	ln, advertised, err := listen(cfg.KVAddr)
 	if err != nil {
@@ -82,7 +112,12 @@ func NewNode(cfg Config) (*Node, error) {
 	// Node-to-node calls (replication, copies) are short: a dead peer must
 	// not hold a client write for long.
 	client := &http.Client{Timeout: 2 * time.Second}
-	st := newStore(ctx, ck, logger.With("node", o.NodeID, "component", "kv"), client, cfg.HandoffGrace)
+	klog := logger.With("node", o.NodeID, "component", "kv")
+	var repl *replicator
+	if cfg.Replication == ReplicationAsync {
+		repl = newReplicator(ctx, ck, client, klog, cfg.AsyncQueue)
+	}
+	st := newStore(ctx, ck, klog, client, cfg.HandoffGrace, repl)
 	pid := ck.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }))
 	err = ck.Subscribe(pid, clusterkit.OnlyMine(), clusterkit.WithKinds(clusterkit.EventPartitionChange,
 		clusterkit.EventNodeRejoin, clusterkit.EventNodeLeave, clusterkit.EventRebalanceComplete))
@@ -92,9 +127,14 @@ func NewNode(cfg Config) (*Node, error) {
 		_ = ck.Stop(context.Background())
 		return nil, fmt.Errorf("subscribe the store: %w", err)
 	}
-	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, log: logger.With("node", o.NodeID), cancel: cancel, srvDone: make(chan struct{}), newConns: map[net.Conn]struct{}{}}
+	n := &Node{CK: ck, KVAddr: advertised, ln: ln, pid: pid, repl: repl, log: logger.With("node", o.NodeID), cancel: cancel, srvDone: make(chan struct{}), newConns: map[net.Conn]struct{}{}}
+	// Forwarded requests keep their connections: the default transport
+	// keeps 2 per node and would redial under load.
+	fwd := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute}}
+	n.fwd = fwd
 	n.srv = &http.Server{
-		Handler:           (&server{ck: ck, system: ck.ActorSystem(), store: pid, st: st}).routes(),
+		Handler: (&server{ck: ck, system: ck.ActorSystem(), store: pid, st: st,
+			replication: cfg.Replication, routing: cfg.Routing, fwd: fwd}).routes(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       time.Minute,
@@ -123,12 +163,33 @@ func (n *Node) Start(ctx context.Context) error {
 
 // Stop hands this node's primaries over to ready replicas while the kv API
 // still serves (writes in flight finish, clients learn the new primaries),
-// then stops the kv API, the store and ClusterKit (without leaving).
+// delivers what async replication still has queued, then stops the kv API,
+// the store and ClusterKit (without leaving).
 func (n *Node) Stop(ctx context.Context) error {
 	if err := n.CK.HandOverPrimaries(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
 		n.log.Warn("stopping without handing primaries over", "error", err)
 	}
+	if n.repl != nil {
+		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		if err := n.repl.flush(fctx); err != nil {
+			n.log.Warn("stopping with async writes not delivered", "error", err)
+		}
+		cancel()
+	}
 	n.closeKV()
+	return n.CK.Stop(ctx)
+}
+
+// Crash stops the node as a kill would, as far as a process can in itself:
+// no hand-over, async writes still queued are lost, the kv API's
+// connections are cut at once, and ClusterKit stops without telling
+// anyone (the others' failure detectors must notice). The in-process
+// stories use it; the tests that need a real kill -9 run processes.
+func (n *Node) Crash() error {
+	n.crashed.Store(true)
+	n.closeKV()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	return n.CK.Stop(ctx)
 }
 
@@ -146,6 +207,16 @@ func (n *Node) connState(c net.Conn, st http.ConnState) {
 func (n *Node) closeKV() {
 	n.closed.Do(func() {
 		n.cancel()
+		defer n.fwd.CloseIdleConnections()
+		if n.repl != nil {
+			defer n.repl.wait()
+		}
+		if n.crashed.Load() {
+			_ = n.srv.Close() // every connection, a request in flight too
+			<-n.srvDone
+			n.stopStore()
+			return
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		shutdown := make(chan error, 1)
@@ -163,11 +234,16 @@ func (n *Node) closeKV() {
 		if err := <-shutdown; err != nil {
 			_ = n.srv.Close()
 		}
-		select {
-		case <-n.CK.Done():
-			// A failed Start stopped ClusterKit, and its actor system with it.
-		default:
-			_ = n.CK.ActorSystem().Root.StopFuture(n.pid).Wait()
-		}
+		n.stopStore()
 	})
+}
+
+// stopStore stops the store actor, unless a failed Start already stopped
+// ClusterKit, and its actor system with it.
+func (n *Node) stopStore() {
+	select {
+	case <-n.CK.Done():
+	default:
+		_ = n.CK.ActorSystem().Root.StopFuture(n.pid).Wait()
+	}
 }

@@ -33,6 +33,9 @@ type apiError struct {
 	Epoch     uint64 `json:"epoch,omitempty"`
 	Primary   string `json:"primary,omitempty"`    // not_owner: the partition's primary
 	PrimaryKV string `json:"primary_kv,omitempty"` // and its kv address
+	// Version: not_found of a deleted key, the delete's version (a client
+	// that saw an older value knows this answer is newer).
+	Version uint64 `json:"version,string,omitempty"`
 }
 
 func (e *apiError) Error() string { return e.Code + ": " + e.Message }
@@ -54,6 +57,9 @@ type writeResult struct {
 	Epoch     uint64   `json:"epoch"`
 	Acked     []string `json:"replicas_acked"`
 	Skipped   []string `json:"replicas_skipped"` // unreachable: they reload when they rejoin
+	// Queued: async replication, the replicas the write is queued for (it
+	// was acknowledged before they have it).
+	Queued []string `json:"replicas_queued,omitempty"`
 }
 
 // server is the kv HTTP API of one node.
@@ -62,6 +68,10 @@ type server struct {
 	system *actor.ActorSystem
 	store  *actor.PID
 	st     *store // for its logger, node ID and HTTP client; the data is the actor's
+
+	replication Replication
+	routing     Routing
+	fwd         *http.Client // server routing: requests forwarded to other nodes
 
 	warnDown throttle // one "replica unreachable" warning per replica per interval
 }
@@ -92,6 +102,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("DELETE /kv/{key...}", s.handleWrite)
 	mux.HandleFunc("GET /ready", s.handleReady)
 	mux.HandleFunc("POST /internal/replicate", s.handleReplicate)
+	mux.HandleFunc("POST /internal/replicate-batch", s.handleReplicateBatch)
 	mux.HandleFunc("GET /internal/partitions/{id}", s.handleSnapshot)
 	return mux
 }
@@ -119,17 +130,23 @@ func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &apiError{Status: http.StatusBadRequest, Code: "bad_key", Message: "empty key"})
 		return
 	}
-	res, aerr := s.ask(&getRequest{key: key})
+	// Under server routing with async replication only the primary has
+	// every acknowledged write: reads go there too.
+	primaryOnly := s.routing == RoutingServer && s.replication == ReplicationAsync
+	res, aerr := s.ask(&getRequest{key: key, primaryOnly: primaryOnly})
 	if aerr != nil {
 		writeError(w, aerr)
 		return
 	}
 	g := res.(*getReply)
 	switch {
+	case g.err != nil && s.forwards(r, g.err):
+		s.forward(w, r, key, nil)
 	case g.err != nil:
 		writeError(w, g.err)
 	case !g.found:
-		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Partition: g.part, Message: fmt.Sprintf("no key %q", key)})
+		writeError(w, &apiError{Status: http.StatusNotFound, Code: "not_found", Partition: g.part, Version: g.entry.Version,
+			Message: fmt.Sprintf("no key %q", key)})
 	default:
 		h := w.Header()
 		h.Set("Content-Type", "application/octet-stream")
@@ -141,8 +158,10 @@ func (s *server) handleGet(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// handleWrite: applied by the primary's actor, then replicated from here
-// to every replica in parallel; the answer waits for all of them.
+// handleWrite: applied by the primary's actor, then, under sync
+// replication, sent from here to every replica in parallel; the answer
+// waits for all of them. Under async replication the actor queued it for
+// the replicas, and the answer goes at once.
 func (s *server) handleWrite(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	if key == "" {
@@ -173,11 +192,20 @@ func (s *server) handleWrite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	wr := res.(*writeReply)
+	if wr.err != nil && s.forwards(r, wr.err) {
+		s.forward(w, r, key, value)
+		return
+	}
 	if wr.err != nil {
 		writeError(w, wr.err)
 		return
 	}
 	out := writeResult{Key: key, Partition: wr.part, Version: wr.version, Epoch: wr.epoch, Acked: []string{}, Skipped: []string{}}
+	if s.replication == ReplicationAsync {
+		out.Queued = wr.replicas
+		writeJSON(w, http.StatusOK, out)
+		return
+	}
 	msg := &replicateRequest{Partition: wr.part, Epoch: wr.epoch, Key: key, Entry: entry{Value: value, Version: wr.version, Deleted: deleted}}
 	// Replication finishes even if the client goes away: the write is applied.
 	if err := s.replicateAll(context.WithoutCancel(r.Context()), msg, wr.replicas, &out); err != nil {
@@ -191,7 +219,9 @@ func (s *server) handleWrite(w http.ResponseWriter, r *http.Request) {
 
 // replicateAll sends msg to every replica and waits for each: an ack, a
 // refusal or no answer (either fails the write), or a refused connection
-// (skipped: the replica is down, and reloads the partition when it comes back).
+// (skipped: the replica is down, and reloads the partition when it comes
+// back). The primary and the replicas that acknowledged must be a majority
+// of the partition's owners (see ReplicationSync).
 func (s *server) replicateAll(ctx context.Context, msg *replicateRequest, replicas []string, out *writeResult) *apiError {
 	body, err := json.Marshal(msg)
 	if err != nil {
@@ -240,8 +270,16 @@ func (s *server) replicateAll(ctx context.Context, msg *replicateRequest, replic
 		return &apiError{Status: http.StatusServiceUnavailable, Code: "replication_refused", Partition: msg.Partition, Epoch: msg.Epoch,
 			Message: fmt.Sprintf("applied on the primary but not confirmed by %v; retry", failed)}
 	}
+	if owners, have := 1+len(replicas), 1+len(out.Acked); have < quorum(owners) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: "no_quorum", Partition: msg.Partition, Epoch: msg.Epoch,
+			Message: fmt.Sprintf("held by %d of the %d owners (unreachable: %v), a majority (%d) is needed; it is applied on the primary, retry",
+				have, owners, out.Skipped, quorum(owners))}
+	}
 	return nil
 }
+
+// quorum is a majority of n owners.
+func quorum(n int) int { return n/2 + 1 }
 
 // sendReplica returns the replica's refusal, or down when no connection to
 // it could be made. A replica that was reached but did not answer (in time)
@@ -256,9 +294,8 @@ func (s *server) sendReplica(ctx context.Context, addr string, body []byte) (ref
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := s.st.client.Do(req)
-	var opErr *net.OpError
 	switch {
-	case errors.As(err, &opErr) && opErr.Op == "dial":
+	case isDial(err):
 		return nil, err
 	case err != nil:
 		return &apiError{Code: "no_answer", Message: err.Error()}, nil

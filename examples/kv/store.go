@@ -43,7 +43,10 @@ type partitionData struct {
 
 // Messages to the store actor. Only the actor touches the data.
 type (
-	getRequest struct{ key string }
+	getRequest struct {
+		key         string
+		primaryOnly bool // async replication with server routing: replicas may lag
+	}
 	getReply   struct {
 		entry entry
 		found bool
@@ -65,11 +68,15 @@ type (
 	}
 	// replicateRequest is also the JSON body of POST /internal/replicate.
 	replicateRequest struct {
-		Partition string `json:"partition"`
-		Epoch     uint64 `json:"epoch"`
-		Key       string `json:"key"`
-		Entry     entry  `json:"entry"`
+		Partition string    `json:"partition"`
+		Epoch     uint64    `json:"epoch"`
+		Key       string    `json:"key"`
+		Entry     entry     `json:"entry"`
+		queued    time.Time // async: when the primary queued it
 	}
+	// replicateBatch: an async primary's writes, applied in order.
+	replicateBatch      struct{ entries []*replicateRequest }
+	replicateBatchReply struct{ errs []*apiError }
 	// snapshotRequest: the HTTP handler already waited for the loader's
 	// epoch (see handleSnapshot), so the actor needs only the partition.
 	snapshotRequest struct{ part string }
@@ -100,6 +107,13 @@ type Status struct {
 	Failed  []string `json:"failed"`  // held, and no source could be copied from
 	Keys    int      `json:"keys"`    // live keys in held partitions
 	Stored  int      `json:"stored"`  // partitions in memory: held, kept for hand-off, or written to by a primary with a newer table
+	// Replication is the node's mode (sync or async); under async, Pending
+	// is what this node acknowledged and has not delivered to its replicas
+	// yet (a write queued for two replicas counts twice), PendingAge the
+	// age of the oldest: what a crash of this node would lose.
+	Replication Replication `json:"replication"`
+	Pending     int         `json:"replication_pending"`
+	PendingAge  string      `json:"replication_pending_age,omitempty"`
 }
 
 // store is the actor that owns this node's data.
@@ -122,10 +136,13 @@ type store struct {
 
 	handoffGrace   time.Duration
 	checkScheduled bool // a releaseCheck is on its way
+
+	// repl queues the writes of an async primary (nil under sync replication).
+	repl *replicator
 }
 
-func newStore(ctx context.Context, ck *clusterkit.ClusterKit, log *slog.Logger, client *http.Client, handoffGrace time.Duration) *store {
-	return &store{ck: ck, self: ck.GetMyNodeID(), log: log, client: client, ctx: ctx, parts: map[string]*partitionData{}, handoffGrace: handoffGrace}
+func newStore(ctx context.Context, ck *clusterkit.ClusterKit, log *slog.Logger, client *http.Client, handoffGrace time.Duration, repl *replicator) *store {
+	return &store{ck: ck, self: ck.GetMyNodeID(), log: log, client: client, ctx: ctx, parts: map[string]*partitionData{}, handoffGrace: handoffGrace, repl: repl}
 }
 
 // Receive implements actor.Actor.
@@ -150,7 +167,13 @@ func (s *store) Receive(ctx actor.Context) {
 	case *writeRequest:
 		ctx.Respond(s.write(m))
 	case *replicateRequest:
-		ctx.Respond(&replicateReply{err: s.replicate(m)})
+		ctx.Respond(&replicateReply{err: s.replicate(m, false)})
+	case *replicateBatch:
+		errs := make([]*apiError, len(m.entries))
+		for i, e := range m.entries {
+			errs[i] = s.replicate(e, true)
+		}
+		ctx.Respond(&replicateBatchReply{errs: errs})
 	case *snapshotRequest:
 		ctx.Respond(s.snapshot(m))
 	case *statusRequest:
@@ -362,6 +385,8 @@ func (s *store) get(m *getRequest) *getReply {
 	switch {
 	case p.PrimaryNode == s.self:
 		role = "primary"
+	case m.primaryOnly:
+		return &getReply{err: s.notOwner(p, "the primary")}
 	case !slices.Contains(p.ReplicaNodes, s.self):
 		return &getReply{err: s.notOwner(p, "an owner")}
 	}
@@ -389,22 +414,41 @@ func (s *store) write(m *writeRequest) *writeReply {
 		return &writeReply{err: errLoading(p.ID)}
 	}
 	en := entry{Value: m.value, Version: s.nextVersion(), Deleted: m.deleted}
+	replicas := slices.Clone(p.ReplicaNodes)
+	if s.repl != nil && len(replicas) > 0 {
+		// Queued before it is applied: a full queue refuses the write
+		// whole, and the queues keep the order of the versions.
+		msg := &replicateRequest{Partition: p.ID, Epoch: p.Epoch, Key: m.key, Entry: en, queued: time.Now()}
+		if full := s.repl.offer(msg, replicas); full != "" {
+			return &writeReply{err: &apiError{Status: http.StatusServiceUnavailable, Code: "busy", Partition: p.ID,
+				Message: fmt.Sprintf("the replication queue to %s is full (%d writes): nothing was written, retry", full, s.repl.limit)}}
+		}
+	}
 	s.merge(d, m.key, en)
-	return &writeReply{part: p.ID, version: en.Version, epoch: p.Epoch, replicas: slices.Clone(p.ReplicaNodes)}
+	return &writeReply{part: p.ID, version: en.Version, epoch: p.Epoch, replicas: replicas}
 }
 
-// replicate applies a write sent by the primary. A primary whose table is
-// older than this node's is refused (stale_epoch): it may not know an owner
-// that is copying the partition right now, which would miss the write.
-func (s *store) replicate(m *replicateRequest) *apiError {
+// replicate applies a write sent by the primary. Under sync replication a
+// primary whose table is older than this node's is refused (stale_epoch):
+// it may not know an owner that is copying the partition right now, which
+// would miss the write, so the client must retry. An async write (queued)
+// is acknowledged already: any owner keeps it, whatever the epoch it was
+// sent with, since merging by version is safe; a node that no longer owns
+// the partition refuses it (the partition's new owners copied it from the
+// primary, which had it).
+func (s *store) replicate(m *replicateRequest, queued bool) *apiError {
 	p, err := s.ck.GetPartition(m.Key)
 	if err != nil {
 		return errNotReady(err)
 	}
+	owner := p.PrimaryNode == s.self || slices.Contains(p.ReplicaNodes, s.self)
 	switch {
 	case p.ID != m.Partition:
 		return &apiError{Status: http.StatusBadRequest, Code: "wrong_partition",
 			Message: fmt.Sprintf("key %q is in %s here, not %s: the nodes disagree on the key hash", m.Key, p.ID, m.Partition)}
+	case queued && p.Epoch >= m.Epoch && !owner:
+		return s.notOwner(p, "an owner")
+	case queued && p.Epoch >= m.Epoch:
 	case p.Epoch > m.Epoch:
 		return &apiError{Status: http.StatusConflict, Code: "stale_epoch", Partition: p.ID, Epoch: p.Epoch,
 			Message: fmt.Sprintf("%s is at epoch %d, the primary sent epoch %d", p.ID, p.Epoch, m.Epoch)}
@@ -468,7 +512,15 @@ func (s *store) held() map[string]bool {
 // a slot for every member is still waiting for its first assignment.
 // Counting the keys reads every entry: only GET /ready asks for it.
 func (s *store) status(countKeys bool) Status {
-	st := Status{Node: s.self, Loading: []string{}, Failed: []string{}}
+	st := Status{Node: s.self, Loading: []string{}, Failed: []string{}, Replication: ReplicationSync}
+	if s.repl != nil {
+		st.Replication = ReplicationAsync
+		var age time.Duration
+		st.Pending, age = s.repl.pending()
+		if st.Pending > 0 {
+			st.PendingAge = age.Round(time.Millisecond).String()
+		}
+	}
 	c := s.ck.GetCluster()
 	for _, n := range c.Nodes {
 		st.Member = st.Member || n.ID == s.self

@@ -1,0 +1,347 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/clusterkit/clusterkit"
+	"github.com/clusterkit/clusterkit/actors/actortest"
+)
+
+// TestModeStories runs the story of each mode, small, in this process:
+// formation, keys written and read back, a join, a crash and a restart
+// under load, the final check. The joins fail no request in any mode (the
+// hand-off), sync loses no acknowledged write, and nothing is left running.
+func TestModeStories(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs clusters of five nodes")
+	}
+	for _, m := range storyModes {
+		t.Run(string(m.Replication)+"-"+string(m.Routing), func(t *testing.T) {
+			ignore := goleak.IgnoreCurrent()
+			var logs lockedBuffer
+			o := storyOptions()
+			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			var out bytes.Buffer
+			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+			defer cancel()
+			rep, err := runModeStory(ctx, modeStoryConfig{Options: o, Replication: m.Replication, Routing: m.Routing,
+				Nodes: 4, Joiners: 1, Keys: 150, StepTimeout: 60 * time.Second}, &out)
+			t.Logf("the story:\n%s", out.String())
+			if err != nil {
+				t.Logf("the nodes' logs (last 60 lines):\n%s", tail(logs.String(), 60))
+				t.Fatal(err)
+			}
+			if len(rep.Phases) != 6 || rep.Killed == "" {
+				t.Fatalf("phases %d, killed %q", len(rep.Phases), rep.Killed)
+			}
+			if rep.Acked <= int64(rep.Keys) || rep.JoinFailed != 0 {
+				t.Errorf("acknowledged %d writes for %d keys, %d failed during the join", rep.Acked, rep.Keys, rep.JoinFailed)
+			}
+			if m.Replication == ReplicationSync && (rep.Lost != 0 || rep.StaleReads != 0) {
+				t.Errorf("sync lost %d acknowledged writes, %d stale reads", rep.Lost, rep.StaleReads)
+			}
+			if !strings.Contains(out.String(), "result: 150 keys") {
+				t.Errorf("no result line")
+			}
+			goleak.VerifyNone(t, ignore)
+		})
+	}
+}
+
+// startModeNode starts an in-process node with the given modes.
+func startModeNode(t *testing.T, o clusterkit.Options, repl Replication, routing Routing) *Node {
+	t.Helper()
+	n, err := NewNode(Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond, Replication: repl, Routing: routing})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var once sync.Once
+	t.Cleanup(func() {
+		once.Do(func() {
+			if err := n.Stop(context.Background()); err != nil {
+				t.Errorf("stop %s: %v", o.NodeID, err)
+			}
+		})
+	})
+	return n
+}
+
+// rawCall is one plain HTTP request to a kv API.
+func rawCall(t *testing.T, method, addr, key, value string) (int, http.Header, string) {
+	t.Helper()
+	var body io.Reader
+	if method == http.MethodPut {
+		body = strings.NewReader(value)
+	}
+	req, err := http.NewRequest(method, "http://"+addr+"/kv/"+key, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := probe.Do(req)
+	if err != nil {
+		return 0, nil, err.Error()
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, string(data)
+}
+
+// TestServerRouting: with server routing, any node takes any key: writes
+// sent to every node in turn, and every key read from every node, before
+// and during a rebalance (two nodes join), with no failed request. A
+// forwarded answer names the node that forwarded it.
+func TestServerRouting(t *testing.T) {
+	nodes := map[string]*Node{}
+	var order []*Node
+	add := func(id string, join *Node) {
+		o := testOptions(id)
+		o.PartitionCount = 32
+		if join != nil {
+			o.JoinAddrs = []string{gateway(join)}
+		}
+		n := startModeNode(t, o, ReplicationSync, RoutingServer)
+		nodes[id] = n
+		order = append(order, n)
+	}
+	add("node-1", nil)
+	add("node-2", order[0])
+	add("node-3", order[0])
+	waitSettled(t, nodes)
+
+	want := map[string]string{}
+	forwarded := 0
+	for i := range 120 {
+		k, v := fmt.Sprintf("k%d", i), fmt.Sprintf("v%d", i)
+		want[k] = v
+		status, h, body := rawCall(t, http.MethodPut, order[i%len(order)].KVAddr, k, v)
+		if status != http.StatusOK {
+			t.Fatalf("PUT %s on %s: %d %s", k, order[i%len(order)].CK.GetMyNodeID(), status, body)
+		}
+		if h.Get(viaHeader) != "" {
+			forwarded++
+		}
+	}
+	if forwarded == 0 || forwarded == len(want) {
+		t.Errorf("%d of %d writes forwarded: want some (the other nodes' keys), not all", forwarded, len(want))
+	}
+	readEverywhere := func(ns []*Node) (failed []string) {
+		for _, n := range ns {
+			for k, v := range want {
+				status, _, body := rawCall(t, http.MethodGet, n.KVAddr, k, "")
+				if status != http.StatusOK || body != v {
+					failed = append(failed, fmt.Sprintf("%s on %s: %d %q", k, n.CK.GetMyNodeID(), status, body))
+				}
+			}
+		}
+		return failed
+	}
+	if bad := readEverywhere(order); len(bad) > 0 {
+		t.Fatalf("%d reads failed before the joins, e.g. %v", len(bad), bad[:min(3, len(bad))])
+	}
+
+	// Read every key from every node, and write through every node, while
+	// two nodes join and the partitions move.
+	var (
+		mu     sync.Mutex
+		during []*Node
+		bad    []string
+		rounds atomic.Int64
+		stop   = make(chan struct{})
+		done   = make(chan struct{})
+	)
+	during = append(during, order...)
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			mu.Lock()
+			ns := append([]*Node(nil), during...)
+			mu.Unlock()
+			failed := readEverywhere(ns)
+			n := ns[i%len(ns)]
+			if status, _, body := rawCall(t, http.MethodPut, n.KVAddr, "k0", "v0"); status != http.StatusOK {
+				failed = append(failed, fmt.Sprintf("PUT k0 on %s: %d %s", n.CK.GetMyNodeID(), status, body))
+			}
+			mu.Lock()
+			bad = append(bad, failed...)
+			mu.Unlock()
+			rounds.Add(1)
+		}
+	}()
+	add("node-4", order[1])
+	mu.Lock()
+	during = append(during, nodes["node-4"])
+	mu.Unlock()
+	add("node-5", order[2])
+	mu.Lock()
+	during = append(during, nodes["node-5"])
+	mu.Unlock()
+	waitSettled(t, nodes)
+	start := rounds.Load()
+	actortest.Eventually(t, 30*time.Second, "one more round of reads after the rebalance", func() bool { return rounds.Load() > start })
+	close(stop)
+	<-done
+	if len(bad) > 0 {
+		t.Fatalf("%d requests failed during the rebalance, e.g. %v", len(bad), bad[:min(3, len(bad))])
+	}
+	t.Logf("%d rounds of %d keys from every node during the joins, no failure", rounds.Load(), len(want))
+	if bad := readEverywhere(order); len(bad) > 0 {
+		t.Fatalf("%d reads failed after the joins, e.g. %v", len(bad), bad[:min(3, len(bad))])
+	}
+}
+
+// TestSyncNeedsMajority: under sync replication a write is acknowledged
+// once every live owner holds it, with a replica down it is acknowledged
+// by the majority left (the down one is skipped), and with two of three
+// owners down it is refused (503 no_quorum): the primary alone holding an
+// acknowledged write would lose it with its next crash.
+func TestSyncNeedsMajority(t *testing.T) {
+	var ns []*Node
+	for i := range 3 {
+		o := testOptions(fmt.Sprintf("node-%d", i+1))
+		o.PartitionCount, o.ReplicationFactor = 8, 3
+		if i > 0 {
+			o.JoinAddrs = []string{gateway(ns[0])}
+		}
+		ns = append(ns, startModeNode(t, o, ReplicationSync, RoutingClient))
+	}
+	waitSettled(t, map[string]*Node{"node-1": ns[0], "node-2": ns[1], "node-3": ns[2]})
+	// A key node-1 is the primary of.
+	key := ""
+	for i := range 1000 {
+		if p, err := ns[0].CK.GetPartition(fmt.Sprintf("q%d", i)); err == nil && p.PrimaryNode == "node-1" {
+			key = fmt.Sprintf("q%d", i)
+			break
+		}
+	}
+	if key == "" {
+		t.Fatal("node-1 is the primary of no key")
+	}
+	write := func() (int, writeResult, apiError) {
+		status, _, body := rawCall(t, http.MethodPut, ns[0].KVAddr, key, "v")
+		var ok writeResult
+		var e apiError
+		if status == http.StatusOK {
+			_ = json.Unmarshal([]byte(body), &ok)
+		} else {
+			_ = json.Unmarshal([]byte(body), &e)
+		}
+		return status, ok, e
+	}
+	if status, ok, e := write(); status != http.StatusOK || len(ok.Acked) != 2 {
+		t.Fatalf("all up: %d %+v %+v", status, ok, e)
+	}
+	if err := ns[2].Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if status, ok, e := write(); status != http.StatusOK || len(ok.Acked) != 1 || len(ok.Skipped) != 1 {
+		t.Fatalf("one replica down: %d %+v %+v", status, ok, e)
+	}
+	if err := ns[1].Crash(); err != nil {
+		t.Fatal(err)
+	}
+	if status, _, e := write(); status != http.StatusServiceUnavailable || e.Code != "no_quorum" {
+		t.Fatalf("two of three owners down: %d %+v, want 503 no_quorum", status, e)
+	}
+}
+
+// TestAsyncReplication: an async primary answers at once, naming the
+// replicas the write is queued for, and the replicas get it in order (the
+// last of many writes to one key wins everywhere).
+func TestAsyncReplication(t *testing.T) {
+	var ns []*Node
+	for i := range 3 {
+		o := testOptions(fmt.Sprintf("node-%d", i+1))
+		o.PartitionCount, o.ReplicationFactor = 8, 3
+		if i > 0 {
+			o.JoinAddrs = []string{gateway(ns[0])}
+		}
+		ns = append(ns, startModeNode(t, o, ReplicationAsync, RoutingClient))
+	}
+	waitSettled(t, map[string]*Node{"node-1": ns[0], "node-2": ns[1], "node-3": ns[2]})
+	c := newTestClient(t, gateway(ns[0]))
+	ctx := context.Background()
+	ack, err := c.write(ctx, http.MethodPut, "a", []byte("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ack.Queued) != 2 || len(ack.Acked) != 0 {
+		t.Fatalf("async write answered %+v: want 2 replicas queued, none acknowledged", ack.writeResult)
+	}
+	for i := 1; i <= 200; i++ {
+		if err := c.Put(ctx, "a", fmt.Appendf(nil, "%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range ns {
+		actortest.Eventually(t, 10*time.Second, n.CK.GetMyNodeID()+" has the last write", func() bool {
+			status, _, body := rawCall(t, http.MethodGet, n.KVAddr, "a", "")
+			return status == http.StatusOK && body == "200"
+		})
+	}
+	actortest.Eventually(t, 10*time.Second, "the queues drained", func() bool {
+		st, err := kvStatus(ns[0].KVAddr)
+		return err == nil && st.Replication == ReplicationAsync && st.Pending == 0
+	})
+}
+
+// TestReplicatorFull: a replica's queue holds at most its limit; a write
+// that does not fit in every queue is queued in none.
+func TestReplicatorFull(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no sender delivers anything
+	r := newReplicator(ctx, nil, nil, slog.New(slog.DiscardHandler), 2)
+	msg := func() *replicateRequest { return &replicateRequest{Key: "k", queued: time.Now()} }
+	if full := r.offer(msg(), []string{"a", "b"}); full != "" {
+		t.Fatalf("first write: queue of %s full", full)
+	}
+	if full := r.offer(msg(), []string{"a"}); full != "" {
+		t.Fatalf("second write: queue of %s full", full)
+	}
+	if full := r.offer(msg(), []string{"b", "a"}); full != "a" {
+		t.Fatalf("third write to a: full %q, want a", full)
+	}
+	if n, _ := r.pending(); n != 3 {
+		t.Fatalf("pending %d, want 3 (the refused write queued nowhere)", n)
+	}
+	r.wait()
+}
+
+// TestModeFlags: bad modes are refused, all at once.
+func TestModeFlags(t *testing.T) {
+	_, err := NewNode(Config{ClusterKit: testOptions("x"), KVAddr: "127.0.0.1:0", Replication: "quorum", Routing: "proxy", AsyncQueue: -1})
+	if err == nil {
+		t.Fatal("bad modes accepted")
+	}
+	for _, want := range []string{`replication "quorum"`, `routing "proxy"`, "async queue -1"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %q", err, want)
+		}
+	}
+	if err := run([]string{"-story", "-id", "x"}); err == nil || !strings.Contains(err.Error(), "-id does not apply") {
+		t.Errorf("-story -id: %v", err)
+	}
+	if err := run([]string{"-replication", "fast"}); err == nil || !strings.Contains(err.Error(), "want sync or async") {
+		t.Errorf("-replication fast: %v", err)
+	}
+}
