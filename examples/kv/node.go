@@ -35,7 +35,7 @@ type Node struct {
 	closed  sync.Once
 	crashed atomic.Bool // Crash: close the kv API abruptly
 
-	fwd     *http.Client
+	fwd *http.Client
 
 	mu       sync.Mutex
 	newConns map[net.Conn]struct{} // accepted, no request read yet

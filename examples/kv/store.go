@@ -47,7 +47,7 @@ type (
 		key         string
 		primaryOnly bool // async replication with server routing: replicas may lag
 	}
-	getReply   struct {
+	getReply struct {
 		entry entry
 		found bool
 		part  string
