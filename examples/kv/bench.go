@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -25,7 +26,8 @@ type benchConfig struct {
 // benchRun is one mode's run.
 type benchRun struct {
 	Writes       int // acknowledged during the measured load
-	Failed       int
+	Failed       int // writes that failed during the measured load
+	CrashFailed  int // and during the crash (cut writes not counted)
 	PerSec       float64
 	P50, P99     time.Duration
 	Lost         int // acknowledged writes lost after the primary's crash, under the same load
@@ -49,8 +51,8 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("round %d, %s/%s: %w", round+1, m.Replication, m.Routing, err)
 			}
-			fmt.Fprintf(os.Stderr, "round %d %s/%s: %.0f writes/s, p50 %v, p99 %v, %d failed; crash: %d lost, %d queued\n",
-				round+1, m.Replication, m.Routing, r.PerSec, ms(r.P50), ms(r.P99), r.Failed, r.Lost, r.QueuedAtKill)
+			fmt.Fprintf(os.Stderr, "round %d %s/%s: %.0f writes/s, p50 %v, p99 %v, %d failed; crash: %d failed, %d lost, %d queued\n",
+				round+1, m.Replication, m.Routing, r.PerSec, ms(r.P50), ms(r.P99), r.Failed, r.CrashFailed, r.Lost, r.QueuedAtKill)
 			runs[i] = append(runs[i], r)
 		}
 	}
@@ -67,14 +69,14 @@ func runBench(ctx context.Context, cfg benchConfig, out io.Writer) error {
 	p50 := func(r benchRun) float64 { return float64(r.P50) }
 	fmt.Fprintf(out, "3 nodes in one process (RF 3, 64 partitions), %d keys, %d unpaced writers for %v per run; %d rounds, the three modes interleaved; medians.\n\n",
 		cfg.Story.Keys, cfg.Writers, cfg.Duration, cfg.Rounds)
-	fmt.Fprintln(out, "| mode | writes/s | p50 | p99 | failed writes | lost acknowledged writes after a primary crash, per round | writes queued on it at the crash |")
+	fmt.Fprintln(out, "| mode | writes/s | p50 | p99 | failed writes (load; crash), per round | lost acknowledged writes after a primary crash, per round | writes queued on it at the crash |")
 	fmt.Fprintln(out, "|---|---|---|---|---|---|---|")
 	for i, m := range storyModes {
 		var lost, queued, failed []string
 		for _, r := range runs[i] {
 			lost = append(lost, fmt.Sprint(r.Lost))
 			queued = append(queued, fmt.Sprint(r.QueuedAtKill))
-			failed = append(failed, fmt.Sprint(r.Failed))
+			failed = append(failed, fmt.Sprintf("%d; %d", r.Failed, r.CrashFailed))
 		}
 		q := "n/a (sync)"
 		if m.Replication == ReplicationAsync {
@@ -115,7 +117,7 @@ func benchOnce(ctx context.Context, cfg modeStoryConfig, d time.Duration) (r ben
 		}
 		api := s.newAPI()
 		lat := make([][]time.Duration, cfg.Writers)
-		var failed sync.Map
+		var failed atomic.Int64
 		measure := func(ctx context.Context, record bool) *sync.WaitGroup {
 			var wg sync.WaitGroup
 			for w := range cfg.Writers {
@@ -138,9 +140,8 @@ func benchOnce(ctx context.Context, cfg modeStoryConfig, d time.Duration) (r ben
 							if record {
 								lat[w] = append(lat[w], time.Since(t))
 							}
-						} else if record {
-							v, _ := failed.LoadOrStore(w, new(int))
-							*v.(*int)++
+						} else {
+							failed.Add(1)
 						}
 					}
 				})
@@ -160,7 +161,7 @@ func benchOnce(ctx context.Context, cfg modeStoryConfig, d time.Duration) (r ben
 		slices.Sort(all)
 		r.Writes, r.PerSec = len(all), float64(len(all))/d.Seconds()
 		r.P50, r.P99 = all[len(all)/2], all[len(all)*99/100]
-		failed.Range(func(_, v any) bool { r.Failed += *v.(*int); return true })
+		r.Failed = int(failed.Swap(0))
 
 		// The crash, under the same load. The writers stop right after it:
 		// a write of a key after the crash would hide the loss of an
@@ -171,6 +172,7 @@ func benchOnce(ctx context.Context, cfg modeStoryConfig, d time.Duration) (r ben
 		_, _, kerr := s.crash()
 		kcancel()
 		wg.Wait()
+		r.CrashFailed = int(failed.Load())
 		if kerr != nil {
 			return kerr
 		}

@@ -29,6 +29,11 @@ var ErrNotFound = errors.New("kv: key not found")
 // the key ends it.
 var ErrStale = errors.New("kv: the cluster's value is older than one this client already saw")
 
+// staleTries is how many rounds a read retries a primary older than what
+// the client saw before it returns ErrStale: right after a hand-over the
+// new primary may still be receiving the old one's queued writes.
+const staleTries = 4
+
 // maxSeen bounds the keys whose last seen version a Client remembers; past
 // it the memory is cleared, and the guarantee restarts from there.
 const maxSeen = 1 << 16
@@ -271,7 +276,9 @@ func (c *Client) kvOf(node string) string {
 func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 	var value []byte
 	floor := c.floor(key)
+	tries := 0
 	err := c.do(ctx, key, func(ctx context.Context, owners []owner) (bool, error) {
+		tries++
 		// The primary first; under sync replication any loaded replica has
 		// every acknowledged write too (see the package documentation), so
 		// it may answer instead. Under async one may lag: an answer older
@@ -303,7 +310,7 @@ func (c *Client) Get(ctx context.Context, key string) ([]byte, error) {
 				return true, res.err()
 			}
 		}
-		if primaryStale {
+		if primaryStale && tries >= staleTries {
 			// The primary has every write it acknowledged: the newer one is lost.
 			c.stale.Add(1)
 			return true, errors.Join(errs...)

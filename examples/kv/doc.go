@@ -30,12 +30,21 @@
 // partition serves clients only once loaded (503 "loading" before); GET
 // /ready is true once the node is a member and all it holds is loaded.
 //
+// Modes (modes.go): -replication sync (the default, below) or async (the
+// primary acknowledges after its own write and replicates in the
+// background, in order, through a bounded queue per replica: async.go),
+// and -routing client (the smart client routes; other nodes answer
+// not_owner) or server (any node forwards to the primary: forward.go). The
+// README states each mode's promise; -story runs one mode's story on 10
+// nodes, -bench measures the three (stories.go, bench.go).
+//
 // Consistency: primary-backup, last writer wins per key. A write goes to
 // the partition's primary; any other node answers 421 "not_owner" naming
 // it. The primary's actor versions the write above every version it has
 // seen (a hybrid logical clock: a new primary supersedes its predecessor),
 // applies it, and the primary sends it to every replica in parallel; it
-// answers once every reachable replica applied it. A replica that refuses
+// answers once every reachable replica applied it, and at least a majority
+// of the owners hold it (503 no_quorum otherwise). A replica that refuses
 // the connection is skipped: it is down, and reloads the partition when it
 // rejoins; one that was reached but does not answer in time fails the write
 // (503: it may or may not have applied it, and would not reload). Each
@@ -59,3 +68,5 @@
 // it refreshes the table (through another node if the one it follows is
 // down) and retries, bounded.
 package main
+
+//go:generate go run . -stories-readme README.md

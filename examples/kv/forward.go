@@ -30,14 +30,17 @@ const viaHeader = "X-Kv-Via"
 // client's OpTimeout does.
 const forwardTimeout = 10 * time.Second
 
-// forwards reports whether a refusal of this node is to be forwarded.
+// forwards reports whether a refusal of this node is to be forwarded: under
+// server routing, a request from a client (not forwarded already) that
+// this node does not serve (not_owner, loading, or not_ready: it has no
+// table yet) or could not complete for now (any 503: a replica's newer
+// table refused the write, the queue is full, ...). The client is plain:
+// the node retries for it, as the smart client would.
 func (s *server) forwards(r *http.Request, e *apiError) bool {
 	if s.routing != RoutingServer || r.Header.Get(forwardedHeader) != "" {
 		return false
 	}
-	// not_ready: this node has no table yet (it is starting): forward
-	// waits for one, as a client would retry.
-	return e.Code == "not_owner" || e.Code == "loading" || e.Code == "not_ready"
+	return e.Code == "not_owner" || e.Status == http.StatusServiceUnavailable
 }
 
 // forward sends the request for key to the partition's primary (and, for a

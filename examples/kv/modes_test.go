@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -343,5 +344,42 @@ func TestModeFlags(t *testing.T) {
 	}
 	if err := run([]string{"-replication", "fast"}); err == nil || !strings.Contains(err.Error(), "want sync or async") {
 		t.Errorf("-replication fast: %v", err)
+	}
+}
+
+// TestClientNeverGoesBack: a client that saw a newer version of a key than
+// the cluster serves (a write lost with a crashed async primary) gets
+// ErrStale, not the older value; a new write ends it. A delete's version
+// travels with its not_found, so a delete is not mistaken for a loss.
+func TestClientNeverGoesBack(t *testing.T) {
+	o := testOptions("node-1")
+	o.PartitionCount, o.ReplicationFactor = 4, 1
+	n := startModeNode(t, o, ReplicationAsync, RoutingClient)
+	c := newTestClient(t, gateway(n))
+	ctx := context.Background()
+	ack, err := c.write(ctx, http.MethodPut, "k", []byte("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.saw("k", ack.Version+1) // as if a newer write had been acknowledged, then lost
+	if _, err := c.Get(ctx, "k"); !errors.Is(err, ErrStale) || c.Stale() != 1 {
+		t.Fatalf("Get after a lost write: %v (stale %d), want ErrStale", err, c.Stale())
+	}
+	if err := c.Put(ctx, "k", []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, "k"); err != nil || string(v) != "v2" {
+		t.Fatalf("Get after a new write: %q, %v", v, err)
+	}
+	if err := c.Delete(ctx, "k"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Get(ctx, "k"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Get after the delete: %v, want ErrNotFound", err)
+	}
+	other := newTestClient(t, gateway(n))
+	other.saw("never", 1)
+	if _, err := other.Get(ctx, "never"); !errors.Is(err, ErrStale) {
+		t.Fatalf("a key seen once and now never written: %v, want ErrStale", err)
 	}
 }

@@ -210,7 +210,12 @@ func (s *server) handleWrite(w http.ResponseWriter, r *http.Request) {
 	// Replication finishes even if the client goes away: the write is applied.
 	if err := s.replicateAll(context.WithoutCancel(r.Context()), msg, wr.replicas, &out); err != nil {
 		// Applied here but not on every reachable replica: the client must
-		// retry (the write is idempotent) once the owners agree again.
+		// retry (the write is idempotent) once the owners agree again;
+		// under server routing this node retries for it.
+		if s.forwards(r, err) {
+			s.forward(w, r, key, value)
+			return
+		}
 		writeError(w, err)
 		return
 	}
