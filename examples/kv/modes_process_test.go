@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -30,22 +28,6 @@ const (
 )
 
 func ulKey(i int) string { return fmt.Sprintf("ul-%03d", i) }
-
-// ulValue is the value of key's write number seq.
-func ulValue(key string, seq int) []byte { return []byte(key + "=" + strconv.Itoa(seq)) }
-
-// ulSeq is the write number in a value of key.
-func ulSeq(key string, v []byte) (int, error) {
-	s, ok := strings.CutPrefix(string(v), key+"=")
-	if !ok {
-		return 0, fmt.Errorf("%s: value %q was never written to it", key, v)
-	}
-	seq, err := strconv.Atoi(s)
-	if err != nil {
-		return 0, fmt.Errorf("%s: value %q was never written to it", key, v)
-	}
-	return seq, nil
-}
 
 // ulStart starts a 3-node cluster (RF 3, 64 partitions) with the given
 // replication mode and waits until every node holds every partition.
@@ -129,7 +111,7 @@ func (l *ulLoad) writeFirst(t *testing.T, c *Client) {
 	t.Helper()
 	kvs := map[string]string{}
 	for i := range ulKeyCount {
-		kvs[ulKey(i)] = string(ulValue(ulKey(i), 1))
+		kvs[ulKey(i)] = string(value(ulKey(i), 1))
 	}
 	writeAll(t, c, kvs)
 }
@@ -153,7 +135,7 @@ func (l *ulLoad) run(ctx context.Context, wg *sync.WaitGroup, c *Client) {
 				l.tried[k] = seq[k]
 				l.mu.Unlock()
 				began := l.phase.Load()
-				err := c.Put(ctx, k, ulValue(k, seq[k]))
+				err := c.Put(ctx, k, value(k, seq[k]))
 				if ctx.Err() != nil {
 					return // cut by the end of the load: attempted, not a failure
 				}
@@ -210,7 +192,7 @@ func (l *ulLoad) check(t *testing.T, gateways []string, replication string) (los
 				v, err := c.Get(ctx, k)
 				seq := 0
 				if err == nil {
-					seq, err = ulSeq(k, v)
+					seq, err = seqOf(k, v)
 				}
 				mu.Lock()
 				switch {
@@ -346,7 +328,7 @@ func (r *ulReader) read(ctx context.Context, k string) error {
 		r.lastErr = err
 		return err
 	}
-	seq, err := ulSeq(k, v)
+	seq, err := seqOf(k, v)
 	if err != nil {
 		r.wrong = append(r.wrong, err.Error())
 		return err

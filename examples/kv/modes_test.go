@@ -29,9 +29,13 @@ func TestModeStories(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs clusters of five nodes")
 	}
+	// The stories mostly wait (failure detection, paced load): the three
+	// run side by side, and the leak check comes once they all ended.
+	ignore := goleak.IgnoreCurrent()
+	t.Cleanup(func() { goleak.VerifyNone(t, ignore) })
 	for _, m := range storyModes {
 		t.Run(string(m.Replication)+"-"+string(m.Routing), func(t *testing.T) {
-			ignore := goleak.IgnoreCurrent()
+			t.Parallel()
 			var logs lockedBuffer
 			o := storyOptions()
 			o.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -57,7 +61,6 @@ func TestModeStories(t *testing.T) {
 			if !strings.Contains(out.String(), "result: 150 keys") {
 				t.Errorf("no result line")
 			}
-			goleak.VerifyNone(t, ignore)
 		})
 	}
 }
