@@ -36,7 +36,9 @@
 // and -routing client (the smart client routes; other nodes answer
 // not_owner) or server (any node forwards to the primary: forward.go). The
 // README states each mode's promise; -story runs one mode's story on 10
-// nodes, -bench measures the three (stories.go, bench.go).
+// nodes, -bench measures the three (stories.go, bench.go). What follows
+// is sync replication; under async a replica may lag its primary by the
+// writes still queued, and a primary's crash loses them.
 //
 // Consistency: primary-backup, last writer wins per key. A write goes to
 // the partition's primary; any other node answers 421 "not_owner" naming

@@ -50,6 +50,8 @@ func (s *server) forwards(r *http.Request, e *apiError) bool {
 func (s *server) forward(w http.ResponseWriter, r *http.Request, key string, value []byte) {
 	ctx, cancel := context.WithTimeout(r.Context(), forwardTimeout)
 	defer cancel()
+	// A stopping node gives up at once: its shutdown waits for handlers.
+	defer context.AfterFunc(s.st.ctx, cancel)()
 	backoff := 20 * time.Millisecond
 	last := "no attempt"
 	for attempt := 0; attempt < 50; attempt++ {
