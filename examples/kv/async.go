@@ -26,6 +26,7 @@ type replicator struct {
 	client *http.Client
 	log    *slog.Logger
 	limit  int             // writes per queue
+	delay  time.Duration   // tests: each batch waits this long before it is sent
 	ctx    context.Context // ends when the node stops or crashes: what is queued is lost
 	wg     sync.WaitGroup
 
@@ -128,6 +129,13 @@ func (r *replicator) run(q *peerQueue) {
 				return
 			case <-q.wake:
 				continue
+			}
+		}
+		if r.delay > 0 {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-time.After(r.delay):
 			}
 		}
 		settled, err := r.send(q.node, batch)

@@ -62,6 +62,10 @@ type Config struct {
 	// Routing is who finds a key's primary: client (the default: other
 	// nodes answer not_owner) or server (any node forwards).
 	Routing Routing
+
+	// For the tests: shift this node's wall clock, slow its async
+	// deliveries down (each batch waits this long before it is sent).
+	clockSkew, asyncDelay time.Duration
 }
 
 // NewNode listens on the kv address, creates the ClusterKit node with the
@@ -116,8 +120,10 @@ func NewNode(cfg Config) (*Node, error) {
 	var repl *replicator
 	if cfg.Replication == ReplicationAsync {
 		repl = newReplicator(ctx, ck, client, klog, cfg.AsyncQueue)
+		repl.delay = cfg.asyncDelay
 	}
 	st := newStore(ctx, ck, klog, client, cfg.HandoffGrace, repl)
+	st.skew = cfg.clockSkew
 	pid := ck.ActorSystem().Root.Spawn(actor.PropsFromProducer(func() actor.Actor { return st }))
 	err = ck.Subscribe(pid, clusterkit.OnlyMine(), clusterkit.WithKinds(clusterkit.EventPartitionChange,
 		clusterkit.EventNodeRejoin, clusterkit.EventNodeLeave, clusterkit.EventRebalanceComplete))
@@ -163,18 +169,26 @@ func (n *Node) Start(ctx context.Context) error {
 
 // Stop hands this node's primaries over to ready replicas while the kv API
 // still serves (writes in flight finish, clients learn the new primaries),
-// delivers what async replication still has queued, then stops the kv API,
-// the store and ClusterKit (without leaving).
+// then stops the kv API, the store and ClusterKit (without leaving). An
+// async node first stops taking writes (503 stopping: clients retry) and
+// delivers its queues: a new primary then holds every write this node
+// acknowledged before it versions its first own, so the order of the
+// versions is the order of the acknowledgements even if its clock is
+// behind this node's. Delivered after the hand-over, a queued write would
+// merge later and could win over a newer write by its version alone.
 func (n *Node) Stop(ctx context.Context) error {
-	if err := n.CK.HandOverPrimaries(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
-		n.log.Warn("stopping without handing primaries over", "error", err)
-	}
 	if n.repl != nil {
+		if _, err := n.CK.ActorSystem().Root.RequestFuture(n.pid, &stopWrites{}, askTimeout).Result(); err != nil {
+			n.log.Warn("stopping: the store did not stop taking writes", "error", err)
+		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := n.repl.flush(fctx); err != nil {
 			n.log.Warn("stopping with async writes not delivered", "error", err)
 		}
 		cancel()
+	}
+	if err := n.CK.HandOverPrimaries(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
+		n.log.Warn("stopping without handing primaries over", "error", err)
 	}
 	n.closeKV()
 	return n.CK.Stop(ctx)

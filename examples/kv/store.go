@@ -86,8 +86,11 @@ type (
 	}
 	replicateReply struct{ err *apiError }
 	statusRequest  struct{}
-	releaseCheck   struct{}
-	copyResult     struct {
+	// stopWrites: a stopping async primary takes no more writes (see
+	// Node.Stop); the reply means every write before it is queued.
+	stopWrites   struct{}
+	releaseCheck struct{}
+	copyResult   struct {
 		part    string
 		gen     uint64
 		source  string
@@ -139,6 +142,10 @@ type store struct {
 
 	// repl queues the writes of an async primary (nil under sync replication).
 	repl *replicator
+	// stopping: the node is stopping and refuses writes (async only).
+	stopping bool
+	// skew shifts this node's wall clock, for the tests of clock skew.
+	skew time.Duration
 }
 
 func newStore(ctx context.Context, ck *clusterkit.ClusterKit, log *slog.Logger, client *http.Client, handoffGrace time.Duration, repl *replicator) *store {
@@ -179,6 +186,9 @@ func (s *store) Receive(ctx actor.Context) {
 	case *statusRequest:
 		st := s.status(true)
 		ctx.Respond(&st)
+	case *stopWrites:
+		s.stopping = true
+		ctx.Respond(m)
 	}
 }
 
@@ -362,7 +372,7 @@ func (s *store) merge(p *partitionData, key string, en entry) {
 // the wall clock, so that a new primary's writes supersede its
 // predecessor's even though the two never talked.
 func (s *store) nextVersion() uint64 {
-	s.clock = max(s.clock+1, uint64(time.Now().UnixNano()))
+	s.clock = max(s.clock+1, uint64(time.Now().Add(s.skew).UnixNano()))
 	return s.clock
 }
 
@@ -408,6 +418,10 @@ func (s *store) write(m *writeRequest) *writeReply {
 	}
 	if p.PrimaryNode != s.self {
 		return &writeReply{err: s.notOwner(p, "the primary")}
+	}
+	if s.stopping {
+		return &writeReply{err: &apiError{Status: http.StatusServiceUnavailable, Code: "stopping", Partition: p.ID,
+			Message: fmt.Sprintf("%s is stopping: it delivers its queued writes, then hands %s over; retry", s.self, p.ID)}}
 	}
 	d := s.parts[p.ID]
 	if d == nil || !d.loaded {
