@@ -113,6 +113,37 @@ func (r *replicator) flush(ctx context.Context) error {
 	}
 }
 
+// flushPartition waits until the queue to node holds no write of part
+// (delivered, or dropped with a replica that is gone), or ctx ends.
+func (r *replicator) flushPartition(ctx context.Context, node, part string) error {
+	left := func() int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		n := 0
+		if q := r.queues[node]; q != nil {
+			for _, m := range q.items {
+				if m.Partition == part {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		n := left()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d queued writes of %s not delivered to %s: %w", n, part, node, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
 // wait returns once every sender has returned (after ctx ended).
 func (r *replicator) wait() { r.wg.Wait() }
 

@@ -38,8 +38,8 @@
 // README states each mode's promise; -story runs one mode's story on 10
 // nodes, -bench measures the three (stories.go, bench.go). What follows
 // is sync replication; under async a replica may lag its primary by the
-// writes still queued, and a primary's crash loses them (a planned stop
-// refuses writes while it delivers them, then hands over: Node.Stop).
+// writes still queued, and a primary's crash loses them; a new primary
+// serves once its live predecessor delivered them (fence.go).
 //
 // Consistency: primary-backup, last writer wins per key. A write goes to
 // the partition's primary; any other node answers 421 "not_owner" naming

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -307,6 +308,18 @@ func TestAsyncReplication(t *testing.T) {
 		st, err := kvStatus(ns[0].KVAddr)
 		return err == nil && st.Replication == ReplicationAsync && st.Pending == 0
 	})
+	// The fence's request, malformed, is refused with a reason.
+	for _, q := range []string{"", "?to=node-2", "?epoch=0&to=node-2", "?epoch=7"} {
+		resp, err := http.Post("http://"+ns[0].KVAddr+"/internal/partitions/partition-0/deliver"+q, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "want the new primary's node id (to) and its partition epoch") {
+			t.Errorf("deliver%s: %d %s, want 400 naming to and epoch", q, resp.StatusCode, body)
+		}
+	}
 }
 
 // TestReplicatorFull: a replica's queue holds at most its limit; a write
@@ -389,11 +402,11 @@ func TestClientNeverGoesBack(t *testing.T) {
 
 // TestAsyncStopUnderSkew: an async primary whose clock is 2 s ahead of the
 // others stops, gracefully, with writes still queued (its deliveries are
-// slowed down) while writers keep writing through the stop. The writes it
-// acknowledged reach the new primaries before these take their first, so
-// every key reads back its last acknowledged value: a queued write
-// delivered after the hand-over would carry a version from the future and
-// win over the newer writes of the new primary.
+// slowed down) while writers keep writing through the stop. Each new
+// primary serves only once the stopping node delivered what it queued for
+// it (fence.go), so every key reads back its last acknowledged value: a
+// queued write delivered after the new primary's first writes would carry
+// a version from the future and win over them.
 func TestAsyncStopUnderSkew(t *testing.T) {
 	var ns []*Node
 	for i := range 3 {
@@ -490,6 +503,125 @@ func TestAsyncStopUnderSkew(t *testing.T) {
 		})
 	}
 	r := newTestClient(t, gateway(ns[0]))
+	var lost []string
+	for w := range writers {
+		for k, v := range last[w] {
+			got, err := r.Get(context.Background(), k)
+			if err != nil || string(got) != v {
+				lost = append(lost, fmt.Sprintf("%s: %q %v, acknowledged %q", k, got, err, v))
+			}
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("%d of %d keys do not read back their last acknowledged write, e.g. %v", len(lost), writers*keysPerWriter, lost[:min(3, len(lost))])
+	}
+}
+
+// TestAsyncHandOverUnderSkew: an async node whose clock is 2 s ahead and
+// whose deliveries are slow hands its primaries over (HandOverPrimaries,
+// as before maintenance; it keeps running) under writers that end soon
+// after. A new primary serves only once its predecessor delivered what it
+// had queued for it (fence.go), so every key reads back its last
+// acknowledged write; without that, a queued write delivered after the new
+// primary's first ones wins by its version.
+func TestAsyncHandOverUnderSkew(t *testing.T) {
+	start := func(i int, join *Node) *Node {
+		o := testOptions(fmt.Sprintf("node-%d", i+1))
+		o.PartitionCount, o.ReplicationFactor = 16, 2
+		cfg := Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond, Replication: ReplicationAsync}
+		if join != nil {
+			cfg.ClusterKit.JoinAddrs = []string{gateway(join)}
+		}
+		if i == 1 {
+			cfg.clockSkew, cfg.asyncDelay = 2*time.Second, 500*time.Millisecond
+		}
+		n, err := NewNode(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := n.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if err := n.Stop(context.Background()); err != nil {
+				t.Errorf("stop %s: %v", o.NodeID, err)
+			}
+		})
+		return n
+	}
+	n1 := start(0, nil)
+	n2 := start(1, n1)
+	n3 := start(2, n1)
+	waitSettled(t, map[string]*Node{"node-1": n1, "node-2": n2, "node-3": n3})
+	skewed := map[string]bool{}
+	for id, p := range n1.CK.GetCluster().PartitionMap.Partitions {
+		if p.PrimaryNode == "node-2" {
+			skewed[id] = true
+		}
+	}
+
+	const writers, keysPerWriter = 8, 4
+	var (
+		done     = make(chan struct{})
+		wg       sync.WaitGroup
+		last     [writers]map[string]string
+		afterOps atomic.Int64 // writes acknowledged after a primary moved
+		moved    atomic.Bool
+	)
+	// Every key is in a partition node-2 leads: the moves from node-2 are
+	// the ones that can lose a write.
+	var keys [writers][]string
+	for i := 0; i < 10_000 && len(keys[writers-1]) < keysPerWriter; i++ {
+		k := fmt.Sprintf("key-%d", i)
+		if p, err := n1.CK.GetPartition(k); err == nil && skewed[p.ID] {
+			w := slices.IndexFunc(keys[:], func(ks []string) bool { return len(ks) < keysPerWriter })
+			keys[w] = append(keys[w], k)
+		}
+	}
+	for w := range writers {
+		last[w] = map[string]string{}
+		c := newTestClient(t, gateway(n1))
+		wg.Go(func() {
+			ctx := context.Background()
+			for seq := 0; seq < 100_000; seq++ {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				k, v := keys[w][seq%keysPerWriter], fmt.Sprintf("%d", seq)
+				if err := c.Put(ctx, k, []byte(v)); err != nil {
+					t.Errorf("PUT %s=%s: %v", k, v, err)
+					return
+				}
+				last[w][k] = v
+				if moved.Load() {
+					afterOps.Add(1)
+				}
+			}
+		})
+	}
+	actortest.Eventually(t, 10*time.Second, "node-2 has writes queued", func() bool {
+		st, err := kvStatus(n2.KVAddr)
+		return err == nil && st.Pending > 0
+	})
+	if err := n2.CK.HandOverPrimaries(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	moved.Store(true)
+	actortest.Eventually(t, 10*time.Second, "writes acknowledged after the move", func() bool { return afterOps.Load() >= 100 })
+	close(done)
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	for _, n := range []*Node{n1, n2, n3} {
+		actortest.Eventually(t, 10*time.Second, n.CK.GetMyNodeID()+" delivered its queue", func() bool {
+			st, err := kvStatus(n.KVAddr)
+			return err == nil && st.Pending == 0
+		})
+	}
+	r := newTestClient(t, gateway(n1))
 	var lost []string
 	for w := range writers {
 		for k, v := range last[w] {

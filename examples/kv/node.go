@@ -169,26 +169,19 @@ func (n *Node) Start(ctx context.Context) error {
 
 // Stop hands this node's primaries over to ready replicas while the kv API
 // still serves (writes in flight finish, clients learn the new primaries),
-// then stops the kv API, the store and ClusterKit (without leaving). An
-// async node first stops taking writes (503 stopping: clients retry) and
-// delivers its queues: a new primary then holds every write this node
-// acknowledged before it versions its first own, so the order of the
-// versions is the order of the acknowledgements even if its clock is
-// behind this node's. Delivered after the hand-over, a queued write would
-// merge later and could win over a newer write by its version alone.
+// delivers what async replication still has queued (each new primary
+// waits for what is queued for it before it serves: fence.go), then stops
+// the kv API, the store and ClusterKit (without leaving).
 func (n *Node) Stop(ctx context.Context) error {
+	if err := n.CK.HandOverPrimaries(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
+		n.log.Warn("stopping without handing primaries over", "error", err)
+	}
 	if n.repl != nil {
-		if _, err := n.CK.ActorSystem().Root.RequestFuture(n.pid, &stopWrites{}, askTimeout).Result(); err != nil {
-			n.log.Warn("stopping: the store did not stop taking writes", "error", err)
-		}
 		fctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		if err := n.repl.flush(fctx); err != nil {
 			n.log.Warn("stopping with async writes not delivered", "error", err)
 		}
 		cancel()
-	}
-	if err := n.CK.HandOverPrimaries(ctx); err != nil && !errors.Is(err, clusterkit.ErrNotStarted) {
-		n.log.Warn("stopping without handing primaries over", "error", err)
 	}
 	n.closeKV()
 	return n.CK.Stop(ctx)

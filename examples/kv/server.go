@@ -104,6 +104,7 @@ func (s *server) routes() http.Handler {
 	mux.HandleFunc("POST /internal/replicate", s.handleReplicate)
 	mux.HandleFunc("POST /internal/replicate-batch", s.handleReplicateBatch)
 	mux.HandleFunc("GET /internal/partitions/{id}", s.handleSnapshot)
+	mux.HandleFunc("POST /internal/partitions/{id}/deliver", s.handleDeliver)
 	return mux
 }
 

@@ -33,6 +33,12 @@ type partitionData struct {
 	gen    uint64 // identifies the load in progress: late copy results of an older one are ignored
 	epoch  uint64 // epoch of the PartitionChange that started the load
 	ahead  uint64 // highest epoch a primary sent writes with (it may know a table this node has not applied yet)
+	fence  uint64 // async: a new primary waits for its predecessor's queue (fence.go); 0: none
+	// role is this node's role as its last PartitionChange said; under
+	// async a primary serves once it was told (fence.go), and unknownSince
+	// is when the table first named it primary before that.
+	role         string
+	unknownSince time.Time
 	// ackTo is where the acknowledgement of the load in progress goes (the
 	// sender of its PartitionChange); nil when the owner is ready already.
 	ackTo *actor.PID
@@ -86,11 +92,8 @@ type (
 	}
 	replicateReply struct{ err *apiError }
 	statusRequest  struct{}
-	// stopWrites: a stopping async primary takes no more writes (see
-	// Node.Stop); the reply means every write before it is queued.
-	stopWrites   struct{}
-	releaseCheck struct{}
-	copyResult   struct {
+	releaseCheck   struct{}
+	copyResult     struct {
 		part    string
 		gen     uint64
 		source  string
@@ -142,8 +145,6 @@ type store struct {
 
 	// repl queues the writes of an async primary (nil under sync replication).
 	repl *replicator
-	// stopping: the node is stopping and refuses writes (async only).
-	stopping bool
 	// skew shifts this node's wall clock, for the tests of clock skew.
 	skew time.Duration
 }
@@ -186,9 +187,10 @@ func (s *store) Receive(ctx actor.Context) {
 	case *statusRequest:
 		st := s.status(true)
 		ctx.Respond(&st)
-	case *stopWrites:
-		s.stopping = true
+	case *deliverBarrier:
 		ctx.Respond(m)
+	case *fenceLifted:
+		s.lift(m)
 	}
 }
 
@@ -210,8 +212,15 @@ func (s *store) partitionChange(ctx actor.Context, e *messages.PartitionChange) 
 			s.log.Debug("partition released: dropped", "partition", id, "epoch", e.GetEpoch())
 		}
 		return
+	case clusterkit.PartitionBecomePrimary, clusterkit.PartitionBecomeReplica:
+		// A role change keeps the data.
+		if d := s.parts[id]; d != nil {
+			d.role, d.unknownSince = e.GetRole(), time.Time{}
+		}
+		s.fenceIfPromoted(ctx, e)
+		return
 	default:
-		return // a role change keeps the data
+		return
 	}
 	p := s.parts[id]
 	if p == nil {
@@ -220,6 +229,7 @@ func (s *store) partitionChange(ctx actor.Context, e *messages.PartitionChange) 
 	}
 	s.gen++
 	p.gen, p.epoch, p.loaded, p.failed, p.releasedAt, p.ackTo = s.gen, e.GetEpoch(), false, false, time.Time{}, nil
+	p.role, p.unknownSince = e.GetRole(), time.Time{}
 	if e.GetState() == clusterkit.OwnerSyncing {
 		p.ackTo = ctx.Sender()
 	}
@@ -240,6 +250,8 @@ func (s *store) partitionChange(ctx actor.Context, e *messages.PartitionChange) 
 		s.log.Debug("loading partition", "partition", id, "role", e.GetRole(), "reason", e.GetChangeReason(), "from", sources)
 		go s.copyPartition(ctx.ActorSystem(), ctx.Self(), id, p.gen, p.epoch, sources)
 	}
+	// Without the hand-off a new owner may be primary while it loads.
+	s.fenceIfPromoted(ctx, e)
 	s.logReadiness()
 }
 
@@ -404,6 +416,9 @@ func (s *store) get(m *getRequest) *getReply {
 	if d == nil || !d.loaded {
 		return &getReply{err: errLoading(p.ID)}
 	}
+	if d.fence != 0 && role == "primary" {
+		return &getReply{err: s.errFenced(p.ID)}
+	}
 	en, ok := d.data[m.key]
 	return &getReply{entry: en, found: ok && !en.Deleted, part: p.ID, role: role}
 }
@@ -419,13 +434,12 @@ func (s *store) write(m *writeRequest) *writeReply {
 	if p.PrimaryNode != s.self {
 		return &writeReply{err: s.notOwner(p, "the primary")}
 	}
-	if s.stopping {
-		return &writeReply{err: &apiError{Status: http.StatusServiceUnavailable, Code: "stopping", Partition: p.ID,
-			Message: fmt.Sprintf("%s is stopping: it delivers its queued writes, then hands %s over; retry", s.self, p.ID)}}
-	}
 	d := s.parts[p.ID]
 	if d == nil || !d.loaded {
 		return &writeReply{err: errLoading(p.ID)}
+	}
+	if s.repl != nil && !s.toldPrimary(p.ID, d) {
+		return &writeReply{err: s.errFenced(p.ID)}
 	}
 	en := entry{Value: m.value, Version: s.nextVersion(), Deleted: m.deleted}
 	replicas := slices.Clone(p.ReplicaNodes)
