@@ -98,31 +98,25 @@ func (r *replicator) pending() (n int, oldest time.Duration) {
 // flush waits until every queue is empty (a graceful stop loses nothing)
 // or ctx ends.
 func (r *replicator) flush(ctx context.Context) error {
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		if n, _ := r.pending(); n == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			n, _ := r.pending()
-			return fmt.Errorf("%d queued writes not delivered: %w", n, ctx.Err())
-		case <-tick.C:
-		}
-	}
+	return r.await(ctx, func(string, *replicateRequest) bool { return true }, "")
 }
 
 // flushPartition waits until the queue to node holds no write of part
 // (delivered, or dropped with a replica that is gone), or ctx ends.
 func (r *replicator) flushPartition(ctx context.Context, node, part string) error {
-	left := func() int {
+	return r.await(ctx, func(to string, m *replicateRequest) bool { return to == node && m.Partition == part },
+		fmt.Sprintf(" of %s to %s", part, node))
+}
+
+// await polls the queues until none holds a write that counts, or ctx
+// ends; what names those writes in the error.
+func (r *replicator) await(ctx context.Context, counts func(node string, m *replicateRequest) bool, what string) error {
+	left := func() (n int) {
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		n := 0
-		if q := r.queues[node]; q != nil {
+		for node, q := range r.queues {
 			for _, m := range q.items {
-				if m.Partition == part {
+				if counts(node, m) {
 					n++
 				}
 			}
@@ -138,7 +132,7 @@ func (r *replicator) flushPartition(ctx context.Context, node, part string) erro
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%d queued writes of %s not delivered to %s: %w", n, part, node, ctx.Err())
+			return fmt.Errorf("%d queued writes%s not delivered: %w", n, what, ctx.Err())
 		case <-tick.C:
 		}
 	}
@@ -210,15 +204,8 @@ type refusedJSON struct {
 // every partition when it rejoins, as under sync replication. Anything else
 // (no answer, busy) is retried: the replica may be slow, not gone.
 func (r *replicator) send(node string, batch []*replicateRequest) (settled bool, err error) {
-	c := r.ck.GetCluster()
-	addr, member := "", false
-	for _, n := range c.Nodes {
-		if n.ID == node {
-			member = true
-			addr = serviceAddr(n.Services["kv"], n.IP)
-		}
-	}
-	if !member || addr == "" {
+	addr := memberKV(r.ck, node)
+	if addr == "" {
 		r.dropped.Add(int64(len(batch)))
 		r.log.Debug("async replication: replica is not a member any more; its queue is dropped", "replica", node, "writes", len(batch))
 		return true, nil

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -54,12 +55,8 @@ func (s *store) fenceIfPromoted(ctx actor.Context, e *messages.PartitionChange) 
 	if d == nil {
 		return
 	}
-	from, addr := e.GetOldPrimary(), ""
-	for _, n := range s.ck.GetCluster().Nodes {
-		if n.ID == from {
-			addr = serviceAddr(n.Services["kv"], n.IP)
-		}
-	}
+	from := e.GetOldPrimary()
+	addr := memberKV(s.ck, from)
 	if addr == "" {
 		return // removed: its queue is gone
 	}
@@ -69,45 +66,52 @@ func (s *store) fenceIfPromoted(ctx actor.Context, e *messages.PartitionChange) 
 	go s.awaitPredecessor(ctx.ActorSystem(), ctx.Self(), e.GetPartitionId(), d.fence, e.GetEpoch(), source{id: from, kv: addr})
 }
 
-// awaitPredecessor asks from to deliver its queue for part to this node
-// and tells the actor when it did, or cannot.
+// awaitPredecessor asks from to deliver its queue for part to this node,
+// retrying with backoff within fenceWait, and tells the actor when it did,
+// or cannot.
 func (s *store) awaitPredecessor(system *actor.ActorSystem, self *actor.PID, part string, fence, epoch uint64, from source) {
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(s.ctx, fenceWait)
 	defer cancel()
 	u := fmt.Sprintf("http://%s/internal/partitions/%s/deliver?to=%s&epoch=%d", from.kv, url.PathEscape(part), url.QueryEscape(s.self), epoch)
 	backoff := 20 * time.Millisecond
-	var err error
-	for {
-		var req *http.Request
-		if req, err = http.NewRequestWithContext(ctx, http.MethodPost, u, nil); err != nil {
-			break
-		}
-		var resp *http.Response
-		resp, err = s.client.Do(req)
-		if isDial(err) {
-			err = nil // down: nothing left to deliver
-			break
-		}
-		if err == nil {
-			_ = resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-			err = fmt.Errorf("%s: %s", from.id, resp.Status)
-		}
+	err := s.askDelivery(ctx, u)
+	for err != nil && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
 		case <-time.After(backoff):
 			backoff = min(2*backoff, 250*time.Millisecond)
-			continue
+			err = s.askDelivery(ctx, u)
 		}
-		break
 	}
 	if s.ctx.Err() != nil {
 		return
 	}
+	if err != nil {
+		err = fmt.Errorf("%s: %w", from.id, err)
+	}
 	system.Root.Send(self, &fenceLifted{part: part, fence: fence, from: from.id, waited: time.Since(start), err: err})
+}
+
+// askDelivery makes one deliver request: nil once the predecessor
+// delivered, or when it is down (its queue is gone with it).
+func (s *store) askDelivery(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.client.Do(req)
+	switch {
+	case isDial(err):
+		return nil
+	case err != nil:
+		return err
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
 }
 
 // lift ends a fence, unless a newer one replaced it.

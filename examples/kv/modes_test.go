@@ -69,21 +69,7 @@ func TestModeStories(t *testing.T) {
 // startModeNode starts an in-process node with the given modes.
 func startModeNode(t *testing.T, o clusterkit.Options, repl Replication, routing Routing) *Node {
 	t.Helper()
-	n, err := NewNode(Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond, Replication: repl, Routing: routing})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			if err := n.Stop(context.Background()); err != nil {
-				t.Errorf("stop %s: %v", o.NodeID, err)
-			}
-		})
-	})
+	n, _ := startConfigNode(t, Config{ClusterKit: o, Replication: repl, Routing: routing})
 	return n
 }
 
@@ -408,113 +394,22 @@ func TestClientNeverGoesBack(t *testing.T) {
 // queued write delivered after the new primary's first writes would carry
 // a version from the future and win over them.
 func TestAsyncStopUnderSkew(t *testing.T) {
-	var ns []*Node
-	for i := range 3 {
-		o := testOptions(fmt.Sprintf("node-%d", i+1))
-		o.PartitionCount, o.ReplicationFactor = 16, 2
-		cfg := Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond, Replication: ReplicationAsync}
-		if i > 0 {
-			cfg.ClusterKit.JoinAddrs = []string{gateway(ns[0])}
-		}
-		if i == 2 {
-			cfg.clockSkew, cfg.asyncDelay = 2*time.Second, 300*time.Millisecond
-		}
-		n, err := NewNode(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		ns = append(ns, n)
+	ns, stops := skewCluster(t, 2, 300*time.Millisecond)
+	keys := make([][]string, 8)
+	for w := range keys {
+		keys[w] = []string{fmt.Sprintf("w%d-k0", w), fmt.Sprintf("w%d-k1", w)}
 	}
-	stopped := make([]sync.Once, len(ns))
-	stop := func(i int) {
-		stopped[i].Do(func() {
-			if err := ns[i].Stop(context.Background()); err != nil {
-				t.Errorf("stop %s: %v", ns[i].CK.GetMyNodeID(), err)
-			}
-		})
-	}
-	t.Cleanup(func() {
-		for i := range ns {
-			stop(i)
-		}
-	})
-	waitSettled(t, map[string]*Node{"node-1": ns[0], "node-2": ns[1], "node-3": ns[2]})
-
-	const writers, keysPerWriter = 8, 2
-	var (
-		done     = make(chan struct{})
-		wg       sync.WaitGroup
-		last     [writers]map[string]string
-		failed   atomic.Int64
-		afterOps atomic.Int64 // writes acknowledged after the stop
-		isAfter  atomic.Bool
-	)
-	for w := range writers {
-		last[w] = map[string]string{}
-		c := newTestClient(t, gateway(ns[0]), gateway(ns[1]))
-		wg.Go(func() {
-			ctx := context.Background()
-			for seq := 0; seq < 100_000; seq++ {
-				select {
-				case <-done:
-					return
-				default:
-				}
-				k, v := fmt.Sprintf("w%d-k%d", w, seq%keysPerWriter), fmt.Sprintf("%d", seq)
-				if err := c.Put(ctx, k, []byte(v)); err != nil {
-					failed.Add(1)
-					t.Errorf("PUT %s=%s: %v", k, v, err)
-					return
-				}
-				last[w][k] = v
-				if isAfter.Load() {
-					afterOps.Add(1)
-				}
-			}
-		})
-	}
-	actortest.Eventually(t, 10*time.Second, "node-3 has writes queued", func() bool {
-		st, err := kvStatus(ns[2].KVAddr)
-		return err == nil && st.Pending > 0
-	})
-	// The writers go on while node-3 stops, and end soon after (a later
-	// overwrite would hide a lost write): a write the new primary took
-	// before node-3's queue reached it is then a key's last one.
+	load := startSkewLoad(t, keys, gateway(ns[0]), gateway(ns[1]))
+	waitQueued(t, ns[2])
 	stopDone := make(chan struct{})
-	isAfter.Store(true)
+	load.mark()
 	go func() {
 		defer close(stopDone)
-		stop(2)
+		stops[2]()
 	}()
-	actortest.Eventually(t, 10*time.Second, "writes acknowledged after the stop began", func() bool { return afterOps.Load() >= 100 })
-	close(done)
-	wg.Wait()
+	load.end(t, 100)
 	<-stopDone
-	if failed.Load() > 0 {
-		t.Fatalf("%d writes failed", failed.Load())
-	}
-	for _, n := range ns[:2] {
-		actortest.Eventually(t, 10*time.Second, n.CK.GetMyNodeID()+" delivered its queue", func() bool {
-			st, err := kvStatus(n.KVAddr)
-			return err == nil && st.Pending == 0
-		})
-	}
-	r := newTestClient(t, gateway(ns[0]))
-	var lost []string
-	for w := range writers {
-		for k, v := range last[w] {
-			got, err := r.Get(context.Background(), k)
-			if err != nil || string(got) != v {
-				lost = append(lost, fmt.Sprintf("%s: %q %v, acknowledged %q", k, got, err, v))
-			}
-		}
-	}
-	if len(lost) > 0 {
-		t.Fatalf("%d of %d keys do not read back their last acknowledged write, e.g. %v", len(lost), writers*keysPerWriter, lost[:min(3, len(lost))])
-	}
+	checkLastAcked(t, ns[:2], load.last)
 }
 
 // TestAsyncHandOverUnderSkew: an async node whose clock is 2 s ahead and
@@ -525,106 +420,135 @@ func TestAsyncStopUnderSkew(t *testing.T) {
 // acknowledged write; without that, a queued write delivered after the new
 // primary's first ones wins by its version.
 func TestAsyncHandOverUnderSkew(t *testing.T) {
-	start := func(i int, join *Node) *Node {
-		o := testOptions(fmt.Sprintf("node-%d", i+1))
-		o.PartitionCount, o.ReplicationFactor = 16, 2
-		cfg := Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond, Replication: ReplicationAsync}
-		if join != nil {
-			cfg.ClusterKit.JoinAddrs = []string{gateway(join)}
-		}
-		if i == 1 {
-			cfg.clockSkew, cfg.asyncDelay = 2*time.Second, 500*time.Millisecond
-		}
-		n, err := NewNode(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if err := n.Stop(context.Background()); err != nil {
-				t.Errorf("stop %s: %v", o.NodeID, err)
-			}
-		})
-		return n
-	}
-	n1 := start(0, nil)
-	n2 := start(1, n1)
-	n3 := start(2, n1)
-	waitSettled(t, map[string]*Node{"node-1": n1, "node-2": n2, "node-3": n3})
-	skewed := map[string]bool{}
-	for id, p := range n1.CK.GetCluster().PartitionMap.Partitions {
-		if p.PrimaryNode == "node-2" {
-			skewed[id] = true
-		}
-	}
-
-	const writers, keysPerWriter = 8, 4
-	var (
-		done     = make(chan struct{})
-		wg       sync.WaitGroup
-		last     [writers]map[string]string
-		afterOps atomic.Int64 // writes acknowledged after a primary moved
-		moved    atomic.Bool
-	)
+	ns, _ := skewCluster(t, 1, 500*time.Millisecond)
 	// Every key is in a partition node-2 leads: the moves from node-2 are
 	// the ones that can lose a write.
-	var keys [writers][]string
+	skewed := map[string]bool{}
+	for id, p := range ns[0].CK.GetCluster().PartitionMap.Partitions {
+		skewed[id] = p.PrimaryNode == "node-2"
+	}
+	const writers, keysPerWriter = 8, 4
+	keys := make([][]string, writers)
 	for i := 0; i < 10_000 && len(keys[writers-1]) < keysPerWriter; i++ {
 		k := fmt.Sprintf("key-%d", i)
-		if p, err := n1.CK.GetPartition(k); err == nil && skewed[p.ID] {
-			w := slices.IndexFunc(keys[:], func(ks []string) bool { return len(ks) < keysPerWriter })
+		if p, err := ns[0].CK.GetPartition(k); err == nil && skewed[p.ID] {
+			w := slices.IndexFunc(keys, func(ks []string) bool { return len(ks) < keysPerWriter })
 			keys[w] = append(keys[w], k)
 		}
 	}
-	for w := range writers {
-		last[w] = map[string]string{}
-		c := newTestClient(t, gateway(n1))
-		wg.Go(func() {
-			ctx := context.Background()
+	load := startSkewLoad(t, keys, gateway(ns[0]))
+	waitQueued(t, ns[1])
+	if err := ns[1].CK.HandOverPrimaries(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	load.mark()
+	load.end(t, 100)
+	checkLastAcked(t, ns, load.last)
+}
+
+// skewCluster starts 3 async nodes (16 partitions, RF 2), the one at
+// index skewed with its clock 2 s ahead and each of its batches held for
+// delay, and waits until they settle. It returns them with their stops.
+func skewCluster(t *testing.T, skewed int, delay time.Duration) ([]*Node, []func()) {
+	t.Helper()
+	var (
+		ns    []*Node
+		stops []func()
+	)
+	for i := range 3 {
+		cfg := Config{ClusterKit: testOptions(fmt.Sprintf("node-%d", i+1)), Replication: ReplicationAsync}
+		cfg.ClusterKit.PartitionCount, cfg.ClusterKit.ReplicationFactor = 16, 2
+		if i > 0 {
+			cfg.ClusterKit.JoinAddrs = []string{gateway(ns[0])}
+		}
+		if i == skewed {
+			cfg.clockSkew, cfg.asyncDelay = 2*time.Second, delay
+		}
+		n, stop := startConfigNode(t, cfg)
+		ns, stops = append(ns, n), append(stops, stop)
+	}
+	waitSettled(t, map[string]*Node{"node-1": ns[0], "node-2": ns[1], "node-3": ns[2]})
+	return ns, stops
+}
+
+// waitQueued waits until n holds acknowledged writes not yet delivered.
+func waitQueued(t *testing.T, n *Node) {
+	t.Helper()
+	actortest.Eventually(t, 10*time.Second, n.CK.GetMyNodeID()+" has writes queued", func() bool {
+		st, err := kvStatus(n.KVAddr)
+		return err == nil && st.Pending > 0
+	})
+}
+
+// skewLoad is one writer per key list, each writing its keys in turn
+// (values count up) and keeping the last value acknowledged per key.
+type skewLoad struct {
+	done   chan struct{}
+	wg     sync.WaitGroup
+	last   []map[string]string // per writer
+	marked atomic.Bool
+	after  atomic.Int64 // writes acknowledged since mark
+}
+
+func startSkewLoad(t *testing.T, keys [][]string, gateways ...string) *skewLoad {
+	l := &skewLoad{done: make(chan struct{}), last: make([]map[string]string, len(keys))}
+	for w, ks := range keys {
+		l.last[w] = map[string]string{}
+		c := newTestClient(t, gateways...)
+		l.wg.Go(func() {
 			for seq := 0; seq < 100_000; seq++ {
 				select {
-				case <-done:
+				case <-l.done:
 					return
 				default:
 				}
-				k, v := keys[w][seq%keysPerWriter], fmt.Sprintf("%d", seq)
-				if err := c.Put(ctx, k, []byte(v)); err != nil {
+				k, v := ks[seq%len(ks)], fmt.Sprintf("%d", seq)
+				if err := c.Put(context.Background(), k, []byte(v)); err != nil {
 					t.Errorf("PUT %s=%s: %v", k, v, err)
 					return
 				}
-				last[w][k] = v
-				if moved.Load() {
-					afterOps.Add(1)
+				l.last[w][k] = v
+				if l.marked.Load() {
+					l.after.Add(1)
 				}
 			}
 		})
 	}
-	actortest.Eventually(t, 10*time.Second, "node-2 has writes queued", func() bool {
-		st, err := kvStatus(n2.KVAddr)
-		return err == nil && st.Pending > 0
-	})
-	if err := n2.CK.HandOverPrimaries(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	moved.Store(true)
-	actortest.Eventually(t, 10*time.Second, "writes acknowledged after the move", func() bool { return afterOps.Load() >= 100 })
-	close(done)
-	wg.Wait()
+	return l
+}
+
+// mark starts counting acknowledgements.
+func (l *skewLoad) mark() { l.marked.Store(true) }
+
+// end stops the writers once n writes were acknowledged since mark: soon
+// after the event, so that no later overwrite hides a lost write. A
+// failed write fails the test.
+func (l *skewLoad) end(t *testing.T, n int64) {
+	t.Helper()
+	actortest.Eventually(t, 10*time.Second, fmt.Sprintf("%d writes acknowledged since the mark", n), func() bool { return l.after.Load() >= n })
+	close(l.done)
+	l.wg.Wait()
 	if t.Failed() {
-		return
+		t.FailNow()
 	}
-	for _, n := range []*Node{n1, n2, n3} {
+}
+
+// checkLastAcked waits until the nodes delivered their queues, then reads
+// every key back and wants its last acknowledged value.
+func checkLastAcked(t *testing.T, ns []*Node, last []map[string]string) {
+	t.Helper()
+	for _, n := range ns {
 		actortest.Eventually(t, 10*time.Second, n.CK.GetMyNodeID()+" delivered its queue", func() bool {
 			st, err := kvStatus(n.KVAddr)
 			return err == nil && st.Pending == 0
 		})
 	}
-	r := newTestClient(t, gateway(n1))
+	r := newTestClient(t, gateway(ns[0]))
 	var lost []string
-	for w := range writers {
-		for k, v := range last[w] {
+	keys := 0
+	for _, kv := range last {
+		for k, v := range kv {
+			keys++
 			got, err := r.Get(context.Background(), k)
 			if err != nil || string(got) != v {
 				lost = append(lost, fmt.Sprintf("%s: %q %v, acknowledged %q", k, got, err, v))
@@ -632,6 +556,6 @@ func TestAsyncHandOverUnderSkew(t *testing.T) {
 		}
 	}
 	if len(lost) > 0 {
-		t.Fatalf("%d of %d keys do not read back their last acknowledged write, e.g. %v", len(lost), writers*keysPerWriter, lost[:min(3, len(lost))])
+		t.Fatalf("%d of %d keys do not read back their last acknowledged write, e.g. %v", len(lost), keys, lost[:min(3, len(lost))])
 	}
 }

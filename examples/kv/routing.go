@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/clusterkit/clusterkit"
 	"github.com/clusterkit/clusterkit/httpgw/client"
 )
 
@@ -50,4 +51,15 @@ func serviceAddr(addr, nodeAddr string) string {
 		return addr
 	}
 	return net.JoinHostPort(nodeHost, port)
+}
+
+// memberKV is node's kv address as ck's table has it: "" when node is not
+// a member (removed) or has no kv service.
+func memberKV(ck *clusterkit.ClusterKit, node string) string {
+	for _, n := range ck.GetCluster().Nodes {
+		if n.ID == node {
+			return serviceAddr(n.Services["kv"], n.IP)
+		}
+	}
+	return ""
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -105,19 +107,31 @@ func testOptions(id string) clusterkit.Options {
 // startNode starts an in-process kv node on loopback and stops it with the test.
 func startNode(t *testing.T, o clusterkit.Options) *Node {
 	t.Helper()
-	n, err := NewNode(Config{ClusterKit: o, KVAddr: "127.0.0.1:0", HandoffGrace: 300 * time.Millisecond})
+	n, _ := startConfigNode(t, Config{ClusterKit: o})
+	return n
+}
+
+// startConfigNode starts an in-process kv node with cfg (on loopback, with
+// a short hand-off grace unless cfg says otherwise) and returns it with its
+// stop, which runs once: now if the test calls it, else with the cleanup.
+func startConfigNode(t *testing.T, cfg Config) (*Node, func()) {
+	t.Helper()
+	cfg.KVAddr = cmp.Or(cfg.KVAddr, "127.0.0.1:0")
+	cfg.HandoffGrace = cmp.Or(cfg.HandoffGrace, 300*time.Millisecond)
+	n, err := NewNode(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := n.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
+	stop := sync.OnceFunc(func() {
 		if err := n.Stop(context.Background()); err != nil {
-			t.Errorf("stop %s: %v", o.NodeID, err)
+			t.Errorf("stop %s: %v", cfg.ClusterKit.NodeID, err)
 		}
 	})
-	return n
+	t.Cleanup(stop)
+	return n, stop
 }
 
 func gateway(n *Node) string {
